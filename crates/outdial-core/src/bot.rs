@@ -1,0 +1,287 @@
+//! Bots: connection settings and the outbound parameters of PRODUCT.md section 5.
+
+use crate::validate::{Obj, Result, check_url, is_object_name};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+pub enum BotType {
+    #[default]
+    #[serde(rename = "ac-api")]
+    AcApi,
+    #[serde(rename = "ac-api-streaming")]
+    AcApiStreaming,
+    #[serde(rename = "directline")]
+    DirectLine,
+    #[serde(rename = "dialogflow-cx")]
+    DialogflowCx,
+    #[serde(rename = "dialogflow-es")]
+    DialogflowEs,
+}
+
+pub const BOT_TYPES: [&str; 5] = ["ac-api", "ac-api-streaming", "directline", "dialogflow-cx", "dialogflow-es"];
+
+/// A bot. Secret fields (`token`, `oauthClientSecret`, `notifySecret`) are write-only through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Bot {
+    /// Unique, 1–64 characters of `[A-Za-z0-9_.-]`.
+    pub name: String,
+    #[serde(rename = "type", default)]
+    pub bot_type: BotType,
+    /// Where the bot is reached (required for `ac-api`, `ac-api-streaming` and `directline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_url: Option<String>,
+    /// Bearer token sent to the bot (write-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only)]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
+    /// Write-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only)]
+    pub oauth_client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth_scope: Option<String>,
+    /// Trunk carrying this bot's calls; the default trunk when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trunk: Option<String>,
+    #[serde(default = "default_language")]
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_name: Option<String>,
+    /// Scope tag (`tag=<value>`) that policies use to cover a group of bots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_tag: Option<String>,
+    /// Deprecated: OAuth scope a bearer token must carry to dial this bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialout_auth_scope: Option<String>,
+    /// Allowed `caller` values; with exactly one, `caller` may be omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialout_allowed_callers: Option<Vec<String>>,
+    /// Dial requests per second (fractions allowed); 0 = no limit.
+    #[serde(default)]
+    pub dialout_limit_per_second: f64,
+    /// 0–300; 0 = no limit.
+    #[serde(default)]
+    pub dialout_max_concurrent_calls: u32,
+    /// 10–3600, default 1200.
+    #[serde(default = "default_expiration")]
+    pub dialout_concurrent_calls_expiration_seconds: u32,
+    #[serde(default)]
+    pub send_events_to_bot: Vec<String>,
+    #[serde(default)]
+    pub dialout_start_recognition_on_connect: bool,
+    #[serde(default)]
+    pub barge_in: bool,
+    /// Key for `X-Outdial-Signature` on notifications of this bot's calls (write-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only)]
+    pub notify_secret: Option<String>,
+    /// Spoken when the bot cannot be reached at answer, before hanging up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_prompt: Option<String>,
+    /// SIP headers of the answer whose values go to the bot in the start event.
+    #[serde(default)]
+    pub sip_headers_to_bot: Vec<String>,
+}
+
+fn default_language() -> String {
+    "en-US".into()
+}
+fn default_expiration() -> u32 {
+    1200
+}
+
+/// Fields that are never returned.
+pub const BOT_SECRETS: [&str; 3] = ["token", "oauthClientSecret", "notifySecret"];
+
+const BOT_FIELDS: [&str; 25] = [
+    "name",
+    "type",
+    "botUrl",
+    "token",
+    "oauthTokenUrl",
+    "oauthClientId",
+    "oauthClientSecret",
+    "oauthScope",
+    "trunk",
+    "language",
+    "sttProvider",
+    "ttsProvider",
+    "voiceName",
+    "authorizationTag",
+    "dialoutAuthScope",
+    "dialoutAllowedCallers",
+    "dialoutLimitPerSecond",
+    "dialoutMaxConcurrentCalls",
+    "dialoutConcurrentCallsExpirationSeconds",
+    "sendEventsToBot",
+    "dialoutStartRecognitionOnConnect",
+    "bargeIn",
+    "notifySecret",
+    "fallbackPrompt",
+    "sipHeadersToBot",
+];
+
+/// SIP user-part characters (RFC 3261 `user`: unreserved, escaped, user-unreserved).
+pub fn is_sip_user(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%".contains(&b))
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+impl Bot {
+    /// Validates a bot body (API or configuration file) and builds the bot.
+    pub fn parse(v: &Value) -> Result<Bot> {
+        let o = Obj::new(v, "")?;
+        o.required(&["name"])?;
+        o.only(&BOT_FIELDS)?;
+        let name = o.string("name", 1, 64)?.unwrap_or_default();
+        if !is_object_name(name) {
+            return Err(o.error("name", "should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""));
+        }
+        let bot_type = match o.one_of("type", &BOT_TYPES)? {
+            Some(t) => serde_json::from_value(Value::String(t.into())).unwrap_or_default(),
+            None => BotType::AcApi,
+        };
+        let bot_url = o.string("botUrl", 1, 2048)?;
+        if let Some(u) = bot_url {
+            check_url(u, &["http", "https", "ws", "wss"]).map_err(|m| o.error("botUrl", m))?;
+        } else if matches!(bot_type, BotType::AcApi | BotType::AcApiStreaming | BotType::DirectLine) {
+            return Err(o.error("", "should have required property 'botUrl'"));
+        }
+        let oauth_token_url = o.string("oauthTokenUrl", 1, 2048)?;
+        if let Some(u) = oauth_token_url {
+            check_url(u, &["http", "https"]).map_err(|m| o.error("oauthTokenUrl", m))?;
+        }
+        let opt = |name: &str, max: usize| -> Result<Option<String>> {
+            Ok(o.text(name, 1, max)?.map(str::to_string))
+        };
+        let trunk = o.string("trunk", 1, 64)?;
+        if let Some(t) = trunk
+            && !is_object_name(t)
+        {
+            return Err(o.error("trunk", "should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""));
+        }
+        let language = o.string("language", 2, 35)?.unwrap_or("en-US");
+        if !language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(o.error("language", "should be a BCP 47 language tag such as en-US"));
+        }
+        let callers = o.strings("dialoutAllowedCallers", 1000, |s| {
+            if is_sip_user(s) { Ok(()) } else { Err("should contain only SIP user-part characters".into()) }
+        })?;
+        let events = o.strings("sendEventsToBot", 32, |s| {
+            if is_token(s) && s.len() <= 64 { Ok(()) } else { Err("should be an event name".into()) }
+        })?;
+        let headers = o.strings("sipHeadersToBot", 32, |s| {
+            if is_token(s) && s.len() <= 64 { Ok(()) } else { Err("should be a SIP header name".into()) }
+        })?;
+        let expiration = o.integer("dialoutConcurrentCallsExpirationSeconds", 10, 3600)?.unwrap_or(1200);
+        let max_calls = o.integer("dialoutMaxConcurrentCalls", 0, 300)?.unwrap_or(0);
+        Ok(Bot {
+            name: name.to_string(),
+            bot_type,
+            bot_url: bot_url.map(str::to_string),
+            token: opt("token", 4096)?,
+            oauth_token_url: oauth_token_url.map(str::to_string),
+            oauth_client_id: opt("oauthClientId", 256)?,
+            oauth_client_secret: opt("oauthClientSecret", 1024)?,
+            oauth_scope: opt("oauthScope", 1024)?,
+            trunk: trunk.map(str::to_string),
+            language: language.to_string(),
+            stt_provider: opt("sttProvider", 64)?,
+            tts_provider: opt("ttsProvider", 64)?,
+            voice_name: opt("voiceName", 128)?,
+            authorization_tag: opt("authorizationTag", 128)?,
+            dialout_auth_scope: opt("dialoutAuthScope", 256)?,
+            dialout_allowed_callers: callers,
+            dialout_limit_per_second: o.number("dialoutLimitPerSecond", Some(0.0), Some(10_000.0))?.unwrap_or(0.0),
+            dialout_max_concurrent_calls: max_calls as u32,
+            dialout_concurrent_calls_expiration_seconds: expiration as u32,
+            send_events_to_bot: events.unwrap_or_default(),
+            dialout_start_recognition_on_connect: o.boolean("dialoutStartRecognitionOnConnect")?.unwrap_or(false),
+            barge_in: o.boolean("bargeIn")?.unwrap_or(false),
+            notify_secret: opt("notifySecret", 256)?,
+            fallback_prompt: opt("fallbackPrompt", 2000)?,
+            sip_headers_to_bot: headers.unwrap_or_default(),
+        })
+    }
+
+    /// The bot as the API returns it: secret fields removed.
+    pub fn view(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            for s in BOT_SECRETS {
+                m.remove(s);
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value) -> std::result::Result<Bot, String> {
+        Bot::parse(&v).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_ranges() {
+        let b = parse(json!({"name": "Bot1", "botUrl": "https://bot.example/api"})).unwrap();
+        assert_eq!(b.dialout_concurrent_calls_expiration_seconds, 1200);
+        assert_eq!(b.dialout_limit_per_second, 0.0);
+        assert_eq!(b.language, "en-US");
+        let base = json!({"name": "Bot1", "botUrl": "https://bot.example/api"});
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            parse(b)
+        };
+        assert_eq!(
+            with("dialoutMaxConcurrentCalls", json!(301)).unwrap_err(),
+            "request/dialoutMaxConcurrentCalls should be <= 300"
+        );
+        assert_eq!(
+            with("dialoutConcurrentCallsExpirationSeconds", json!(9)).unwrap_err(),
+            "request/dialoutConcurrentCallsExpirationSeconds should be >= 10"
+        );
+        assert_eq!(with("dialoutLimitPerSecond", json!(-1)).unwrap_err(), "request/dialoutLimitPerSecond should be >= 0");
+        assert_eq!(with("dialoutLimitPerSecond", json!(0.1)).unwrap().dialout_limit_per_second, 0.1);
+        assert_eq!(with("bargeIn", json!("yes")).unwrap_err(), "request/bargeIn should be boolean");
+        assert_eq!(
+            with("dialoutAllowedCallers", json!(["1-800", "a b"])).unwrap_err(),
+            "request/dialoutAllowedCallers/1 should contain only SIP user-part characters"
+        );
+        assert_eq!(with("colour", json!(1)).unwrap_err(), "request should NOT have additional properties ('colour')");
+        assert_eq!(parse(json!({"name": "B"})).unwrap_err(), "request should have required property 'botUrl'");
+        assert_eq!(
+            parse(json!({"name": "a b", "botUrl": "http://x"})).unwrap_err(),
+            "request/name should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""
+        );
+    }
+
+    #[test]
+    fn view_hides_secrets() {
+        let b = parse(json!({"name": "B", "botUrl": "http://x", "token": "t0k", "notifySecret": "0123456789abcdef"}))
+            .unwrap();
+        let v = b.view();
+        assert!(v.get("token").is_none() && v.get("notifySecret").is_none());
+        assert_eq!(v["name"], "B");
+    }
+}

@@ -1,0 +1,231 @@
+//! Conversations: one dial request and everything that follows from it (PRODUCT.md 3.1–3.3).
+
+use crate::dialout::DialoutRequest;
+use crate::time::iso;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `accepted → dialing → ringing → answered → ended`, or `… → failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationState {
+    Accepted,
+    Dialing,
+    Ringing,
+    Answered,
+    Ended,
+    Failed,
+}
+
+impl ConversationState {
+    pub const ALL: [&'static str; 6] = ["accepted", "dialing", "ringing", "answered", "ended", "failed"];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Ended | Self::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Dialing => "dialing",
+            Self::Ringing => "ringing",
+            Self::Answered => "answered",
+            Self::Ended => "ended",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().position(|x| *x == s).map(|i| {
+            [Self::Accepted, Self::Dialing, Self::Ringing, Self::Answered, Self::Ended, Self::Failed][i]
+        })
+    }
+
+    /// The notification status of a terminal state.
+    pub fn outcome(self) -> Option<ConversationStatus> {
+        match self {
+            Self::Ended => Some(ConversationStatus::Completed),
+            Self::Failed => Some(ConversationStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// The `status` of notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Ringing,
+    Answered,
+    Completed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReasonCode {
+    NoAnswer,
+    Busy,
+    Declined,
+    Error,
+    BotDisconnected,
+    ClientDisconnected,
+    Transferred,
+    MachineDetected,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    pub id: Uuid,
+    pub bot: String,
+    /// The application that asked for the call.
+    pub client_id: String,
+    pub state: ConversationState,
+    pub request: DialoutRequest,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[serde(default)]
+    pub dialing_at: Option<i64>,
+    #[serde(default)]
+    pub ringing_at: Option<i64>,
+    #[serde(default)]
+    pub connect_time: Option<i64>,
+    #[serde(default)]
+    pub ended_at: Option<i64>,
+    #[serde(default)]
+    pub reason_code: Option<ReasonCode>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub sip_status: Option<u16>,
+    #[serde(default)]
+    pub sbc_session_id: Option<String>,
+    #[serde(default)]
+    pub hangup_by: Option<String>,
+    #[serde(default)]
+    pub bot_operation_result: Option<String>,
+    #[serde(default)]
+    pub bot_operation_data: Option<String>,
+    #[serde(default)]
+    pub detection: Option<Value>,
+}
+
+impl Conversation {
+    pub fn new(id: Uuid, client_id: &str, request: DialoutRequest, now_ms: i64) -> Self {
+        Conversation {
+            id,
+            bot: request.bot.clone(),
+            client_id: client_id.to_string(),
+            state: ConversationState::Accepted,
+            request,
+            created_at: now_ms,
+            updated_at: now_ms,
+            dialing_at: None,
+            ringing_at: None,
+            connect_time: None,
+            ended_at: None,
+            reason_code: None,
+            reason: None,
+            sip_status: None,
+            sbc_session_id: None,
+            hangup_by: None,
+            bot_operation_result: None,
+            bot_operation_data: None,
+            detection: None,
+        }
+    }
+
+    /// Seconds from connect to end, when both are known.
+    pub fn call_duration(&self) -> Option<f64> {
+        Some((self.ended_at? - self.connect_time?) as f64 / 1000.0)
+    }
+
+    pub fn view(&self) -> ConversationView {
+        ConversationView {
+            conversation_id: self.id,
+            bot: self.bot.clone(),
+            client_id: self.client_id.clone(),
+            state: self.state,
+            status: self.state.outcome(),
+            request: self.request.redacted(),
+            created_at: iso(self.created_at),
+            updated_at: iso(self.updated_at),
+            dialing_at: self.dialing_at.map(iso),
+            ringing_at: self.ringing_at.map(iso),
+            connect_time: self.connect_time.map(iso),
+            ended_at: self.ended_at.map(iso),
+            call_duration: self.call_duration(),
+            reason_code: self.reason_code,
+            reason: self.reason.clone(),
+            sip_status: self.sip_status,
+            sbc_session_id: self.sbc_session_id.clone(),
+            hangup_by: self.hangup_by.clone(),
+            bot_operation_result: self.bot_operation_result.clone(),
+            bot_operation_data: self.bot_operation_data.clone(),
+            detection: self.detection.clone(),
+        }
+    }
+}
+
+/// A conversation record as the API returns it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub conversation_id: Uuid,
+    pub bot: String,
+    pub client_id: String,
+    pub state: ConversationState,
+    /// `completed` or `failed` once the conversation has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ConversationStatus>,
+    /// The dial request, with the credentials and query values of `notifyUrl` masked.
+    pub request: DialoutRequest,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialing_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ringing_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_duration: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<ReasonCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_status: Option<u16>,
+    #[serde(rename = "sbcSessionID", skip_serializing_if = "Option::is_none")]
+    pub sbc_session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hangup_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_operation_result: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_operation_data: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub detection: Option<Value>,
+}
+
+/// One entry of a conversation's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationEvent {
+    /// Increasing within the conversation.
+    pub seq: i64,
+    /// ISO 8601 UTC.
+    pub at: String,
+    /// e.g. `accepted`, `dialing`, `sip-response`, `answered`, `notification`, `ended`.
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
