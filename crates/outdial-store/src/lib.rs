@@ -1,1 +1,168 @@
+//! Persistence of outdial: the [`Store`] trait and [`SqlStore`], its implementation on SQLite (the embedded
+//! default) and PostgreSQL (clusters).
+//!
+//! One SQL text serves both databases (sqlx's `Any` driver; `$N` placeholders, which SQLite accepts too);
+//! only the migrations differ per database. Configuration objects (bots, trunks, applications) are stored as
+//! validated JSON documents; conversations as a document plus the columns that are queried.
 
+mod sql;
+
+use async_trait::async_trait;
+use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState};
+use serde_json::Value;
+use uuid::Uuid;
+
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} '{1}' already exists")]
+    Conflict(&'static str, String),
+    #[error("{0} '{1}' not found")]
+    NotFound(&'static str, String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored document is not valid: {0}")]
+    Corrupt(String),
+    #[error("unsupported store URL '{0}': use sqlite://FILE or postgres://…")]
+    Url(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The kinds of configuration object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Bot,
+    Trunk,
+    Application,
+}
+
+impl Kind {
+    pub fn table(self) -> &'static str {
+        match self {
+            Kind::Bot => "bots",
+            Kind::Trunk => "trunks",
+            Kind::Application => "applications",
+        }
+    }
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Bot => "bot",
+            Kind::Trunk => "trunk",
+            Kind::Application => "application",
+        }
+    }
+}
+
+/// An idempotency key as remembered with the conversation it created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub client_id: String,
+    pub key: String,
+    /// SHA-256 of the request body, hex.
+    pub body_hash: String,
+    pub conversation_id: Uuid,
+    pub created_at: i64,
+}
+
+/// What [`Store::create_conversation`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New,
+    /// The idempotency key was already used (within its lifetime) by this earlier record.
+    Existing(IdempotencyRecord),
+}
+
+/// Filters of the conversation list; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub bot: Option<String>,
+    /// Only these bots (the caller's visibility); `None` = all.
+    pub bots_in: Option<Vec<String>>,
+    pub states: Option<Vec<ConversationState>>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Continue after this `(created_at, id)`.
+    pub after: Option<(i64, Uuid)>,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// All objects of a kind, by name.
+    async fn list_objects(&self, kind: Kind) -> Result<Vec<Value>>;
+    async fn get_object(&self, kind: Kind, name: &str) -> Result<Option<Value>>;
+    /// Fails with [`StoreError::Conflict`] when the name is taken.
+    async fn insert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()>;
+    /// Fails with [`StoreError::NotFound`] when there is no such object.
+    async fn replace_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()>;
+    /// Inserts or replaces (declarative configuration).
+    async fn upsert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()>;
+    /// Returns whether something was deleted.
+    async fn delete_object(&self, kind: Kind, name: &str) -> Result<bool>;
+    /// The newest change time of any object of any kind (for cache refresh).
+    async fn objects_version(&self) -> Result<i64>;
+
+    /// Stores a new conversation with its `accepted` event, and its idempotency key when given, in one
+    /// transaction. With a key that was already used within `idempotency_since`, stores nothing and returns
+    /// the earlier record.
+    async fn create_conversation(
+        &self,
+        conv: &Conversation,
+        idempotency: Option<&IdempotencyRecord>,
+        idempotency_since: i64,
+    ) -> Result<Created>;
+    async fn find_idempotency(&self, client_id: &str, key: &str, since: i64) -> Result<Option<IdempotencyRecord>>;
+    async fn get_conversation(&self, id: Uuid) -> Result<Option<Conversation>>;
+    async fn list_conversations(&self, filter: &ConversationFilter) -> Result<Vec<Conversation>>;
+    /// Saves the conversation's new state together with a timeline event, in one transaction.
+    async fn update_conversation(&self, conv: &Conversation, kind: &str, data: &Value) -> Result<()>;
+    async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()>;
+    async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>>;
+    /// Conversations not in a terminal state (for recovery after a crash).
+    async fn live_conversations(&self) -> Result<Vec<Conversation>>;
+
+    /// The token signing key, created on first use and shared by every node of a cluster.
+    async fn signing_key(&self) -> Result<Vec<u8>>;
+}
+
+pub mod testing {
+    //! Helpers for tests that need a real database of their own.
+
+    use sqlx::Connection;
+
+    /// The PostgreSQL server used by tests (`OUTDIAL_TEST_POSTGRES`, default the local one).
+    pub fn postgres_admin_url() -> String {
+        std::env::var("OUTDIAL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    /// Creates a uniquely named database and returns its URL; runs of tests never share one.
+    pub async fn fresh_postgres() -> Result<String, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let admin = postgres_admin_url();
+        let name = format!("outdial_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::AnyConnection::connect(&admin).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Ok(format!("{base}/{name}"))
+    }
+
+    /// Drops a database made by [`fresh_postgres`] (best effort).
+    pub async fn drop_postgres(url: &str) {
+        let Some((_, name)) = url.rsplit_once('/') else { return };
+        if !name.starts_with("outdial_t_") {
+            return;
+        }
+        if let Ok(mut conn) = sqlx::AnyConnection::connect(&postgres_admin_url()).await {
+            let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
+
+use crate::{ConversationFilter, Created, IdempotencyRecord, Kind, Result, Store, StoreError};
+use async_trait::async_trait;
+use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState};
+use outdial_core::time::{iso, now_ms};
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::time::Duration;
+use uuid::Uuid;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store on a SQL database. Cloning shares the pools.
+#[derive(Clone)]
+pub struct SqlStore {
+    /// SQLite has one writer at a time: a single write connection avoids busy waits; reads go in parallel.
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("backend", &self.backend).finish()
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl SqlStore {
+    /// Connects (`sqlite://FILE`, `sqlite::memory:`, `postgres://…`) and runs the migrations.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let store = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url(url);
+                let opts = || {
+                    AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                };
+                let write = opts().max_connections(1).connect(&url).await?;
+                let read = if url.contains(":memory:") {
+                    write.clone()
+                } else {
+                    opts().max_connections(4).connect(&url).await?
+                };
+                SqlStore { write, read, backend }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(url)
+                    .await?;
+                SqlStore { write: pool.clone(), read: pool, backend }
+            }
+        };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.write).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&store.write).await?,
+        }
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn insert_event<'c, E>(exec: E, id: Uuid, kind: &str, data: &Value, at: i64) -> Result<()>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        sqlx::query("INSERT INTO conversation_events (conversation_id, at, kind, data) VALUES ($1, $2, $3, $4)")
+            .bind(id.to_string())
+            .bind(at)
+            .bind(kind)
+            .bind(data.to_string())
+            .execute(exec)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Creates the SQLite file when missing (`mode=rwc`).
+fn sqlite_url(url: &str) -> String {
+    if url.contains(":memory:") || url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+fn conversation_from(row: &AnyRow) -> Result<Conversation> {
+    let body: String = row.try_get("body")?;
+    serde_json::from_str(&body).map_err(corrupt)
+}
+
+fn idempotency_from(row: &AnyRow) -> Result<IdempotencyRecord> {
+    let conv: String = row.try_get("conversation_id")?;
+    Ok(IdempotencyRecord {
+        client_id: row.try_get("client_id")?,
+        key: row.try_get("key")?,
+        body_hash: row.try_get("body_hash")?,
+        conversation_id: conv.parse().map_err(corrupt)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn list_objects(&self, kind: Kind) -> Result<Vec<Value>> {
+        let rows = sqlx::query(audited(format!("SELECT body FROM {} ORDER BY name", kind.table()))).fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt))
+            .collect()
+    }
+
+    async fn get_object(&self, kind: Kind, name: &str) -> Result<Option<Value>> {
+        let row = sqlx::query(audited(format!("SELECT body FROM {} WHERE name = $1", kind.table())))
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt)).transpose()
+    }
+
+    async fn insert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+            kind.table()
+        );
+        let done = sqlx::query(audited(sql)).bind(name).bind(doc.to_string()).bind(now_ms()).execute(&self.write).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(kind.noun(), name.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn replace_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
+        let sql = format!("UPDATE {} SET body = $2, updated_at = $3 WHERE name = $1", kind.table());
+        let done = sqlx::query(audited(sql)).bind(name).bind(doc.to_string()).bind(now_ms()).execute(&self.write).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(kind.noun(), name.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn upsert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+            kind.table()
+        );
+        sqlx::query(audited(sql)).bind(name).bind(doc.to_string()).bind(now_ms()).execute(&self.write).await?;
+        Ok(())
+    }
+
+    async fn delete_object(&self, kind: Kind, name: &str) -> Result<bool> {
+        let done = sqlx::query(audited(format!("DELETE FROM {} WHERE name = $1", kind.table())))
+            .bind(name)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn objects_version(&self) -> Result<i64> {
+        // Counts change on deletes, maxima on updates: together they notice any change.
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(updated_at), 0) FROM bots) + (SELECT COALESCE(MAX(updated_at), 0) FROM trunks) \
+             + (SELECT COALESCE(MAX(updated_at), 0) FROM applications) AS m, \
+             (SELECT COUNT(*) FROM bots) + (SELECT COUNT(*) FROM trunks) + (SELECT COUNT(*) FROM applications) AS n",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let m: i64 = row.try_get("m")?;
+        let n: i64 = row.try_get("n")?;
+        Ok(m.wrapping_mul(31).wrapping_add(n))
+    }
+
+    async fn create_conversation(
+        &self,
+        conv: &Conversation,
+        idempotency: Option<&IdempotencyRecord>,
+        idempotency_since: i64,
+    ) -> Result<Created> {
+        let mut tx = self.write.begin().await?;
+        if let Some(k) = idempotency {
+            let existing = sqlx::query(
+                "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
+                 WHERE client_id = $1 AND key = $2",
+            )
+            .bind(&k.client_id)
+            .bind(&k.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                let rec = idempotency_from(&row)?;
+                if rec.created_at >= idempotency_since {
+                    return Ok(Created::Existing(rec));
+                }
+                sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2")
+                    .bind(&k.client_id)
+                    .bind(&k.key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO idempotency_keys (client_id, key, body_hash, conversation_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&k.client_id)
+            .bind(&k.key)
+            .bind(&k.body_hash)
+            .bind(k.conversation_id.to_string())
+            .bind(k.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let body = serde_json::to_string(conv).map_err(corrupt)?;
+        sqlx::query(
+            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(conv.id.to_string())
+        .bind(&conv.bot)
+        .bind(&conv.client_id)
+        .bind(conv.state.as_str())
+        .bind(conv.created_at)
+        .bind(conv.updated_at)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        let data = serde_json::json!({"bot": conv.bot, "clientId": conv.client_id});
+        Self::insert_event(&mut *tx, conv.id, conv.state.as_str(), &data, conv.created_at).await?;
+        tx.commit().await?;
+        Ok(Created::New)
+    }
+
+    async fn find_idempotency(&self, client_id: &str, key: &str, since: i64) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query(
+            "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
+             WHERE client_id = $1 AND key = $2 AND created_at >= $3",
+        )
+        .bind(client_id)
+        .bind(key)
+        .bind(since)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(idempotency_from).transpose()
+    }
+
+    async fn get_conversation(&self, id: Uuid) -> Result<Option<Conversation>> {
+        let row = sqlx::query("SELECT body FROM conversations WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(conversation_from).transpose()
+    }
+
+    async fn list_conversations(&self, f: &ConversationFilter) -> Result<Vec<Conversation>> {
+        let mut sql = String::from("SELECT body FROM conversations WHERE 1 = 1");
+        let mut args: Vec<Arg> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, a: Arg| {
+            args.push(a);
+            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
+        };
+        if let Some(b) = &f.bot {
+            push(&mut sql, " AND bot = ?", Arg::Text(b.clone()));
+        }
+        if let Some(bots) = &f.bots_in {
+            if bots.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(" AND bot IN (");
+            for (i, b) in bots.iter().enumerate() {
+                push(&mut sql, if i == 0 { "?" } else { ", ?" }, Arg::Text(b.clone()));
+            }
+            sql.push(')');
+        }
+        if let Some(states) = &f.states {
+            if states.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push_str(" AND state IN (");
+            for (i, s) in states.iter().enumerate() {
+                push(&mut sql, if i == 0 { "?" } else { ", ?" }, Arg::Text(s.as_str().into()));
+            }
+            sql.push(')');
+        }
+        if let Some(t) = f.since {
+            push(&mut sql, " AND created_at >= ?", Arg::Int(t));
+        }
+        if let Some(t) = f.until {
+            push(&mut sql, " AND created_at < ?", Arg::Int(t));
+        }
+        if let Some((t, id)) = f.after {
+            push(&mut sql, " AND (created_at < ?", Arg::Int(t));
+            push(&mut sql, " OR (created_at = ?", Arg::Int(t));
+            push(&mut sql, " AND id < ?))", Arg::Text(id.to_string()));
+        }
+        push(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT ?", Arg::Int(i64::from(f.limit.max(1))));
+        let mut q = sqlx::query(audited(sql));
+        for a in args {
+            q = match a {
+                Arg::Text(s) => q.bind(s),
+                Arg::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        rows.iter().map(conversation_from).collect()
+    }
+
+    async fn update_conversation(&self, conv: &Conversation, kind: &str, data: &Value) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let body = serde_json::to_string(conv).map_err(corrupt)?;
+        let done = sqlx::query("UPDATE conversations SET state = $2, updated_at = $3, body = $4 WHERE id = $1")
+            .bind(conv.id.to_string())
+            .bind(conv.state.as_str())
+            .bind(conv.updated_at)
+            .bind(body)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("conversation", conv.id.to_string()));
+        }
+        Self::insert_event(&mut *tx, conv.id, kind, data, conv.updated_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()> {
+        Self::insert_event(&self.write, id, kind, data, now_ms()).await
+    }
+
+    async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>> {
+        let rows = sqlx::query("SELECT seq, at, kind, data FROM conversation_events WHERE conversation_id = $1 ORDER BY seq")
+            .bind(id.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let data: String = r.try_get("data")?;
+                Ok(ConversationEvent {
+                    seq: r.try_get("seq")?,
+                    at: iso(r.try_get("at")?),
+                    kind: r.try_get("kind")?,
+                    data: serde_json::from_str(&data).map_err(corrupt)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn live_conversations(&self) -> Result<Vec<Conversation>> {
+        let rows = sqlx::query("SELECT body FROM conversations WHERE state NOT IN ($1, $2) ORDER BY created_at")
+            .bind(ConversationState::Ended.as_str())
+            .bind(ConversationState::Failed.as_str())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(conversation_from).collect()
+    }
+
+    async fn signing_key(&self) -> Result<Vec<u8>> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        // Insert-if-absent then read, so concurrent first starts of several nodes agree on one key.
+        let candidate: [u8; 32] = rand::random();
+        sqlx::query("INSERT INTO signing_keys (id, secret, created_at) VALUES ('current', $1, $2) ON CONFLICT (id) DO NOTHING")
+            .bind(b64.encode(candidate))
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
+        let row = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'").fetch_one(&self.write).await?;
+        let s: String = row.try_get("secret")?;
+        b64.decode(s).map_err(corrupt)
+    }
+}
+
+/// Marks SQL built here from fixed table names and `$N` placeholders (never from input) as audited.
+fn audited(sql: String) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(sql)
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+}
