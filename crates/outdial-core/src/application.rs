@@ -21,8 +21,13 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [&'static str; 5] =
-        ["VAIC/BOTS/DIALOUT", "VAIC/BOTS/READ", "VAIC/BOTS/WRITE", "VAIC/CALLS/READ", "OUTDIAL/ADMIN"];
+    pub const ALL: [&'static str; 5] = [
+        "VAIC/BOTS/DIALOUT",
+        "VAIC/BOTS/READ",
+        "VAIC/BOTS/WRITE",
+        "VAIC/CALLS/READ",
+        "OUTDIAL/ADMIN",
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,7 +41,13 @@ impl Role {
 
     fn parse(s: &str) -> Option<Role> {
         Self::ALL.iter().position(|r| *r == s).map(|i| {
-            [Role::Dialout, Role::BotsRead, Role::BotsWrite, Role::CallsRead, Role::Admin][i]
+            [
+                Role::Dialout,
+                Role::BotsRead,
+                Role::BotsWrite,
+                Role::CallsRead,
+                Role::Admin,
+            ][i]
         })
     }
 }
@@ -101,8 +112,14 @@ pub struct ApplicationInput {
     pub notify_secret: Option<String>,
 }
 
-pub const APPLICATION_FIELDS: [&str; 6] =
-    ["clientId", "clientSecret", "name", "enabled", "policies", "notifySecret"];
+pub const APPLICATION_FIELDS: [&str; 6] = [
+    "clientId",
+    "clientSecret",
+    "name",
+    "enabled",
+    "policies",
+    "notifySecret",
+];
 
 /// A validated application body; the secret still in clear, to be hashed by the caller.
 #[derive(Debug, Clone)]
@@ -116,7 +133,10 @@ pub struct ValidApplication {
 }
 
 pub fn is_client_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b))
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b))
 }
 
 impl ValidApplication {
@@ -130,7 +150,10 @@ impl ValidApplication {
             return Err(o.error("clientId", "should match pattern \"^[A-Za-z0-9_.@-]+$\""));
         }
         let client_secret = o.text("clientSecret", 8, 256)?.map(str::to_string);
-        let name = o.text("name", 0, 128)?.map(str::to_string).unwrap_or_else(|| client_id.clone());
+        let name = o
+            .text("name", 0, 128)?
+            .map(str::to_string)
+            .unwrap_or_else(|| client_id.clone());
         let enabled = o.boolean("enabled")?.unwrap_or(true);
         let policies = match o.value("policies") {
             None => Vec::new(),
@@ -144,7 +167,14 @@ impl ValidApplication {
             Some(_) => return Err(o.error("policies", "should be array")),
         };
         let notify_secret = o.text("notifySecret", 16, 256)?.map(str::to_string);
-        Ok(Self { client_id, client_secret, name, enabled, policies, notify_secret })
+        Ok(Self {
+            client_id,
+            client_secret,
+            name,
+            enabled,
+            policies,
+            notify_secret,
+        })
     }
 }
 
@@ -152,7 +182,10 @@ fn parse_policy(v: &Value) -> Result<Policy> {
     let o = Obj::new(v, "")?;
     o.required(&["role", "scope"])?;
     o.only(&["role", "scope", "effect"])?;
-    let role = o.one_of("role", &Role::ALL)?.and_then(Role::parse).ok_or_else(|| o.error("role", "should be string"))?;
+    let role = o
+        .one_of("role", &Role::ALL)?
+        .and_then(Role::parse)
+        .ok_or_else(|| o.error("role", "should be string"))?;
     let scope = o.text("scope", 1, 1024)?.unwrap_or_default().to_string();
     crate::iam::Scope::parse(&scope).map_err(|m| o.error("scope", m))?;
     let effect = match o.one_of("effect", &["allow", "deny"])? {
@@ -188,9 +221,14 @@ mod tests {
             "request/policies/0/role should be equal to one of the allowed values: VAIC/BOTS/DIALOUT, \
              VAIC/BOTS/READ, VAIC/BOTS/WRITE, VAIC/CALLS/READ, OUTDIAL/ADMIN"
         );
-        let e = ValidApplication::parse(&json!({"clientId": "a", "policies": [{"role": "OUTDIAL/ADMIN", "scope": "tag="}]}))
-            .unwrap_err();
-        assert_eq!(e.to_string(), "request/policies/0/scope should not have an empty 'tag=' entry");
+        let e = ValidApplication::parse(
+            &json!({"clientId": "a", "policies": [{"role": "OUTDIAL/ADMIN", "scope": "tag="}]}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "request/policies/0/scope should not have an empty 'tag=' entry"
+        );
         let ok = ValidApplication::parse(&json!({"clientId": "a.b@c", "clientSecret": "12345678",
             "policies": [{"role": "VAIC/BOTS/DIALOUT", "scope": "bot1, tag=sales", "effect": "deny"}]}))
         .unwrap();

@@ -20,7 +20,13 @@ pub enum BotType {
     DialogflowEs,
 }
 
-pub const BOT_TYPES: [&str; 5] = ["ac-api", "ac-api-streaming", "directline", "dialogflow-cx", "dialogflow-es"];
+pub const BOT_TYPES: [&str; 5] = [
+    "ac-api",
+    "ac-api-streaming",
+    "directline",
+    "dialogflow-cx",
+    "dialogflow-es",
+];
 
 /// A bot. Secret fields (`token`, `oauthClientSecret`, `notifySecret`) are write-only through the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -136,11 +142,14 @@ const BOT_FIELDS: [&str; 25] = [
 pub fn is_sip_user(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()&=+$,;?/%".contains(&b))
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 impl Bot {
@@ -160,7 +169,10 @@ impl Bot {
         let bot_url = o.string("botUrl", 1, 2048)?;
         if let Some(u) = bot_url {
             check_url(u, &["http", "https", "ws", "wss"]).map_err(|m| o.error("botUrl", m))?;
-        } else if matches!(bot_type, BotType::AcApi | BotType::AcApiStreaming | BotType::DirectLine) {
+        } else if matches!(
+            bot_type,
+            BotType::AcApi | BotType::AcApiStreaming | BotType::DirectLine
+        ) {
             return Err(o.error("", "should have required property 'botUrl'"));
         }
         let oauth_token_url = o.string("oauthTokenUrl", 1, 2048)?;
@@ -181,15 +193,29 @@ impl Bot {
             return Err(o.error("language", "should be a BCP 47 language tag such as en-US"));
         }
         let callers = o.strings("dialoutAllowedCallers", 1000, |s| {
-            if is_sip_user(s) { Ok(()) } else { Err("should contain only SIP user-part characters".into()) }
+            if is_sip_user(s) {
+                Ok(())
+            } else {
+                Err("should contain only SIP user-part characters".into())
+            }
         })?;
         let events = o.strings("sendEventsToBot", 32, |s| {
-            if is_token(s) && s.len() <= 64 { Ok(()) } else { Err("should be an event name".into()) }
+            if is_token(s) && s.len() <= 64 {
+                Ok(())
+            } else {
+                Err("should be an event name".into())
+            }
         })?;
         let headers = o.strings("sipHeadersToBot", 32, |s| {
-            if is_token(s) && s.len() <= 64 { Ok(()) } else { Err("should be a SIP header name".into()) }
+            if is_token(s) && s.len() <= 64 {
+                Ok(())
+            } else {
+                Err("should be a SIP header name".into())
+            }
         })?;
-        let expiration = o.integer("dialoutConcurrentCallsExpirationSeconds", 10, 3600)?.unwrap_or(1200);
+        let expiration = o
+            .integer("dialoutConcurrentCallsExpirationSeconds", 10, 3600)?
+            .unwrap_or(1200);
         let max_calls = o.integer("dialoutMaxConcurrentCalls", 0, 300)?.unwrap_or(0);
         Ok(Bot {
             name: name.to_string(),
@@ -208,11 +234,15 @@ impl Bot {
             authorization_tag: opt("authorizationTag", 128)?,
             dialout_auth_scope: opt("dialoutAuthScope", 256)?,
             dialout_allowed_callers: callers,
-            dialout_limit_per_second: o.number("dialoutLimitPerSecond", Some(0.0), Some(10_000.0))?.unwrap_or(0.0),
+            dialout_limit_per_second: o
+                .number("dialoutLimitPerSecond", Some(0.0), Some(10_000.0))?
+                .unwrap_or(0.0),
             dialout_max_concurrent_calls: max_calls as u32,
             dialout_concurrent_calls_expiration_seconds: expiration as u32,
             send_events_to_bot: events.unwrap_or_default(),
-            dialout_start_recognition_on_connect: o.boolean("dialoutStartRecognitionOnConnect")?.unwrap_or(false),
+            dialout_start_recognition_on_connect: o
+                .boolean("dialoutStartRecognitionOnConnect")?
+                .unwrap_or(false),
             barge_in: o.boolean("bargeIn")?.unwrap_or(false),
             notify_secret: opt("notifySecret", 256)?,
             fallback_prompt: opt("fallbackPrompt", 2000)?,
@@ -261,15 +291,32 @@ mod tests {
             with("dialoutConcurrentCallsExpirationSeconds", json!(9)).unwrap_err(),
             "request/dialoutConcurrentCallsExpirationSeconds should be >= 10"
         );
-        assert_eq!(with("dialoutLimitPerSecond", json!(-1)).unwrap_err(), "request/dialoutLimitPerSecond should be >= 0");
-        assert_eq!(with("dialoutLimitPerSecond", json!(0.1)).unwrap().dialout_limit_per_second, 0.1);
-        assert_eq!(with("bargeIn", json!("yes")).unwrap_err(), "request/bargeIn should be boolean");
+        assert_eq!(
+            with("dialoutLimitPerSecond", json!(-1)).unwrap_err(),
+            "request/dialoutLimitPerSecond should be >= 0"
+        );
+        assert_eq!(
+            with("dialoutLimitPerSecond", json!(0.1))
+                .unwrap()
+                .dialout_limit_per_second,
+            0.1
+        );
+        assert_eq!(
+            with("bargeIn", json!("yes")).unwrap_err(),
+            "request/bargeIn should be boolean"
+        );
         assert_eq!(
             with("dialoutAllowedCallers", json!(["1-800", "a b"])).unwrap_err(),
             "request/dialoutAllowedCallers/1 should contain only SIP user-part characters"
         );
-        assert_eq!(with("colour", json!(1)).unwrap_err(), "request should NOT have additional properties ('colour')");
-        assert_eq!(parse(json!({"name": "B"})).unwrap_err(), "request should have required property 'botUrl'");
+        assert_eq!(
+            with("colour", json!(1)).unwrap_err(),
+            "request should NOT have additional properties ('colour')"
+        );
+        assert_eq!(
+            parse(json!({"name": "B"})).unwrap_err(),
+            "request should have required property 'botUrl'"
+        );
         assert_eq!(
             parse(json!({"name": "a b", "botUrl": "http://x"})).unwrap_err(),
             "request/name should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""
@@ -278,8 +325,10 @@ mod tests {
 
     #[test]
     fn view_hides_secrets() {
-        let b = parse(json!({"name": "B", "botUrl": "http://x", "token": "t0k", "notifySecret": "0123456789abcdef"}))
-            .unwrap();
+        let b = parse(
+            json!({"name": "B", "botUrl": "http://x", "token": "t0k", "notifySecret": "0123456789abcdef"}),
+        )
+        .unwrap();
         let v = b.view();
         assert!(v.get("token").is_none() && v.get("notifySecret").is_none());
         assert_eq!(v["name"], "B");

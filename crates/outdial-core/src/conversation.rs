@@ -39,7 +39,14 @@ impl ConversationState {
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.iter().position(|x| *x == s).map(|i| {
-            [Self::Accepted, Self::Dialing, Self::Ringing, Self::Answered, Self::Ended, Self::Failed][i]
+            [
+                Self::Accepted,
+                Self::Dialing,
+                Self::Ringing,
+                Self::Answered,
+                Self::Ended,
+                Self::Failed,
+            ][i]
         })
     }
 

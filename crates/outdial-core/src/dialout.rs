@@ -85,14 +85,18 @@ pub fn is_target(s: &str) -> bool {
         let number = parts.next().unwrap_or("");
         let digits = number.strip_prefix('+').unwrap_or(number);
         let number_ok = digits.bytes().any(|b| b.is_ascii_digit())
-            && digits.bytes().all(|b| b.is_ascii_digit() || b"-.()*#".contains(&b));
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b"-.()*#".contains(&b));
         let params_ok = parts.all(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, "x"));
             !k.is_empty() && !v.is_empty() && p.bytes().all(|b| b.is_ascii_graphic() && b != b';')
         });
         return number_ok && params_ok;
     }
-    let Some(rest) = s.strip_prefix("sips:").or_else(|| s.strip_prefix("sip:")) else { return false };
+    let Some(rest) = s.strip_prefix("sips:").or_else(|| s.strip_prefix("sip:")) else {
+        return false;
+    };
     let addr = rest.split([';', '?']).next().unwrap_or("");
     let (user, hostport) = match addr.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
@@ -137,25 +141,35 @@ impl DialoutRequest {
             Some(Value::Object(m)) => {
                 let size = serde_json::to_vec(m).map(|b| b.len()).unwrap_or(usize::MAX);
                 if size > METADATA_MAX_BYTES {
-                    return Err(o.error("metadata", format!("should NOT be larger than {METADATA_MAX_BYTES} bytes")));
+                    return Err(o.error(
+                        "metadata",
+                        format!("should NOT be larger than {METADATA_MAX_BYTES} bytes"),
+                    ));
                 }
                 Some(m.clone())
             }
             Some(_) => return Err(o.error("metadata", "should be object")),
         };
-        let answer_timeout_sec = o.number("answerTimeoutSec", Some(1.0), Some(300.0))?.unwrap_or(20.0);
+        let answer_timeout_sec = o
+            .number("answerTimeoutSec", Some(1.0), Some(300.0))?
+            .unwrap_or(20.0);
         let machine_detection = match o.one_of("machineDetection", &["disabled", "disconnect", "detect"])? {
             Some("disconnect") => MachineDetection::Disconnect,
             Some("detect") => MachineDetection::Detect,
             _ => MachineDetection::Disabled,
         };
-        let voicemail_end_timeout_sec = o.number("voicemailEndTimeoutSec", Some(1.0), Some(300.0))?.unwrap_or(20.0);
+        let voicemail_end_timeout_sec = o
+            .number("voicemailEndTimeoutSec", Some(1.0), Some(300.0))?
+            .unwrap_or(20.0);
         let notify_events = o
             .strings("notifyEvents", 8, |s| {
                 if NOTIFY_EVENTS.contains(&s) {
                     Ok(())
                 } else {
-                    Err(format!("should be equal to one of the allowed values: {}", NOTIFY_EVENTS.join(", ")))
+                    Err(format!(
+                        "should be equal to one of the allowed values: {}",
+                        NOTIFY_EVENTS.join(", ")
+                    ))
                 }
             })?
             .unwrap_or_default();
@@ -210,7 +224,10 @@ pub fn callee_of(target: &str) -> String {
         let number = rest.split(';').next().unwrap_or("");
         return number.chars().filter(|c| !"-.()".contains(*c)).collect();
     }
-    let rest = target.strip_prefix("sips:").or_else(|| target.strip_prefix("sip:")).unwrap_or(target);
+    let rest = target
+        .strip_prefix("sips:")
+        .or_else(|| target.strip_prefix("sip:"))
+        .unwrap_or(target);
     let addr = rest.split([';', '?']).next().unwrap_or("");
     match addr.rsplit_once('@') {
         Some((u, _)) => u.split(':').next().unwrap_or("").to_string(),
@@ -220,13 +237,18 @@ pub fn callee_of(target: &str) -> String {
 
 /// Masks user info and query values of a URL (dialers put their secrets there).
 pub fn redact_url(u: &str) -> String {
-    let Ok(mut url) = url::Url::parse(u) else { return "***".into() };
+    let Ok(mut url) = url::Url::parse(u) else {
+        return "***".into();
+    };
     if !url.username().is_empty() || url.password().is_some() {
         let _ = url.set_username("***");
         let _ = url.set_password(None);
     }
     if url.query().is_some() {
-        let pairs: Vec<(String, String)> = url.query_pairs().map(|(k, _)| (k.into_owned(), "***".into())).collect();
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, _)| (k.into_owned(), "***".into()))
+            .collect();
         url.query_pairs_mut().clear().extend_pairs(pairs);
     }
     url.to_string()
@@ -243,7 +265,10 @@ mod tests {
 
     #[test]
     fn exact_messages() {
-        assert_eq!(err(json!({"target": "tel:+1"})), "request should have required property 'bot'");
+        assert_eq!(
+            err(json!({"target": "tel:+1"})),
+            "request should have required property 'bot'"
+        );
         assert_eq!(
             err(json!({"bot": "b", "target": "tel:+1", "answerTimeoutSec": 301})),
             "request/answerTimeoutSec should be <= 300"
@@ -256,16 +281,34 @@ mod tests {
             err(json!({"bot": "b", "target": "tel:+1", "machineDetections": "detect"})),
             "request should NOT have additional properties ('machineDetections')"
         );
-        assert_eq!(err(json!({"bot": "b", "target": "mailto:x@y"})), "request/target should be a tel: or sip: URI");
+        assert_eq!(
+            err(json!({"bot": "b", "target": "mailto:x@y"})),
+            "request/target should be a tel: or sip: URI"
+        );
         assert_eq!(err(json!([1])), "request should be object");
     }
 
     #[test]
     fn targets() {
-        for ok in ["tel:+1-800-(555).1234", "tel:911", "sip:alice@example.com", "sips:+1234@10.0.0.1:5061;user=phone", "sip:example.com"] {
+        for ok in [
+            "tel:+1-800-(555).1234",
+            "tel:911",
+            "sip:alice@example.com",
+            "sips:+1234@10.0.0.1:5061;user=phone",
+            "sip:example.com",
+        ] {
             assert!(is_target(ok), "{ok}");
         }
-        for bad in ["tel:", "tel:+", "tel:abc", "sip:", "sip:@host", "sip:a b@host", "http://x", "tel:+1 2"] {
+        for bad in [
+            "tel:",
+            "tel:+",
+            "tel:abc",
+            "sip:",
+            "sip:@host",
+            "sip:a b@host",
+            "http://x",
+            "tel:+1 2",
+        ] {
             assert!(!is_target(bad), "{bad}");
         }
         assert_eq!(callee_of("tel:+1-800-(555).1234"), "+18005551234");
@@ -275,20 +318,31 @@ mod tests {
     #[test]
     fn caller_rules() {
         let bot = |callers: Value| {
-            Bot::parse(&json!({"name": "Bot1", "botUrl": "http://b", "dialoutAllowedCallers": callers})).unwrap()
+            Bot::parse(&json!({"name": "Bot1", "botUrl": "http://b", "dialoutAllowedCallers": callers}))
+                .unwrap()
         };
         let mut r = DialoutRequest::parse(&json!({"bot": "Bot1", "target": "tel:+1"})).unwrap();
         r.resolve_caller(&bot(json!(["1-800-111"]))).unwrap();
         assert_eq!(r.caller.as_deref(), Some("1-800-111"));
         let mut r = DialoutRequest::parse(&json!({"bot": "Bot1", "target": "tel:+1"})).unwrap();
-        assert_eq!(r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err(), "request should have required property 'caller'");
-        let mut r = DialoutRequest::parse(&json!({"bot": "Bot1", "target": "tel:+1", "caller": "1-800-999"})).unwrap();
-        assert_eq!(r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err(), "caller '1-800-999' is not allowed for bot 'Bot1'");
+        assert_eq!(
+            r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err(),
+            "request should have required property 'caller'"
+        );
+        let mut r = DialoutRequest::parse(&json!({"bot": "Bot1", "target": "tel:+1", "caller": "1-800-999"}))
+            .unwrap();
+        assert_eq!(
+            r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err(),
+            "caller '1-800-999' is not allowed for bot 'Bot1'"
+        );
     }
 
     #[test]
     fn redaction() {
-        assert_eq!(redact_url("https://u:p@h.example/n?token=abc&x=1"), "https://***@h.example/n?token=***&x=***");
+        assert_eq!(
+            redact_url("https://u:p@h.example/n?token=abc&x=1"),
+            "https://***@h.example/n?token=***&x=***"
+        );
         assert_eq!(redact_url("http://h/n"), "http://h/n");
     }
 }

@@ -82,8 +82,14 @@ pub fn allows_global(policies: &[Policy], role: Role) -> bool {
 /// Whether the policies grant `role` on `bot`: some allow policy covers it and no deny policy does.
 pub fn allows_bot(policies: &[Policy], role: Role, bot: &Bot) -> bool {
     let relevant = |p: &&Policy| p.role == role || p.role == Role::Admin;
-    let allowed = policies.iter().filter(relevant).any(|p| p.effect == Effect::Allow && scope_of(p).covers(bot));
-    let denied = policies.iter().filter(relevant).any(|p| p.effect == Effect::Deny && scope_of(p).covers(bot));
+    let allowed = policies
+        .iter()
+        .filter(relevant)
+        .any(|p| p.effect == Effect::Allow && scope_of(p).covers(bot));
+    let denied = policies
+        .iter()
+        .filter(relevant)
+        .any(|p| p.effect == Effect::Deny && scope_of(p).covers(bot));
     allowed && !denied
 }
 
@@ -91,16 +97,22 @@ pub fn allows_bot(policies: &[Policy], role: Role, bot: &Bot) -> bool {
 /// Only when an allow policy would cover the name whatever the bot's tag, and no deny policy covers it.
 pub fn may_know_missing(policies: &[Policy], role: Role, name: &str) -> bool {
     let relevant = |p: &&Policy| p.role == role || p.role == Role::Admin;
-    let allowed =
-        policies.iter().filter(relevant).any(|p| p.effect == Effect::Allow && scope_of(p).covers_name(name));
-    let denied =
-        policies.iter().filter(relevant).any(|p| p.effect == Effect::Deny && scope_of(p).covers_name(name));
+    let allowed = policies
+        .iter()
+        .filter(relevant)
+        .any(|p| p.effect == Effect::Allow && scope_of(p).covers_name(name));
+    let denied = policies
+        .iter()
+        .filter(relevant)
+        .any(|p| p.effect == Effect::Deny && scope_of(p).covers_name(name));
     allowed && !denied
 }
 
 /// The legacy model: a bot with `dialoutAuthScope` may be dialled by a bearer token granted that scope.
 pub fn legacy_scope_allows(bot: &Bot, granted: &[String]) -> bool {
-    bot.dialout_auth_scope.as_deref().is_some_and(|s| granted.iter().any(|g| g == s))
+    bot.dialout_auth_scope
+        .as_deref()
+        .is_some_and(|s| granted.iter().any(|g| g == s))
 }
 
 #[cfg(test)]
@@ -117,7 +129,11 @@ mod tests {
     }
 
     fn pol(role: Role, scope: &str, effect: Effect) -> Policy {
-        Policy { role, scope: scope.into(), effect }
+        Policy {
+            role,
+            scope: scope.into(),
+            effect,
+        }
     }
 
     #[test]
@@ -136,27 +152,58 @@ mod tests {
     #[test]
     fn deny_wins_and_roles_are_separate() {
         let b = bot("Bot1", Some("sales"));
-        let p = [pol(Role::Dialout, "*", Effect::Allow), pol(Role::Dialout, "tag=sales", Effect::Deny)];
+        let p = [
+            pol(Role::Dialout, "*", Effect::Allow),
+            pol(Role::Dialout, "tag=sales", Effect::Deny),
+        ];
         assert!(!allows_bot(&p, Role::Dialout, &b));
         assert!(allows_bot(&p, Role::Dialout, &bot("Bot2", None)));
-        assert!(!allows_bot(&[pol(Role::BotsRead, "*", Effect::Allow)], Role::Dialout, &b));
-        assert!(allows_bot(&[pol(Role::Admin, "*", Effect::Allow)], Role::Dialout, &b));
+        assert!(!allows_bot(
+            &[pol(Role::BotsRead, "*", Effect::Allow)],
+            Role::Dialout,
+            &b
+        ));
+        assert!(allows_bot(
+            &[pol(Role::Admin, "*", Effect::Allow)],
+            Role::Dialout,
+            &b
+        ));
     }
 
     #[test]
     fn missing_bots_are_revealed_only_to_name_scopes() {
         let by_tag = [pol(Role::Dialout, "tag=sales", Effect::Allow)];
         assert!(!may_know_missing(&by_tag, Role::Dialout, "Ghost"));
-        assert!(may_know_missing(&[pol(Role::Dialout, "*", Effect::Allow)], Role::Dialout, "Ghost"));
-        assert!(may_know_missing(&[pol(Role::Dialout, "Ghost", Effect::Allow)], Role::Dialout, "Ghost"));
-        let denied = [pol(Role::Dialout, "*", Effect::Allow), pol(Role::Dialout, "Ghost", Effect::Deny)];
+        assert!(may_know_missing(
+            &[pol(Role::Dialout, "*", Effect::Allow)],
+            Role::Dialout,
+            "Ghost"
+        ));
+        assert!(may_know_missing(
+            &[pol(Role::Dialout, "Ghost", Effect::Allow)],
+            Role::Dialout,
+            "Ghost"
+        ));
+        let denied = [
+            pol(Role::Dialout, "*", Effect::Allow),
+            pol(Role::Dialout, "Ghost", Effect::Deny),
+        ];
         assert!(!may_know_missing(&denied, Role::Dialout, "Ghost"));
     }
 
     #[test]
     fn global_needs_star_and_no_deny() {
-        assert!(allows_global(&[pol(Role::Admin, "*", Effect::Allow)], Role::Admin));
-        assert!(!allows_global(&[pol(Role::Admin, "Bot1", Effect::Allow)], Role::Admin));
-        assert!(!allows_global(&[pol(Role::Dialout, "*", Effect::Allow)], Role::Admin));
+        assert!(allows_global(
+            &[pol(Role::Admin, "*", Effect::Allow)],
+            Role::Admin
+        ));
+        assert!(!allows_global(
+            &[pol(Role::Admin, "Bot1", Effect::Allow)],
+            Role::Admin
+        ));
+        assert!(!allows_global(
+            &[pol(Role::Dialout, "*", Effect::Allow)],
+            Role::Admin
+        ));
     }
 }

@@ -140,7 +140,10 @@ pub fn is_host(s: &str) -> bool {
 
 /// `host`, `host:port`, `[v6]:port`, or a `sip:`/`sips:` URI of those.
 pub fn is_sip_address(s: &str) -> bool {
-    let s = s.strip_prefix("sips:").or_else(|| s.strip_prefix("sip:")).unwrap_or(s);
+    let s = s
+        .strip_prefix("sips:")
+        .or_else(|| s.strip_prefix("sip:"))
+        .unwrap_or(s);
     let s = s.split(';').next().unwrap_or("");
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         match rest.split_once(']') {
@@ -196,15 +199,24 @@ impl Trunk {
             None => {}
             Some(Value::Object(m)) => {
                 for (k, v) in m {
-                    let ok_name = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b));
+                    let ok_name = !k.is_empty()
+                        && k.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b));
                     if !ok_name {
-                        return Err(o.error("headers", format!("should have SIP header names as keys ('{k}')")));
+                        return Err(
+                            o.error("headers", format!("should have SIP header names as keys ('{k}')"))
+                        );
                     }
                     match v {
                         Value::String(s) if !s.chars().any(char::is_control) && s.len() <= 1024 => {
                             headers.insert(k.clone(), s.clone());
                         }
-                        _ => return Err(o.error(&format!("headers/{k}"), "should be string without control characters")),
+                        _ => {
+                            return Err(o.error(
+                                &format!("headers/{k}"),
+                                "should be string without control characters",
+                            ));
+                        }
                     }
                 }
             }
@@ -214,10 +226,14 @@ impl Trunk {
             if CODECS.contains(&s) {
                 Ok(())
             } else {
-                Err(format!("should be equal to one of the allowed values: {}", CODECS.join(", ")))
+                Err(format!(
+                    "should be equal to one of the allowed values: {}",
+                    CODECS.join(", ")
+                ))
             }
         })?;
-        let text = |n: &str, max: usize| -> Result<Option<String>> { Ok(o.text(n, 1, max)?.map(str::to_string)) };
+        let text =
+            |n: &str, max: usize| -> Result<Option<String>> { Ok(o.text(n, 1, max)?.map(str::to_string)) };
         Ok(Trunk {
             name: name.to_string(),
             address: address.to_string(),
@@ -230,7 +246,9 @@ impl Trunk {
             caller_host: caller_host.map(str::to_string),
             machine_detection: o.boolean("machineDetection")?.unwrap_or(true),
             session_id_header: text("sessionIdHeader", 64)?,
-            max_calls_per_second: o.number("maxCallsPerSecond", Some(0.0), Some(100_000.0))?.unwrap_or(0.0),
+            max_calls_per_second: o
+                .number("maxCallsPerSecond", Some(0.0), Some(100_000.0))?
+                .unwrap_or(0.0),
             max_concurrent_calls: o.integer("maxConcurrentCalls", 0, 1_000_000)?.unwrap_or(0) as u32,
             headers,
             follow_redirects: o.boolean("followRedirects")?.unwrap_or(true),
@@ -260,7 +278,13 @@ mod tests {
 
     #[test]
     fn addresses() {
-        for ok in ["sbc.example.com", "10.0.0.5:5060", "[::1]:5062", "sip:sbc.example.com;transport=tcp", "127.0.0.1"] {
+        for ok in [
+            "sbc.example.com",
+            "10.0.0.5:5060",
+            "[::1]:5062",
+            "sip:sbc.example.com;transport=tcp",
+            "127.0.0.1",
+        ] {
             assert!(is_sip_address(ok), "{ok}");
         }
         for bad in ["", "sbc example", "host:0", "host:99999", "[::1", "-bad-.com"] {
@@ -270,12 +294,17 @@ mod tests {
 
     #[test]
     fn parse_and_view() {
-        let t = Trunk::parse(&json!({"name": "t1", "address": "127.0.0.1:5060", "password": "pw", "transport": "tls"}))
-            .unwrap();
+        let t = Trunk::parse(
+            &json!({"name": "t1", "address": "127.0.0.1:5060", "password": "pw", "transport": "tls"}),
+        )
+        .unwrap();
         assert_eq!(t.transport, Transport::Tls);
         assert!(t.machine_detection);
         assert!(t.view().get("password").is_none());
         let e = Trunk::parse(&json!({"name": "t1", "address": "x", "transport": "sctp"})).unwrap_err();
-        assert_eq!(e.to_string(), "request/transport should be equal to one of the allowed values: udp, tcp, tls");
+        assert_eq!(
+            e.to_string(),
+            "request/transport should be equal to one of the allowed values: udp, tcp, tls"
+        );
     }
 }

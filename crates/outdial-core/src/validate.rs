@@ -15,7 +15,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error with `prefix` put in front of its path (for nested objects).
@@ -27,7 +30,11 @@ impl ValidationError {
     /// The error as a configuration-file problem: `bots[0].dialoutMaxConcurrentCalls: should be <= 300`.
     pub fn config_key(&self, section: &str) -> String {
         let key = self.path.replace('/', ".");
-        if key.is_empty() { format!("{section}: {}", self.message) } else { format!("{section}.{key}: {}", self.message) }
+        if key.is_empty() {
+            format!("{section}: {}", self.message)
+        } else {
+            format!("{section}.{key}: {}", self.message)
+        }
     }
 }
 
@@ -61,7 +68,10 @@ impl<'a> Obj<'a> {
     /// `value` must be an object; `base` is its path (`""` for the request itself).
     pub fn new(value: &'a Value, base: &str) -> Result<Self> {
         match value {
-            Value::Object(map) => Ok(Self { map, base: base.to_string() }),
+            Value::Object(map) => Ok(Self {
+                map,
+                base: base.to_string(),
+            }),
             _ => Err(ValidationError::new(base, "should be object")),
         }
     }
@@ -91,9 +101,10 @@ impl<'a> Obj<'a> {
 
     pub fn required(&self, names: &[&str]) -> Result<()> {
         match names.iter().find(|n| !self.map.contains_key(**n)) {
-            Some(missing) => {
-                Err(ValidationError::new(self.base.clone(), format!("should have required property '{missing}'")))
-            }
+            Some(missing) => Err(ValidationError::new(
+                self.base.clone(),
+                format!("should have required property '{missing}'"),
+            )),
             None => Ok(()),
         }
     }
@@ -195,7 +206,10 @@ impl<'a> Obj<'a> {
             Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s)),
             Some(_) => Err(self.err(
                 name,
-                format!("should be equal to one of the allowed values: {}", allowed.join(", ")),
+                format!(
+                    "should be equal to one of the allowed values: {}",
+                    allowed.join(", ")
+                ),
             )),
         }
     }
@@ -216,7 +230,9 @@ impl<'a> Obj<'a> {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, v) in items.iter().enumerate() {
                     let path = format!("{name}/{i}");
-                    let Value::String(s) = v else { return Err(self.err(&path, "should be string")) };
+                    let Value::String(s) = v else {
+                        return Err(self.err(&path, "should be string"));
+                    };
                     item(s).map_err(|m| self.err(&path, m))?;
                     out.push(s.clone());
                 }
@@ -238,12 +254,19 @@ impl<'a> Obj<'a> {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") }
+    if v.fract() == 0.0 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
 }
 
 /// True for a name of `[A-Za-z0-9_.-]{1,64}`: bot and trunk names.
 pub fn is_object_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 /// An absolute URL with one of `schemes`.
@@ -285,24 +308,48 @@ mod tests {
     fn messages_follow_the_dialer_style() {
         let v = json!({"a": 301, "b": "x", "c": [1], "d": "zz"});
         let o = Obj::new(&v, "").unwrap();
-        assert_eq!(o.number("a", Some(1.0), Some(300.0)).unwrap_err().to_string(), "request/a should be <= 300");
-        assert_eq!(o.number("b", None, None).unwrap_err().to_string(), "request/b should be number");
-        assert_eq!(o.strings("c", 5, |_| Ok(())).unwrap_err().to_string(), "request/c/0 should be string");
+        assert_eq!(
+            o.number("a", Some(1.0), Some(300.0)).unwrap_err().to_string(),
+            "request/a should be <= 300"
+        );
+        assert_eq!(
+            o.number("b", None, None).unwrap_err().to_string(),
+            "request/b should be number"
+        );
+        assert_eq!(
+            o.strings("c", 5, |_| Ok(())).unwrap_err().to_string(),
+            "request/c/0 should be string"
+        );
         assert_eq!(
             o.one_of("d", &["x", "y"]).unwrap_err().to_string(),
             "request/d should be equal to one of the allowed values: x, y"
         );
-        assert_eq!(o.only(&["a", "b", "c"]).unwrap_err().to_string(), "request should NOT have additional properties ('d')");
-        assert_eq!(o.required(&["a", "e"]).unwrap_err().to_string(), "request should have required property 'e'");
-        assert_eq!(o.integer("a", 0, 300).unwrap_err().config_key("bots[0]"), "bots[0].a: should be <= 300");
+        assert_eq!(
+            o.only(&["a", "b", "c"]).unwrap_err().to_string(),
+            "request should NOT have additional properties ('d')"
+        );
+        assert_eq!(
+            o.required(&["a", "e"]).unwrap_err().to_string(),
+            "request should have required property 'e'"
+        );
+        assert_eq!(
+            o.integer("a", 0, 300).unwrap_err().config_key("bots[0]"),
+            "bots[0].a: should be <= 300"
+        );
     }
 
     #[test]
     fn fractional_bounds_print_as_given() {
         let v = json!({"r": -0.5});
         let o = Obj::new(&v, "").unwrap();
-        assert_eq!(o.number("r", Some(0.0), None).unwrap_err().to_string(), "request/r should be >= 0");
-        assert_eq!(o.integer("r", 0, 3).unwrap_err().to_string(), "request/r should be integer");
+        assert_eq!(
+            o.number("r", Some(0.0), None).unwrap_err().to_string(),
+            "request/r should be >= 0"
+        );
+        assert_eq!(
+            o.integer("r", 0, 3).unwrap_err().to_string(),
+            "request/r should be integer"
+        );
     }
 
     #[test]

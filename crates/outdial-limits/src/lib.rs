@@ -17,9 +17,17 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LimitError {
     #[error("dialout rate limit for bot '{bot}' exceeded ({rate} per second)")]
-    Rate { bot: String, rate: f64, retry_after: Duration },
+    Rate {
+        bot: String,
+        rate: f64,
+        retry_after: Duration,
+    },
     #[error("dialout concurrent calls limit for bot '{bot}' reached ({max})")]
-    Concurrency { bot: String, max: u32, retry_after: Duration },
+    Concurrency {
+        bot: String,
+        max: u32,
+        retry_after: Duration,
+    },
     #[error("limiter unavailable: {0}")]
     Unavailable(String),
 }
@@ -67,6 +75,49 @@ struct BotState {
     leases: HashMap<Uuid, Instant>,
 }
 
+/// A conversation's concurrency slot. Dropping it releases the slot, so every exit path of a conversation
+/// gives its slot back; [`Lease::release`] does it now and waits for it.
+pub struct Lease {
+    inner: Option<(Arc<dyn Limiter>, String, Uuid)>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("conversation", &self.inner.as_ref().map(|i| i.2))
+            .finish()
+    }
+}
+
+impl Lease {
+    pub fn new(limiter: Arc<dyn Limiter>, bot: &str, conversation: Uuid) -> Self {
+        Lease {
+            inner: Some((limiter, bot.to_string(), conversation)),
+        }
+    }
+
+    /// A lease that holds nothing (no concurrency limit).
+    pub fn none() -> Self {
+        Lease { inner: None }
+    }
+
+    pub async fn release(mut self) {
+        if let Some((l, bot, id)) = self.inner.take() {
+            l.release(&bot, id).await;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some((l, bot, id)) = self.inner.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move { l.release(&bot, id).await });
+        }
+    }
+}
+
 /// The single-process limiter.
 #[derive(Default, Clone)]
 pub struct LocalLimiter {
@@ -86,7 +137,11 @@ pub fn gcra(tat: Option<Instant>, now: Instant, per_second: f64) -> Result<Insta
     let tolerance = interval.mul_f64(burst - 1.0);
     let tat = tat.unwrap_or(now).max(now);
     let allowed_at = tat.checked_sub(tolerance).unwrap_or(now);
-    if allowed_at > now { Err(allowed_at - now) } else { Ok(tat + interval) }
+    if allowed_at > now {
+        Err(allowed_at - now)
+    } else {
+        Ok(tat + interval)
+    }
 }
 
 #[async_trait]
@@ -99,7 +154,11 @@ impl Limiter for LocalLimiter {
             match gcra(state.tat, now, limits.per_second) {
                 Ok(t) => Some(t),
                 Err(retry_after) => {
-                    return Err(LimitError::Rate { bot: bot.into(), rate: limits.per_second, retry_after });
+                    return Err(LimitError::Rate {
+                        bot: bot.into(),
+                        rate: limits.per_second,
+                        retry_after,
+                    });
                 }
             }
         } else {
@@ -111,7 +170,11 @@ impl Limiter for LocalLimiter {
                 // A slot frees when a call ends, which may be any moment; the earliest expiry bounds the wait.
                 let earliest = state.leases.values().min().copied().unwrap_or(now);
                 let retry_after = (earliest - now).min(Duration::from_secs(1));
-                return Err(LimitError::Concurrency { bot: bot.into(), max: limits.max_concurrent, retry_after });
+                return Err(LimitError::Concurrency {
+                    bot: bot.into(),
+                    max: limits.max_concurrent,
+                    retry_after,
+                });
             }
             state.leases.insert(conversation, now + limits.lease_expiry);
         }
@@ -129,7 +192,10 @@ impl Limiter for LocalLimiter {
 
     async fn active(&self, bot: &str) -> usize {
         let now = Instant::now();
-        self.bots.lock().get(bot).map_or(0, |s| s.leases.values().filter(|e| **e > now).count())
+        self.bots
+            .lock()
+            .get(bot)
+            .map_or(0, |s| s.leases.values().filter(|e| **e > now).count())
     }
 }
 
@@ -138,7 +204,11 @@ mod tests {
     use super::*;
 
     fn limits(per_second: f64, max: u32) -> BotLimits {
-        BotLimits { per_second, max_concurrent: max, lease_expiry: Duration::from_secs(10) }
+        BotLimits {
+            per_second,
+            max_concurrent: max,
+            lease_expiry: Duration::from_secs(10),
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -148,7 +218,10 @@ mod tests {
         l.admit("b", &lim, Uuid::new_v4()).await.unwrap();
         let e = l.admit("b", &lim, Uuid::new_v4()).await.unwrap_err();
         assert_eq!(e.retry_after_secs(), 2);
-        assert_eq!(e.to_string(), "dialout rate limit for bot 'b' exceeded (0.5 per second)");
+        assert_eq!(
+            e.to_string(),
+            "dialout rate limit for bot 'b' exceeded (0.5 per second)"
+        );
         tokio::time::advance(Duration::from_millis(1999)).await;
         assert!(l.admit("b", &lim, Uuid::new_v4()).await.is_err());
         tokio::time::advance(Duration::from_millis(1)).await;
@@ -185,7 +258,10 @@ mod tests {
         l.admit("b", &lim, a).await.unwrap();
         l.admit("b", &lim, b).await.unwrap();
         let e = l.admit("b", &lim, Uuid::new_v4()).await.unwrap_err();
-        assert_eq!(e.to_string(), "dialout concurrent calls limit for bot 'b' reached (2)");
+        assert_eq!(
+            e.to_string(),
+            "dialout concurrent calls limit for bot 'b' reached (2)"
+        );
         l.release("b", a).await;
         l.admit("b", &lim, Uuid::new_v4()).await.unwrap();
         assert!(l.admit("b", &lim, Uuid::new_v4()).await.is_err());
@@ -195,12 +271,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn dropping_a_lease_releases_it() {
+        let l = LocalLimiter::new();
+        let shared: Arc<dyn Limiter> = Arc::new(l.clone());
+        let id = Uuid::new_v4();
+        l.admit("b", &limits(0.0, 1), id).await.unwrap();
+        drop(Lease::new(shared.clone(), "b", id));
+        tokio::task::yield_now().await;
+        assert_eq!(l.active("b").await, 0);
+        let id = Uuid::new_v4();
+        l.admit("b", &limits(0.0, 1), id).await.unwrap();
+        Lease::new(shared, "b", id).release().await;
+        assert_eq!(l.active("b").await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn refused_by_concurrency_consumes_no_rate() {
         let l = LocalLimiter::new();
         let lim = limits(1.0, 1);
         l.admit("b", &lim, Uuid::new_v4()).await.unwrap();
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(matches!(l.admit("b", &lim, Uuid::new_v4()).await, Err(LimitError::Concurrency { .. })));
+        assert!(matches!(
+            l.admit("b", &lim, Uuid::new_v4()).await,
+            Err(LimitError::Concurrency { .. })
+        ));
         assert_eq!(l.active("b").await, 1);
     }
 }

@@ -119,7 +119,12 @@ pub trait Store: Send + Sync + 'static {
         idempotency: Option<&IdempotencyRecord>,
         idempotency_since: i64,
     ) -> Result<Created>;
-    async fn find_idempotency(&self, client_id: &str, key: &str, since: i64) -> Result<Option<IdempotencyRecord>>;
+    async fn find_idempotency(
+        &self,
+        client_id: &str,
+        key: &str,
+        since: i64,
+    ) -> Result<Option<IdempotencyRecord>>;
     async fn get_conversation(&self, id: Uuid) -> Result<Option<Conversation>>;
     async fn list_conversations(&self, filter: &ConversationFilter) -> Result<Vec<Conversation>>;
     /// Saves the conversation's new state together with a timeline event, in one transaction.
@@ -140,7 +145,8 @@ pub mod testing {
 
     /// The PostgreSQL server used by tests (`OUTDIAL_TEST_POSTGRES`, default the local one).
     pub fn postgres_admin_url() -> String {
-        std::env::var("OUTDIAL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+        std::env::var("OUTDIAL_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
     }
 
     /// Creates a uniquely named database and returns its URL; runs of tests never share one.
@@ -149,14 +155,18 @@ pub mod testing {
         let admin = postgres_admin_url();
         let name = format!("outdial_t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::AnyConnection::connect(&admin).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         Ok(format!("{base}/{name}"))
     }
 
     /// Drops a database made by [`fresh_postgres`] (best effort).
     pub async fn drop_postgres(url: &str) {
-        let Some((_, name)) = url.rsplit_once('/') else { return };
+        let Some((_, name)) = url.rsplit_once('/') else {
+            return;
+        };
         if !name.starts_with("outdial_t_") {
             return;
         }

@@ -30,7 +30,9 @@ pub struct SqlStore {
 
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("backend", &self.backend).finish()
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -78,7 +80,11 @@ impl SqlStore {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await?;
-                SqlStore { write: pool.clone(), read: pool, backend }
+                SqlStore {
+                    write: pool.clone(),
+                    read: pool,
+                    backend,
+                }
             }
         };
         match backend {
@@ -96,13 +102,15 @@ impl SqlStore {
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
     {
-        sqlx::query("INSERT INTO conversation_events (conversation_id, at, kind, data) VALUES ($1, $2, $3, $4)")
-            .bind(id.to_string())
-            .bind(at)
-            .bind(kind)
-            .bind(data.to_string())
-            .execute(exec)
-            .await?;
+        sqlx::query(
+            "INSERT INTO conversation_events (conversation_id, at, kind, data) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.to_string())
+        .bind(at)
+        .bind(kind)
+        .bind(data.to_string())
+        .execute(exec)
+        .await?;
         Ok(())
     }
 }
@@ -142,18 +150,27 @@ impl Store for SqlStore {
     }
 
     async fn list_objects(&self, kind: Kind) -> Result<Vec<Value>> {
-        let rows = sqlx::query(audited(format!("SELECT body FROM {} ORDER BY name", kind.table()))).fetch_all(&self.read).await?;
+        let rows = sqlx::query(audited(format!(
+            "SELECT body FROM {} ORDER BY name",
+            kind.table()
+        )))
+        .fetch_all(&self.read)
+        .await?;
         rows.iter()
             .map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt))
             .collect()
     }
 
     async fn get_object(&self, kind: Kind, name: &str) -> Result<Option<Value>> {
-        let row = sqlx::query(audited(format!("SELECT body FROM {} WHERE name = $1", kind.table())))
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt)).transpose()
+        let row = sqlx::query(audited(format!(
+            "SELECT body FROM {} WHERE name = $1",
+            kind.table()
+        )))
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt))
+            .transpose()
     }
 
     async fn insert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
@@ -161,7 +178,12 @@ impl Store for SqlStore {
             "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
             kind.table()
         );
-        let done = sqlx::query(audited(sql)).bind(name).bind(doc.to_string()).bind(now_ms()).execute(&self.write).await?;
+        let done = sqlx::query(audited(sql))
+            .bind(name)
+            .bind(doc.to_string())
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(kind.noun(), name.to_string()));
         }
@@ -169,8 +191,16 @@ impl Store for SqlStore {
     }
 
     async fn replace_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
-        let sql = format!("UPDATE {} SET body = $2, updated_at = $3 WHERE name = $1", kind.table());
-        let done = sqlx::query(audited(sql)).bind(name).bind(doc.to_string()).bind(now_ms()).execute(&self.write).await?;
+        let sql = format!(
+            "UPDATE {} SET body = $2, updated_at = $3 WHERE name = $1",
+            kind.table()
+        );
+        let done = sqlx::query(audited(sql))
+            .bind(name)
+            .bind(doc.to_string())
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(kind.noun(), name.to_string()));
         }
@@ -183,7 +213,12 @@ impl Store for SqlStore {
              ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
             kind.table()
         );
-        sqlx::query(audited(sql)).bind(name).bind(doc.to_string()).bind(now_ms()).execute(&self.write).await?;
+        sqlx::query(audited(sql))
+            .bind(name)
+            .bind(doc.to_string())
+            .bind(now_ms())
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -268,7 +303,12 @@ impl Store for SqlStore {
         Ok(Created::New)
     }
 
-    async fn find_idempotency(&self, client_id: &str, key: &str, since: i64) -> Result<Option<IdempotencyRecord>> {
+    async fn find_idempotency(
+        &self,
+        client_id: &str,
+        key: &str,
+        since: i64,
+    ) -> Result<Option<IdempotencyRecord>> {
         let row = sqlx::query(
             "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
              WHERE client_id = $1 AND key = $2 AND created_at >= $3",
@@ -315,7 +355,11 @@ impl Store for SqlStore {
             }
             sql.push_str(" AND state IN (");
             for (i, s) in states.iter().enumerate() {
-                push(&mut sql, if i == 0 { "?" } else { ", ?" }, Arg::Text(s.as_str().into()));
+                push(
+                    &mut sql,
+                    if i == 0 { "?" } else { ", ?" },
+                    Arg::Text(s.as_str().into()),
+                );
             }
             sql.push(')');
         }
@@ -330,7 +374,11 @@ impl Store for SqlStore {
             push(&mut sql, " OR (created_at = ?", Arg::Int(t));
             push(&mut sql, " AND id < ?))", Arg::Text(id.to_string()));
         }
-        push(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT ?", Arg::Int(i64::from(f.limit.max(1))));
+        push(
+            &mut sql,
+            " ORDER BY created_at DESC, id DESC LIMIT ?",
+            Arg::Int(i64::from(f.limit.max(1))),
+        );
         let mut q = sqlx::query(audited(sql));
         for a in args {
             q = match a {
@@ -345,13 +393,14 @@ impl Store for SqlStore {
     async fn update_conversation(&self, conv: &Conversation, kind: &str, data: &Value) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let body = serde_json::to_string(conv).map_err(corrupt)?;
-        let done = sqlx::query("UPDATE conversations SET state = $2, updated_at = $3, body = $4 WHERE id = $1")
-            .bind(conv.id.to_string())
-            .bind(conv.state.as_str())
-            .bind(conv.updated_at)
-            .bind(body)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE conversations SET state = $2, updated_at = $3, body = $4 WHERE id = $1")
+                .bind(conv.id.to_string())
+                .bind(conv.state.as_str())
+                .bind(conv.updated_at)
+                .bind(body)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("conversation", conv.id.to_string()));
         }
@@ -365,10 +414,12 @@ impl Store for SqlStore {
     }
 
     async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>> {
-        let rows = sqlx::query("SELECT seq, at, kind, data FROM conversation_events WHERE conversation_id = $1 ORDER BY seq")
-            .bind(id.to_string())
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT seq, at, kind, data FROM conversation_events WHERE conversation_id = $1 ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.read)
+        .await?;
         rows.iter()
             .map(|r| {
                 let data: String = r.try_get("data")?;
@@ -383,11 +434,12 @@ impl Store for SqlStore {
     }
 
     async fn live_conversations(&self) -> Result<Vec<Conversation>> {
-        let rows = sqlx::query("SELECT body FROM conversations WHERE state NOT IN ($1, $2) ORDER BY created_at")
-            .bind(ConversationState::Ended.as_str())
-            .bind(ConversationState::Failed.as_str())
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query("SELECT body FROM conversations WHERE state NOT IN ($1, $2) ORDER BY created_at")
+                .bind(ConversationState::Ended.as_str())
+                .bind(ConversationState::Failed.as_str())
+                .fetch_all(&self.read)
+                .await?;
         rows.iter().map(conversation_from).collect()
     }
 
@@ -401,7 +453,9 @@ impl Store for SqlStore {
             .bind(now_ms())
             .execute(&self.write)
             .await?;
-        let row = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'").fetch_one(&self.write).await?;
+        let row = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'")
+            .fetch_one(&self.write)
+            .await?;
         let s: String = row.try_get("secret")?;
         b64.decode(s).map_err(corrupt)
     }

@@ -3,7 +3,9 @@
 
 use outdial_core::conversation::{Conversation, ConversationState, ReasonCode};
 use outdial_core::dialout::DialoutRequest;
-use outdial_store::{ConversationFilter, Created, IdempotencyRecord, Kind, SqlStore, Store, StoreError, testing};
+use outdial_store::{
+    ConversationFilter, Created, IdempotencyRecord, Kind, SqlStore, Store, StoreError, testing,
+};
 use serde_json::json;
 use std::future::Future;
 use uuid::Uuid;
@@ -15,11 +17,15 @@ where
 {
     let dir = std::env::temp_dir().join(format!("outdial-store-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sqlite = SqlStore::connect(&format!("sqlite://{}/t.db", dir.display())).await.unwrap();
+    let sqlite = SqlStore::connect(&format!("sqlite://{}/t.db", dir.display()))
+        .await
+        .unwrap();
     test(sqlite).await;
     std::fs::remove_dir_all(&dir).ok();
 
-    let url = testing::fresh_postgres().await.expect("PostgreSQL at 127.0.0.1:5432 (see README)");
+    let url = testing::fresh_postgres()
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (see README)");
     let pg = SqlStore::connect(&url).await.unwrap();
     test(pg.clone()).await;
     drop(pg);
@@ -36,14 +42,34 @@ async fn objects_crud_and_conflicts() {
     on_both(|s| async move {
         let doc = json!({"name": "Bot1", "botUrl": "http://x"});
         s.insert_object(Kind::Bot, "Bot1", &doc).await.unwrap();
-        assert!(matches!(s.insert_object(Kind::Bot, "Bot1", &doc).await, Err(StoreError::Conflict("bot", _))));
+        assert!(matches!(
+            s.insert_object(Kind::Bot, "Bot1", &doc).await,
+            Err(StoreError::Conflict("bot", _))
+        ));
         assert_eq!(s.get_object(Kind::Bot, "Bot1").await.unwrap(), Some(doc.clone()));
-        assert_eq!(s.get_object(Kind::Trunk, "Bot1").await.unwrap(), None, "kinds are separate");
+        assert_eq!(
+            s.get_object(Kind::Trunk, "Bot1").await.unwrap(),
+            None,
+            "kinds are separate"
+        );
         let v1 = s.objects_version().await.unwrap();
-        s.replace_object(Kind::Bot, "Bot1", &json!({"name": "Bot1", "botUrl": "http://y"})).await.unwrap();
-        assert!(matches!(s.replace_object(Kind::Bot, "Nope", &doc).await, Err(StoreError::NotFound("bot", _))));
-        s.upsert_object(Kind::Bot, "Bot2", &json!({"name": "Bot2"})).await.unwrap();
-        let names: Vec<_> = s.list_objects(Kind::Bot).await.unwrap().iter().map(|d| d["name"].clone()).collect();
+        s.replace_object(Kind::Bot, "Bot1", &json!({"name": "Bot1", "botUrl": "http://y"}))
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.replace_object(Kind::Bot, "Nope", &doc).await,
+            Err(StoreError::NotFound("bot", _))
+        ));
+        s.upsert_object(Kind::Bot, "Bot2", &json!({"name": "Bot2"}))
+            .await
+            .unwrap();
+        let names: Vec<_> = s
+            .list_objects(Kind::Bot)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].clone())
+            .collect();
         assert_eq!(names, [json!("Bot1"), json!("Bot2")]);
         assert!(s.delete_object(Kind::Bot, "Bot2").await.unwrap());
         assert!(!s.delete_object(Kind::Bot, "Bot2").await.unwrap());
@@ -62,8 +88,12 @@ async fn conversations_events_and_recovery_list() {
         c.state = ConversationState::Failed;
         c.reason_code = Some(ReasonCode::Busy);
         c.updated_at = 2_000;
-        s.update_conversation(&c, "failed", &json!({"sipStatus": 486})).await.unwrap();
-        s.append_event(c.id, "notification", &json!({"status": "failed"})).await.unwrap();
+        s.update_conversation(&c, "failed", &json!({"sipStatus": 486}))
+            .await
+            .unwrap();
+        s.append_event(c.id, "notification", &json!({"status": "failed"}))
+            .await
+            .unwrap();
         let ev = s.events(c.id).await.unwrap();
         let kinds: Vec<_> = ev.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["accepted", "failed", "notification"]);
@@ -71,9 +101,15 @@ async fn conversations_events_and_recovery_list() {
         assert_eq!(ev[1].data, json!({"sipStatus": 486}));
         assert_eq!(ev[0].at, "1970-01-01T00:00:01.000Z");
         assert!(s.live_conversations().await.unwrap().is_empty());
-        assert_eq!(s.get_conversation(c.id).await.unwrap().unwrap().reason_code, Some(ReasonCode::Busy));
+        assert_eq!(
+            s.get_conversation(c.id).await.unwrap().unwrap().reason_code,
+            Some(ReasonCode::Busy)
+        );
         let missing = conv("Bot1", 5);
-        assert!(matches!(s.update_conversation(&missing, "x", &json!({})).await, Err(StoreError::NotFound(..))));
+        assert!(matches!(
+            s.update_conversation(&missing, "x", &json!({})).await,
+            Err(StoreError::NotFound(..))
+        ));
     })
     .await;
 }
@@ -87,17 +123,49 @@ async fn list_filters_and_cursor() {
             s.create_conversation(&c, None, 0).await.unwrap();
             all.push(c);
         }
-        let page = |after, limit| ConversationFilter { after, limit, ..Default::default() };
+        let page = |after, limit| ConversationFilter {
+            after,
+            limit,
+            ..Default::default()
+        };
         let first = s.list_conversations(&page(None, 3)).await.unwrap();
-        assert_eq!(first.iter().map(|c| c.created_at).collect::<Vec<_>>(), [10_006, 10_005, 10_004]);
+        assert_eq!(
+            first.iter().map(|c| c.created_at).collect::<Vec<_>>(),
+            [10_006, 10_005, 10_004]
+        );
         let last = first.last().unwrap();
-        let second = s.list_conversations(&page(Some((last.created_at, last.id)), 10)).await.unwrap();
+        let second = s
+            .list_conversations(&page(Some((last.created_at, last.id)), 10))
+            .await
+            .unwrap();
         assert_eq!(second.len(), 4);
-        let only_a = ConversationFilter { bot: Some("A".into()), limit: 50, ..Default::default() };
+        let only_a = ConversationFilter {
+            bot: Some("A".into()),
+            limit: 50,
+            ..Default::default()
+        };
         assert_eq!(s.list_conversations(&only_a).await.unwrap().len(), 4);
-        let visible = ConversationFilter { bots_in: Some(vec!["B".into()]), since: Some(10_002), until: Some(10_005), limit: 50, ..Default::default() };
-        assert_eq!(s.list_conversations(&visible).await.unwrap().iter().map(|c| c.created_at).collect::<Vec<_>>(), [10_003]);
-        let states = ConversationFilter { states: Some(vec![ConversationState::Ended]), limit: 50, ..Default::default() };
+        let visible = ConversationFilter {
+            bots_in: Some(vec!["B".into()]),
+            since: Some(10_002),
+            until: Some(10_005),
+            limit: 50,
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_conversations(&visible)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.created_at)
+                .collect::<Vec<_>>(),
+            [10_003]
+        );
+        let states = ConversationFilter {
+            states: Some(vec![ConversationState::Ended]),
+            limit: 50,
+            ..Default::default()
+        };
         assert!(s.list_conversations(&states).await.unwrap().is_empty());
     })
     .await;
@@ -114,19 +182,53 @@ async fn idempotency_keys_return_the_first_conversation() {
             conversation_id: c.id,
             created_at: at,
         };
-        assert_eq!(s.create_conversation(&c1, Some(&key(&c1, "h1", 100_000)), 0).await.unwrap(), Created::New);
+        assert_eq!(
+            s.create_conversation(&c1, Some(&key(&c1, "h1", 100_000)), 0)
+                .await
+                .unwrap(),
+            Created::New
+        );
         let c2 = conv("A", 100_001);
-        match s.create_conversation(&c2, Some(&key(&c2, "h1", 100_001)), 0).await.unwrap() {
+        match s
+            .create_conversation(&c2, Some(&key(&c2, "h1", 100_001)), 0)
+            .await
+            .unwrap()
+        {
             Created::Existing(r) => assert_eq!((r.conversation_id, r.body_hash.as_str()), (c1.id, "h1")),
             other => panic!("{other:?}"),
         }
-        assert!(s.get_conversation(c2.id).await.unwrap().is_none(), "nothing stored for the repeat");
-        assert_eq!(s.find_idempotency("app1", "k-1", 0).await.unwrap().unwrap().conversation_id, c1.id);
-        assert!(s.find_idempotency("app2", "k-1", 0).await.unwrap().is_none(), "keys are per application");
+        assert!(
+            s.get_conversation(c2.id).await.unwrap().is_none(),
+            "nothing stored for the repeat"
+        );
+        assert_eq!(
+            s.find_idempotency("app1", "k-1", 0)
+                .await
+                .unwrap()
+                .unwrap()
+                .conversation_id,
+            c1.id
+        );
+        assert!(
+            s.find_idempotency("app2", "k-1", 0).await.unwrap().is_none(),
+            "keys are per application"
+        );
         // An expired key is replaced.
         let c3 = conv("A", 200_000);
-        assert_eq!(s.create_conversation(&c3, Some(&key(&c3, "h3", 200_000)), 150_000).await.unwrap(), Created::New);
-        assert_eq!(s.find_idempotency("app1", "k-1", 0).await.unwrap().unwrap().conversation_id, c3.id);
+        assert_eq!(
+            s.create_conversation(&c3, Some(&key(&c3, "h3", 200_000)), 150_000)
+                .await
+                .unwrap(),
+            Created::New
+        );
+        assert_eq!(
+            s.find_idempotency("app1", "k-1", 0)
+                .await
+                .unwrap()
+                .unwrap()
+                .conversation_id,
+            c3.id
+        );
     })
     .await;
 }
@@ -143,5 +245,8 @@ async fn signing_key_is_stable() {
 
 #[tokio::test]
 async fn bad_urls_are_refused() {
-    assert!(matches!(SqlStore::connect("mysql://x").await, Err(StoreError::Url(_))));
+    assert!(matches!(
+        SqlStore::connect("mysql://x").await,
+        Err(StoreError::Url(_))
+    ));
 }

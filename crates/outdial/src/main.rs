@@ -1,1 +1,96 @@
-fn main() {}
+//! `outdial`: the outbound voice gateway.
+
+mod config;
+mod engine;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "outdial",
+    version,
+    about = "Outbound voice gateway: dial, detect who answered, connect a bot, report the outcome"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config it starts on the embedded defaults (API on 127.0.0.1:8080, SQLite file
+    /// outdial.db in the current folder).
+    Serve {
+        /// TOML configuration file (see docs/configuration.md).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// HTTP listen address (overrides http.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// SIP listen address (overrides sip.listen).
+        #[arg(long)]
+        sip_listen: Option<SocketAddr>,
+        /// Store URL: sqlite://FILE or postgres://USER@HOST/DB (overrides store.url).
+        #[arg(long)]
+        store: Option<String>,
+        /// Check the configuration and exit.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
+    HashSecret,
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            sip_listen,
+            store,
+            check,
+        } => {
+            let overrides = config::Overrides {
+                listen,
+                sip_listen,
+                store,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(serve::serve(config, overrides, check)))
+        }
+        Command::HashSecret => hash_secret(),
+        Command::Openapi => serde_json::to_string_pretty(&outdial_api::openapi_document())
+            .map(|s| println!("{s}"))
+            .map_err(Into::into),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("outdial: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn hash_secret() -> anyhow::Result<()> {
+    let mut s = String::new();
+    std::io::stdin().read_line(&mut s)?;
+    let secret = s.trim_end_matches(['\r', '\n']);
+    if secret.len() < 8 {
+        anyhow::bail!("the secret should have at least 8 characters");
+    }
+    println!(
+        "{}",
+        outdial_api::auth::hash_secret(secret).map_err(anyhow::Error::msg)?
+    );
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! Authentication (PRODUCT.md 4.1): HTTP Basic with the client secret, and Bearer tokens issued by the
+//! OAuth 2.0 client-credentials endpoint.
+//!
+//! * Secrets are stored as Argon2id hashes. A verified `(client id, secret)` pair is remembered under a keyed
+//!   SHA-256 (HMAC with a per-process random key) for a few minutes, together with the hash it was checked
+//!   against, so that Basic auth costs one Argon2 run per client and secret change, not one per request.
+//!   A cache entry stops matching as soon as the application's hash changes, or the application is disabled
+//!   or deleted. Argon2 runs on the blocking pool, at most a few at once (a guessing client cannot starve the
+//!   gateway), and an unknown client id is checked against a dummy hash so that timing does not reveal it.
+//! * Tokens are JWTs (HS256) signed with a key kept in the store (survives restarts, shared by a cluster).
+//!   They expire, and stop working when their application is disabled or deleted.
+
+use crate::catalog::Catalog;
+use crate::error::ApiError;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use base64::Engine as _;
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use outdial_core::Policy;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+/// Who is calling, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub client_id: String,
+    pub policies: Vec<Policy>,
+    /// OAuth scopes granted to the token (legacy `dialoutAuthScope` model); empty for Basic.
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AuthSettings {
+    pub basic: bool,
+    pub oauth: bool,
+    pub token_lifetime: Duration,
+    /// How long a verified Basic credential is remembered.
+    pub cache_ttl: Duration,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            basic: true,
+            oauth: true,
+            token_lifetime: Duration::from_secs(3600),
+            cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    scope: String,
+}
+
+struct Verified {
+    client_id: String,
+    secret_hash: String,
+    until: Instant,
+}
+
+const CACHE_MAX: usize = 10_000;
+const ISSUER: &str = "outdial";
+
+pub struct Authenticator {
+    settings: AuthSettings,
+    catalog: Arc<Catalog>,
+    cache_key: [u8; 32],
+    cache: DashMap<[u8; 32], Verified>,
+    argon_slots: Semaphore,
+    dummy_hash: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+/// Hashes a secret with Argon2id (default parameters: m = 19 MiB, t = 2, p = 1).
+pub fn hash_secret(secret: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn verify_secret(secret: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
+}
+
+/// Hashes off the async threads.
+pub async fn hash_secret_blocking(secret: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || hash_secret(&secret))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)
+}
+
+fn unauthorized(m: &str) -> ApiError {
+    ApiError::Unauthorized(m.to_string())
+}
+
+impl Authenticator {
+    pub fn new(settings: AuthSettings, catalog: Arc<Catalog>, signing_key: &[u8]) -> Result<Self, String> {
+        Ok(Authenticator {
+            settings,
+            catalog,
+            cache_key: rand::random(),
+            cache: DashMap::new(),
+            argon_slots: Semaphore::new(2),
+            dummy_hash: hash_secret("outdial-dummy-secret")?,
+            encoding: EncodingKey::from_secret(signing_key),
+            decoding: DecodingKey::from_secret(signing_key),
+        })
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// Authenticates an `Authorization` header value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        let Some(value) = authorization else {
+            return Err(unauthorized(
+                "missing Authorization header: use HTTP Basic with the client id and secret, or a Bearer token from /oauth/token",
+            ));
+        };
+        let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            if !self.settings.basic {
+                return Err(unauthorized(
+                    "HTTP Basic authentication is disabled on this gateway; use a Bearer token",
+                ));
+            }
+            let (id, secret) =
+                parse_basic(rest.trim()).ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            self.check_client(&id, &secret).await
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            if !self.settings.oauth {
+                return Err(unauthorized(
+                    "OAuth 2.0 bearer tokens are disabled on this gateway; use HTTP Basic",
+                ));
+            }
+            self.check_token(rest.trim())
+        } else {
+            Err(unauthorized(
+                "unsupported authorization scheme: use Basic or Bearer",
+            ))
+        }
+    }
+
+    fn cache_slot(&self, client_id: &str, secret: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.cache_key).expect("HMAC takes any key length");
+        mac.update(client_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Checks a client id and secret (Basic, or the token endpoint).
+    pub async fn check_client(&self, client_id: &str, secret: &str) -> Result<Caller, ApiError> {
+        let snap = self.catalog.snapshot();
+        let app = snap.apps.get(client_id).cloned();
+        let slot = self.cache_slot(client_id, secret);
+        if let (Some(app), Some(hit)) = (&app, self.cache.get(&slot)) {
+            // The slot is keyed by id and secret; a hit is valid while the application keeps the same hash.
+            if hit.client_id == app.client_id
+                && hit.secret_hash == app.secret_hash
+                && hit.until > Instant::now()
+            {
+                return if app.enabled {
+                    Ok(caller_of(app, Vec::new()))
+                } else {
+                    Err(unauthorized("application is disabled"))
+                };
+            }
+        }
+        let hash = app
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |a| a.secret_hash.clone());
+        let permit = self.argon_slots.acquire().await.map_err(ApiError::internal)?;
+        let secret_owned = secret.to_string();
+        let hash_for_check = hash.clone();
+        let ok = tokio::task::spawn_blocking(move || verify_secret(&secret_owned, &hash_for_check))
+            .await
+            .map_err(ApiError::internal)?;
+        drop(permit);
+        match app {
+            Some(app) if ok => {
+                if self.cache.len() >= CACHE_MAX {
+                    self.cache.clear();
+                }
+                self.cache.insert(
+                    slot,
+                    Verified {
+                        client_id: app.client_id.clone(),
+                        secret_hash: hash,
+                        until: Instant::now() + self.settings.cache_ttl,
+                    },
+                );
+                if app.enabled {
+                    Ok(caller_of(&app, Vec::new()))
+                } else {
+                    Err(unauthorized("application is disabled"))
+                }
+            }
+            _ => Err(unauthorized("invalid client credentials")),
+        }
+    }
+
+    fn check_token(&self, token: &str) -> Result<Caller, ApiError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 0;
+        v.set_issuer(&[ISSUER]);
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                unauthorized("access token expired; request a new one from /oauth/token")
+            }
+            _ => unauthorized("invalid access token"),
+        })?;
+        let snap = self.catalog.snapshot();
+        match snap.apps.get(&data.claims.sub) {
+            Some(app) if app.enabled => {
+                let scopes = data.claims.scope.split_whitespace().map(str::to_string).collect();
+                Ok(caller_of(app, scopes))
+            }
+            _ => Err(unauthorized(
+                "access token revoked: its application is disabled or deleted",
+            )),
+        }
+    }
+
+    /// Issues a token; returns it with its lifetime in seconds.
+    pub fn issue_token(&self, client_id: &str, scopes: &[String]) -> Result<(String, u64), ApiError> {
+        let now = chrono::Utc::now().timestamp();
+        let life = self.settings.token_lifetime.as_secs();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: client_id.into(),
+            iat: now,
+            exp: now + life as i64,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            scope: scopes.join(" "),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)?;
+        Ok((token, life))
+    }
+}
+
+fn caller_of(app: &outdial_core::Application, scopes: Vec<String>) -> Caller {
+    Caller {
+        client_id: app.client_id.clone(),
+        policies: app.policies.clone(),
+        scopes,
+    }
+}
+
+/// `base64(id:secret)` → (id, secret).
+pub fn parse_basic(b64: &str) -> Option<(String, String)> {
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let s = String::from_utf8(raw).ok()?;
+    let (id, secret) = s.split_once(':')?;
+    if id.is_empty() {
+        return None;
+    }
+    Some((id.to_string(), secret.to_string()))
+}
+
+/// Constant-time equality of two byte strings (for secrets compared outside Argon2).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

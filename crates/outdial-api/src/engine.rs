@@ -1,0 +1,38 @@
+//! The seam between the API and the call engine: the API hands over accepted conversations and asks for
+//! hang-ups; the engine (in the `outdial` binary) owns each conversation until its terminal state.
+
+use async_trait::async_trait;
+use outdial_core::{Bot, Conversation, Trunk};
+use outdial_limits::Lease;
+use uuid::Uuid;
+
+/// A conversation the API accepted, with everything needed to place its call.
+#[derive(Debug)]
+pub struct AcceptedCall {
+    pub conversation: Conversation,
+    pub bot: Bot,
+    pub trunk: Trunk,
+    /// The concurrency slot; released when dropped.
+    pub lease: Lease,
+}
+
+/// What a hang-up request found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupOutcome {
+    /// The engine is ending the conversation.
+    Ending,
+    /// The engine does not run this conversation (it ended, or another node owns it).
+    NotRunning,
+}
+
+#[async_trait]
+pub trait CallEngine: Send + Sync + 'static {
+    /// Takes over an accepted conversation (already stored in state `accepted`).
+    async fn start(&self, call: AcceptedCall);
+    /// Ends a live conversation (reasonCode `error`, reason `ended by API`).
+    async fn hangup(&self, id: Uuid) -> HangupOutcome;
+    /// Whether calls can go out through this trunk now (`Err` says why not: 503).
+    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String>;
+    /// Readiness of the engine's own transports (`/readyz`).
+    fn ready(&self) -> Result<(), String>;
+}

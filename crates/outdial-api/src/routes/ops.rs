@@ -1,0 +1,53 @@
+//! Operational endpoints: liveness, readiness, Prometheus metrics.
+
+use crate::AppState;
+use crate::error::json_response;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up")))]
+pub async fn healthz() -> Response {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// Ready to accept calls: store reachable, SIP transport up, not draining.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready; `checks` says why")))]
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    let store = match app.store.ping().await {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let engine = match app.engine.ready() {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let draining = app.is_draining();
+    let ok = store == "ok" && engine == "ok" && !draining;
+    let body = json!({
+        "status": if ok { "ready" } else { "not ready" },
+        "checks": {"store": store, "sip": engine, "draining": draining},
+    });
+    json_response(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &body,
+    )
+}
+
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let mut r = app.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
+}

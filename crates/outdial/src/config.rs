@@ -1,0 +1,283 @@
+//! Configuration: embedded defaults, then the TOML file, then `OUTDIAL_<SECTION>__<KEY>` environment variables,
+//! then command-line flags. Declarative `[[applications]]`, `[[bots]]` and `[[trunks]]` are validated by the
+//! same rules as the API; a problem stops start-up with the file, the key and what is wrong.
+
+use anyhow::bail;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use outdial_core::application::ValidApplication;
+use outdial_core::{Bot, Trunk};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: Http,
+    pub sip: Sip,
+    pub store: StoreCfg,
+    pub auth: Auth,
+    pub notifications: Notifications,
+    pub log: Log,
+    pub applications: Vec<Value>,
+    pub bots: Vec<Value>,
+    pub trunks: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Where the API listens.
+    pub listen: SocketAddr,
+    /// Seconds between checks for configuration changed by other nodes.
+    pub config_refresh_sec: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sip {
+    pub listen: SocketAddr,
+    /// Address to advertise in Contact/SDP when behind NAT.
+    pub public_address: Option<String>,
+    /// RTP port range, `first-last`.
+    pub rtp_ports: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreCfg {
+    /// `sqlite://FILE` (embedded) or `postgres://USER@HOST/DB`.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub basic: bool,
+    pub oauth: bool,
+    pub token_lifetime_sec: u64,
+    pub credential_cache_sec: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    pub timeout_sec: u64,
+    pub max_attempts: u32,
+    /// CIDRs notifyUrl targets may never resolve to (added to the built-in link-local and metadata ranges).
+    pub deny_cidrs: Vec<String>,
+    /// CIDRs allowed even when a deny entry covers them.
+    pub allow_cidrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `outdial=debug,info`.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: Http::default(),
+            sip: Sip::default(),
+            store: StoreCfg::default(),
+            auth: Auth::default(),
+            notifications: Notifications::default(),
+            log: Log::default(),
+            applications: Vec::new(),
+            bots: Vec::new(),
+            trunks: Vec::new(),
+        }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            config_refresh_sec: 5,
+        }
+    }
+}
+impl Default for Sip {
+    fn default() -> Self {
+        Sip {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            public_address: None,
+            rtp_ports: "20000-30000".into(),
+        }
+    }
+}
+impl Default for StoreCfg {
+    fn default() -> Self {
+        StoreCfg {
+            url: "sqlite://outdial.db".into(),
+        }
+    }
+}
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            basic: true,
+            oauth: true,
+            token_lifetime_sec: 3600,
+            credential_cache_sec: 300,
+        }
+    }
+}
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications {
+            timeout_sec: 10,
+            max_attempts: 10,
+            deny_cidrs: Vec::new(),
+            allow_cidrs: Vec::new(),
+        }
+    }
+}
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// Flags that override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub sip_listen: Option<SocketAddr>,
+    pub store: Option<String>,
+}
+
+/// The checked declarative objects.
+#[derive(Debug, Default)]
+pub struct Declared {
+    pub trunks: Vec<Trunk>,
+    pub bots: Vec<Bot>,
+    /// Validated application bodies; `clientSecretHash` entries carry their hash instead of a secret.
+    pub applications: Vec<(ValidApplication, Option<String>)>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                bail!("{}: configuration file not found", f.display());
+            }
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        fig = fig.merge(
+            Env::prefixed("OUTDIAL_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        let mut cfg: Config = fig.extract().map_err(|e| {
+            let file = file.map_or_else(|| "configuration".to_string(), |f| f.display().to_string());
+            anyhow::anyhow!("{file}: {}", e.to_string().replace("default.", ""))
+        })?;
+        if let Some(l) = o.listen {
+            cfg.http.listen = l;
+        }
+        if let Some(l) = o.sip_listen {
+            cfg.sip.listen = l;
+        }
+        if let Some(s) = &o.store {
+            cfg.store.url = s.clone();
+        }
+        Ok(cfg)
+    }
+
+    /// Checks every key of the file that serde cannot: declared objects, ranges, formats.
+    pub fn validate(&self, file: &str) -> anyhow::Result<Declared> {
+        let mut d = Declared::default();
+        let err = |section: String, msg: String| anyhow::anyhow!("{file}: {section}: {msg}");
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            bail!("{file}: log.format: should be \"text\" or \"json\"");
+        }
+        if !(1..=24 * 3600).contains(&self.auth.token_lifetime_sec) {
+            bail!("{file}: auth.token_lifetime_sec: should be from 1 to 86400");
+        }
+        if !(1..=600).contains(&self.notifications.timeout_sec) {
+            bail!("{file}: notifications.timeout_sec: should be from 1 to 600");
+        }
+        parse_port_range(&self.sip.rtp_ports).map_err(|m| err("sip.rtp_ports".into(), m))?;
+        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
+            bail!("{file}: store.url: should be sqlite://FILE or postgres://USER@HOST/DB");
+        }
+        for (i, t) in self.trunks.iter().enumerate() {
+            d.trunks.push(
+                Trunk::parse(t)
+                    .map_err(|e| anyhow::anyhow!("{file}: {}", e.config_key(&format!("trunks[{i}]"))))?,
+            );
+        }
+        for (i, b) in self.bots.iter().enumerate() {
+            d.bots.push(
+                Bot::parse(b)
+                    .map_err(|e| anyhow::anyhow!("{file}: {}", e.config_key(&format!("bots[{i}]"))))?,
+            );
+        }
+        for (i, a) in self.applications.iter().enumerate() {
+            let mut a = a.clone();
+            let hash = a.as_object_mut().and_then(|m| m.remove("clientSecretHash"));
+            let hash = match hash {
+                None => None,
+                Some(Value::String(h)) if h.starts_with("$argon2id$") => Some(h),
+                Some(_) => bail!(
+                    "{file}: applications[{i}].clientSecretHash: should be an Argon2id PHC string ($argon2id$…)"
+                ),
+            };
+            let v = ValidApplication::parse(&a)
+                .map_err(|e| anyhow::anyhow!("{file}: {}", e.config_key(&format!("applications[{i}]"))))?;
+            if v.client_secret.is_none() && hash.is_none() {
+                bail!("{file}: applications[{i}]: should have clientSecret or clientSecretHash");
+            }
+            d.applications.push((v, hash));
+        }
+        dup(d.trunks.iter().map(|t| t.name.as_str()), "trunks", file)?;
+        dup(d.bots.iter().map(|b| b.name.as_str()), "bots", file)?;
+        dup(
+            d.applications.iter().map(|(a, _)| a.client_id.as_str()),
+            "applications",
+            file,
+        )?;
+        Ok(d)
+    }
+}
+
+fn dup<'a>(names: impl Iterator<Item = &'a str>, section: &str, file: &str) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for n in names {
+        if !seen.insert(n) {
+            bail!("{file}: {section}: '{n}' is declared twice");
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("should be FIRST-LAST with 1024 <= FIRST < LAST <= 65535 (got '{s}')");
+    let (a, b) = s.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u16, u16) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
+    if a < 1024 || a >= b {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// The path of the configuration file, for messages.
+pub fn display_name(file: Option<&PathBuf>) -> String {
+    file.map_or_else(|| "configuration".into(), |f| f.display().to_string())
+}

@@ -1,0 +1,231 @@
+//! `outdial serve`: wiring of store, configuration, authentication, limits, engine and HTTP.
+
+use crate::config::{self, Config, Declared, Overrides};
+use crate::engine::Engine;
+use anyhow::Context;
+use outdial_api::auth::{AuthSettings, Authenticator, hash_secret};
+use outdial_api::catalog::Catalog;
+use outdial_api::{App, router};
+use outdial_core::application::{Application, Effect, Policy, Role};
+use outdial_limits::LocalLimiter;
+use outdial_store::{Kind, SqlStore, Store};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool) -> anyhow::Result<()> {
+    let name = config::display_name(file.as_ref());
+    let cfg = Config::load(file.as_deref(), &overrides)?;
+    let declared = cfg.validate(&name)?;
+    if check_only {
+        println!("{name}: configuration is valid");
+        return Ok(());
+    }
+    init_logging(&cfg);
+
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::connect(&cfg.store.url)
+            .await
+            .with_context(|| format!("store {}", redact(&cfg.store.url)))?,
+    );
+    apply_declared(&*store, declared, &name).await?;
+    bootstrap_admin(&*store).await?;
+
+    let catalog = Catalog::load(store.clone()).await?;
+    tokio::spawn(
+        catalog
+            .clone()
+            .refresh_loop(Duration::from_secs(cfg.http.config_refresh_sec.max(1))),
+    );
+    let settings = AuthSettings {
+        basic: cfg.auth.basic,
+        oauth: cfg.auth.oauth,
+        token_lifetime: Duration::from_secs(cfg.auth.token_lifetime_sec),
+        cache_ttl: Duration::from_secs(cfg.auth.credential_cache_sec),
+    };
+    let auth = Authenticator::new(settings, catalog.clone(), &store.signing_key().await?)
+        .map_err(anyhow::Error::msg)?;
+    let engine = Arc::new(Engine::new(store.clone()));
+    let recovered = engine.recover().await?;
+    if recovered > 0 {
+        tracing::warn!(
+            "ended {recovered} conversation(s) left unfinished by the previous run (reason: gateway restarted)"
+        );
+    }
+    let app = Arc::new(App::new(
+        store,
+        catalog,
+        auth,
+        Arc::new(LocalLimiter::new()),
+        engine,
+    ));
+
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (http.listen / --listen)", cfg.http.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("outdial API listening on http://{addr} (OpenAPI at /openapi.json, docs at /docs)");
+    println!("outdial listening on http://{addr}");
+    let drain = app.clone();
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new dialouts accepted");
+            drain.start_draining();
+        })
+        .await?;
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match url.split_once('@') {
+        Some((scheme_user, host)) => {
+            let scheme = scheme_user.split("://").next().unwrap_or("");
+            format!("{scheme}://***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OUTDIAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Writes the objects declared in the file into the store (the file wins over earlier API edits).
+async fn apply_declared(store: &dyn Store, d: Declared, file: &str) -> anyhow::Result<()> {
+    for t in &d.trunks {
+        store
+            .upsert_object(Kind::Trunk, &t.name, &serde_json::to_value(t)?)
+            .await?;
+    }
+    let trunks: Vec<String> = store
+        .list_objects(Kind::Trunk)
+        .await?
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_string))
+        .collect();
+    for (i, b) in d.bots.iter().enumerate() {
+        if let Some(t) = &b.trunk
+            && !trunks.contains(t)
+        {
+            anyhow::bail!("{file}: bots[{i}].trunk: should name a configured trunk ('{t}' not found)");
+        }
+        store
+            .upsert_object(Kind::Bot, &b.name, &serde_json::to_value(b)?)
+            .await?;
+    }
+    for (v, hash) in d.applications {
+        let existing: Option<Application> = store
+            .get_object(Kind::Application, &v.client_id)
+            .await?
+            .and_then(|d| serde_json::from_value(d).ok());
+        let secret_hash = match (hash, &v.client_secret) {
+            (Some(h), _) => h,
+            (None, Some(secret)) => match existing.as_ref() {
+                // Keep the stored hash when it already matches: no new salt, verified-credential cache stays warm.
+                Some(old) if verify(secret, &old.secret_hash) => old.secret_hash.clone(),
+                _ => hash_secret(secret).map_err(anyhow::Error::msg)?,
+            },
+            (None, None) => unreachable!("validated: a secret or a hash"),
+        };
+        let app = Application {
+            client_id: v.client_id.clone(),
+            name: v.name,
+            enabled: v.enabled,
+            policies: v.policies,
+            notify_secret: v.notify_secret,
+            secret_hash,
+        };
+        if existing.as_ref() != Some(&app) {
+            store
+                .upsert_object(Kind::Application, &app.client_id, &serde_json::to_value(&app)?)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn verify(secret: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(secret.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// `OUTDIAL_ADMIN_CLIENT_ID` / `OUTDIAL_ADMIN_CLIENT_SECRET`: an application with `OUTDIAL/ADMIN` on `*`.
+async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
+    let (Ok(id), Ok(secret)) = (
+        std::env::var("OUTDIAL_ADMIN_CLIENT_ID"),
+        std::env::var("OUTDIAL_ADMIN_CLIENT_SECRET"),
+    ) else {
+        return Ok(());
+    };
+    if !outdial_core::application::is_client_id(&id) {
+        anyhow::bail!("OUTDIAL_ADMIN_CLIENT_ID: should be 1–128 characters of [A-Za-z0-9_.@-]");
+    }
+    if secret.len() < 8 {
+        anyhow::bail!("OUTDIAL_ADMIN_CLIENT_SECRET: should have at least 8 characters");
+    }
+    let existing: Option<Application> = store
+        .get_object(Kind::Application, &id)
+        .await?
+        .and_then(|d| serde_json::from_value(d).ok());
+    let policies = vec![Policy {
+        role: Role::Admin,
+        scope: "*".into(),
+        effect: Effect::Allow,
+    }];
+    if let Some(old) = &existing
+        && old.enabled
+        && old.policies == policies
+        && verify(&secret, &old.secret_hash)
+    {
+        return Ok(());
+    }
+    let app = Application {
+        client_id: id.clone(),
+        name: existing
+            .as_ref()
+            .map_or_else(|| "bootstrap admin".into(), |o| o.name.clone()),
+        enabled: true,
+        policies,
+        notify_secret: existing.and_then(|o| o.notify_secret),
+        secret_hash: hash_secret(&secret).map_err(anyhow::Error::msg)?,
+    };
+    store
+        .upsert_object(Kind::Application, &id, &serde_json::to_value(&app)?)
+        .await?;
+    tracing::info!("bootstrap admin application '{id}' is set");
+    Ok(())
+}
