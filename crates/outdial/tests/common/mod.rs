@@ -1,0 +1,238 @@
+//! Starts the real `outdial` binary on a free port with its own SQLite file, and talks to it over HTTP.
+#![allow(dead_code)]
+
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const ADMIN: (&str, &str) = ("admin", "admin-secret-1");
+
+pub struct Gateway {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: PathBuf,
+    config: Option<PathBuf>,
+    store: String,
+    env: Vec<(String, String)>,
+}
+
+pub fn temp_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("outdial-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+impl Gateway {
+    /// A gateway on the embedded defaults plus `config` (TOML), with the bootstrap admin.
+    pub async fn start(config: &str) -> Gateway {
+        Self::start_with(config, &[]).await
+    }
+
+    pub async fn start_with(config: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = temp_dir();
+        let cfg = dir.join("outdial.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let store = format!("sqlite://{}/outdial.db", dir.display());
+        let mut g = Gateway {
+            child: None,
+            base: String::new(),
+            dir,
+            config: Some(cfg),
+            store,
+            env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+        };
+        g.spawn().expect("gateway starts");
+        g
+    }
+
+    /// Runs `outdial serve` and returns its exit status and stderr when it does not start.
+    pub fn try_start(config: &str) -> Result<Gateway, String> {
+        let dir = temp_dir();
+        let cfg = dir.join("outdial.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let store = format!("sqlite://{}/outdial.db", dir.display());
+        let mut g = Gateway {
+            child: None,
+            base: String::new(),
+            dir,
+            config: Some(cfg),
+            store,
+            env: Vec::new(),
+        };
+        g.spawn().map(|_| g)
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("gateway.log"))
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_outdial"));
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--store", &self.store]);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.env("OUTDIAL_ADMIN_CLIENT_ID", ADMIN.0)
+            .env("OUTDIAL_ADMIN_CLIENT_SECRET", ADMIN.1)
+            .env("OUTDIAL_LOG", "info")
+            .envs(self.env.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        match line.trim().strip_prefix("outdial listening on ") {
+            Some(url) => {
+                self.base = url.to_string();
+                self.child = Some(child);
+                Ok(())
+            }
+            None => {
+                let status = child.wait().map_err(|e| e.to_string())?;
+                let log = std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default();
+                Err(format!("exit {:?}: {log}", status.code()))
+            }
+        }
+    }
+
+    /// Stops the process (SIGKILL) and starts it again on the same database.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn().expect("gateway restarts");
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
+    }
+
+    /// POST JSON with Basic credentials.
+    pub async fn post(&self, path: &str, auth: (&str, &str), body: &Value) -> Response {
+        client()
+            .post(self.url(path))
+            .basic_auth(auth.0, Some(auth.1))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, auth: (&str, &str)) -> Response {
+        client()
+            .get(self.url(path))
+            .basic_auth(auth.0, Some(auth.1))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        auth: (&str, &str),
+        body: Option<&Value>,
+    ) -> Response {
+        let mut r = client()
+            .request(method, self.url(path))
+            .basic_auth(auth.0, Some(auth.1));
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        r.send().await.unwrap()
+    }
+
+    /// Creates objects as the admin, asserting 201.
+    pub async fn create(&self, kind: &str, body: Value) {
+        let r = self.post(&format!("/api/v1/{kind}"), ADMIN, &body).await;
+        let status = r.status();
+        assert_eq!(status, 201, "create {kind}: {}", r.text().await.unwrap());
+    }
+
+    /// An application with these policies; its secret is `<id>-secret`.
+    pub async fn app(&self, id: &str, policies: Value) -> (String, String) {
+        let secret = format!("{id}-secret");
+        self.create(
+            "applications",
+            json!({"clientId": id, "clientSecret": secret, "policies": policies}),
+        )
+        .await;
+        (id.to_string(), secret)
+    }
+
+    pub async fn token(&self, id: &str, secret: &str, scope: Option<&str>) -> String {
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("client_id", id),
+            ("client_secret", secret),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        let r = client()
+            .post(self.url("/oauth/token"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("gateway log kept in {}", self.dir.display());
+        }
+    }
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// A config with one trunk and bot `Bot1`.
+pub const BASIC: &str = r#"
+[[trunks]]
+name = "t1"
+address = "127.0.0.1:5099"
+
+[[bots]]
+name = "Bot1"
+botUrl = "http://127.0.0.1:9/bot"
+"#;
+
+/// The status and the `error` text of an answer.
+pub async fn error_of(r: Response) -> (u16, String) {
+    let s = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (s, v["error"].as_str().unwrap_or_default().to_string())
+}
