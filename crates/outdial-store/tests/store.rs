@@ -1,5 +1,6 @@
 //! The same behaviour, checked on SQLite (a temporary file) and on PostgreSQL (a fresh database on the
 //! local server).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 use outdial_core::conversation::{Conversation, ConversationState, ReasonCode};
 use outdial_core::dialout::DialoutRequest;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub http: Http,
@@ -79,22 +79,6 @@ pub struct Log {
     pub format: String,
     /// A tracing filter, e.g. `info` or `outdial=debug,info`.
     pub level: String,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            http: Http::default(),
-            sip: Sip::default(),
-            store: StoreCfg::default(),
-            auth: Auth::default(),
-            notifications: Notifications::default(),
-            log: Log::default(),
-            applications: Vec::new(),
-            bots: Vec::new(),
-            trunks: Vec::new(),
-        }
-    }
 }
 
 impl Default for Http {

@@ -1,5 +1,6 @@
 //! Authentication and IAM against the real binary: OAuth token endpoint and its errors, Basic and Bearer,
 //! revocation, restarts, expiry, roles, scopes (names, tags, deny, legacy), 403 versus 404.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! `POST /api/v1/actions/dialout` against the real binary: validation messages, body errors, limits,
 //! idempotency, trunk rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 mod common;
 

@@ -27,7 +27,7 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + Sized + 'static
 
     /// Validates a body into the object to store; `existing` is the stored one on PUT and PATCH.
     async fn build(input: &Value, existing: Option<&Self>) -> ApiResult<Self>;
-    fn name(&self) -> &str;
+    fn key(&self) -> &str;
     /// What the API returns.
     fn view(&self) -> Value;
     /// The object as an input body, secrets included (the base of a merge patch).
@@ -102,18 +102,18 @@ pub async fn create<R: Resource>(
     let (_, input) = read_json(headers, body).await?;
     let item = R::build(&input, None).await?;
     if !R::can_write(caller, &item) {
-        return Err(forbidden::<R>(caller, "create", item.name()));
+        return Err(forbidden::<R>(caller, "create", item.key()));
     }
     R::check(&app.catalog.snapshot(), &item)?;
     app.store
         .insert_object(
             R::KIND,
-            item.name(),
+            item.key(),
             &serde_json::to_value(&item).map_err(ApiError::internal)?,
         )
         .await?;
     app.catalog.reload().await?;
-    tracing::info!(client = %caller.client_id, "{} '{}' created", noun::<R>(), item.name());
+    tracing::info!(client = %caller.client_id, "{} '{}' created", noun::<R>(), item.key());
     Ok(json_response(StatusCode::CREATED, &item.view()))
 }
 
@@ -141,18 +141,18 @@ async fn store_update<R: Resource>(
     item: R,
 ) -> ApiResult<Response> {
     if !R::can_write(caller, existing) || !R::can_write(caller, &item) {
-        return Err(forbidden::<R>(caller, "change", item.name()));
+        return Err(forbidden::<R>(caller, "change", item.key()));
     }
     R::check(&app.catalog.snapshot(), &item)?;
     app.store
         .replace_object(
             R::KIND,
-            item.name(),
+            item.key(),
             &serde_json::to_value(&item).map_err(ApiError::internal)?,
         )
         .await?;
     app.catalog.reload().await?;
-    tracing::info!(client = %caller.client_id, "{} '{}' changed", noun::<R>(), item.name());
+    tracing::info!(client = %caller.client_id, "{} '{}' changed", noun::<R>(), item.key());
     Ok(json_response(StatusCode::OK, &item.view()))
 }
 

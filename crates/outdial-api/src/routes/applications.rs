@@ -41,7 +41,7 @@ impl Resource for Application {
             secret_hash,
         })
     }
-    fn name(&self) -> &str {
+    fn key(&self) -> &str {
         &self.client_id
     }
     fn view(&self) -> Value {

@@ -26,7 +26,7 @@ impl Resource for Trunk {
     async fn build(input: &Value, _existing: Option<&Self>) -> ApiResult<Self> {
         Trunk::parse(input).map_err(|e| ApiError::BadRequest(e.to_string()))
     }
-    fn name(&self) -> &str {
+    fn key(&self) -> &str {
         &self.name
     }
     fn view(&self) -> Value {

@@ -1,5 +1,5 @@
 //! Starts the real `outdial` binary on a free port with its own SQLite file, and talks to it over HTTP.
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // Tests fail loudly; helpers are shared.
 
 use reqwest::{Client, Response};
 use serde_json::{Value, json};

@@ -1,0 +1,582 @@
+//! Administration API, configuration file and conversation records against the real binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use common::{ADMIN, BASIC, Gateway, client, error_of};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn bots_crud_with_validation_and_write_only_secrets() {
+    let g = Gateway::start(BASIC).await;
+    let bot = json!({"name": "B2", "botUrl": "https://bot.example/api", "token": "s3cret-token", "dialoutMaxConcurrentCalls": 5});
+    let r = g.post("/api/v1/bots", ADMIN, &bot).await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert!(created.get("token").is_none(), "secrets are write-only");
+    assert_eq!(created["dialoutConcurrentCallsExpirationSeconds"], 1200);
+    assert_eq!(
+        error_of(g.post("/api/v1/bots", ADMIN, &bot).await).await,
+        (409, "bot 'B2' already exists".into())
+    );
+    for (body, message) in [
+        (
+            json!({"name": "B3", "botUrl": "http://x", "dialoutMaxConcurrentCalls": 301}),
+            "request/dialoutMaxConcurrentCalls should be <= 300",
+        ),
+        (
+            json!({"name": "B3", "botUrl": "http://x", "dialoutConcurrentCallsExpirationSeconds": 3601}),
+            "request/dialoutConcurrentCallsExpirationSeconds should be <= 3600",
+        ),
+        (
+            json!({"name": "B3", "botUrl": "http://x", "dialoutLimitPerSecond": -0.1}),
+            "request/dialoutLimitPerSecond should be >= 0",
+        ),
+        (
+            json!({"name": "B3", "botUrl": "http://x", "dialoutMaxConcurrentCalls": 1.5}),
+            "request/dialoutMaxConcurrentCalls should be integer",
+        ),
+        (
+            json!({"name": "B3", "botUrl": "http://x", "trunk": "nope"}),
+            "request/trunk should name a configured trunk ('nope' not found)",
+        ),
+        (
+            json!({"name": "B3", "botUrl": "not a url"}),
+            "request/botUrl should be an absolute http or https or ws or wss URL",
+        ),
+        (
+            json!({"name": "B3", "botUrl": "http://x", "type": "rasa"}),
+            "request/type should be equal to one of the allowed values: ac-api, ac-api-streaming, directline, dialogflow-cx, dialogflow-es",
+        ),
+        (
+            json!({"botUrl": "http://x"}),
+            "request should have required property 'name'",
+        ),
+    ] {
+        assert_eq!(
+            error_of(g.post("/api/v1/bots", ADMIN, &body).await).await,
+            (400, message.to_string()),
+            "{body}"
+        );
+    }
+    // PATCH merges; the token stays.
+    let r = g
+        .send(
+            Method::PATCH,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"dialoutLimitPerSecond": 2.5, "authorizationTag": "x"})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            v["dialoutLimitPerSecond"].as_f64(),
+            v["dialoutMaxConcurrentCalls"].as_u64()
+        ),
+        (Some(2.5), Some(5))
+    );
+    let r = g
+        .send(
+            Method::PATCH,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"authorizationTag": null})),
+        )
+        .await;
+    assert!(
+        r.json::<Value>().await.unwrap().get("authorizationTag").is_none(),
+        "null removes"
+    );
+    let r = g
+        .send(
+            Method::PATCH,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"dialoutMaxConcurrentCalls": 999})),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (400, "request/dialoutMaxConcurrentCalls should be <= 300".into())
+    );
+    // PUT replaces (omitted fields go back to defaults) but keeps write-only secrets; no renames.
+    let r = g
+        .send(
+            Method::PUT,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"botUrl": "https://bot.example/v2"})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["dialoutMaxConcurrentCalls"].as_u64(), v["botUrl"].as_str()),
+        (Some(0), Some("https://bot.example/v2"))
+    );
+    let r = g
+        .send(
+            Method::PUT,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"name": "B9", "botUrl": "http://x"})),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (
+            400,
+            "request/name should be equal to the name in the path ('B2'); objects cannot be renamed".into()
+        )
+    );
+    let db = stored_doc(&g, "bots", "B2").await;
+    assert_eq!(db["token"], "s3cret-token", "PUT without token kept it");
+    assert_eq!(g.get("/api/v1/bots/B2", ADMIN).await.status(), 200);
+    assert_eq!(
+        g.send(Method::DELETE, "/api/v1/bots/B2", ADMIN, None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        error_of(g.get("/api/v1/bots/B2", ADMIN).await).await,
+        (404, "bot 'B2' not found".into())
+    );
+    assert_eq!(
+        g.send(Method::DELETE, "/api/v1/bots/B2", ADMIN, None)
+            .await
+            .status(),
+        404
+    );
+}
+
+/// The stored document of an object, read straight from the gateway's SQLite file (secrets included).
+async fn stored_doc(g: &Gateway, table: &str, name: &str) -> Value {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3,sys;c=sqlite3.connect(sys.argv[1]);print(c.execute(\"select body from {table} where name=?\",(sys.argv[2],)).fetchone()[0])"
+        ))
+        .arg(g.dir.join("outdial.db"))
+        .arg(name)
+        .output()
+        .expect("python3 is installed");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test]
+async fn trunks_and_applications_crud() {
+    let g = Gateway::start(BASIC).await;
+    g.create(
+        "trunks",
+        json!({"name": "t2", "address": "sip:sbc.example.com:5061", "transport": "tls", "password": "pw"}),
+    )
+    .await;
+    let t: Value = g.get("/api/v1/trunks/t2", ADMIN).await.json().await.unwrap();
+    assert!(t.get("password").is_none());
+    assert_eq!(t["transport"], "tls");
+    let r = g
+        .post(
+            "/api/v1/trunks",
+            ADMIN,
+            &json!({"name": "t3", "address": "x", "transport": "sctp"}),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (
+            400,
+            "request/transport should be equal to one of the allowed values: udp, tcp, tls".into()
+        )
+    );
+    let r = g
+        .post(
+            "/api/v1/trunks",
+            ADMIN,
+            &json!({"name": "t3", "address": "bad host:5060"}),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (400, "request/address should be host[:port] or a sip: URI".into())
+    );
+    // A trunk in use cannot be deleted.
+    let r = g
+        .send(
+            Method::PATCH,
+            "/api/v1/bots/Bot1",
+            ADMIN,
+            Some(&json!({"trunk": "t1"})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        error_of(g.send(Method::DELETE, "/api/v1/trunks/t1", ADMIN, None).await).await,
+        (409, "trunk 't1' is used by bots: Bot1".into())
+    );
+    assert_eq!(
+        g.send(Method::DELETE, "/api/v1/trunks/t2", ADMIN, None)
+            .await
+            .status(),
+        204
+    );
+
+    // Applications: secret required on create, never returned, min length, policies validated.
+    let r = g
+        .post(
+            "/api/v1/applications",
+            ADMIN,
+            &json!({"clientId": "d1", "policies": []}),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (400, "request should have required property 'clientSecret'".into())
+    );
+    let r = g
+        .post(
+            "/api/v1/applications",
+            ADMIN,
+            &json!({"clientId": "d1", "clientSecret": "short"}),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (
+            400,
+            "request/clientSecret should NOT be shorter than 8 characters".into()
+        )
+    );
+    let r = g.post("/api/v1/applications", ADMIN, &json!({"clientId": "d1", "clientSecret": "long-enough", "policies": [{"role": "VAIC/BOTS/DIALOUT", "scope": ""}]})).await;
+    assert_eq!(
+        error_of(r).await,
+        (
+            400,
+            "request/policies/0/scope should NOT be shorter than 1 characters".into()
+        )
+    );
+    let r = g
+        .post(
+            "/api/v1/applications",
+            ADMIN,
+            &json!({"clientId": "d1", "clientSecret": "long-enough", "notifySecret": "0123456789abcdef0123",
+        "policies": [{"role": "VAIC/BOTS/DIALOUT", "scope": "Bot1"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v,
+        json!({"clientId": "d1", "name": "d1", "enabled": true, "hasNotifySecret": true,
+        "policies": [{"role": "VAIC/BOTS/DIALOUT", "scope": "Bot1", "effect": "allow"}]})
+    );
+    let listed: Value = g.get("/api/v1/applications", ADMIN).await.json().await.unwrap();
+    assert!(
+        !listed.to_string().contains("argon2"),
+        "hashes never leave the gateway: {listed}"
+    );
+    // PUT without the secret keeps it.
+    let r = g
+        .send(
+            Method::PUT,
+            "/api/v1/applications/d1",
+            ADMIN,
+            Some(&json!({"name": "Dialer one", "policies": [{"role": "VAIC/BOTS/DIALOUT", "scope": "*"}]})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        g.post(
+            "/api/v1/actions/dialout",
+            ("d1", "long-enough"),
+            &json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"})
+        )
+        .await
+        .status(),
+        200
+    );
+    assert!(!g.log().contains("long-enough"), "secrets are never logged");
+}
+
+#[tokio::test]
+async fn configuration_errors_name_file_key_and_problem() {
+    for (toml, expect) in [
+        (
+            "[[bots]]\nname = \"B\"\nbotUrl = \"http://x\"\ndialoutMaxConcurrentCalls = 301\n",
+            "bots[0].dialoutMaxConcurrentCalls: should be <= 300",
+        ),
+        ("[http]\nlisen = \"1.2.3.4:5\"\n", "key \"http.lisen\""),
+        (
+            "[[trunks]]\nname = \"t\"\naddress = \"h\"\ntransport = \"quic\"\n",
+            "trunks[0].transport: should be equal to one of the allowed values: udp, tcp, tls",
+        ),
+        (
+            "[[bots]]\nname = \"B\"\nbotUrl = \"http://x\"\ntrunk = \"missing\"\n",
+            "bots[0].trunk: should name a configured trunk ('missing' not found)",
+        ),
+        (
+            "[[applications]]\nclientId = \"a\"\n",
+            "applications[0]: should have clientSecret or clientSecretHash",
+        ),
+        (
+            "[sip]\nrtp_ports = \"10-5\"\n",
+            "sip.rtp_ports: should be FIRST-LAST",
+        ),
+        ("this is not toml", "outdial.toml"),
+    ] {
+        let err = Gateway::try_start(toml)
+            .err()
+            .unwrap_or_else(|| panic!("should not start: {toml}"));
+        assert!(err.starts_with("exit Some(2)"), "{err}");
+        assert!(err.contains("outdial.toml"), "names the file: {err}");
+        assert!(err.contains(expect), "{expect} in {err}");
+    }
+}
+
+#[tokio::test]
+async fn declared_applications_and_env_overrides() {
+    let hash = String::from_utf8(
+        std::process::Command::new(env!("CARGO_BIN_EXE_outdial"))
+            .arg("hash-secret")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(b"hashed-secret\n")?;
+                c.wait_with_output()
+            })
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let cfg = format!(
+        "{BASIC}\n[[applications]]\nclientId = \"gitops\"\nclientSecretHash = \"{}\"\npolicies = [{{ role = \"VAIC/BOTS/DIALOUT\", scope = \"Bot1\" }}]\n\
+         [[applications]]\nclientId = \"plain\"\nclientSecret = \"plain-secret\"\n",
+        hash.trim()
+    );
+    let g = Gateway::start_with(&cfg, &[("OUTDIAL_AUTH__TOKEN_LIFETIME_SEC", "120")]).await;
+    assert_eq!(
+        g.post(
+            "/api/v1/actions/dialout",
+            ("gitops", "hashed-secret"),
+            &json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"})
+        )
+        .await
+        .status(),
+        200
+    );
+    assert_eq!(
+        g.get("/api/v1/bots", ("plain", "plain-secret")).await.status(),
+        200
+    );
+    let r = client()
+        .post(g.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "plain"),
+            ("client_secret", "plain-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["expires_in"],
+        120,
+        "OUTDIAL_AUTH__TOKEN_LIFETIME_SEC applies"
+    );
+}
+
+#[tokio::test]
+async fn conversations_records_pages_events_and_hangup() {
+    let g = Gateway::start(BASIC).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = g
+            .post(
+                "/api/v1/actions/dialout",
+                ADMIN,
+                &json!({"bot": "Bot1", "target": format!("tel:+1{i}"), "caller": "1"}),
+            )
+            .await;
+        ids.push(
+            r.json::<Value>().await.unwrap()["conversationId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let page: Value = g
+        .get("/api/v1/conversations?limit=2", ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let got: Vec<&str> = page["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["conversationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [ids[4].as_str(), ids[3].as_str()], "newest first");
+    let cursor = page["nextCursor"].as_str().unwrap();
+    let page2: Value = g
+        .get(&format!("/api/v1/conversations?limit=2&cursor={cursor}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page2["conversations"][0]["conversationId"], ids[2].as_str());
+    let page3: Value = g
+        .get(
+            &format!(
+                "/api/v1/conversations?limit=2&cursor={}",
+                page2["nextCursor"].as_str().unwrap()
+            ),
+            ADMIN,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page3["conversations"].as_array().unwrap().len(), 1);
+    assert!(page3.get("nextCursor").is_none());
+    for (q, msg) in [
+        (
+            "limit=0",
+            "query parameter 'limit' should be an integer from 1 to 500",
+        ),
+        (
+            "status=done",
+            "query parameter 'status' should be one of: accepted, dialing, ringing, answered, ended, failed, completed, live",
+        ),
+        (
+            "since=yesterday",
+            "query parameter 'since' should be an RFC 3339 date-time",
+        ),
+        (
+            "cursor=zzz",
+            "query parameter 'cursor' is not a cursor returned by this endpoint",
+        ),
+        (
+            "colour=red",
+            "unknown query parameter 'colour'; known: bot, status, since, until, limit, cursor",
+        ),
+    ] {
+        assert_eq!(
+            error_of(g.get(&format!("/api/v1/conversations?{q}"), ADMIN).await).await,
+            (400, msg.to_string()),
+            "{q}"
+        );
+    }
+    let failed: Value = g
+        .get("/api/v1/conversations?status=failed&bot=Bot1", ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(failed["conversations"].as_array().unwrap().len(), 5);
+    // This build has no SIP engine yet: every conversation ends failed/error and says so.
+    let rec: Value = g
+        .get(&format!("/api/v1/conversations/{}", ids[0]), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            rec["state"].as_str(),
+            rec["status"].as_str(),
+            rec["reasonCode"].as_str()
+        ),
+        (Some("failed"), Some("failed"), Some("error"))
+    );
+    let events: Value = g
+        .get(&format!("/api/v1/conversations/{}/events", ids[0]), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["accepted", "failed"]);
+    assert_eq!(
+        error_of(
+            g.send(
+                Method::DELETE,
+                &format!("/api/v1/conversations/{}", ids[0]),
+                ADMIN,
+                None
+            )
+            .await
+        )
+        .await,
+        (409, format!("conversation '{}' has already ended", ids[0]))
+    );
+    assert_eq!(
+        error_of(g.get("/api/v1/conversations/not-a-uuid", ADMIN).await).await,
+        (400, "conversation id 'not-a-uuid' is not a UUID".into())
+    );
+    let missing = uuid::Uuid::new_v4();
+    assert_eq!(
+        error_of(g.get(&format!("/api/v1/conversations/{missing}"), ADMIN).await).await,
+        (404, format!("conversation '{missing}' not found"))
+    );
+}
+
+#[tokio::test]
+async fn health_ready_metrics_openapi_docs() {
+    let g = Gateway::start(BASIC).await;
+    let c = client();
+    assert_eq!(c.get(g.url("/healthz")).send().await.unwrap().status(), 200);
+    let ready: Value = c
+        .get(g.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["checks"]["store"], "ok");
+    let doc: Value = c
+        .get(g.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/v1/actions/dialout"]["post"].is_object());
+    assert!(
+        c.get(g.url("/docs/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("swagger")
+    );
+    g.get("/api/v1/bots", ADMIN).await;
+    let m = c
+        .get(g.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("outdial_http_requests_total{method=\"GET\",route=\"/api/v1/bots\",status=\"200\"} 1"),
+        "{m}"
+    );
+}
