@@ -580,3 +580,14 @@ async fn health_ready_metrics_openapi_docs() {
         "{m}"
     );
 }
+
+#[test]
+fn example_configuration_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../outdial.example.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["serve", "--check", "--config", example])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("configuration is valid\n"));
+}
