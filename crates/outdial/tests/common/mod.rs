@@ -33,9 +33,14 @@ impl Gateway {
 
     pub async fn start_with(config: &str, env: &[(&str, &str)]) -> Gateway {
         let dir = temp_dir();
+        let store = format!("sqlite://{}/outdial.db", dir.display());
+        Self::start_on(dir, store, config, env)
+    }
+
+    /// A gateway on the given store URL.
+    pub fn start_on(dir: PathBuf, store: String, config: &str, env: &[(&str, &str)]) -> Gateway {
         let cfg = dir.join("outdial.toml");
         std::fs::write(&cfg, config).unwrap();
-        let store = format!("sqlite://{}/outdial.db", dir.display());
         let mut g = Gateway {
             child: None,
             base: String::new(),
