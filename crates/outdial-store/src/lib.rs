@@ -5,6 +5,7 @@
 //! only the migrations differ per database. Configuration objects (bots, trunks, applications) are stored as
 //! validated JSON documents; conversations as a document plus the columns that are queried.
 
+mod batch;
 mod sql;
 
 use async_trait::async_trait;

@@ -1,5 +1,6 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
+use crate::batch::{ConvRow, EventRow, Write, Writer};
 use crate::{ConversationFilter, Created, IdempotencyRecord, Kind, Result, Store, StoreError};
 use async_trait::async_trait;
 use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState};
@@ -26,6 +27,8 @@ pub struct SqlStore {
     write: AnyPool,
     read: AnyPool,
     backend: Backend,
+    /// Group commit of conversation writes.
+    writer: Writer,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -72,7 +75,12 @@ impl SqlStore {
                 } else {
                     opts().max_connections(4).connect(&url).await?
                 };
-                SqlStore { write, read, backend }
+                SqlStore {
+                    writer: Writer::spawn(write.clone()),
+                    write,
+                    read,
+                    backend,
+                }
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -81,6 +89,7 @@ impl SqlStore {
                     .connect(url)
                     .await?;
                 SqlStore {
+                    writer: Writer::spawn(pool.clone()),
                     write: pool.clone(),
                     read: pool,
                     backend,
@@ -123,6 +132,27 @@ fn sqlite_url(url: &str) -> String {
         format!("{url}&mode=rwc")
     } else {
         format!("{url}?mode=rwc")
+    }
+}
+
+fn conv_row(c: &Conversation) -> Result<ConvRow> {
+    Ok(ConvRow {
+        id: c.id.to_string(),
+        bot: c.bot.clone(),
+        client_id: c.client_id.clone(),
+        state: c.state.as_str().to_string(),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        body: serde_json::to_string(c).map_err(corrupt)?,
+    })
+}
+
+fn event_row(id: Uuid, kind: &str, data: &Value, at: i64) -> EventRow {
+    EventRow {
+        conversation_id: id.to_string(),
+        at,
+        kind: kind.to_string(),
+        data: data.to_string(),
     }
 }
 
@@ -250,8 +280,14 @@ impl Store for SqlStore {
         idempotency: Option<&IdempotencyRecord>,
         idempotency_since: i64,
     ) -> Result<Created> {
+        let Some(k) = idempotency else {
+            let data = serde_json::json!({"bot": conv.bot, "clientId": conv.client_id});
+            let event = event_row(conv.id, conv.state.as_str(), &data, conv.created_at);
+            self.writer.write(Write::Create(conv_row(conv)?, event)).await?;
+            return Ok(Created::New);
+        };
         let mut tx = self.write.begin().await?;
-        if let Some(k) = idempotency {
+        {
             let existing = sqlx::query(
                 "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
                  WHERE client_id = $1 AND key = $2",
@@ -391,26 +427,14 @@ impl Store for SqlStore {
     }
 
     async fn update_conversation(&self, conv: &Conversation, kind: &str, data: &Value) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let body = serde_json::to_string(conv).map_err(corrupt)?;
-        let done =
-            sqlx::query("UPDATE conversations SET state = $2, updated_at = $3, body = $4 WHERE id = $1")
-                .bind(conv.id.to_string())
-                .bind(conv.state.as_str())
-                .bind(conv.updated_at)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("conversation", conv.id.to_string()));
-        }
-        Self::insert_event(&mut *tx, conv.id, kind, data, conv.updated_at).await?;
-        tx.commit().await?;
-        Ok(())
+        let event = event_row(conv.id, kind, data, conv.updated_at);
+        self.writer.write(Write::Update(conv_row(conv)?, event)).await
     }
 
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()> {
-        Self::insert_event(&self.write, id, kind, data, now_ms()).await
+        self.writer
+            .write(Write::Event(event_row(id, kind, data, now_ms())))
+            .await
     }
 
     async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>> {

@@ -251,3 +251,51 @@ async fn bad_urls_are_refused() {
         Err(StoreError::Url(_))
     ));
 }
+
+#[tokio::test]
+async fn concurrent_writes_are_grouped_without_losing_any_or_mixing_failures() {
+    on_both(|s| async move {
+        // 200 conversations created at once, each then updated twice and given an event, concurrently,
+        // with updates of unknown conversations mixed in.
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut c = conv(if i % 2 == 0 { "A" } else { "B" }, 50_000 + i);
+                s.create_conversation(&c, None, 0).await.unwrap();
+                c.state = ConversationState::Dialing;
+                c.updated_at += 1;
+                s.update_conversation(&c, "dialing", &json!({"i": i}))
+                    .await
+                    .unwrap();
+                s.append_event(c.id, "note", &json!({"i": i})).await.unwrap();
+                c.state = ConversationState::Failed;
+                c.updated_at += 1;
+                s.update_conversation(&c, "failed", &json!({"i": i}))
+                    .await
+                    .unwrap();
+                let ghost = conv("A", 1);
+                let missing = s.update_conversation(&ghost, "x", &json!({})).await;
+                assert!(
+                    matches!(missing, Err(StoreError::NotFound("conversation", _))),
+                    "{missing:?}"
+                );
+                c.id
+            }));
+        }
+        for t in tasks {
+            let id = t.await.unwrap();
+            let stored = s.get_conversation(id).await.unwrap().unwrap();
+            assert_eq!(stored.state, ConversationState::Failed);
+            let kinds: Vec<String> = s.events(id).await.unwrap().into_iter().map(|e| e.kind).collect();
+            assert_eq!(kinds, ["accepted", "dialing", "note", "failed"]);
+        }
+        let all = ConversationFilter {
+            limit: 1000,
+            ..Default::default()
+        };
+        assert_eq!(s.list_conversations(&all).await.unwrap().len(), 200);
+        assert!(s.live_conversations().await.unwrap().is_empty());
+    })
+    .await;
+}

@@ -10,22 +10,58 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn the_gateway_runs_on_postgresql() {
-    let url = outdial_store::testing::fresh_postgres().await.expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)");
-    let mut g = Gateway::start_on(temp_dir(), url.clone(), &format!("{BASIC}\ndialoutLimitPerSecond = 100\n"), &[]);
+    let url = outdial_store::testing::fresh_postgres()
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)");
+    let mut g = Gateway::start_on(
+        temp_dir(),
+        url.clone(),
+        &format!("{BASIC}\ndialoutLimitPerSecond = 100\n"),
+        &[],
+    );
     let tok = g.token(ADMIN.0, ADMIN.1, None).await;
-    let r = client().post(g.url("/api/v1/actions/dialout")).bearer_auth(&tok)
+    let r = client()
+        .post(g.url("/api/v1/actions/dialout"))
+        .bearer_auth(&tok)
         .header("Idempotency-Key", "pg-1")
-        .json(&json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"})).send().await.unwrap();
+        .json(&json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let id = r.json::<Value>().await.unwrap()["conversationId"].as_str().unwrap().to_string();
+    let id = r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     g.restart();
-    let again = client().post(g.url("/api/v1/actions/dialout")).bearer_auth(&tok)
+    let again = client()
+        .post(g.url("/api/v1/actions/dialout"))
+        .bearer_auth(&tok)
         .header("Idempotency-Key", "pg-1")
-        .json(&json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"})).send().await.unwrap();
-    assert_eq!(again.json::<Value>().await.unwrap()["conversationId"], id.as_str(), "idempotency survives restart");
-    let rec: Value = g.get(&format!("/api/v1/conversations/{id}"), ADMIN).await.json().await.unwrap();
+        .json(&json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["conversationId"],
+        id.as_str(),
+        "idempotency survives restart"
+    );
+    let rec: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rec["bot"], "Bot1");
-    let ready: Value = client().get(g.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: Value = client()
+        .get(g.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["checks"]["store"], "ok");
     g.kill();
     outdial_store::testing::drop_postgres(&url).await;

@@ -1,0 +1,227 @@
+//! Group commit for conversation writes.
+//!
+//! Each statement sent to the database costs a round trip (for SQLite, a hop to sqlx's worker thread and back,
+//! ~0.1 ms on a busy 2-core machine): a conversation write in its own transaction costs four of them. Under load
+//! many conversations are written at once, so one writer task drains the queue and writes a whole batch in one
+//! transaction: one existence check, one multi-row upsert of conversations, one multi-row insert of events.
+//! Callers still wait for their own commit; order is kept (one writer, FIFO), so event sequence numbers follow
+//! the order of the calls.
+
+use crate::{Result, StoreError};
+use sqlx::{AnyPool, Row};
+use std::collections::{HashMap, HashSet};
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many jobs per transaction (bind parameters stay far below SQLite's 32766).
+const MAX_BATCH: usize = 256;
+
+/// The conversation columns of a write.
+#[derive(Debug, Clone)]
+pub(crate) struct ConvRow {
+    pub id: String,
+    pub bot: String,
+    pub client_id: String,
+    pub state: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct EventRow {
+    pub conversation_id: String,
+    pub at: i64,
+    pub kind: String,
+    pub data: String,
+}
+
+#[derive(Debug)]
+pub(crate) enum Write {
+    /// A new conversation and its first event.
+    Create(ConvRow, EventRow),
+    /// A new state of an existing conversation and its event; fails with NotFound when there is none.
+    Update(ConvRow, EventRow),
+    /// An event of an existing conversation.
+    Event(EventRow),
+}
+
+type Job = (Write, oneshot::Sender<Result<()>>);
+
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub fn spawn(pool: AnyPool) -> Writer {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run(pool, rx));
+        Writer { tx }
+    }
+
+    pub async fn write(&self, w: Write) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.tx
+            .send((w, reply))
+            .await
+            .map_err(|_| StoreError::Corrupt("the store writer has stopped".into()))?;
+        done.await
+            .map_err(|_| StoreError::Corrupt("the store writer has stopped".into()))?
+    }
+}
+
+async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let jobs: Vec<Job> = std::mem::take(&mut batch);
+        if jobs.len() == 1 {
+            let (w, reply) = jobs.into_iter().next().expect("one job");
+            let r = write_batch(&pool, std::slice::from_ref(&w))
+                .await
+                .and_then(|mut v| v.remove(0));
+            let _ = reply.send(r);
+            continue;
+        }
+        let (writes, replies): (Vec<Write>, Vec<_>) = jobs.into_iter().unzip();
+        match write_batch(&pool, &writes).await {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            // The batch failed as a whole (nothing was committed): write each alone so one bad write
+            // cannot fail the others.
+            Err(_) => {
+                for (w, reply) in writes.into_iter().zip(replies) {
+                    let r = write_batch(&pool, std::slice::from_ref(&w))
+                        .await
+                        .and_then(|mut v| v.remove(0));
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the batch in one transaction; returns the result of each write (NotFound for updates of unknown
+/// conversations, which are left out).
+async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>> {
+    let mut tx = pool.begin().await?;
+    // Which conversations that are updated exist (created in this batch, or stored)?
+    let updated: Vec<&str> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Update(c, _) => Some(c.id.as_str()),
+            Write::Event(e) => Some(e.conversation_id.as_str()),
+            Write::Create(..) => None,
+        })
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut known: HashSet<String> = HashSet::new();
+    if !updated.is_empty() {
+        let placeholders: Vec<String> = (1..=updated.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id FROM conversations WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &updated {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            known.insert(row.try_get("id")?);
+        }
+    }
+    let mut results = Vec::with_capacity(writes.len());
+    // Last state per conversation, in first-seen order; events in call order.
+    let mut rows: Vec<&ConvRow> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut events: Vec<&EventRow> = Vec::new();
+    for w in writes {
+        let (conv, event) = match w {
+            Write::Create(c, e) => {
+                known.insert(c.id.clone());
+                (Some(c), e)
+            }
+            Write::Update(c, e) => (Some(c), e),
+            Write::Event(e) => (None, e),
+        };
+        if !known.contains(&event.conversation_id) {
+            results.push(Err(StoreError::NotFound(
+                "conversation",
+                event.conversation_id.clone(),
+            )));
+            continue;
+        }
+        if let Some(c) = conv {
+            match index.get(c.id.as_str()) {
+                Some(&i) => rows[i] = c,
+                None => {
+                    index.insert(&c.id, rows.len());
+                    rows.push(c);
+                }
+            }
+        }
+        events.push(event);
+        results.push(Ok(()));
+    }
+    if !rows.is_empty() {
+        let mut sql = String::from(
+            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body) VALUES ",
+        );
+        for i in 0..rows.len() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, body = excluded.body",
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in &rows {
+            q = q
+                .bind(c.id.as_str())
+                .bind(c.bot.as_str())
+                .bind(c.client_id.as_str())
+                .bind(c.state.as_str())
+                .bind(c.created_at)
+                .bind(c.updated_at)
+                .bind(c.body.as_str());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    if !events.is_empty() {
+        let mut sql =
+            String::from("INSERT INTO conversation_events (conversation_id, at, kind, data) VALUES ");
+        for i in 0..events.len() {
+            let b = i * 4;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in &events {
+            q = q
+                .bind(e.conversation_id.as_str())
+                .bind(e.at)
+                .bind(e.kind.as_str())
+                .bind(e.data.as_str());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
