@@ -278,9 +278,3 @@ pub fn parse_basic(b64: &str) -> Option<(String, String)> {
     }
     Some((id.to_string(), secret.to_string()))
 }
-
-/// Constant-time equality of two byte strings (for secrets compared outside Argon2).
-pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
-}

@@ -287,38 +287,36 @@ impl Store for SqlStore {
             return Ok(Created::New);
         };
         let mut tx = self.write.begin().await?;
-        {
-            let existing = sqlx::query(
-                "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
-                 WHERE client_id = $1 AND key = $2",
-            )
-            .bind(&k.client_id)
-            .bind(&k.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                let rec = idempotency_from(&row)?;
-                if rec.created_at >= idempotency_since {
-                    return Ok(Created::Existing(rec));
-                }
-                sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2")
-                    .bind(&k.client_id)
-                    .bind(&k.key)
-                    .execute(&mut *tx)
-                    .await?;
+        let existing = sqlx::query(
+            "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
+             WHERE client_id = $1 AND key = $2",
+        )
+        .bind(&k.client_id)
+        .bind(&k.key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let rec = idempotency_from(&row)?;
+            if rec.created_at >= idempotency_since {
+                return Ok(Created::Existing(rec));
             }
-            sqlx::query(
-                "INSERT INTO idempotency_keys (client_id, key, body_hash, conversation_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&k.client_id)
-            .bind(&k.key)
-            .bind(&k.body_hash)
-            .bind(k.conversation_id.to_string())
-            .bind(k.created_at)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2")
+                .bind(&k.client_id)
+                .bind(&k.key)
+                .execute(&mut *tx)
+                .await?;
         }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (client_id, key, body_hash, conversation_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&k.client_id)
+        .bind(&k.key)
+        .bind(&k.body_hash)
+        .bind(k.conversation_id.to_string())
+        .bind(k.created_at)
+        .execute(&mut *tx)
+        .await?;
         let body = serde_json::to_string(conv).map_err(corrupt)?;
         sqlx::query(
             "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body) \
