@@ -7,7 +7,7 @@
 //! Callers still wait for their own commit; order is kept (one writer, FIFO), so event sequence numbers follow
 //! the order of the calls.
 
-use crate::{Result, StoreError};
+use crate::{OutboxRow, Result, StoreError};
 use sqlx::{AnyPool, Row};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
@@ -39,8 +39,11 @@ pub(crate) struct EventRow {
 pub(crate) enum Write {
     /// A new conversation and its first event.
     Create(ConvRow, EventRow),
-    /// A new state of an existing conversation and its event; fails with NotFound when there is none.
-    Update(ConvRow, EventRow),
+    /// A new state of an existing conversation, its event and its notifications; fails with NotFound when
+    /// there is no such conversation.
+    Update(ConvRow, EventRow, Vec<OutboxRow>),
+    /// The result of a notification attempt and its timeline event.
+    Attempt(OutboxRow, EventRow),
     /// An event of an existing conversation.
     Event(EventRow),
 }
@@ -111,8 +114,8 @@ async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>
     let updated: Vec<&str> = writes
         .iter()
         .filter_map(|w| match w {
-            Write::Update(c, _) => Some(c.id.as_str()),
-            Write::Event(e) => Some(e.conversation_id.as_str()),
+            Write::Update(c, ..) => Some(c.id.as_str()),
+            Write::Event(e) | Write::Attempt(_, e) => Some(e.conversation_id.as_str()),
             Write::Create(..) => None,
         })
         .collect::<HashSet<_>>()
@@ -138,14 +141,16 @@ async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>
     let mut rows: Vec<&ConvRow> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut events: Vec<&EventRow> = Vec::new();
+    let mut outbox: Vec<&OutboxRow> = Vec::new();
+    let mut attempts: Vec<&OutboxRow> = Vec::new();
     for w in writes {
         let (conv, event) = match w {
             Write::Create(c, e) => {
                 known.insert(c.id.clone());
                 (Some(c), e)
             }
-            Write::Update(c, e) => (Some(c), e),
-            Write::Event(e) => (None, e),
+            Write::Update(c, e, _) => (Some(c), e),
+            Write::Event(e) | Write::Attempt(_, e) => (None, e),
         };
         if !known.contains(&event.conversation_id) {
             results.push(Err(StoreError::NotFound(
@@ -164,6 +169,11 @@ async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>
             }
         }
         events.push(event);
+        match w {
+            Write::Update(_, _, rows) => outbox.extend(rows.iter()),
+            Write::Attempt(row, _) => attempts.push(row),
+            _ => {}
+        }
         results.push(Ok(()));
     }
     if !rows.is_empty() {
@@ -221,6 +231,51 @@ async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>
                 .bind(e.data.as_str());
         }
         q.execute(&mut *tx).await?;
+    }
+    if !outbox.is_empty() {
+        let mut sql = String::from(
+            "INSERT INTO outbox (event_id, conversation_id, sequence, url, body, secret, status, attempts, \
+             next_attempt_at, last_error, created_at, delivered_at) VALUES ",
+        );
+        for i in 0..outbox.len() {
+            let b = i * 12;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let p: Vec<String> = (1..=12).map(|k| format!("${}", b + k)).collect();
+            sql.push_str(&format!("({})", p.join(", ")));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in &outbox {
+            q = q
+                .bind(r.event_id.to_string())
+                .bind(r.conversation_id.to_string())
+                .bind(r.sequence)
+                .bind(r.url.as_str())
+                .bind(r.body.as_str())
+                .bind(r.secret.clone())
+                .bind(r.status.as_str())
+                .bind(r.attempts)
+                .bind(r.next_attempt_at)
+                .bind(r.last_error.clone())
+                .bind(r.created_at)
+                .bind(r.delivered_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for r in attempts {
+        sqlx::query(
+            "UPDATE outbox SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6 \
+             WHERE event_id = $1",
+        )
+        .bind(r.event_id.to_string())
+        .bind(r.status.as_str())
+        .bind(r.attempts)
+        .bind(r.next_attempt_at)
+        .bind(r.last_error.clone())
+        .bind(r.delivered_at)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(results)

@@ -78,6 +78,62 @@ pub enum Created {
     Existing(IdempotencyRecord),
 }
 
+/// One status notification in the outbox (PRODUCT.md 4.4).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxRow {
+    /// `X-Outdial-Event-Id`, stable across retries.
+    pub event_id: Uuid,
+    pub conversation_id: Uuid,
+    /// 1, 2, 3 … per conversation; a row is sent only after every earlier one is settled.
+    pub sequence: i64,
+    #[serde(skip)]
+    pub url: String,
+    /// The JSON body, exactly as sent.
+    #[serde(skip)]
+    pub body: String,
+    /// HMAC key of `X-Outdial-Signature`, when the application or bot has one.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    pub status: OutboxStatus,
+    pub attempts: i64,
+    /// Unix milliseconds.
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Waiting for its first or next attempt.
+    Pending,
+    /// A 2xx answer was received.
+    Delivered,
+    /// Given up (a non-retryable answer, the policy refused the target, or attempts exhausted).
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
 /// Filters of the conversation list; newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
@@ -129,11 +185,31 @@ pub trait Store: Send + Sync + 'static {
     async fn get_conversation(&self, id: Uuid) -> Result<Option<Conversation>>;
     async fn list_conversations(&self, filter: &ConversationFilter) -> Result<Vec<Conversation>>;
     /// Saves the conversation's new state together with a timeline event, in one transaction.
-    async fn update_conversation(&self, conv: &Conversation, kind: &str, data: &Value) -> Result<()>;
+    async fn update_conversation(&self, conv: &Conversation, kind: &str, data: &Value) -> Result<()> {
+        self.transition(conv, kind, data, &[]).await
+    }
+    /// Saves the conversation's new state, a timeline event and the notifications it causes, in one
+    /// transaction (the outbox: a notification exists if and only if the state change does).
+    async fn transition(
+        &self,
+        conv: &Conversation,
+        kind: &str,
+        data: &Value,
+        outbox: &[OutboxRow],
+    ) -> Result<()>;
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()>;
     async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>>;
     /// Conversations not in a terminal state (for recovery after a crash).
     async fn live_conversations(&self) -> Result<Vec<Conversation>>;
+
+    /// Pending notifications whose time has come, oldest first, at most one per conversation: the one with the
+    /// lowest sequence (a later notification waits for the earlier one).
+    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<OutboxRow>>;
+    /// Records the result of a delivery attempt (the row's new status, attempts, next time, error) and a
+    /// `notification` event on the conversation's timeline, in one transaction.
+    async fn record_attempt(&self, row: &OutboxRow, event: &Value) -> Result<()>;
+    /// Every notification of a conversation, by sequence.
+    async fn notifications(&self, conversation: Uuid) -> Result<Vec<OutboxRow>>;
 
     /// The token signing key, created on first use and shared by every node of a cluster.
     async fn signing_key(&self) -> Result<Vec<u8>>;

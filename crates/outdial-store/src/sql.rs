@@ -1,7 +1,9 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::batch::{ConvRow, EventRow, Write, Writer};
-use crate::{ConversationFilter, Created, IdempotencyRecord, Kind, Result, Store, StoreError};
+use crate::{
+    ConversationFilter, Created, IdempotencyRecord, Kind, OutboxRow, OutboxStatus, Result, Store, StoreError,
+};
 use async_trait::async_trait;
 use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState};
 use outdial_core::time::{iso, now_ms};
@@ -154,6 +156,26 @@ fn event_row(id: Uuid, kind: &str, data: &Value, at: i64) -> EventRow {
         kind: kind.to_string(),
         data: data.to_string(),
     }
+}
+
+fn outbox_from(r: &AnyRow) -> Result<OutboxRow> {
+    let event_id: String = r.try_get("event_id")?;
+    let conv: String = r.try_get("conversation_id")?;
+    let status: String = r.try_get("status")?;
+    Ok(OutboxRow {
+        event_id: event_id.parse().map_err(corrupt)?,
+        conversation_id: conv.parse().map_err(corrupt)?,
+        sequence: r.try_get("sequence")?,
+        url: r.try_get("url")?,
+        body: r.try_get("body")?,
+        secret: r.try_get("secret")?,
+        status: OutboxStatus::parse(&status).ok_or_else(|| corrupt(format!("outbox status '{status}'")))?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+    })
 }
 
 fn conversation_from(row: &AnyRow) -> Result<Conversation> {
@@ -424,9 +446,43 @@ impl Store for SqlStore {
         rows.iter().map(conversation_from).collect()
     }
 
-    async fn update_conversation(&self, conv: &Conversation, kind: &str, data: &Value) -> Result<()> {
+    async fn transition(
+        &self,
+        conv: &Conversation,
+        kind: &str,
+        data: &Value,
+        outbox: &[OutboxRow],
+    ) -> Result<()> {
         let event = event_row(conv.id, kind, data, conv.updated_at);
-        self.writer.write(Write::Update(conv_row(conv)?, event)).await
+        self.writer
+            .write(Write::Update(conv_row(conv)?, event, outbox.to_vec()))
+            .await
+    }
+
+    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id AND p.status = 'pending' \
+             AND p.sequence < o.sequence) ORDER BY o.next_attempt_at, o.created_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(outbox_from).collect()
+    }
+
+    async fn record_attempt(&self, row: &OutboxRow, event: &Value) -> Result<()> {
+        let ev = event_row(row.conversation_id, "notification", event, now_ms());
+        self.writer.write(Write::Attempt(row.clone(), ev)).await
+    }
+
+    async fn notifications(&self, conversation: Uuid) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT * FROM outbox WHERE conversation_id = $1 ORDER BY sequence")
+            .bind(conversation.to_string())
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(outbox_from).collect()
     }
 
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()> {

@@ -5,7 +5,8 @@
 use outdial_core::conversation::{Conversation, ConversationState, ReasonCode};
 use outdial_core::dialout::DialoutRequest;
 use outdial_store::{
-    ConversationFilter, Created, IdempotencyRecord, Kind, SqlStore, Store, StoreError, testing,
+    ConversationFilter, Created, IdempotencyRecord, Kind, OutboxRow, OutboxStatus, SqlStore, Store,
+    StoreError, testing,
 };
 use serde_json::json;
 use std::future::Future;
@@ -296,6 +297,93 @@ async fn concurrent_writes_are_grouped_without_losing_any_or_mixing_failures() {
         };
         assert_eq!(s.list_conversations(&all).await.unwrap().len(), 200);
         assert!(s.live_conversations().await.unwrap().is_empty());
+    })
+    .await;
+}
+
+fn note(c: &Conversation, sequence: i64, at: i64) -> OutboxRow {
+    OutboxRow {
+        event_id: Uuid::new_v4(),
+        conversation_id: c.id,
+        sequence,
+        url: "http://127.0.0.1:1/n".into(),
+        body: format!("{{\"sequence\":{sequence}}}"),
+        secret: Some("0123456789abcdef".into()),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: at,
+        last_error: None,
+        created_at: at,
+        delivered_at: None,
+    }
+}
+
+#[tokio::test]
+async fn outbox_rows_are_written_with_the_state_and_delivered_in_order() {
+    on_both(|s| async move {
+        let mut c = conv("A", 1_000);
+        s.create_conversation(&c, None, 0).await.unwrap();
+        c.state = ConversationState::Answered;
+        c.updated_at = 2_000;
+        let first = note(&c, 1, 2_000);
+        s.transition(&c, "answered", &json!({}), std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        c.state = ConversationState::Ended;
+        c.updated_at = 3_000;
+        let second = note(&c, 2, 3_000);
+        s.transition(&c, "ended", &json!({}), std::slice::from_ref(&second))
+            .await
+            .unwrap();
+        // A transition of an unknown conversation stores no notification.
+        let ghost = conv("A", 1);
+        assert!(
+            s.transition(&ghost, "x", &json!({}), &[note(&ghost, 1, 0)])
+                .await
+                .is_err()
+        );
+        assert!(s.notifications(ghost.id).await.unwrap().is_empty());
+
+        let due = s.due_notifications(10_000, 10).await.unwrap();
+        assert_eq!(due, vec![first.clone()], "the second waits for the first");
+        assert!(
+            s.due_notifications(1_999, 10).await.unwrap().is_empty(),
+            "not before its time"
+        );
+        // A failed attempt reschedules; still nothing of the second.
+        let mut retry = first.clone();
+        retry.attempts = 1;
+        retry.next_attempt_at = 20_000;
+        retry.last_error = Some("connection refused".into());
+        s.record_attempt(&retry, &json!({"result": "retry"}))
+            .await
+            .unwrap();
+        assert!(s.due_notifications(10_000, 10).await.unwrap().is_empty());
+        // Delivered: the second becomes due.
+        let mut done = retry.clone();
+        done.attempts = 2;
+        done.status = OutboxStatus::Delivered;
+        done.delivered_at = Some(20_001);
+        s.record_attempt(&done, &json!({"result": "delivered"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.due_notifications(30_000, 10).await.unwrap(),
+            vec![second.clone()]
+        );
+        let all = s.notifications(c.id).await.unwrap();
+        assert_eq!(all, vec![done, second]);
+        let kinds: Vec<String> = s
+            .events(c.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["accepted", "answered", "ended", "notification", "notification"]
+        );
     })
     .await;
 }
