@@ -120,6 +120,9 @@ pub struct Conversation {
     pub bot_operation_data: Option<String>,
     #[serde(default)]
     pub detection: Option<Value>,
+    /// Sequence number of the last notification written for this conversation.
+    #[serde(default)]
+    pub notify_seq: i64,
 }
 
 impl Conversation {
@@ -144,7 +147,69 @@ impl Conversation {
             bot_operation_result: None,
             bot_operation_data: None,
             detection: None,
+            notify_seq: 0,
         }
+    }
+
+    /// The body of a status notification (PRODUCT.md 4.4): the seed's fields for the status, `sequence` and
+    /// `timestamp`, and on terminal notifications the rich fields.
+    pub fn notification(&self, status: ConversationStatus, sequence: i64, now_ms: i64) -> Value {
+        let mut n = serde_json::Map::new();
+        let mut put = |k: &str, v: Value| {
+            n.insert(k.to_string(), v);
+        };
+        put("conversationId", Value::String(self.id.to_string()));
+        put("status", serde_json::to_value(status).unwrap_or(Value::Null));
+        let terminal = matches!(status, ConversationStatus::Completed | ConversationStatus::Failed);
+        if terminal {
+            if let Some(rc) = self.reason_code {
+                put("reasonCode", serde_json::to_value(rc).unwrap_or(Value::Null));
+            }
+            if let Some(r) = &self.reason {
+                put("reason", Value::String(r.clone()));
+            }
+        }
+        if matches!(
+            status,
+            ConversationStatus::Answered | ConversationStatus::Completed
+        ) && let Some(t) = self.connect_time
+        {
+            put("connectTime", Value::String(iso(t)));
+        }
+        if status == ConversationStatus::Completed {
+            if let Some(d) = self.call_duration() {
+                put("callDuration", serde_json::json!(d));
+            }
+            if let Some(s) = &self.sbc_session_id {
+                put("sbcSessionID", Value::String(s.clone()));
+            }
+        }
+        if terminal {
+            if let Some(r) = &self.bot_operation_result {
+                put("botOperationResult", Value::String(r.clone()));
+            }
+            if let Some(d) = &self.bot_operation_data {
+                put("botOperationData", Value::String(d.clone()));
+            }
+            if let Some(s) = self.sip_status {
+                put("sipStatus", serde_json::json!(s));
+            }
+            if let Some(h) = &self.hangup_by {
+                put("hangupBy", Value::String(h.clone()));
+            }
+            if let (Some(d), Some(r)) = (self.dialing_at, self.ringing_at) {
+                put("postDialDelayMs", serde_json::json!(r - d));
+            }
+            if let (Some(r), Some(end)) = (self.ringing_at, self.connect_time.or(self.ended_at)) {
+                put("ringDurationMs", serde_json::json!(end - r));
+            }
+            if let Some(d) = &self.detection {
+                put("detection", d.clone());
+            }
+        }
+        put("sequence", serde_json::json!(sequence));
+        put("timestamp", Value::String(iso(now_ms)));
+        Value::Object(n)
     }
 
     /// Seconds from connect to end, when both are known.
@@ -235,4 +300,44 @@ pub struct ConversationEvent {
     pub kind: String,
     #[schema(value_type = Object)]
     pub data: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn notification_fields_follow_the_status() {
+        let req = DialoutRequest::parse(&json!({"bot": "B", "target": "tel:+1", "caller": "1"})).unwrap();
+        let mut c = Conversation::new(Uuid::nil(), "app", req, 1_000);
+        c.dialing_at = Some(1_000);
+        c.ringing_at = Some(1_200);
+        c.connect_time = Some(3_000);
+        let answered = c.notification(ConversationStatus::Answered, 1, 3_001);
+        assert_eq!(
+            answered,
+            json!({"conversationId": "00000000-0000-0000-0000-000000000000", "status": "answered",
+                   "connectTime": "1970-01-01T00:00:03.000Z", "sequence": 1, "timestamp": "1970-01-01T00:00:03.001Z"})
+        );
+        c.ended_at = Some(13_500);
+        c.state = ConversationState::Ended;
+        c.reason_code = Some(ReasonCode::ClientDisconnected);
+        c.reason = Some("Client disconnected".into());
+        c.sbc_session_id = Some("abc".into());
+        c.sip_status = Some(200);
+        c.hangup_by = Some("callee".into());
+        c.bot_operation_result = Some("sale".into());
+        let done = c.notification(ConversationStatus::Completed, 2, 13_501);
+        assert_eq!(done["callDuration"], json!(10.5));
+        assert_eq!(done["reasonCode"], "client-disconnected");
+        assert_eq!(done["sbcSessionID"], "abc");
+        assert_eq!(done["botOperationResult"], "sale");
+        assert_eq!(
+            (done["postDialDelayMs"].as_i64(), done["ringDurationMs"].as_i64()),
+            (Some(200), Some(1800))
+        );
+        let failed = c.notification(ConversationStatus::Failed, 2, 0);
+        assert!(failed.get("connectTime").is_none() && failed.get("callDuration").is_none());
+    }
 }

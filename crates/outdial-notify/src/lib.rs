@@ -1,0 +1,289 @@
+//! Delivery of status notifications (PRODUCT.md 4.4) from the store's outbox.
+//!
+//! The call engine writes a notification into the outbox in the same transaction as the state change that
+//! causes it; [`Notifier::run`] delivers what is due: at least once, a conversation's notifications in order
+//! (the store hands out only the lowest pending sequence of each conversation), retried with exponential
+//! backoff and jitter on timeouts, connection errors, 429 and 5xx, never on other answers. Every attempt is
+//! recorded on the conversation's timeline. Rows survive restarts: a notification written before a crash is
+//! delivered by the next run.
+
+mod policy;
+mod sign;
+
+pub use policy::{NetworkPolicy, PolicyResolver, Refused};
+pub use sign::signature;
+
+use outdial_core::time::now_ms;
+use outdial_store::{OutboxRow, OutboxStatus, Store};
+use parking_lot::Mutex;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Per request.
+    pub timeout: Duration,
+    /// Attempts before giving up.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each attempt (with jitter), capped at `max_delay`.
+    pub retry_base: Duration,
+    pub max_delay: Duration,
+    /// How often the outbox is checked when nothing wakes the worker.
+    pub poll: Duration,
+}
+
+impl Default for Settings {
+    /// 10 attempts over about an hour (7 s · (2⁹ − 1) ≈ 60 min), 10 s timeout.
+    fn default() -> Self {
+        Settings {
+            timeout: Duration::from_secs(10),
+            max_attempts: 10,
+            retry_base: Duration::from_secs(7),
+            max_delay: Duration::from_secs(30 * 60),
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered(u16),
+    /// Worth another try (timeout, connection error, 429, 5xx); the receiver may have said when.
+    Retry {
+        error: String,
+        status: Option<u16>,
+        after: Option<Duration>,
+    },
+    /// Not worth another try (other 4xx, 3xx, refused by the network policy, bad URL).
+    GiveUp {
+        error: String,
+        status: Option<u16>,
+    },
+}
+
+pub struct Notifier {
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    policy: Arc<NetworkPolicy>,
+    settings: Settings,
+    wake: Arc<Notify>,
+    in_flight: Mutex<HashSet<Uuid>>,
+}
+
+impl Notifier {
+    pub fn new(
+        store: Arc<dyn Store>,
+        policy: NetworkPolicy,
+        settings: Settings,
+    ) -> Result<Arc<Notifier>, String> {
+        let policy = Arc::new(policy);
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(PolicyResolver(policy.clone()))
+            .user_agent(concat!("outdial/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(Notifier {
+            store,
+            client,
+            policy,
+            settings,
+            wake: Arc::new(Notify::new()),
+            in_flight: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Call after writing outbox rows, so they go out without waiting for the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Delivers due notifications until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            match self.store.due_notifications(now_ms(), 64).await {
+                Ok(rows) => {
+                    for row in rows {
+                        if !self.in_flight.lock().insert(row.event_id) {
+                            continue;
+                        }
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let id = row.event_id;
+                            me.attempt(row).await;
+                            me.in_flight.lock().remove(&id);
+                            me.wake.notify_one();
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!("cannot read the notification outbox: {e}"),
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// One attempt at one row, and its record.
+    async fn attempt(&self, mut row: OutboxRow) {
+        let outcome = self.send(&row).await;
+        let now = now_ms();
+        row.attempts += 1;
+        let (result, status, error) = match &outcome {
+            Outcome::Delivered(s) => ("delivered", Some(*s), None),
+            Outcome::Retry { error, status, .. } => ("retry", *status, Some(error.clone())),
+            Outcome::GiveUp { error, status } => ("failed", *status, Some(error.clone())),
+        };
+        let mut result = result;
+        match &outcome {
+            Outcome::Delivered(_) => {
+                row.status = OutboxStatus::Delivered;
+                row.delivered_at = Some(now);
+                metrics::histogram!("outdial_notification_lag_seconds")
+                    .record((now - row.created_at) as f64 / 1000.0);
+            }
+            Outcome::Retry { after, .. } if (row.attempts as u32) < self.settings.max_attempts => {
+                let delay = self.backoff(row.attempts as u32).max(after.unwrap_or_default());
+                row.next_attempt_at = now + delay.as_millis() as i64;
+            }
+            Outcome::Retry { .. } | Outcome::GiveUp { .. } => {
+                if matches!(outcome, Outcome::Retry { .. }) {
+                    result = "failed";
+                }
+                row.status = OutboxStatus::Failed;
+                metrics::counter!("outdial_notifications_failed_total").increment(1);
+            }
+        }
+        row.last_error = error.clone();
+        metrics::counter!("outdial_notification_attempts_total", "result" => result).increment(1);
+        let mut event = json!({"eventId": row.event_id, "sequence": row.sequence, "attempt": row.attempts, "result": result});
+        if let Some(s) = status {
+            event["httpStatus"] = json!(s);
+        }
+        if let Some(e) = &error {
+            event["error"] = json!(e);
+        }
+        if row.status == OutboxStatus::Pending {
+            event["nextAttemptAt"] = json!(outdial_core::time::iso(row.next_attempt_at));
+        }
+        match result {
+            "delivered" => {
+                tracing::debug!(conversation = %row.conversation_id, sequence = row.sequence, "notification delivered")
+            }
+            "retry" => {
+                tracing::info!(conversation = %row.conversation_id, sequence = row.sequence, attempt = row.attempts, "notification will be retried: {}", error.as_deref().unwrap_or(""))
+            }
+            _ => {
+                tracing::warn!(conversation = %row.conversation_id, sequence = row.sequence, attempt = row.attempts, "notification given up: {}", error.as_deref().unwrap_or(""))
+            }
+        }
+        if let Err(e) = self.store.record_attempt(&row, &event).await {
+            // The row stays as it was: it will be tried again (at least once).
+            tracing::error!(conversation = %row.conversation_id, "cannot record a notification attempt: {e}");
+        }
+    }
+
+    fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self
+            .settings
+            .retry_base
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(20));
+        let capped = exp.min(self.settings.max_delay);
+        // Jitter: 50–100 % of the step, so receivers that come back are not hit by every gateway at once.
+        capped.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+    }
+
+    /// Sends one notification.
+    pub async fn send(&self, row: &OutboxRow) -> Outcome {
+        let give_up = |error: String| Outcome::GiveUp { error, status: None };
+        let url = match url::Url::parse(&row.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+            _ => return give_up(format!("notifyUrl '{}' is not an http(s) URL", row.url)),
+        };
+        // Literal addresses never reach the resolver: check them here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+            Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+            _ => None,
+        };
+        if let Some(ip) = literal
+            && let Err(r) = self.policy.check(ip)
+        {
+            return give_up(r.to_string());
+        }
+        let mut req = self
+            .client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-outdial-event-id", row.event_id.to_string())
+            .body(row.body.clone());
+        if let Some(secret) = &row.secret {
+            req = req.header(
+                "x-outdial-signature",
+                signature(secret, now_ms() / 1000, &row.body),
+            );
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let s = resp.status();
+                let code = s.as_u16();
+                if s.is_success() {
+                    Outcome::Delivered(code)
+                } else if code == 429 || s.is_server_error() {
+                    let after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s.min(3600)));
+                    Outcome::Retry {
+                        error: format!("receiver answered {s}"),
+                        status: Some(code),
+                        after,
+                    }
+                } else {
+                    Outcome::GiveUp {
+                        error: format!("receiver answered {s}; not retried"),
+                        status: Some(code),
+                    }
+                }
+            }
+            Err(e) => {
+                let refused = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                    .find_map(|s| s.downcast_ref::<Refused>());
+                if let Some(r) = refused {
+                    give_up(r.to_string())
+                } else if e.is_timeout() {
+                    Outcome::Retry {
+                        error: format!("no answer within {} s", self.settings.timeout.as_secs_f64()),
+                        status: None,
+                        after: None,
+                    }
+                } else {
+                    Outcome::Retry {
+                        error: format!("cannot reach the receiver: {}", root_cause(&e)),
+                        status: None,
+                        after: None,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        last = s.to_string();
+        cur = s.source();
+    }
+    last
+}
