@@ -14,6 +14,8 @@ pub struct AcceptedCall {
     pub trunk: Trunk,
     /// The concurrency slot; released when dropped.
     pub lease: Lease,
+    /// Key of `X-Outdial-Signature` (the application's `notifySecret`, else the bot's).
+    pub notify_secret: Option<String>,
 }
 
 /// What a hang-up request found.

@@ -66,6 +66,8 @@ pub struct Auth {
 pub struct Notifications {
     pub timeout_sec: u64,
     pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt (with jitter), capped at 30 minutes.
+    pub retry_base_ms: u64,
     /// CIDRs notifyUrl targets may never resolve to (added to the built-in link-local and metadata ranges).
     pub deny_cidrs: Vec<String>,
     /// CIDRs allowed even when a deny entry covers them.
@@ -120,6 +122,7 @@ impl Default for Notifications {
         Notifications {
             timeout_sec: 10,
             max_attempts: 10,
+            retry_base_ms: 7000,
             deny_cidrs: Vec::new(),
             allow_cidrs: Vec::new(),
         }
@@ -194,6 +197,14 @@ impl Config {
         if !(1..=600).contains(&self.notifications.timeout_sec) {
             bail!("{file}: notifications.timeout_sec: should be from 1 to 600");
         }
+        if !(1..=100).contains(&self.notifications.max_attempts) {
+            bail!("{file}: notifications.max_attempts: should be from 1 to 100");
+        }
+        if !(10..=3_600_000).contains(&self.notifications.retry_base_ms) {
+            bail!("{file}: notifications.retry_base_ms: should be from 10 to 3600000");
+        }
+        outdial_notify::NetworkPolicy::new(&self.notifications.deny_cidrs, &self.notifications.allow_cidrs)
+            .map_err(|m| err("notifications.deny_cidrs / allow_cidrs".into(), m))?;
         parse_port_range(&self.sip.rtp_ports).map_err(|m| err("sip.rtp_ports".into(), m))?;
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             bail!("{file}: store.url: should be sqlite://FILE or postgres://USER@HOST/DB");

@@ -45,7 +45,19 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     };
     let auth = Authenticator::new(settings, catalog.clone(), &store.signing_key().await?)
         .map_err(anyhow::Error::msg)?;
-    let engine = Arc::new(Engine::new(store.clone()));
+    let policy =
+        outdial_notify::NetworkPolicy::new(&cfg.notifications.deny_cidrs, &cfg.notifications.allow_cidrs)
+            .map_err(anyhow::Error::msg)?;
+    let notify_settings = outdial_notify::Settings {
+        timeout: Duration::from_secs(cfg.notifications.timeout_sec),
+        max_attempts: cfg.notifications.max_attempts,
+        retry_base: Duration::from_millis(cfg.notifications.retry_base_ms),
+        ..Default::default()
+    };
+    let notifier =
+        outdial_notify::Notifier::new(store.clone(), policy, notify_settings).map_err(anyhow::Error::msg)?;
+    tokio::spawn(notifier.clone().run());
+    let engine = Arc::new(Engine::new(store.clone(), notifier));
     let recovered = engine.recover().await?;
     if recovered > 0 {
         tracing::warn!(

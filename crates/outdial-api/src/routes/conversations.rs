@@ -12,7 +12,8 @@ use axum::response::Response;
 use base64::Engine as _;
 use outdial_core::application::Role;
 use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState, ConversationView};
-use outdial_core::{Bot, iam, time::parse_iso};
+use outdial_core::time::{iso, parse_iso};
+use outdial_core::{Bot, iam};
 use outdial_store::ConversationFilter;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -87,7 +88,7 @@ async fn load(app: &AppState, caller: &Caller, id: &str, role: Role) -> ApiResul
     }
 }
 
-/// Read a conversation record.
+/// Read a conversation record, with the delivery status of its notifications (`notifications`).
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
     responses((status = 200, body = ConversationView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
@@ -97,10 +98,20 @@ pub async fn get_conversation(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let conv = load(&app, &caller, &id, Role::CallsRead).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::to_value(conv.view()).map_err(ApiError::internal)?,
-    ))
+    let mut record = serde_json::to_value(conv.view()).map_err(ApiError::internal)?;
+    let notifications: Vec<serde_json::Value> = app
+        .store
+        .notifications(conv.id)
+        .await?
+        .iter()
+        .map(|n| {
+            json!({"eventId": n.event_id, "sequence": n.sequence, "status": n.status, "attempts": n.attempts,
+                   "lastError": n.last_error, "createdAt": iso(n.created_at), "deliveredAt": n.delivered_at.map(iso),
+                   "nextAttemptAt": (n.status == outdial_store::OutboxStatus::Pending).then(|| iso(n.next_attempt_at))})
+        })
+        .collect();
+    record["notifications"] = serde_json::Value::Array(notifications);
+    Ok(json_response(StatusCode::OK, &record))
 }
 
 /// A conversation's timeline.

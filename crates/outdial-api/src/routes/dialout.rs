@@ -216,14 +216,19 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
         Created::Existing(prev) => replay(prev, &body_hash, key.as_deref().unwrap_or_default()),
         Created::New => {
             tracing::info!(conversation = %id, bot = %bot.name, client = %caller.client_id, "dialout accepted");
-            app.engine
-                .start(AcceptedCall {
-                    conversation,
-                    bot: (*bot).clone(),
-                    trunk: (*trunk).clone(),
-                    lease,
-                })
-                .await;
+            let notify_secret = snap
+                .apps
+                .get(&caller.client_id)
+                .and_then(|a| a.notify_secret.clone())
+                .or_else(|| bot.notify_secret.clone());
+            let call = AcceptedCall {
+                conversation,
+                bot: (*bot).clone(),
+                trunk: (*trunk).clone(),
+                lease,
+                notify_secret,
+            };
+            app.engine.start(call).await;
             Ok((id, false))
         }
     }
