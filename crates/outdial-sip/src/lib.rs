@@ -1,0 +1,366 @@
+//! Outbound SIP calls. This is the only crate that names the SIP stack's types (rsipstack, pinned exactly):
+//! everything else sees [`SipAgent`], [`CallRequest`], [`Call`] and our own [`CallEvent`]s. If the stack
+//! fails us, the inside of this crate changes and its sipp suite stays.
+//!
+//! Pitfalls handled here (ARCHITECTURE.md): we set our own Call-ID; every terminated dialog is removed from
+//! the dialog layer (it leaks otherwise); in-dialog requests from the far end are routed to their dialog, and
+//! anything else gets a correct answer (OPTIONS 200, stray requests 481) without touching other calls.
+
+use rsipstack::EndpointBuilder;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::sip::{HeadersExt as _, Method, StatusCode};
+use rsipstack::transport::udp::UdpConnection;
+use rsipstack::transport::{SipAddr, TransportLayer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    #[error("cannot listen for SIP on {0}: {1}")]
+    Listen(SocketAddr, String),
+    #[error("invalid {what} '{value}': {why}")]
+    Invalid {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+/// What happens to an outbound call, in order. Exactly one of `Failed`, `Answered` comes for an INVITE;
+/// after `Answered`, exactly one `Ended`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// 100 Trying.
+    Trying,
+    /// 180 / 183; `early_media` when the provisional response carried SDP.
+    Ringing { status: u16, early_media: bool },
+    /// 200 OK, ACKed.
+    Answered {
+        sdp: Vec<u8>,
+        session_id: Option<String>,
+        call_id: String,
+    },
+    /// The call never connected: a final response ≥ 300 (`status`), or a local failure (`status` None).
+    Failed { status: Option<u16>, reason: String },
+    /// The answered call ended; `by_remote` when the far end sent BYE (with its Reason header text, if any).
+    Ended { by_remote: bool, reason: Option<String> },
+}
+
+/// An outbound INVITE.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    /// Request-URI, `sip:…` or `sips:…`.
+    pub target: String,
+    /// Where to send it (`host:port`); the target's host when None.
+    pub destination: Option<String>,
+    pub from_user: String,
+    pub from_host: String,
+    pub display_name: Option<String>,
+    /// Extra headers (name, value).
+    pub headers: Vec<(String, String)>,
+    pub sdp: Option<Vec<u8>>,
+    /// Digest credentials (user, password, realm) for 401/407.
+    pub credential: Option<(String, String, Option<String>)>,
+    pub call_id: String,
+    /// Response header carrying the trunk's session id (default `Session-ID`).
+    pub session_id_header: Option<String>,
+}
+
+#[derive(Debug)]
+enum Control {
+    /// CANCEL before the answer, BYE after it.
+    Hangup,
+}
+
+/// A call in progress: its events, and the means to end it.
+pub struct Call {
+    pub events: mpsc::Receiver<CallEvent>,
+    control: mpsc::Sender<Control>,
+}
+
+impl Call {
+    /// Ends the call: CANCEL while it is not answered (a 200 that crosses the CANCEL is ACKed and BYE'd by the
+    /// stack), BYE once it is. The outcome still arrives as an event.
+    pub async fn hangup(&self) {
+        let _ = self.control.send(Control::Hangup).await;
+    }
+}
+
+/// The SIP user agent of the gateway.
+pub struct SipAgent {
+    dialogs: Arc<DialogLayer>,
+    local: SocketAddr,
+    cancel: CancellationToken,
+}
+
+impl SipAgent {
+    /// Listens on UDP at `listen` and starts serving.
+    pub async fn start(listen: SocketAddr) -> Result<Arc<SipAgent>, SipError> {
+        let cancel = CancellationToken::new();
+        let transport = TransportLayer::new(cancel.clone());
+        let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
+            .await
+            .map_err(|e| SipError::Listen(listen, e.to_string()))?;
+        let local = udp
+            .get_addr()
+            .get_socketaddr()
+            .map_err(|e| SipError::Listen(listen, e.to_string()))?;
+        transport.add_transport(udp.into());
+        let endpoint = EndpointBuilder::new()
+            .with_cancel_token(cancel.clone())
+            .with_transport_layer(transport)
+            .build();
+        let mut incoming = endpoint
+            .incoming_transactions()
+            .map_err(|e| SipError::Listen(listen, e.to_string()))?;
+        let dialogs = Arc::new(DialogLayer::new(endpoint.inner.clone()));
+        let serve_cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = endpoint.serve() => tracing::warn!("SIP endpoint stopped"),
+                _ = serve_cancel.cancelled() => {}
+            }
+        });
+        let router = dialogs.clone();
+        tokio::spawn(async move {
+            while let Some(mut tx) = incoming.recv().await {
+                if let Some(mut dialog) = router.match_dialog(&tx) {
+                    tokio::spawn(async move {
+                        if let Err(e) = dialog.handle(&mut tx).await {
+                            tracing::debug!("in-dialog request not handled: {e}");
+                        }
+                    });
+                    continue;
+                }
+                let method = tx.original.method;
+                tokio::spawn(async move {
+                    let status = match method {
+                        Method::Options => StatusCode::OK,
+                        Method::Ack => return,
+                        _ => StatusCode::CallTransactionDoesNotExist,
+                    };
+                    if let Err(e) = tx.reply(status).await {
+                        tracing::debug!("cannot answer a stray {method} request: {e}");
+                    }
+                });
+            }
+        });
+        Ok(Arc::new(SipAgent {
+            dialogs,
+            local,
+            cancel,
+        }))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Number of dialogs the stack still tracks (must return to 0: no leak).
+    pub fn dialog_count(&self) -> usize {
+        self.dialogs.len()
+    }
+
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Sends an INVITE; the call's events arrive on [`Call::events`].
+    pub fn call(&self, req: CallRequest) -> Result<Call, SipError> {
+        let invalid = |what: &'static str, value: &str, e: &dyn std::fmt::Display| SipError::Invalid {
+            what,
+            value: value.to_string(),
+            why: e.to_string(),
+        };
+        let callee: rsipstack::sip::Uri = req
+            .target
+            .as_str()
+            .try_into()
+            .map_err(|e| invalid("target", &req.target, &e))?;
+        let caller_s = format!("sip:{}@{}", req.from_user, req.from_host);
+        let caller: rsipstack::sip::Uri = caller_s
+            .as_str()
+            .try_into()
+            .map_err(|e| invalid("caller", &caller_s, &e))?;
+        let contact_s = format!("sip:{}@{}", req.from_user, self.local);
+        let contact: rsipstack::sip::Uri = contact_s
+            .as_str()
+            .try_into()
+            .map_err(|e| invalid("contact", &contact_s, &e))?;
+        let destination = match &req.destination {
+            Some(d) => {
+                let hp: rsipstack::sip::HostWithPort =
+                    d.as_str().try_into().map_err(|e| invalid("destination", d, &e))?;
+                Some(SipAddr::new(rsipstack::sip::Transport::Udp, hp))
+            }
+            None => None,
+        };
+        let headers = req
+            .headers
+            .iter()
+            .map(|(n, v)| rsipstack::sip::Header::Other(n.clone(), v.clone()))
+            .collect::<Vec<_>>();
+        let opt = InviteOption {
+            caller_display_name: req.display_name.clone(),
+            caller,
+            callee,
+            destination,
+            content_type: req.sdp.as_ref().map(|_| "application/sdp".to_string()),
+            offer: req.sdp.clone(),
+            contact,
+            credential: req
+                .credential
+                .clone()
+                .map(|(username, password, realm)| Credential {
+                    username,
+                    password,
+                    realm,
+                    auth_username: None,
+                }),
+            headers: if headers.is_empty() { None } else { Some(headers) },
+            call_id: Some(req.call_id.clone()),
+            ..Default::default()
+        };
+        let (events_tx, events) = mpsc::channel(16);
+        let (control, control_rx) = mpsc::channel(4);
+        let dialogs = self.dialogs.clone();
+        let session_header = req
+            .session_id_header
+            .clone()
+            .unwrap_or_else(|| "Session-ID".into());
+        tokio::spawn(drive(
+            dialogs,
+            opt,
+            req.call_id,
+            session_header,
+            events_tx,
+            control_rx,
+        ));
+        Ok(Call { events, control })
+    }
+}
+
+impl Drop for SipAgent {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+fn reason_of(resp: &rsipstack::sip::Response) -> String {
+    if let Some(r) = resp.header_value("Reason") {
+        return r;
+    }
+    let phrase = resp
+        .wire_reason
+        .clone()
+        .unwrap_or_else(|| resp.status_code.text().to_string());
+    format!("SIP ;cause={} ;text=\"{}\"", resp.status_code.code(), phrase)
+}
+
+/// One call: the INVITE transaction, then the dialog until it ends. Removes the dialog from the layer on
+/// every path.
+async fn drive(
+    dialogs: Arc<DialogLayer>,
+    opt: InviteOption,
+    call_id: String,
+    session_header: String,
+    events: mpsc::Sender<CallEvent>,
+    mut control: mpsc::Receiver<Control>,
+) {
+    let (state_tx, mut states) = dialogs.new_dialog_state_channel();
+    let (dialog, mut invite) = match dialogs.do_invite_async(opt, state_tx) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = events
+                .send(CallEvent::Failed {
+                    status: None,
+                    reason: e.to_string(),
+                })
+                .await;
+            return;
+        }
+    };
+    let mut answered_id = None;
+    let mut invite_done = false;
+    let mut hangup_sent = false;
+    loop {
+        tokio::select! {
+            state = states.recv() => {
+                let Some(state) = state else { break };
+                match state {
+                    DialogState::Trying(_) => { let _ = events.send(CallEvent::Trying).await; }
+                    DialogState::Early(_, resp) => {
+                        let status = resp.status_code.code();
+                        let early_media = !resp.body.is_empty();
+                        let _ = events.send(CallEvent::Ringing { status, early_media }).await;
+                    }
+                    DialogState::Terminated(id, why) => {
+                        dialogs.remove_dialog(&id);
+                        if answered_id.is_some() {
+                            let by_remote = matches!(why, TerminatedReason::UasBye);
+                            let _ = events.send(CallEvent::Ended { by_remote, reason: None }).await;
+                            break;
+                        }
+                    }
+                    other => tracing::trace!(call_id, "dialog state {other}"),
+                }
+            }
+            result = &mut invite, if !invite_done => {
+                invite_done = true;
+                match result {
+                    Ok(Ok((id, Some(resp)))) if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+                        if hangup_sent {
+                            // Answered while we were cancelling: the stack ACKs and BYEs it.
+                            dialogs.remove_dialog(&id);
+                            let _ = events.send(CallEvent::Failed { status: None, reason: "cancelled".into() }).await;
+                            break;
+                        }
+                        let session_id = resp.header_value(&session_header);
+                        answered_id = Some(id);
+                        let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.clone() }).await;
+                    }
+                    Ok(Ok((id, Some(resp)))) => {
+                        dialogs.remove_dialog(&id);
+                        let status = resp.status_code.code();
+                        let reason = if hangup_sent && status == 487 { "cancelled".to_string() } else { reason_of(&resp) };
+                        let _ = events.send(CallEvent::Failed { status: Some(status), reason }).await;
+                        break;
+                    }
+                    Ok(Ok((id, None))) => {
+                        dialogs.remove_dialog(&id);
+                        let _ = events.send(CallEvent::Failed { status: None, reason: "no final response".into() }).await;
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        dialogs.remove_dialog(&dialog.id());
+                        let _ = events.send(CallEvent::Failed { status: None, reason: e.to_string() }).await;
+                        break;
+                    }
+                    Err(e) => {
+                        dialogs.remove_dialog(&dialog.id());
+                        let _ = events.send(CallEvent::Failed { status: None, reason: format!("INVITE task failed: {e}") }).await;
+                        break;
+                    }
+                }
+            }
+            cmd = control.recv(), if !hangup_sent => {
+                hangup_sent = true;
+                let _ = cmd;
+                let r = if answered_id.is_some() { dialog.hangup().await } else { dialog.cancel().await };
+                if let Err(e) = r {
+                    tracing::debug!(call_id, "hang-up: {e}");
+                }
+                if let Some(id) = &answered_id {
+                    dialogs.remove_dialog(id);
+                    let _ = events.send(CallEvent::Ended { by_remote: false, reason: None }).await;
+                    break;
+                }
+            }
+        }
+    }
+}

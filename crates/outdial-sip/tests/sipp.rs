@@ -1,0 +1,257 @@
+//! The SIP conformance suite: sipp as the far end on 127.0.0.1, our agent placing the call, the events checked
+//! in order, sipp's own verdict (its exit code) checked, and no dialog left behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use outdial_sip::{CallEvent, CallRequest, SipAgent};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Sipp {
+    child: Child,
+    port: u16,
+}
+
+impl Sipp {
+    /// sipp running `scenario` as a UAS for one call.
+    fn uas(scenario: &str, extra: &[&str]) -> Sipp {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
+        let child = Command::new("sipp")
+            .current_dir(dir)
+            .args([
+                "-sf",
+                scenario,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-m",
+                "1",
+                "-timeout",
+                "20s",
+                "-nostdin",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp is installed (Debian package sip-tester; scripts/test.sh installs it)");
+        std::thread::sleep(Duration::from_millis(300));
+        Sipp { child, port }
+    }
+
+    /// sipp's exit code (0: its scenario completed).
+    fn finish(mut self) -> i32 {
+        for _ in 0..100 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        -1
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const OFFER: &str = "v=0\r\no=outdial 1 1 IN IP4 127.0.0.1\r\ns=outdial\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n";
+
+fn request(port: u16) -> CallRequest {
+    CallRequest {
+        target: format!("sip:+123456789@127.0.0.1:{port}"),
+        destination: Some(format!("127.0.0.1:{port}")),
+        from_user: "1-800-111".into(),
+        from_host: "outdial.example".into(),
+        display_name: Some("Clinic".into()),
+        headers: vec![("X-Outdial-Conversation".into(), "test".into())],
+        sdp: Some(OFFER.as_bytes().to_vec()),
+        credential: None,
+        call_id: format!("{}@outdial", uuid::Uuid::new_v4().simple()),
+        session_id_header: None,
+    }
+}
+
+async fn agent() -> std::sync::Arc<SipAgent> {
+    SipAgent::start("127.0.0.1:0".parse().unwrap()).await.unwrap()
+}
+
+async fn next(call: &mut outdial_sip::Call) -> CallEvent {
+    tokio::time::timeout(Duration::from_secs(10), call.events.recv())
+        .await
+        .expect("an event in time")
+        .expect("events open")
+}
+
+/// Skips provisional events and returns the first final one.
+async fn final_event(call: &mut outdial_sip::Call) -> (Vec<CallEvent>, CallEvent) {
+    let mut provisional = Vec::new();
+    loop {
+        match next(call).await {
+            e @ (CallEvent::Trying | CallEvent::Ringing { .. }) => provisional.push(e),
+            e => return (provisional, e),
+        }
+    }
+}
+
+async fn no_dialogs_left(agent: &SipAgent) {
+    for _ in 0..50 {
+        if agent.dialog_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{} dialogs left behind", agent.dialog_count());
+}
+
+#[tokio::test]
+async fn answer_then_far_end_bye() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "500"]);
+    let a = agent().await;
+    let req = request(sipp.port);
+    let call_id = req.call_id.clone();
+    let mut call = a.call(req).unwrap();
+    let (provisional, fin) = final_event(&mut call).await;
+    assert!(
+        provisional.contains(&CallEvent::Ringing {
+            status: 180,
+            early_media: false
+        }),
+        "{provisional:?}"
+    );
+    match fin {
+        CallEvent::Answered { sdp, call_id: id, .. } => {
+            assert!(
+                String::from_utf8_lossy(&sdp).contains("m=audio"),
+                "the answer's SDP"
+            );
+            assert_eq!(id, call_id, "our own Call-ID");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Ended {
+            by_remote: true,
+            reason: None
+        }
+    );
+    assert_eq!(sipp.finish(), 0, "sipp saw the call it expected");
+    no_dialogs_left(&a).await;
+}
+
+#[tokio::test]
+async fn answer_then_our_bye() {
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    call.hangup().await;
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Ended {
+            by_remote: false,
+            reason: None
+        }
+    );
+    assert_eq!(sipp.finish(), 0, "sipp received our BYE");
+    no_dialogs_left(&a).await;
+}
+
+#[tokio::test]
+async fn rejections_carry_status_and_reason() {
+    let a = agent().await;
+    for (scenario, status, text) in [
+        ("uas_486_reject.xml", 486, "Busy Here"),
+        ("uas_603_reject.xml", 603, "Decline"),
+        ("uas_404_reject.xml", 404, "Not Found"),
+        ("uas_500_reject.xml", 500, "Server Internal Error"),
+        ("uas_503_reject.xml", 503, "Service Unavailable"),
+    ] {
+        let sipp = Sipp::uas(scenario, &[]);
+        let mut call = a.call(request(sipp.port)).unwrap();
+        let (_, fin) = final_event(&mut call).await;
+        assert_eq!(
+            fin,
+            CallEvent::Failed {
+                status: Some(status),
+                reason: format!("SIP ;cause={status} ;text=\"{text}\"")
+            },
+            "{scenario}"
+        );
+        assert_eq!(sipp.finish(), 0, "{scenario}: sipp got its ACK");
+    }
+    no_dialogs_left(&a).await;
+}
+
+#[tokio::test]
+async fn ringing_then_cancel() {
+    let sipp = Sipp::uas("uas_ring_no_answer.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    loop {
+        if let CallEvent::Ringing { status: 180, .. } = next(&mut call).await {
+            break;
+        }
+    }
+    call.hangup().await;
+    let (_, fin) = final_event(&mut call).await;
+    assert_eq!(
+        fin,
+        CallEvent::Failed {
+            status: Some(487),
+            reason: "cancelled".into()
+        }
+    );
+    assert_eq!(sipp.finish(), 0, "sipp saw CANCEL, sent 487 and got the ACK");
+    no_dialogs_left(&a).await;
+}
+
+#[tokio::test]
+async fn nobody_listening_fails_locally() {
+    let a = agent().await;
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut call = a.call(request(port)).unwrap();
+    // Over UDP nothing says no: the INVITE transaction times out (Timer B, 64 × T1 = 32 s).
+    let started = tokio::time::Instant::now();
+    let fin = loop {
+        match tokio::time::timeout(Duration::from_secs(40), call.events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            CallEvent::Trying | CallEvent::Ringing { .. } => continue,
+            e => break e,
+        }
+    };
+    // The stack reports Timer B as 408, which maps to no-answer like a 408 from the far end.
+    assert_eq!(
+        fin,
+        CallEvent::Failed {
+            status: Some(408),
+            reason: "SIP ;cause=408 ;text=\"Request Timeout\"".into()
+        }
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(31),
+        "{:?}",
+        started.elapsed()
+    );
+    no_dialogs_left(&a).await;
+}
