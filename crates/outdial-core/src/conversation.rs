@@ -83,6 +83,18 @@ pub enum ReasonCode {
     MachineDetected,
 }
 
+impl ReasonCode {
+    /// The reasonCode of a final SIP response ≥ 300 before answer (PRODUCT.md 3.2).
+    pub fn for_sip_status(status: u16) -> ReasonCode {
+        match status {
+            408 | 480 | 487 => ReasonCode::NoAnswer,
+            486 | 600 => ReasonCode::Busy,
+            403 | 603 | 607 => ReasonCode::Declined,
+            _ => ReasonCode::Error,
+        }
+    }
+}
+
 /// A stored conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -306,6 +318,28 @@ pub struct ConversationEvent {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sip_statuses_map_to_reason_codes() {
+        use ReasonCode::*;
+        for (s, rc) in [
+            (408, NoAnswer),
+            (480, NoAnswer),
+            (487, NoAnswer),
+            (486, Busy),
+            (600, Busy),
+            (603, Declined),
+            (403, Declined),
+            (607, Declined),
+            (404, Error),
+            (484, Error),
+            (488, Error),
+            (500, Error),
+            (503, Error),
+        ] {
+            assert_eq!(ReasonCode::for_sip_status(s), rc, "{s}");
+        }
+    }
 
     #[test]
     fn notification_fields_follow_the_status() {

@@ -44,7 +44,12 @@ impl RtpSession {
             let port = first + (((start + i) % span) * 2) as u16;
             if let Ok(socket) = UdpSocket::bind((ip, port)).await {
                 let local = socket.local_addr().map_err(|_| MediaError::NoPort(first, last))?;
-                return Ok(RtpSession { socket: Arc::new(socket), local, stats: Arc::default(), tasks: Vec::new() });
+                return Ok(RtpSession {
+                    socket: Arc::new(socket),
+                    local,
+                    stats: Arc::default(),
+                    tasks: Vec::new(),
+                });
             }
         }
         Err(MediaError::NoPort(first, last))
@@ -119,8 +124,16 @@ pub fn parse_answer(sdp: &str) -> Result<(SocketAddr, u8), MediaError> {
     let mut in_audio = false;
     for line in sdp.lines().map(str::trim) {
         if let Some(c) = line.strip_prefix("c=") {
-            let ip = c.split_whitespace().nth(2).and_then(|a| a.split('/').next()).and_then(|a| a.parse().ok());
-            if in_audio { media_ip = ip } else if audio.is_none() { session_ip = ip }
+            let ip = c
+                .split_whitespace()
+                .nth(2)
+                .and_then(|a| a.split('/').next())
+                .and_then(|a| a.parse().ok());
+            if in_audio {
+                media_ip = ip
+            } else if audio.is_none() {
+                session_ip = ip
+            }
         } else if let Some(m) = line.strip_prefix("m=") {
             let mut f = m.split_whitespace();
             in_audio = f.next() == Some("audio");
@@ -134,7 +147,9 @@ pub fn parse_answer(sdp: &str) -> Result<(SocketAddr, u8), MediaError> {
         }
     }
     let (port, pt) = audio.ok_or_else(|| MediaError::BadAnswer("no m=audio line".into()))?;
-    let ip = media_ip.or(session_ip).ok_or_else(|| MediaError::BadAnswer("no c= address".into()))?;
+    let ip = media_ip
+        .or(session_ip)
+        .ok_or_else(|| MediaError::BadAnswer("no c= address".into()))?;
     if port == 0 {
         return Err(MediaError::BadAnswer("audio stream rejected (port 0)".into()));
     }
@@ -149,7 +164,13 @@ mod tests {
     fn answers() {
         let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 6000 RTP/AVP 8 101\r\nc=IN IP4 127.0.0.1\r\n";
         assert_eq!(parse_answer(sdp).unwrap(), ("127.0.0.1:6000".parse().unwrap(), 8));
-        assert_eq!(parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 7000 RTP/AVP 0\r\n").unwrap().0.port(), 7000);
+        assert_eq!(
+            parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 7000 RTP/AVP 0\r\n")
+                .unwrap()
+                .0
+                .port(),
+            7000
+        );
         assert!(parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 0 RTP/AVP 0\r\n").is_err());
         assert!(parse_answer("garbage").is_err());
     }
@@ -157,9 +178,14 @@ mod tests {
     #[tokio::test]
     async fn sends_paced_silence_and_counts_what_arrives() {
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let mut s = RtpSession::bind("127.0.0.1".parse().unwrap(), (30000, 30100)).await.unwrap();
+        let mut s = RtpSession::bind("127.0.0.1".parse().unwrap(), (30000, 30100))
+            .await
+            .unwrap();
         assert!(s.local.port() % 2 == 0 && (30000..=30100).contains(&s.local.port()));
-        assert!(s.offer(7).contains(&format!("m=audio {} RTP/AVP 0 8 101", s.local.port())));
+        assert!(
+            s.offer(7)
+                .contains(&format!("m=audio {} RTP/AVP 0 8 101", s.local.port()))
+        );
         s.start(peer.local_addr().unwrap(), 0);
         let mut buf = [0u8; 1500];
         let mut seqs = Vec::new();
@@ -172,7 +198,10 @@ mod tests {
             peer.send_to(&buf[..n], from).await.unwrap();
         }
         let took = started.elapsed();
-        assert!(took >= Duration::from_millis(170) && took < Duration::from_millis(400), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(170) && took < Duration::from_millis(400),
+            "{took:?}"
+        );
         assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
         peer.send_to(b"junk", s.local).await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -43,6 +43,8 @@ pub struct Sip {
     pub public_address: Option<String>,
     /// RTP port range, `first-last`.
     pub rtp_ports: String,
+    /// Answered calls are ended after this long (reasonCode `error`).
+    pub max_call_duration_sec: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +99,7 @@ impl Default for Sip {
             listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
             public_address: None,
             rtp_ports: "20000-30000".into(),
+            max_call_duration_sec: 14400,
         }
     }
 }

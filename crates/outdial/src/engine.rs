@@ -1,37 +1,85 @@
-//! The call engine: one task per conversation, owning its state machine and receiving commands on one channel.
-//!
-//! Outbound SIP is not part of this build yet (it is the next piece of work): a conversation's task records
-//! that and ends the conversation as `failed` with reasonCode `error`, so that every accepted conversation
-//! still reaches exactly one terminal state, its dialer is notified, its concurrency slot is released, and the
-//! record says why.
+//! The call engine: one task per conversation ([`crate::call::run`]) owning its state machine and receiving
+//! commands on one channel, plus recovery of conversations a crash left unfinished.
 
+use crate::call::{self, Command};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use outdial_api::engine::{AcceptedCall, CallEngine, HangupOutcome};
-use outdial_core::conversation::{Conversation, ConversationState, ReasonCode};
+use outdial_core::conversation::{Conversation, ConversationState, ConversationStatus, ReasonCode};
 use outdial_core::time::now_ms;
+use outdial_core::trunk::Transport;
 use outdial_core::{Application, Bot, Trunk};
 use outdial_notify::Notifier;
+use outdial_sip::SipAgent;
 use outdial_store::{Kind, OutboxRow, OutboxStatus, Store};
 use serde_json::json;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-#[derive(Debug)]
-enum Command {
-    Hangup,
+/// What every conversation task shares.
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub notifier: Arc<Notifier>,
+    pub agent: Arc<SipAgent>,
+    /// Address RTP binds to and offers.
+    pub rtp_ip: IpAddr,
+    pub rtp_ports: (u16, u16),
+    pub max_call_duration: Duration,
 }
 
-pub struct Engine {
-    store: Arc<dyn Store>,
-    notifier: Arc<Notifier>,
-    live: Arc<DashMap<Uuid, mpsc::Sender<Command>>>,
+/// The notification of `status` for this conversation (when it has a `notifyUrl`), numbered in order.
+pub fn notify(
+    conv: &mut Conversation,
+    status: ConversationStatus,
+    secret: Option<&str>,
+    now: i64,
+) -> Vec<OutboxRow> {
+    let Some(url) = conv.request.notify_url.clone() else {
+        return Vec::new();
+    };
+    conv.notify_seq += 1;
+    vec![OutboxRow {
+        event_id: Uuid::new_v4(),
+        conversation_id: conv.id,
+        sequence: conv.notify_seq,
+        url,
+        body: conv.notification(status, conv.notify_seq, now).to_string(),
+        secret: secret.map(str::to_string),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        delivered_at: None,
+    }]
 }
 
-/// Ends a conversation: its terminal state, the `ended`/`failed` event and (with a `notifyUrl`) the terminal
+/// Ends a conversation: its terminal state (`ended` after an answer, else `failed`), the event and the terminal
 /// notification, in one transaction; then wakes the notifier.
-async fn end(
+pub async fn end(
+    ctx: &Ctx,
+    conv: &mut Conversation,
+    reason_code: ReasonCode,
+    reason: &str,
+    hangup_by: &str,
+    notify_secret: Option<String>,
+) -> outdial_store::Result<()> {
+    end_in(
+        &*ctx.store,
+        &ctx.notifier,
+        conv,
+        reason_code,
+        reason,
+        hangup_by,
+        notify_secret,
+    )
+    .await
+}
+
+async fn end_in(
     store: &dyn Store,
     notifier: &Notifier,
     conv: &mut Conversation,
@@ -51,26 +99,9 @@ async fn end(
     conv.hangup_by = Some(hangup_by.to_string());
     conv.ended_at = Some(now);
     conv.updated_at = now;
-    let mut outbox = Vec::new();
-    if let (Some(url), Some(status)) = (conv.request.notify_url.clone(), conv.state.outcome()) {
-        conv.notify_seq += 1;
-        let body = conv.notification(status, conv.notify_seq, now).to_string();
-        outbox.push(OutboxRow {
-            event_id: Uuid::new_v4(),
-            conversation_id: conv.id,
-            sequence: conv.notify_seq,
-            url,
-            body,
-            secret: notify_secret,
-            status: OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            created_at: now,
-            delivered_at: None,
-        });
-    }
-    let data = json!({"reasonCode": reason_code, "reason": reason, "hangupBy": hangup_by});
+    let status = conv.state.outcome().unwrap_or(ConversationStatus::Failed);
+    let outbox = notify(conv, status, notify_secret.as_deref(), now);
+    let data = json!({"reasonCode": reason_code, "reason": reason, "hangupBy": hangup_by, "sipStatus": conv.sip_status});
     store
         .transition(conv, conv.state.as_str(), &data, &outbox)
         .await?;
@@ -80,11 +111,15 @@ async fn end(
     Ok(())
 }
 
+pub struct Engine {
+    ctx: Arc<Ctx>,
+    live: Arc<DashMap<Uuid, mpsc::Sender<Command>>>,
+}
+
 impl Engine {
-    pub fn new(store: Arc<dyn Store>, notifier: Arc<Notifier>) -> Self {
+    pub fn new(ctx: Ctx) -> Self {
         Engine {
-            store,
-            notifier,
+            ctx: Arc::new(ctx),
             live: Arc::new(DashMap::new()),
         }
     }
@@ -92,12 +127,13 @@ impl Engine {
     /// Ends conversations a previous run left unfinished (a crash): reasonCode `error`, reason
     /// `gateway restarted`, with their terminal notification.
     pub async fn recover(&self) -> anyhow::Result<usize> {
-        let left = self.store.live_conversations().await?;
+        let store = &*self.ctx.store;
+        let left = store.live_conversations().await?;
         for mut c in left.iter().cloned() {
-            let secret = self.notify_secret_of(&c).await;
-            end(
-                &*self.store,
-                &self.notifier,
+            let secret = notify_secret_of(store, &c).await;
+            end_in(
+                store,
+                &self.ctx.notifier,
                 &mut c,
                 ReasonCode::Error,
                 "gateway restarted",
@@ -108,73 +144,37 @@ impl Engine {
         }
         Ok(left.len())
     }
-
-    /// The signing key a conversation's notifications use: its application's, else its bot's.
-    async fn notify_secret_of(&self, c: &Conversation) -> Option<String> {
-        let app: Option<Application> = self
-            .store
-            .get_object(Kind::Application, &c.client_id)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|d| serde_json::from_value(d).ok());
-        if let Some(s) = app.and_then(|a| a.notify_secret) {
-            return Some(s);
-        }
-        let bot: Option<Bot> = self
-            .store
-            .get_object(Kind::Bot, &c.bot)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|d| serde_json::from_value(d).ok());
-        bot.and_then(|b| b.notify_secret)
-    }
 }
 
-async fn run(
-    store: Arc<dyn Store>,
-    notifier: Arc<Notifier>,
-    call: AcceptedCall,
-    mut commands: mpsc::Receiver<Command>,
-) {
-    let AcceptedCall {
-        mut conversation,
-        lease,
-        notify_secret,
-        ..
-    } = call;
-    let id = conversation.id;
-    let reason = match commands.try_recv() {
-        Ok(Command::Hangup) => "ended by API",
-        Err(_) => "outbound SIP calling is not available in this build yet",
-    };
-    if let Err(e) = end(
-        &*store,
-        &notifier,
-        &mut conversation,
-        ReasonCode::Error,
-        reason,
-        "system",
-        notify_secret,
-    )
-    .await
-    {
-        tracing::error!(conversation = %id, "could not record the end of the conversation: {e}");
+/// The signing key a conversation's notifications use: its application's, else its bot's.
+async fn notify_secret_of(store: &dyn Store, c: &Conversation) -> Option<String> {
+    let app: Option<Application> = store
+        .get_object(Kind::Application, &c.client_id)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| serde_json::from_value(d).ok());
+    if let Some(s) = app.and_then(|a| a.notify_secret) {
+        return Some(s);
     }
-    tracing::info!(conversation = %id, "conversation failed: {reason}");
-    lease.release().await;
+    let bot: Option<Bot> = store
+        .get_object(Kind::Bot, &c.bot)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| serde_json::from_value(d).ok());
+    bot.and_then(|b| b.notify_secret)
 }
 
 #[async_trait]
 impl CallEngine for Engine {
-    async fn start(&self, call: AcceptedCall) {
-        let id = call.conversation.id;
-        let (tx, rx) = mpsc::channel(8);
+    async fn start(&self, accepted: AcceptedCall) {
+        let id = accepted.conversation.id;
+        let (tx, rx) = mpsc::channel(4);
         self.live.insert(id, tx);
-        let (store, notifier, live) = (self.store.clone(), self.notifier.clone(), self.live.clone());
+        let (ctx, live) = (self.ctx.clone(), self.live.clone());
         tokio::spawn(async move {
-            run(store, notifier, call, rx).await;
+            call::run(ctx, accepted, rx).await;
             live.remove(&id);
         });
     }
@@ -190,8 +190,18 @@ impl CallEngine for Engine {
         }
     }
 
-    fn trunk_usable(&self, _trunk: &Trunk) -> Result<(), String> {
-        Ok(())
+    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String> {
+        match trunk.transport {
+            Transport::Udp => Ok(()),
+            other => Err(format!(
+                "trunk '{}' uses {} transport, which this build does not support yet (udp only)",
+                trunk.name,
+                serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            )),
+        }
     }
 
     fn ready(&self) -> Result<(), String> {

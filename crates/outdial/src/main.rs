@@ -1,5 +1,6 @@
 //! `outdial`: the outbound voice gateway.
 
+mod call;
 mod config;
 mod engine;
 mod serve;

@@ -1,7 +1,7 @@
 //! `outdial serve`: wiring of store, configuration, authentication, limits, engine and HTTP.
 
 use crate::config::{self, Config, Declared, Overrides};
-use crate::engine::Engine;
+use crate::engine::{Ctx, Engine};
 use anyhow::Context;
 use outdial_api::auth::{AuthSettings, Authenticator, hash_secret};
 use outdial_api::catalog::Catalog;
@@ -57,7 +57,32 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     let notifier =
         outdial_notify::Notifier::new(store.clone(), policy, notify_settings).map_err(anyhow::Error::msg)?;
     tokio::spawn(notifier.clone().run());
-    let engine = Arc::new(Engine::new(store.clone(), notifier));
+    let agent = outdial_sip::SipAgent::start(cfg.sip.listen)
+        .await
+        .with_context(|| "sip.listen / --sip-listen")?;
+    let rtp_ip = match (cfg.sip.listen.ip(), cfg.sip.public_address.as_deref()) {
+        (_, Some(p)) => p
+            .parse()
+            .with_context(|| format!("sip.public_address '{p}' should be an IP address"))?,
+        (ip, None) if !ip.is_unspecified() => ip,
+        _ => anyhow::bail!(
+            "sip.public_address: needed when sip.listen is a wildcard address ({})",
+            cfg.sip.listen
+        ),
+    };
+    tracing::info!(
+        "SIP listening on udp:{}, RTP on {rtp_ip} ports {}",
+        agent.local_addr(),
+        cfg.sip.rtp_ports
+    );
+    let engine = Arc::new(Engine::new(Ctx {
+        store: store.clone(),
+        notifier,
+        agent,
+        rtp_ip,
+        rtp_ports: config::parse_port_range(&cfg.sip.rtp_ports).map_err(anyhow::Error::msg)?,
+        max_call_duration: Duration::from_secs(cfg.sip.max_call_duration_sec),
+    }));
     let recovered = engine.recover().await?;
     if recovered > 0 {
         tracing::warn!(

@@ -47,7 +47,7 @@ async fn dial(g: &Gateway, who: (&str, &str), url: &str) -> String {
         .post(
             "/api/v1/actions/dialout",
             who,
-            &json!({"bot": "Bot1", "target": "tel:+1", "caller": "1", "notifyUrl": url}),
+            &json!({"bot": "Bot1", "target": "tel:+1", "caller": "1", "notifyUrl": url, "answerTimeoutSec": 1}),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -69,11 +69,8 @@ async fn the_terminal_notification_arrives_signed_and_is_recorded() {
     let (headers, body) = wait_for(&got, 1).await.remove(0);
     assert_eq!(body["conversationId"], id.as_str());
     assert_eq!(body["status"], "failed");
-    assert_eq!(body["reasonCode"], "error");
-    assert_eq!(
-        body["reason"],
-        "outbound SIP calling is not available in this build yet"
-    );
+    assert_eq!(body["reasonCode"], "no-answer");
+    assert_eq!(body["reason"], "answer timeout after 1 s");
     assert_eq!(body["sequence"], 1);
     assert_eq!(body["hangupBy"], "system");
     assert!(outdial_core::time::parse_iso(body["timestamp"].as_str().unwrap()).is_some());
@@ -114,7 +111,7 @@ async fn the_terminal_notification_arrives_signed_and_is_recorded() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds, ["accepted", "failed", "notification"]);
+    assert_eq!(kinds, ["accepted", "dialing", "failed", "notification"]);
 }
 
 #[tokio::test]
@@ -128,7 +125,7 @@ async fn undelivered_notifications_survive_kill_9_and_unfinished_calls_are_recov
     let url = format!("http://127.0.0.1:{port}/n");
     let mut g = Gateway::start(&format!("[notifications]\nretry_base_ms = 200\n{BASIC}")).await;
     let id = dial(&g, ADMIN, &url).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let rec: Value = g
         .get(&format!("/api/v1/conversations/{id}"), ADMIN)
         .await
@@ -227,7 +224,7 @@ async fn metadata_addresses_are_refused() {
     let g = Gateway::start(BASIC).await;
     let id = dial(&g, ADMIN, "http://169.254.169.254/latest/meta-data/").await;
     let mut rec = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..200 {
         rec = g
             .get(&format!("/api/v1/conversations/{id}"), ADMIN)
             .await

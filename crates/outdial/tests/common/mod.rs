@@ -77,8 +77,14 @@ impl Gateway {
             .open(self.dir.join("gateway.log"))
             .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_outdial"));
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--store", &self.store]);
+        cmd.arg("serve").args([
+            "--listen",
+            "127.0.0.1:0",
+            "--sip-listen",
+            "127.0.0.1:0",
+            "--store",
+            &self.store,
+        ]);
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }

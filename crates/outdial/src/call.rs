@@ -1,0 +1,212 @@
+//! One conversation's task: dial, ring, answer, end — the state machine of PRODUCT.md 3.1 with the SIP
+//! outcome mapping of 3.2 and the end reasons of 3.3. The task owns the conversation; it ends it exactly once:
+//! local causes (answer timeout, API hang-up, maximum duration) end it at once and let the SIP layer finish
+//! its CANCEL or BYE in the background (a 200 that crosses our CANCEL is ACKed and BYE'd there); remote causes
+//! (a final response, the far end's BYE) end it when they arrive.
+
+use crate::engine::{Ctx, end, notify};
+use outdial_api::engine::AcceptedCall;
+use outdial_core::conversation::{ConversationState, ConversationStatus, ReasonCode};
+use outdial_core::dialout::callee_of;
+use outdial_core::time::now_ms;
+use outdial_core::{Conversation, Trunk};
+use outdial_media::{RtpSession, parse_answer};
+use outdial_sip::{CallEvent, CallRequest};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+pub enum Command {
+    Hangup,
+}
+
+/// `host[:port]` of a trunk address or proxy (`sip:` prefix and parameters removed).
+fn host_port(address: &str) -> &str {
+    let a = address
+        .strip_prefix("sips:")
+        .or_else(|| address.strip_prefix("sip:"))
+        .unwrap_or(address);
+    a.split(';').next().unwrap_or(a)
+}
+
+/// The INVITE for a conversation through a trunk.
+fn request(conv: &Conversation, trunk: &Trunk, offer: String, local_host: &str) -> CallRequest {
+    let target = &conv.request.target;
+    let trunk_host = host_port(&trunk.address);
+    let uri = if target.starts_with("tel:") {
+        format!("sip:{}@{trunk_host};user=phone", callee_of(target))
+    } else {
+        target.clone()
+    };
+    let destination = trunk.outbound_proxy.as_deref().unwrap_or(&trunk.address);
+    CallRequest {
+        target: uri,
+        destination: Some(host_port(destination).to_string()),
+        from_user: conv.request.caller.clone().unwrap_or_else(|| "anonymous".into()),
+        from_host: conv
+            .request
+            .caller_host
+            .clone()
+            .or_else(|| trunk.caller_host.clone())
+            .unwrap_or_else(|| local_host.to_string()),
+        display_name: conv.request.caller_display_name.clone(),
+        headers: trunk
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        sdp: Some(offer.into_bytes()),
+        credential: trunk
+            .username
+            .clone()
+            .map(|u| (u, trunk.password.clone().unwrap_or_default(), trunk.realm.clone())),
+        call_id: format!("{}@outdial", conv.id.simple()),
+        session_id_header: trunk.session_id_header.clone(),
+    }
+}
+
+pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver<Command>) {
+    let AcceptedCall {
+        mut conversation,
+        trunk,
+        lease,
+        notify_secret,
+        ..
+    } = call;
+    let conv = &mut conversation;
+    let secret = notify_secret.as_deref();
+    let id = conv.id;
+    let finish = |conv: &mut Conversation, rc: ReasonCode, reason: String, by: &'static str| {
+        let ctx = ctx.clone();
+        let secret = secret.map(str::to_string);
+        let mut c = conv.clone();
+        async move {
+            if let Err(e) = end(&ctx, &mut c, rc, &reason, by, secret).await {
+                tracing::error!(conversation = %c.id, "could not record the end of the conversation: {e}");
+            }
+            tracing::info!(conversation = %c.id, reason_code = ?rc, "conversation ended: {reason}");
+        }
+    };
+
+    let mut rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
+        Ok(r) => r,
+        Err(e) => {
+            finish(conv, ReasonCode::Error, e.to_string(), "system").await;
+            return;
+        }
+    };
+    let req = request(conv, &trunk, rtp.offer(now_ms() as u64), &ctx.rtp_ip.to_string());
+    let now = now_ms();
+    conv.state = ConversationState::Dialing;
+    conv.dialing_at = Some(now);
+    conv.updated_at = now;
+    let dialing = json!({"callId": req.call_id, "requestUri": req.target, "trunk": trunk.name, "destination": req.destination});
+    if let Err(e) = ctx.store.transition(conv, "dialing", &dialing, &[]).await {
+        tracing::error!(conversation = %id, "cannot record dialing: {e}");
+    }
+    let mut sip = match ctx.agent.call(req) {
+        Ok(c) => c,
+        Err(e) => {
+            finish(conv, ReasonCode::Error, e.to_string(), "system").await;
+            return;
+        }
+    };
+    let answer_timeout = Duration::from_secs_f64(conv.request.answer_timeout_sec);
+    let answer_deadline = tokio::time::sleep(answer_timeout);
+    tokio::pin!(answer_deadline);
+    let max_duration = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(max_duration);
+    loop {
+        tokio::select! {
+            event = sip.events.recv() => match event {
+                None => {
+                    finish(conv, ReasonCode::Error, "the SIP call ended without an outcome".into(), "system").await;
+                    break;
+                }
+                Some(CallEvent::Trying) => {}
+                Some(CallEvent::Ringing { status, early_media }) => {
+                    let data = json!({"sipStatus": status, "earlyMedia": early_media});
+                    if conv.state == ConversationState::Dialing {
+                        let now = now_ms();
+                        conv.state = ConversationState::Ringing;
+                        conv.ringing_at = Some(now);
+                        conv.updated_at = now;
+                        let wanted = conv.request.notify_events.iter().any(|e| e == "ringing");
+                        let outbox = if wanted { notify(conv, ConversationStatus::Ringing, secret, now) } else { Vec::new() };
+                        if let Err(e) = ctx.store.transition(conv, "ringing", &data, &outbox).await {
+                            tracing::error!(conversation = %id, "cannot record ringing: {e}");
+                        }
+                        if !outbox.is_empty() {
+                            ctx.notifier.wake();
+                        }
+                    } else if let Err(e) = ctx.store.append_event(id, "sip-provisional", &data).await {
+                        tracing::warn!(conversation = %id, "cannot record a provisional response: {e}");
+                    }
+                }
+                Some(CallEvent::Answered { sdp, session_id, call_id }) => {
+                    let now = now_ms();
+                    conv.state = ConversationState::Answered;
+                    conv.connect_time = Some(now);
+                    conv.ringing_at.get_or_insert(now);
+                    conv.updated_at = now;
+                    conv.sip_status = Some(200);
+                    conv.sbc_session_id = Some(session_id.unwrap_or(call_id));
+                    let outbox = notify(conv, ConversationStatus::Answered, secret, now);
+                    let data = json!({"sbcSessionID": conv.sbc_session_id});
+                    if let Err(e) = ctx.store.transition(conv, "answered", &data, &outbox).await {
+                        tracing::error!(conversation = %id, "cannot record the answer: {e}");
+                    }
+                    ctx.notifier.wake();
+                    match parse_answer(&String::from_utf8_lossy(&sdp)) {
+                        Ok((remote, pt)) => rtp.start(remote, pt),
+                        Err(e) => {
+                            sip.hangup().await;
+                            finish(conv, ReasonCode::Error, e.to_string(), "system").await;
+                            break;
+                        }
+                    }
+                    max_duration.as_mut().reset(tokio::time::Instant::now() + ctx.max_call_duration);
+                }
+                Some(CallEvent::Failed { status, reason }) => {
+                    conv.sip_status = status;
+                    let (rc, by) = match status {
+                        Some(s) => (ReasonCode::for_sip_status(s), "callee"),
+                        None => (ReasonCode::Error, "system"),
+                    };
+                    finish(conv, rc, reason, by).await;
+                    break;
+                }
+                Some(CallEvent::Ended { by_remote: true, reason }) => {
+                    finish(conv, ReasonCode::ClientDisconnected, reason.unwrap_or_else(|| "Client disconnected".into()), "callee").await;
+                    break;
+                }
+                Some(CallEvent::Ended { by_remote: false, .. }) => {
+                    finish(conv, ReasonCode::Error, "the call was ended".into(), "system").await;
+                    break;
+                }
+            },
+            () = &mut answer_deadline, if conv.state != ConversationState::Answered => {
+                sip.hangup().await;
+                let secs = conv.request.answer_timeout_sec;
+                finish(conv, ReasonCode::NoAnswer, format!("answer timeout after {secs} s"), "system").await;
+                break;
+            }
+            () = &mut max_duration, if conv.state == ConversationState::Answered => {
+                sip.hangup().await;
+                finish(conv, ReasonCode::Error, "maximum call duration reached".into(), "system").await;
+                break;
+            }
+            command = commands.recv() => {
+                // A closed channel means the engine is going away: hang up as well.
+                let _ = command;
+                sip.hangup().await;
+                finish(conv, ReasonCode::Error, "ended by API".into(), "system").await;
+                break;
+            }
+        }
+    }
+    drop(rtp);
+    lease.release().await;
+}

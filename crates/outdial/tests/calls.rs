@@ -1,0 +1,258 @@
+//! Calls end to end: the real binary dials sipp (the far end, on 127.0.0.1) through a trunk, and a real HTTP
+//! receiver gets the notifications. sipp's exit code says whether it saw the SIP it expected.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use axum::Router;
+use axum::routing::post;
+use common::{ADMIN, Gateway};
+use parking_lot::Mutex;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Sipp {
+    child: Child,
+    port: u16,
+}
+
+impl Sipp {
+    fn uas(scenario: &str, extra: &[&str]) -> Sipp {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../outdial-sip/tests/sipp");
+        let child = Command::new("sipp")
+            .current_dir(dir)
+            .args([
+                "-sf",
+                scenario,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-m",
+                "1",
+                "-timeout",
+                "20s",
+                "-nostdin",
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp (Debian sip-tester)");
+        std::thread::sleep(Duration::from_millis(300));
+        Sipp { child, port }
+    }
+
+    fn exit_code(mut self) -> i32 {
+        for _ in 0..150 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code().unwrap_or(-1);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        -1
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Got = Arc<Mutex<Vec<Value>>>;
+
+async fn receiver() -> (String, Got) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/n", listener.local_addr().unwrap());
+    let got: Got = Arc::default();
+    let g = got.clone();
+    let app = Router::new().route(
+        "/n",
+        post(move |body: String| {
+            let g = g.clone();
+            async move {
+                g.lock().push(serde_json::from_str(&body).unwrap());
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// Waits for a notification with this status.
+async fn status(got: &Got, status: &str) -> Value {
+    for _ in 0..300 {
+        if let Some(n) = got.lock().iter().find(|n| n["status"] == status) {
+            return n.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no '{status}' notification; got {:?}", got.lock());
+}
+
+async fn gateway(sipp_port: u16) -> Gateway {
+    Gateway::start(&format!(
+        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{sipp_port}\"\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
+    ))
+    .await
+}
+
+async fn dial(g: &Gateway, url: &str, extra: Value) -> String {
+    let mut body =
+        json!({"bot": "Bot1", "target": "tel:+123456789", "caller": "1-800-111", "notifyUrl": url});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn answered_then_the_callee_hangs_up() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "1000"]);
+    let g = gateway(sipp.port).await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url, json!({})).await;
+    let answered = status(&got, "answered").await;
+    assert_eq!(answered["conversationId"], id.as_str());
+    assert_eq!(answered["sequence"], 1);
+    assert!(answered["connectTime"].as_str().unwrap().ends_with('Z'));
+    let done = status(&got, "completed").await;
+    assert_eq!(
+        (done["reasonCode"].as_str(), done["reason"].as_str()),
+        (Some("client-disconnected"), Some("Client disconnected"))
+    );
+    assert_eq!(done["sequence"], 2);
+    assert_eq!(done["connectTime"], answered["connectTime"]);
+    let duration = done["callDuration"].as_f64().unwrap();
+    assert!((0.8..3.0).contains(&duration), "held about 1 s: {duration}");
+    assert_eq!(
+        done["sbcSessionID"],
+        format!("{}@outdial", id.replace('-', "")),
+        "no Session-ID header: the Call-ID"
+    );
+    assert_eq!(done["hangupBy"], "callee");
+    assert_eq!(got.lock().len(), 2, "exactly answered + completed");
+    assert_eq!(sipp.exit_code(), 0);
+    let rec: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec["state"].as_str(), rec["status"].as_str()),
+        (Some("ended"), Some("completed"))
+    );
+}
+
+#[tokio::test]
+async fn rejections_map_to_reason_codes() {
+    for (scenario, code, reason_code, text) in [
+        ("uas_486_reject.xml", 486, "busy", "Busy Here"),
+        ("uas_603_reject.xml", 603, "declined", "Decline"),
+        ("uas_404_reject.xml", 404, "error", "Not Found"),
+    ] {
+        let sipp = Sipp::uas(scenario, &[]);
+        let g = gateway(sipp.port).await;
+        let (url, got) = receiver().await;
+        let id = dial(&g, &url, json!({})).await;
+        let failed = status(&got, "failed").await;
+        assert_eq!(failed["conversationId"], id.as_str());
+        assert_eq!(failed["reasonCode"], reason_code, "{scenario}");
+        assert_eq!(
+            failed["reason"],
+            format!("SIP ;cause={code} ;text=\"{text}\""),
+            "{scenario}"
+        );
+        assert_eq!(failed["sipStatus"], code);
+        assert_eq!(failed["sequence"], 1, "no answered before it");
+        assert_eq!(sipp.exit_code(), 0, "{scenario}");
+    }
+}
+
+#[tokio::test]
+async fn ringing_without_answer_is_cancelled_at_the_answer_timeout() {
+    let sipp = Sipp::uas("uas_ring_no_answer.xml", &[]);
+    let g = gateway(sipp.port).await;
+    let (url, got) = receiver().await;
+    let started = tokio::time::Instant::now();
+    let id = dial(
+        &g,
+        &url,
+        json!({"answerTimeoutSec": 1, "notifyEvents": ["ringing"]}),
+    )
+    .await;
+    let ringing = status(&got, "ringing").await;
+    assert_eq!(ringing["sequence"], 1);
+    let failed = status(&got, "failed").await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    assert_eq!(
+        (failed["reasonCode"].as_str(), failed["reason"].as_str()),
+        (Some("no-answer"), Some("answer timeout after 1 s"))
+    );
+    assert_eq!(failed["sequence"], 2);
+    assert!(failed["postDialDelayMs"].as_i64().unwrap() >= 0);
+    assert_eq!(
+        sipp.exit_code(),
+        0,
+        "sipp got CANCEL, answered 487 and got the ACK"
+    );
+    let events: Value = g
+        .get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .filter(|k| *k != "notification")
+        .collect();
+    assert_eq!(kinds, ["accepted", "dialing", "ringing", "failed"]);
+}
+
+#[tokio::test]
+async fn answered_then_hung_up_through_the_api() {
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let g = gateway(sipp.port).await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url, json!({})).await;
+    status(&got, "answered").await;
+    let r = g
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/conversations/{id}"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let done = status(&got, "completed").await;
+    assert_eq!(
+        (done["reasonCode"].as_str(), done["reason"].as_str()),
+        (Some("error"), Some("ended by API"))
+    );
+    assert_eq!(sipp.exit_code(), 0, "sipp received our BYE");
+}
