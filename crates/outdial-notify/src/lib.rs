@@ -17,10 +17,11 @@ use outdial_core::time::now_ms;
 use outdial_store::{OutboxRow, OutboxStatus, Store};
 use parking_lot::Mutex;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -73,6 +74,9 @@ pub struct Notifier {
     settings: Settings,
     wake: Arc<Notify>,
     in_flight: Mutex<HashSet<Uuid>>,
+    /// When each recent attempt was recorded: a row read before that moment is stale and is skipped, so a
+    /// notification is not sent twice because a read raced with the record of its delivery.
+    finished: Mutex<HashMap<Uuid, Instant>>,
 }
 
 impl Notifier {
@@ -96,6 +100,7 @@ impl Notifier {
             settings,
             wake: Arc::new(Notify::new()),
             in_flight: Mutex::new(HashSet::new()),
+            finished: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -107,9 +112,22 @@ impl Notifier {
     /// Delivers due notifications until the task is dropped.
     pub async fn run(self: Arc<Self>) {
         loop {
+            let read_at = Instant::now();
             match self.store.due_notifications(now_ms(), 64).await {
                 Ok(rows) => {
+                    {
+                        let mut finished = self.finished.lock();
+                        finished.retain(|_, at| at.elapsed() < Duration::from_secs(10));
+                    }
                     for row in rows {
+                        if self
+                            .finished
+                            .lock()
+                            .get(&row.event_id)
+                            .is_some_and(|at| *at >= read_at)
+                        {
+                            continue;
+                        }
                         if !self.in_flight.lock().insert(row.event_id) {
                             continue;
                         }
@@ -117,6 +135,7 @@ impl Notifier {
                         tokio::spawn(async move {
                             let id = row.event_id;
                             me.attempt(row).await;
+                            me.finished.lock().insert(id, Instant::now());
                             me.in_flight.lock().remove(&id);
                             me.wake.notify_one();
                         });
