@@ -98,11 +98,13 @@ async fn main() -> anyhow::Result<()> {
     // Wait for every accepted conversation's terminal notification (bounded).
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let s = seen.lock();
-        if s.accepted.keys().all(|id| s.terminal.contains_key(id)) {
+        let done = {
+            let s = seen.lock();
+            s.accepted.keys().all(|id| s.terminal.contains_key(id))
+        };
+        if done {
             break;
         }
-        drop(s);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = seen.lock();
