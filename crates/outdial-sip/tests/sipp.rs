@@ -255,3 +255,27 @@ async fn nobody_listening_fails_locally() {
     );
     no_dialogs_left(&a).await;
 }
+
+#[tokio::test]
+async fn an_answer_crossing_our_cancel_is_acked_and_hung_up() {
+    let sipp = Sipp::uas("uas_answer_crosses_cancel.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    loop {
+        if let CallEvent::Ringing { status: 180, .. } = next(&mut call).await {
+            break;
+        }
+    }
+    call.hangup().await;
+    let (_, fin) = final_event(&mut call).await;
+    assert_eq!(
+        fin,
+        CallEvent::Failed {
+            status: None,
+            reason: "cancelled".into()
+        },
+        "one outcome: not answered"
+    );
+    assert_eq!(sipp.finish(), 0, "sipp got the ACK for its 200 and then our BYE");
+    no_dialogs_left(&a).await;
+}

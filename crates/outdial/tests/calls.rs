@@ -256,3 +256,35 @@ async fn answered_then_hung_up_through_the_api() {
     );
     assert_eq!(sipp.exit_code(), 0, "sipp received our BYE");
 }
+
+#[tokio::test]
+async fn an_answer_crossing_the_cancel_still_gives_exactly_one_failed() {
+    let sipp = Sipp::uas("uas_answer_crosses_cancel.xml", &[]);
+    let g = gateway(sipp.port).await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url, json!({"answerTimeoutSec": 1})).await;
+    let failed = status(&got, "failed").await;
+    assert_eq!(
+        (failed["reasonCode"].as_str(), failed["reason"].as_str()),
+        (Some("no-answer"), Some("answer timeout after 1 s"))
+    );
+    assert_eq!(
+        sipp.exit_code(),
+        0,
+        "the crossing 200 was ACKed and hung up with BYE"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let all = got.lock().clone();
+    assert_eq!(
+        all.len(),
+        1,
+        "exactly one notification, never 'answered': {all:?}"
+    );
+    let rec: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rec["state"], "failed");
+}
