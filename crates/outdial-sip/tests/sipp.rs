@@ -279,3 +279,39 @@ async fn an_answer_crossing_our_cancel_is_acked_and_hung_up() {
     assert_eq!(sipp.finish(), 0, "sipp got the ACK for its 200 and then our BYE");
     no_dialogs_left(&a).await;
 }
+
+#[tokio::test]
+async fn digest_challenges_are_answered_with_credentials() {
+    let a = agent().await;
+    for scenario in ["uas_401_then_answer.xml", "uas_407_then_answer.xml"] {
+        let sipp = Sipp::uas(scenario, &[]);
+        let mut req = request(sipp.port);
+        req.credential = Some(("outdial".into(), "s3cret-pw".into(), None));
+        let mut call = a.call(req).unwrap();
+        let (_, fin) = final_event(&mut call).await;
+        assert!(matches!(fin, CallEvent::Answered { .. }), "{scenario}: {fin:?}");
+        call.hangup().await;
+        assert_eq!(
+            next(&mut call).await,
+            CallEvent::Ended {
+                by_remote: false,
+                reason: None
+            }
+        );
+        assert_eq!(sipp.finish(), 0, "{scenario}: sipp accepted the credentials");
+    }
+    // A wrong password: sipp's digest check fails and the trunk refuses.
+    let sipp = Sipp::uas("uas_401_then_answer.xml", &[]);
+    let mut req = request(sipp.port);
+    req.credential = Some(("outdial".into(), "wrong".into(), None));
+    let mut call = a.call(req).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert_eq!(
+        fin,
+        CallEvent::Failed {
+            status: Some(403),
+            reason: "SIP ;cause=403 ;text=\"Forbidden\"".into()
+        }
+    );
+    no_dialogs_left(&a).await;
+}
