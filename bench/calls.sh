@@ -13,7 +13,7 @@ T=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 trap 'kill $gw $sp 2>/dev/null || true; rm -rf "$work"' EXIT
 sipp_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd crates/outdial-sip/tests/sipp && exec sipp -sf uas_answer_then_bye.xml -i 127.0.0.1 -p "$sipp_port" -d 1000 -nostdin \
+(cd crates/outdial-testkit/sipp && exec sipp -sf uas_answer_then_bye.xml -i 127.0.0.1 -p "$sipp_port" -d 1000 -nostdin \
   -trace_stat -stf "$work/sipp_stat.csv" >/dev/null 2>&1) &
 sp=$!
 cat > "$work/bench.toml" <<TOML

@@ -3,66 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 use outdial_sip::{CallEvent, CallRequest, SipAgent};
-use std::process::{Child, Command, Stdio};
+use outdial_testkit::Sipp;
 use std::time::Duration;
-
-struct Sipp {
-    child: Child,
-    port: u16,
-}
-
-impl Sipp {
-    /// sipp running `scenario` as a UAS for one call.
-    fn uas(scenario: &str, extra: &[&str]) -> Sipp {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
-        let child = Command::new("sipp")
-            .current_dir(dir)
-            .args([
-                "-sf",
-                scenario,
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                "1",
-                "-timeout",
-                "20s",
-                "-nostdin",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp is installed (Debian package sip-tester; scripts/test.sh installs it)");
-        std::thread::sleep(Duration::from_millis(300));
-        Sipp { child, port }
-    }
-
-    /// sipp's exit code (0: its scenario completed).
-    fn finish(mut self) -> i32 {
-        for _ in 0..100 {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        -1
-    }
-}
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 const OFFER: &str = "v=0\r\no=outdial 1 1 IN IP4 127.0.0.1\r\ns=outdial\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
 m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
@@ -147,7 +89,7 @@ async fn answer_then_far_end_bye() {
             reason: None
         }
     );
-    assert_eq!(sipp.finish(), 0, "sipp saw the call it expected");
+    assert_eq!(sipp.exit_code(), 0, "sipp saw the call it expected");
     no_dialogs_left(&a).await;
 }
 
@@ -166,7 +108,7 @@ async fn answer_then_our_bye() {
             reason: None
         }
     );
-    assert_eq!(sipp.finish(), 0, "sipp received our BYE");
+    assert_eq!(sipp.exit_code(), 0, "sipp received our BYE");
     no_dialogs_left(&a).await;
 }
 
@@ -191,7 +133,7 @@ async fn rejections_carry_status_and_reason() {
             },
             "{scenario}"
         );
-        assert_eq!(sipp.finish(), 0, "{scenario}: sipp got its ACK");
+        assert_eq!(sipp.exit_code(), 0, "{scenario}: sipp got its ACK");
     }
     no_dialogs_left(&a).await;
 }
@@ -215,7 +157,7 @@ async fn ringing_then_cancel() {
             reason: "cancelled".into()
         }
     );
-    assert_eq!(sipp.finish(), 0, "sipp saw CANCEL, sent 487 and got the ACK");
+    assert_eq!(sipp.exit_code(), 0, "sipp saw CANCEL, sent 487 and got the ACK");
     no_dialogs_left(&a).await;
 }
 
@@ -276,7 +218,11 @@ async fn an_answer_crossing_our_cancel_is_acked_and_hung_up() {
         },
         "one outcome: not answered"
     );
-    assert_eq!(sipp.finish(), 0, "sipp got the ACK for its 200 and then our BYE");
+    assert_eq!(
+        sipp.exit_code(),
+        0,
+        "sipp got the ACK for its 200 and then our BYE"
+    );
     no_dialogs_left(&a).await;
 }
 
@@ -298,7 +244,7 @@ async fn digest_challenges_are_answered_with_credentials() {
                 reason: None
             }
         );
-        assert_eq!(sipp.finish(), 0, "{scenario}: sipp accepted the credentials");
+        assert_eq!(sipp.exit_code(), 0, "{scenario}: sipp accepted the credentials");
     }
     // A wrong password: sipp's digest check fails and the trunk refuses.
     let sipp = Sipp::uas("uas_401_then_answer.xml", &[]);

@@ -7,67 +7,12 @@ mod common;
 use axum::Router;
 use axum::routing::post;
 use common::{ADMIN, Gateway};
+use outdial_testkit::Sipp;
 use parking_lot::Mutex;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-
-struct Sipp {
-    child: Child,
-    port: u16,
-}
-
-impl Sipp {
-    fn uas(scenario: &str, extra: &[&str]) -> Sipp {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../outdial-sip/tests/sipp");
-        let child = Command::new("sipp")
-            .current_dir(dir)
-            .args([
-                "-sf",
-                scenario,
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                "1",
-                "-timeout",
-                "20s",
-                "-nostdin",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sipp (Debian sip-tester)");
-        std::thread::sleep(Duration::from_millis(300));
-        Sipp { child, port }
-    }
-
-    fn exit_code(mut self) -> i32 {
-        for _ in 0..150 {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        -1
-    }
-}
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 type Got = Arc<Mutex<Vec<Value>>>;
 
