@@ -320,7 +320,11 @@ async fn drive(
                             let _ = events.send(CallEvent::Failed { status: None, reason: "cancelled".into() }).await;
                             break;
                         }
-                        let session_id = resp.header_value(&session_header);
+                        // RFC 7989: "<the far end's uuid>;remote=<ours>": the trunk's id is the first part.
+                        let session_id = resp
+                            .header_value(&session_header)
+                            .and_then(|v| v.split(';').next().map(|id| id.trim().to_string()))
+                            .filter(|id| !id.is_empty());
                         answered_id = Some(id);
                         let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.clone() }).await;
                     }

@@ -261,3 +261,74 @@ async fn digest_challenges_are_answered_with_credentials() {
     );
     no_dialogs_left(&a).await;
 }
+
+#[tokio::test]
+async fn the_session_id_header_names_the_call() {
+    let sipp = Sipp::uas("uas_answer_session_id.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    match fin {
+        CallEvent::Answered { session_id, .. } => {
+            assert_eq!(session_id.as_deref(), Some("ab30317f1a784dc48ff824d0d3715d86"));
+        }
+        other => panic!("{other:?}"),
+    }
+    call.hangup().await;
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Ended {
+            by_remote: false,
+            reason: None
+        }
+    );
+    assert_eq!(sipp.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn garbage_from_the_network_harms_no_call() {
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    let junk = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = a.local_addr();
+    let datagrams: Vec<Vec<u8>> = vec![
+        vec![0xff; 1200],
+        b"\r\n\r\n".to_vec(),
+        b"INVITE sip:x SIP/2.0\r\n\r\n".to_vec(),
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKnope\r\nCall-ID: nope\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: unknown\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 5\r\n\r\n".to_vec(),
+        "INVITE sip:\u{0}\u{7f}@@@ SIP/9.9\r\nContent-Length: -1\r\n\r\n".as_bytes().to_vec(),
+    ];
+    for d in &datagrams {
+        junk.send_to(d, target).unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The call still works: our BYE reaches sipp and is answered.
+    call.hangup().await;
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Ended {
+            by_remote: false,
+            reason: None
+        }
+    );
+    assert_eq!(sipp.exit_code(), 0);
+    // And the agent still places calls.
+    let sipp = Sipp::uas("uas_486_reject.xml", &[]);
+    let mut call = a.call(request(sipp.port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(
+        matches!(
+            fin,
+            CallEvent::Failed {
+                status: Some(486),
+                ..
+            }
+        ),
+        "{fin:?}"
+    );
+    no_dialogs_left(&a).await;
+}
