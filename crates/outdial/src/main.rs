@@ -2,6 +2,7 @@
 
 mod call;
 mod config;
+mod dial;
 mod engine;
 mod serve;
 
@@ -41,6 +42,9 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Place one call through a running gateway and follow it: prints each notification as it arrives and
+    /// exits 0 when the call completed, 1 when it failed, 2 when the gateway refused it, 3 on timeout.
+    Dial(dial::DialArgs),
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
     HashSecret,
     /// Print the OpenAPI document.
@@ -67,6 +71,20 @@ fn main() -> std::process::ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(serve::serve(config, overrides, check)))
+        }
+        Command::Dial(args) => {
+            let code = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(dial::dial(args)));
+            return match code {
+                Ok(c) => std::process::ExitCode::from(c),
+                Err(e) => {
+                    eprintln!("outdial dial: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
         }
         Command::HashSecret => hash_secret(),
         Command::Openapi => serde_json::to_string_pretty(&outdial_api::openapi_document())

@@ -233,3 +233,88 @@ async fn an_answer_crossing_the_cancel_still_gives_exactly_one_failed() {
         .unwrap();
     assert_eq!(rec["state"], "failed");
 }
+
+/// Runs `outdial dial` against the gateway; returns (exit code, stdout, stderr).
+fn dial_cli(g: &Gateway, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .arg("dial")
+        .args([
+            "--url",
+            &g.base,
+            "--client-id",
+            ADMIN.0,
+            "--client-secret",
+            ADMIN.1,
+            "--bot",
+            "Bot1",
+            "--wait-sec",
+            "30",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[tokio::test]
+async fn the_dial_command_follows_a_call_to_its_end() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "500"]);
+    let g = gateway(sipp.port).await;
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        dial_cli(
+            &g,
+            &[
+                "--target",
+                "tel:+123456789",
+                "--caller",
+                "1-800-111",
+                "--notify-events",
+                "ringing",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let words: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(words, ["accepted", "ringing", "answered", "completed"], "{out}");
+    assert!(
+        lines[3].contains("reasonCode=client-disconnected") && lines[3].contains("callDuration="),
+        "{out}"
+    );
+    assert_eq!(sipp.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn the_dial_command_reports_failures_and_refusals() {
+    let sipp = Sipp::uas("uas_486_reject.xml", &[]);
+    let g = gateway(sipp.port).await;
+    let g = Arc::new(g);
+    let g2 = g.clone();
+    let (code, out, _) =
+        tokio::task::spawn_blocking(move || dial_cli(&g2, &["--target", "tel:+1", "--caller", "1"]))
+            .await
+            .unwrap();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.lines().last().unwrap().contains("reasonCode=busy"), "{out}");
+    let g3 = g.clone();
+    let (code, _, err) =
+        tokio::task::spawn_blocking(move || dial_cli(&g3, &["--target", "mailto:x", "--caller", "1"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        (code, err.trim()),
+        (
+            2,
+            "dialout refused: 400 Bad Request: request/target should be a tel: or sip: URI"
+        )
+    );
+}
