@@ -44,7 +44,7 @@ enum Command {
     },
     /// Place one call through a running gateway and follow it: prints each notification as it arrives and
     /// exits 0 when the call completed, 1 when it failed, 2 when the gateway refused it, 3 on timeout.
-    Dial(dial::DialArgs),
+    Dial(Box<dial::DialArgs>),
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
     HashSecret,
     /// Print the OpenAPI document.
@@ -77,7 +77,7 @@ fn main() -> std::process::ExitCode {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(dial::dial(args)));
+                .and_then(|rt| rt.block_on(dial::dial(*args)));
             return match code {
                 Ok(c) => std::process::ExitCode::from(c),
                 Err(e) => {
