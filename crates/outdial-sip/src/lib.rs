@@ -69,6 +69,8 @@ pub struct CallRequest {
     pub call_id: String,
     /// Response header carrying the trunk's session id (default `Session-ID`).
     pub session_id_header: Option<String>,
+    /// Follow 3xx redirections (Contact order by q, at most 3 hops).
+    pub follow_redirects: bool,
 }
 
 #[derive(Debug)]
@@ -233,11 +235,13 @@ impl SipAgent {
             .session_id_header
             .clone()
             .unwrap_or_else(|| "Session-ID".into());
+        let redirects = if req.follow_redirects { MAX_REDIRECTS } else { 0 };
         tokio::spawn(drive(
             dialogs,
             opt,
             req.call_id,
             session_header,
+            redirects,
             events_tx,
             control_rx,
         ));
@@ -249,6 +253,40 @@ impl Drop for SipAgent {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
+}
+
+const MAX_REDIRECTS: u8 = 3;
+
+/// The Contact URIs of a 3xx response, highest q first (RFC 3261 8.1.3.4).
+fn redirect_targets(resp: &rsipstack::sip::Response) -> Vec<String> {
+    let mut targets: Vec<(f32, usize, String)> = Vec::new();
+    for h in resp.headers.iter() {
+        let name = h.name();
+        if !(name.eq_ignore_ascii_case("Contact") || name == "m") {
+            continue;
+        }
+        for part in h.value().split(',') {
+            let part = part.trim();
+            let (uri, params) = match (part.find('<'), part.find('>')) {
+                (Some(a), Some(b)) if a < b => (&part[a + 1..b], &part[b + 1..]),
+                _ => (
+                    part.split(';').next().unwrap_or(""),
+                    part.split_once(';').map_or("", |x| x.1),
+                ),
+            };
+            if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
+                continue;
+            }
+            let q = params
+                .split(';')
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            targets.push((q, targets.len(), uri.to_string()));
+        }
+    }
+    targets.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    targets.into_iter().map(|t| t.2).collect()
 }
 
 fn reason_of(resp: &rsipstack::sip::Response) -> String {
@@ -266,12 +304,60 @@ fn reason_of(resp: &rsipstack::sip::Response) -> String {
 /// every path.
 async fn drive(
     dialogs: Arc<DialogLayer>,
-    opt: InviteOption,
+    mut opt: InviteOption,
     call_id: String,
     session_header: String,
+    mut redirects_left: u8,
     events: mpsc::Sender<CallEvent>,
     mut control: mpsc::Receiver<Control>,
 ) {
+    loop {
+        let next = invite_once(
+            &dialogs,
+            opt.clone(),
+            &call_id,
+            &session_header,
+            redirects_left > 0,
+            &events,
+            &mut control,
+        )
+        .await;
+        match next {
+            Some(target) => {
+                redirects_left -= 1;
+                match target.as_str().try_into() {
+                    Ok(uri) => {
+                        tracing::info!(call_id, "following a redirection to {target}");
+                        opt.callee = uri;
+                        opt.destination = None;
+                    }
+                    Err(e) => {
+                        let _ = events
+                            .send(CallEvent::Failed {
+                                status: None,
+                                reason: format!("bad redirection target {target}: {e}"),
+                            })
+                            .await;
+                        return;
+                    }
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+/// One INVITE and, when answered, its dialog until the end. Returns the redirection target when the answer was a
+/// 3xx to follow.
+async fn invite_once(
+    dialogs: &Arc<DialogLayer>,
+    opt: InviteOption,
+    call_id: &str,
+    session_header: &str,
+    follow: bool,
+    events: &mpsc::Sender<CallEvent>,
+    control: &mut mpsc::Receiver<Control>,
+) -> Option<String> {
     let (state_tx, mut states) = dialogs.new_dialog_state_channel();
     let (dialog, mut invite) = match dialogs.do_invite_async(opt, state_tx) {
         Ok(x) => x,
@@ -282,7 +368,7 @@ async fn drive(
                     reason: e.to_string(),
                 })
                 .await;
-            return;
+            return None;
         }
     };
     let mut answered_id = None;
@@ -322,15 +408,20 @@ async fn drive(
                         }
                         // RFC 7989: "<the far end's uuid>;remote=<ours>": the trunk's id is the first part.
                         let session_id = resp
-                            .header_value(&session_header)
+                            .header_value(session_header)
                             .and_then(|v| v.split(';').next().map(|id| id.trim().to_string()))
                             .filter(|id| !id.is_empty());
                         answered_id = Some(id);
-                        let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.clone() }).await;
+                        let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.to_string() }).await;
                     }
                     Ok(Ok((id, Some(resp)))) => {
                         dialogs.remove_dialog(&id);
                         let status = resp.status_code.code();
+                        if follow && !hangup_sent && (300..400).contains(&status)
+                            && let Some(target) = redirect_targets(&resp).into_iter().next()
+                        {
+                            return Some(target);
+                        }
                         let reason = if hangup_sent && status == 487 { "cancelled".to_string() } else { reason_of(&resp) };
                         let _ = events.send(CallEvent::Failed { status: Some(status), reason }).await;
                         break;
@@ -367,4 +458,5 @@ async fn drive(
             }
         }
     }
+    None
 }

@@ -22,6 +22,7 @@ fn request(port: u16) -> CallRequest {
         credential: None,
         call_id: format!("{}@outdial", uuid::Uuid::new_v4().simple()),
         session_id_header: None,
+        follow_redirects: true,
     }
 }
 
@@ -329,6 +330,48 @@ async fn garbage_from_the_network_harms_no_call() {
             }
         ),
         "{fin:?}"
+    );
+    no_dialogs_left(&a).await;
+}
+
+#[tokio::test]
+async fn redirections_are_followed_to_the_best_contact() {
+    let answering = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let port = answering.port.to_string();
+    let redirecting = Sipp::uas("uas_302_redirect.xml", &["-key", "next_port", &port]);
+    let a = agent().await;
+    let mut call = a.call(request(redirecting.port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(
+        matches!(fin, CallEvent::Answered { .. }),
+        "answered by the Contact of the 302: {fin:?}"
+    );
+    call.hangup().await;
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Ended {
+            by_remote: false,
+            reason: None
+        }
+    );
+    assert_eq!(redirecting.exit_code(), 0, "the 302 was ACKed");
+    assert_eq!(
+        answering.exit_code(),
+        0,
+        "the redirected INVITE was answered and hung up"
+    );
+    // Not followed when the trunk says so.
+    let redirecting = Sipp::uas("uas_302_redirect.xml", &["-key", "next_port", "9"]);
+    let mut req = request(redirecting.port);
+    req.follow_redirects = false;
+    let mut call = a.call(req).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert_eq!(
+        fin,
+        CallEvent::Failed {
+            status: Some(302),
+            reason: "SIP ;cause=302 ;text=\"Moved Temporarily\"".into()
+        }
     );
     no_dialogs_left(&a).await;
 }

@@ -64,6 +64,7 @@ fn request(conv: &Conversation, trunk: &Trunk, offer: String, local_host: &str) 
             .map(|u| (u, trunk.password.clone().unwrap_or_default(), trunk.realm.clone())),
         call_id: format!("{}@outdial", conv.id.simple()),
         session_id_header: trunk.session_id_header.clone(),
+        follow_redirects: trunk.follow_redirects,
     }
 }
 
