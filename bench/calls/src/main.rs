@@ -18,6 +18,8 @@ struct Seen {
     answered: HashMap<String, Instant>,
     terminal: HashMap<String, String>,
     notifications: u64,
+    /// Arrival minus the notification's `timestamp` (written with the state change), in ms.
+    lag_ms: Vec<f64>,
 }
 
 #[tokio::main]
@@ -41,6 +43,17 @@ async fn main() -> anyhow::Result<()> {
                 let id = v["conversationId"].as_str().unwrap_or_default().to_string();
                 let mut s = s.lock();
                 s.notifications += 1;
+                if let Some(ts) = v["timestamp"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                {
+                    let lag = chrono::Utc::now()
+                        .signed_duration_since(ts)
+                        .num_microseconds()
+                        .unwrap_or(0) as f64
+                        / 1000.0;
+                    s.lag_ms.push(lag);
+                }
                 match v["status"].as_str() {
                     Some("answered") => {
                         s.answered.insert(id, Instant::now());
@@ -151,6 +164,20 @@ async fn main() -> anyhow::Result<()> {
         pct(0.9),
         pct(0.99),
         pct(1.0)
+    );
+    let mut lag = s.lag_ms.clone();
+    lag.sort_by(f64::total_cmp);
+    let lp = |p: f64| {
+        lag.get(((lag.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "notification lag ms (state change → received): p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}",
+        lp(0.5),
+        lp(0.9),
+        lp(0.99),
+        lp(1.0)
     );
     Ok(())
 }
