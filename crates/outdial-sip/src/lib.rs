@@ -257,6 +257,29 @@ impl Drop for SipAgent {
 
 const MAX_REDIRECTS: u8 = 3;
 
+/// Our SDP answer to a re-offer: our session with the direction that mirrors theirs (RFC 3264 §6.1): a callee that
+/// holds with `sendonly` gets `recvonly`, `inactive` gets `inactive`, otherwise `sendrecv`.
+fn answer_sdp(ours: &str, offer: &str) -> String {
+    let theirs = offer.lines().map(str::trim).find_map(|l| match l {
+        "a=sendonly" => Some("a=recvonly"),
+        "a=recvonly" => Some("a=sendonly"),
+        "a=inactive" => Some("a=inactive"),
+        "a=sendrecv" => Some("a=sendrecv"),
+        _ => None,
+    });
+    let direction = theirs.unwrap_or("a=sendrecv");
+    ours.lines()
+        .filter(|l| {
+            !matches!(
+                l.trim(),
+                "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+            )
+        })
+        .map(|l| format!("{}\r\n", l.trim_end()))
+        .chain(std::iter::once(format!("{direction}\r\n")))
+        .collect()
+}
+
 /// The Contact URIs of a 3xx response, highest q first (RFC 3261 8.1.3.4).
 fn redirect_targets(resp: &rsipstack::sip::Response) -> Vec<String> {
     let mut targets: Vec<(f32, usize, String)> = Vec::new();
@@ -359,6 +382,7 @@ async fn invite_once(
     control: &mut mpsc::Receiver<Control>,
 ) -> Option<String> {
     let (state_tx, mut states) = dialogs.new_dialog_state_channel();
+    let our_sdp = String::from_utf8_lossy(opt.offer.as_deref().unwrap_or_default()).into_owned();
     let (dialog, mut invite) = match dialogs.do_invite_async(opt, state_tx) {
         Ok(x) => x,
         Err(e) => {
@@ -391,6 +415,24 @@ async fn invite_once(
                             let by_remote = matches!(why, TerminatedReason::UasBye);
                             let _ = events.send(CallEvent::Ended { by_remote, reason: None }).await;
                             break;
+                        }
+                    }
+                    // In-dialog requests from the far end wait for our answer: a hold re-INVITE keeps the call.
+                    DialogState::Updated(_, req, handle) => {
+                        let answer = answer_sdp(&our_sdp, &String::from_utf8_lossy(&req.body));
+                        let ct = vec![rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into())];
+                        if let Err(e) = handle.respond(StatusCode::OK, Some(ct), Some(answer.into_bytes())).await {
+                            tracing::debug!(call_id, "cannot answer a re-INVITE: {e}");
+                        }
+                    }
+                    DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) | DialogState::Notify(_, _, handle) => {
+                        if let Err(e) = handle.reply(StatusCode::OK).await {
+                            tracing::debug!(call_id, "cannot answer an in-dialog request: {e}");
+                        }
+                    }
+                    DialogState::Refer(_, _, handle) | DialogState::Message(_, _, handle) | DialogState::Publish(_, _, handle) => {
+                        if let Err(e) = handle.reply(StatusCode::MethodNotAllowed).await {
+                            tracing::debug!(call_id, "cannot refuse an in-dialog request: {e}");
                         }
                     }
                     other => tracing::trace!(call_id, "dialog state {other}"),

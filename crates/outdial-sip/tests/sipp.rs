@@ -375,3 +375,26 @@ async fn redirections_are_followed_to_the_best_contact() {
     );
     no_dialogs_left(&a).await;
 }
+
+#[tokio::test]
+async fn hold_reinvite_options_and_info_keep_the_call() {
+    let sipp = Sipp::uas("uas_reinvite_hold.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    // sipp holds (re-INVITE sendonly → our 200 with a=recvonly), sends OPTIONS and INFO, then BYE.
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Ended {
+            by_remote: true,
+            reason: None
+        }
+    );
+    assert_eq!(
+        sipp.exit_code(),
+        0,
+        "sipp got 200 + SDP (recvonly) to its re-INVITE, and 200 to OPTIONS and INFO"
+    );
+    no_dialogs_left(&a).await;
+}
