@@ -71,6 +71,16 @@ pub struct CallRequest {
     pub session_id_header: Option<String>,
     /// Follow 3xx redirections (Contact order by q, at most 3 hops).
     pub follow_redirects: bool,
+    /// Transport towards `destination`.
+    pub transport: SipTransport,
+}
+
+/// The transports a call can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SipTransport {
+    #[default]
+    Udp,
+    Tcp,
 }
 
 #[derive(Debug)]
@@ -113,6 +123,11 @@ impl SipAgent {
             .get_socketaddr()
             .map_err(|e| SipError::Listen(listen, e.to_string()))?;
         transport.add_transport(udp.into());
+        // TCP on the same address and port: outbound connections to TCP trunks, and their requests back to us.
+        let tcp = rsipstack::transport::TcpListenerConnection::new(local, None)
+            .await
+            .map_err(|e| SipError::Listen(local, format!("tcp: {e}")))?;
+        transport.add_transport(tcp.into());
         let endpoint = EndpointBuilder::new()
             .with_cancel_token(cancel.clone())
             .with_transport_layer(transport)
@@ -198,7 +213,11 @@ impl SipAgent {
             Some(d) => {
                 let hp: rsipstack::sip::HostWithPort =
                     d.as_str().try_into().map_err(|e| invalid("destination", d, &e))?;
-                Some(SipAddr::new(rsipstack::sip::Transport::Udp, hp))
+                let t = match req.transport {
+                    SipTransport::Udp => rsipstack::sip::Transport::Udp,
+                    SipTransport::Tcp => rsipstack::sip::Transport::Tcp,
+                };
+                Some(SipAddr::new(t, hp))
             }
             None => None,
         };

@@ -23,6 +23,7 @@ fn request(port: u16) -> CallRequest {
         call_id: format!("{}@outdial", uuid::Uuid::new_v4().simple()),
         session_id_header: None,
         follow_redirects: true,
+        transport: outdial_sip::SipTransport::Udp,
     }
 }
 
@@ -396,5 +397,25 @@ async fn hold_reinvite_options_and_info_keep_the_call() {
         0,
         "sipp got 200 + SDP (recvonly) to its re-INVITE, and 200 to OPTIONS and INFO"
     );
+    no_dialogs_left(&a).await;
+}
+
+#[tokio::test]
+async fn calls_over_tcp() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-t", "t1", "-d", "300"]);
+    let a = agent().await;
+    let mut req = request(sipp.port);
+    req.transport = outdial_sip::SipTransport::Tcp;
+    let mut call = a.call(req).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::Ended {
+            by_remote: true,
+            reason: None
+        }
+    );
+    assert_eq!(sipp.exit_code(), 0, "sipp saw the whole call over TCP");
     no_dialogs_left(&a).await;
 }

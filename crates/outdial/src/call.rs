@@ -11,7 +11,7 @@ use outdial_core::dialout::callee_of;
 use outdial_core::time::now_ms;
 use outdial_core::{Conversation, Trunk};
 use outdial_media::{RtpSession, parse_answer};
-use outdial_sip::{CallEvent, CallRequest};
+use outdial_sip::{CallEvent, CallRequest, SipTransport};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +65,10 @@ fn request(conv: &Conversation, trunk: &Trunk, offer: String, local_host: &str) 
         call_id: format!("{}@outdial", conv.id.simple()),
         session_id_header: trunk.session_id_header.clone(),
         follow_redirects: trunk.follow_redirects,
+        transport: match trunk.transport {
+            outdial_core::Transport::Tcp => SipTransport::Tcp,
+            _ => SipTransport::Udp,
+        },
     }
 }
 

@@ -192,9 +192,9 @@ impl CallEngine for Engine {
 
     fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String> {
         match trunk.transport {
-            Transport::Udp => Ok(()),
+            Transport::Udp | Transport::Tcp => Ok(()),
             other => Err(format!(
-                "trunk '{}' uses {} transport, which this build does not support yet (udp only)",
+                "trunk '{}' uses {} transport, which this build does not support yet (udp and tcp only)",
                 trunk.name,
                 serde_json::to_value(other)
                     .ok()

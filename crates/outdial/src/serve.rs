@@ -71,7 +71,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         ),
     };
     tracing::info!(
-        "SIP listening on udp:{}, RTP on {rtp_ip} ports {}",
+        "SIP listening on udp and tcp {}, RTP on {rtp_ip} ports {}",
         agent.local_addr(),
         cfg.sip.rtp_ports
     );

@@ -318,3 +318,18 @@ async fn the_dial_command_reports_failures_and_refusals() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_tcp_trunk_carries_the_call() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-t", "t1", "-d", "300"]);
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tcp\"\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
+        sipp.port
+    ))
+    .await;
+    let (url, got) = receiver().await;
+    dial(&g, &url, json!({})).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "client-disconnected");
+    assert_eq!(sipp.exit_code(), 0);
+}
