@@ -64,3 +64,54 @@ impl Drop for Sipp {
         let _ = self.child.wait();
     }
 }
+
+/// Kamailio (Debian package `kamailio`) as a record-routing proxy ("SBC") in front of a far end on 127.0.0.1.
+pub struct Kamailio {
+    child: Child,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Kamailio {
+    /// Starts Kamailio on a free UDP port, relaying initial INVITEs to 127.0.0.1:`upstream_port`.
+    pub fn relay_to(upstream_port: u16) -> Kamailio {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio/sbc-lite.cfg.in"))
+                .unwrap();
+        let dir = std::env::temp_dir().join(format!("outdial-kamailio-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("kamailio.cfg");
+        std::fs::write(
+            &cfg,
+            template
+                .replace("@LISTEN_PORT@", &port.to_string())
+                .replace("@UPSTREAM_PORT@", &upstream_port.to_string()),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
+        let child = Command::new("kamailio")
+            .arg("-f")
+            .arg(&cfg)
+            .args(["-DD", "-E", "-m", "64", "-M", "8", "-P"])
+            .arg(dir.join("kamailio.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("kamailio is installed (Debian package kamailio; scripts/test.sh installs it)");
+        std::thread::sleep(Duration::from_millis(1500));
+        Kamailio { child, port, dir }
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

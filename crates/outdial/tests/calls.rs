@@ -333,3 +333,29 @@ async fn a_tcp_trunk_carries_the_call() {
     assert_eq!(done["reasonCode"], "client-disconnected");
     assert_eq!(sipp.exit_code(), 0);
 }
+
+#[tokio::test]
+async fn through_kamailio_as_the_sbc() {
+    // Answer, then the callee hangs up: BYE comes back through the proxy's Record-Route.
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "500"]);
+    let proxy = outdial_testkit::Kamailio::relay_to(sipp.port);
+    let g = gateway(proxy.port).await;
+    let (url, got) = receiver().await;
+    dial(&g, &url, json!({})).await;
+    status(&got, "answered").await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "client-disconnected");
+    assert_eq!(sipp.exit_code(), 0, "the call crossed the proxy both ways");
+    // Busy through the proxy.
+    let sipp = Sipp::uas("uas_486_reject.xml", &[]);
+    let proxy = outdial_testkit::Kamailio::relay_to(sipp.port);
+    let g = gateway(proxy.port).await;
+    let (url, got) = receiver().await;
+    dial(&g, &url, json!({})).await;
+    let failed = status(&got, "failed").await;
+    assert_eq!(
+        (failed["reasonCode"].as_str(), failed["sipStatus"].as_u64()),
+        (Some("busy"), Some(486))
+    );
+    assert_eq!(sipp.exit_code(), 0);
+}
