@@ -359,3 +359,41 @@ async fn through_kamailio_as_the_sbc() {
     );
     assert_eq!(sipp.exit_code(), 0);
 }
+
+#[tokio::test]
+async fn the_outbound_proxy_receives_the_invite() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "300"]);
+    let proxy = outdial_testkit::Kamailio::relay_to(sipp.port);
+    // The carrier's name does not resolve here: only the outbound proxy can carry the call.
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"carrier\"\naddress = \"carrier.invalid:5060\"\noutboundProxy = \"127.0.0.1:{}\"\n\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
+        proxy.port
+    ))
+    .await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url, json!({})).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "client-disconnected");
+    assert_eq!(sipp.exit_code(), 0);
+    let events: Value = g
+        .get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let dialing = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "dialing")
+        .unwrap();
+    assert_eq!(
+        dialing["data"]["requestUri"],
+        "sip:+123456789@carrier.invalid:5060;user=phone"
+    );
+    assert_eq!(
+        dialing["data"]["destination"],
+        format!("127.0.0.1:{}", proxy.port)
+    );
+}
