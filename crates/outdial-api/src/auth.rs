@@ -95,7 +95,8 @@ pub fn hash_secret(secret: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn verify_secret(secret: &str, hash: &str) -> bool {
+/// Checks a secret against an Argon2 PHC hash.
+pub fn verify_secret(secret: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
 }
 

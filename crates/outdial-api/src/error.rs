@@ -28,7 +28,12 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after: u64 },
+    /// `limit`: which limit refused (`rate`, `concurrency`), for metrics.
+    TooManyRequests {
+        message: String,
+        retry_after: u64,
+        limit: &'static str,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]

@@ -155,12 +155,12 @@ impl Notifier {
         let outcome = self.send(&row).await;
         let now = now_ms();
         row.attempts += 1;
-        let (result, status, error) = match &outcome {
-            Outcome::Delivered(s) => ("delivered", Some(*s), None),
-            Outcome::Retry { error, status, .. } => ("retry", *status, Some(error.clone())),
-            Outcome::GiveUp { error, status } => ("failed", *status, Some(error.clone())),
+        let (status, error) = match &outcome {
+            Outcome::Delivered(s) => (Some(*s), None),
+            Outcome::Retry { error, status, .. } | Outcome::GiveUp { error, status } => {
+                (*status, Some(error.clone()))
+            }
         };
-        let mut result = result;
         match &outcome {
             Outcome::Delivered(_) => {
                 row.status = OutboxStatus::Delivered;
@@ -172,14 +172,17 @@ impl Notifier {
                 let delay = self.backoff(row.attempts as u32).max(after.unwrap_or_default());
                 row.next_attempt_at = now + delay.as_millis() as i64;
             }
+            // Not retryable, or out of attempts.
             Outcome::Retry { .. } | Outcome::GiveUp { .. } => {
-                if matches!(outcome, Outcome::Retry { .. }) {
-                    result = "failed";
-                }
                 row.status = OutboxStatus::Failed;
                 metrics::counter!("outdial_notifications_failed_total").increment(1);
             }
         }
+        let result = match row.status {
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Pending => "retry",
+            OutboxStatus::Failed => "failed",
+        };
         row.last_error = error.clone();
         metrics::counter!("outdial_notification_attempts_total", "result" => result).increment(1);
         let mut event = json!({"eventId": row.event_id, "sequence": row.sequence, "attempt": row.attempts, "result": result});

@@ -67,27 +67,6 @@ pub async fn end(
     hangup_by: &str,
     notify_secret: Option<String>,
 ) -> outdial_store::Result<()> {
-    end_in(
-        &*ctx.store,
-        &ctx.notifier,
-        conv,
-        reason_code,
-        reason,
-        hangup_by,
-        notify_secret,
-    )
-    .await
-}
-
-async fn end_in(
-    store: &dyn Store,
-    notifier: &Notifier,
-    conv: &mut Conversation,
-    reason_code: ReasonCode,
-    reason: &str,
-    hangup_by: &str,
-    notify_secret: Option<String>,
-) -> outdial_store::Result<()> {
     let now = now_ms();
     conv.state = if conv.connect_time.is_some() {
         ConversationState::Ended
@@ -102,11 +81,11 @@ async fn end_in(
     let status = conv.state.outcome().unwrap_or(ConversationStatus::Failed);
     let outbox = notify(conv, status, notify_secret.as_deref(), now);
     let data = json!({"reasonCode": reason_code, "reason": reason, "hangupBy": hangup_by, "sipStatus": conv.sip_status});
-    store
+    ctx.store
         .transition(conv, conv.state.as_str(), &data, &outbox)
         .await?;
     if !outbox.is_empty() {
-        notifier.wake();
+        ctx.notifier.wake();
     }
     Ok(())
 }
@@ -131,9 +110,8 @@ impl Engine {
         let left = store.live_conversations().await?;
         for mut c in left.iter().cloned() {
             let secret = notify_secret_of(store, &c).await;
-            end_in(
-                store,
-                &self.ctx.notifier,
+            end(
+                &self.ctx,
                 &mut c,
                 ReasonCode::Error,
                 "gateway restarted",

@@ -3,7 +3,7 @@
 use crate::config::{self, Config, Declared, Overrides};
 use crate::engine::{Ctx, Engine};
 use anyhow::Context;
-use outdial_api::auth::{AuthSettings, Authenticator, hash_secret};
+use outdial_api::auth::{AuthSettings, Authenticator, hash_secret, verify_secret};
 use outdial_api::catalog::Catalog;
 use outdial_api::{App, router};
 use outdial_core::application::{Application, Effect, Policy, Role};
@@ -189,7 +189,7 @@ async fn apply_declared(store: &dyn Store, d: Declared, file: &str) -> anyhow::R
             (Some(h), _) => h,
             (None, Some(secret)) => match existing.as_ref() {
                 // Keep the stored hash when it already matches: no new salt, verified-credential cache stays warm.
-                Some(old) if verify(secret, &old.secret_hash) => old.secret_hash.clone(),
+                Some(old) if verify_secret(secret, &old.secret_hash) => old.secret_hash.clone(),
                 _ => hash_secret(secret).map_err(anyhow::Error::msg)?,
             },
             (None, None) => unreachable!("validated: a secret or a hash"),
@@ -209,15 +209,6 @@ async fn apply_declared(store: &dyn Store, d: Declared, file: &str) -> anyhow::R
         }
     }
     Ok(())
-}
-
-fn verify(secret: &str, hash: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(secret.as_bytes(), &h)
-            .is_ok()
-    })
 }
 
 /// `OUTDIAL_ADMIN_CLIENT_ID` / `OUTDIAL_ADMIN_CLIENT_SECRET`: an application with `OUTDIAL/ADMIN` on `*`.
@@ -246,7 +237,7 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
     if let Some(old) = &existing
         && old.enabled
         && old.policies == policies
-        && verify(&secret, &old.secret_hash)
+        && verify_secret(&secret, &old.secret_hash)
     {
         return Ok(());
     }

@@ -92,7 +92,7 @@ pub async fn dialout(State(app): State<AppState>, headers: HeaderMap, body: Body
                 ApiError::Forbidden(_) => "forbidden",
                 ApiError::NotFound(_) => "not_found",
                 ApiError::Conflict(_) => "conflict",
-                ApiError::TooManyRequests { message, .. } if message.contains("rate") => "rate_limited",
+                ApiError::TooManyRequests { limit: "rate", .. } => "rate_limited",
                 ApiError::TooManyRequests { .. } => "concurrency_limited",
                 ApiError::Unavailable(_) => "unavailable",
                 ApiError::Internal(_) => "error",
@@ -177,18 +177,17 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
                     "the gateway cannot check dial limits right now; try again shortly".into(),
                 )
             }
-            LimitError::Rate { .. } => {
-                metrics::limit_rejected(&bot.name, "rate");
+            LimitError::Rate { .. } | LimitError::Concurrency { .. } => {
+                let limit = if matches!(e, LimitError::Rate { .. }) {
+                    "rate"
+                } else {
+                    "concurrency"
+                };
+                metrics::limit_rejected(&bot.name, limit);
                 ApiError::TooManyRequests {
                     message: e.to_string(),
                     retry_after: e.retry_after_secs(),
-                }
-            }
-            LimitError::Concurrency { .. } => {
-                metrics::limit_rejected(&bot.name, "concurrency");
-                ApiError::TooManyRequests {
-                    message: e.to_string(),
-                    retry_after: e.retry_after_secs(),
+                    limit,
                 }
             }
         });
