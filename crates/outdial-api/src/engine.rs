@@ -37,4 +37,8 @@ pub trait CallEngine: Send + Sync + 'static {
     fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String>;
     /// Readiness of the engine's own transports (`/readyz`).
     fn ready(&self) -> Result<(), String>;
+    /// The keep-alive state of each watched trunk (`up`, `down: why`, `unknown`), for `/readyz`.
+    fn trunk_states(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }

@@ -6,6 +6,12 @@
 //! the dialog layer (it leaks otherwise); in-dialog requests from the far end are routed to their dialog, and
 //! anything else gets a correct answer (OPTIONS 200, stray requests 481) without touching other calls.
 
+mod probe;
+mod resolver;
+mod tls;
+
+pub use tls::{TlsClient, install_crypto_provider};
+
 use rsipstack::EndpointBuilder;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
@@ -73,6 +79,8 @@ pub struct CallRequest {
     pub follow_redirects: bool,
     /// Transport towards `destination`.
     pub transport: SipTransport,
+    /// How to verify the far end when `transport` is TLS.
+    pub tls: TlsClient,
 }
 
 /// The transports a call can use.
@@ -81,6 +89,26 @@ pub enum SipTransport {
     #[default]
     Udp,
     Tcp,
+    Tls,
+}
+
+impl SipTransport {
+    fn stack(self) -> rsipstack::sip::Transport {
+        match self {
+            SipTransport::Udp => rsipstack::sip::Transport::Udp,
+            SipTransport::Tcp => rsipstack::sip::Transport::Tcp,
+            SipTransport::Tls => rsipstack::sip::Transport::Tls,
+        }
+    }
+}
+
+/// How the agent listens and resolves.
+#[derive(Debug, Clone)]
+pub struct SipOptions {
+    /// UDP and TCP on this address and port.
+    pub listen: SocketAddr,
+    /// DNS servers (`ip:port`) for trunk addresses; the system's when empty.
+    pub nameservers: Vec<SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -107,14 +135,34 @@ impl Call {
 pub struct SipAgent {
     dialogs: Arc<DialogLayer>,
     local: SocketAddr,
+    tls: Arc<tls::TlsConnections>,
+    resolver: resolver::Resolver,
     cancel: CancellationToken,
 }
 
 impl SipAgent {
-    /// Listens on UDP at `listen` and starts serving.
+    /// Listens on UDP and TCP at `listen` with the system's DNS and starts serving.
     pub async fn start(listen: SocketAddr) -> Result<Arc<SipAgent>, SipError> {
+        Self::start_with(SipOptions {
+            listen,
+            nameservers: Vec::new(),
+        })
+        .await
+    }
+
+    /// Listens on UDP and TCP at `opts.listen` and starts serving.
+    pub async fn start_with(opts: SipOptions) -> Result<Arc<SipAgent>, SipError> {
+        let listen = opts.listen;
+        install_crypto_provider();
         let cancel = CancellationToken::new();
-        let transport = TransportLayer::new(cancel.clone());
+        let resolver = resolver::Resolver::new(&opts.nameservers).map_err(|e| SipError::Invalid {
+            what: "DNS configuration",
+            value: format!("{:?}", opts.nameservers),
+            why: e,
+        })?;
+        let tls = Arc::new(tls::TlsConnections::new(resolver.clone(), cancel.child_token()));
+        let transport = TransportLayer::new_with_domain_resolver(cancel.clone(), Box::new(resolver.clone()));
+        transport.set_tls_config(tls.system_config());
         let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
             .await
             .map_err(|e| SipError::Listen(listen, e.to_string()))?;
@@ -170,8 +218,33 @@ impl SipAgent {
         Ok(Arc::new(SipAgent {
             dialogs,
             local,
+            tls,
+            resolver,
             cancel,
         }))
+    }
+
+    /// Sends OPTIONS to `destination` (`host[:port]`) and returns the final response's status; an error when
+    /// nothing answers within `timeout` or the transport fails.
+    pub async fn probe(
+        &self,
+        destination: &str,
+        transport: SipTransport,
+        tls: &TlsClient,
+        from_host: &str,
+        timeout: std::time::Duration,
+    ) -> Result<u16, String> {
+        let to = if transport == SipTransport::Tls {
+            self.tls
+                .connect(&self.dialogs.endpoint.transport_layer, destination, tls)
+                .await?
+        } else {
+            let hp: rsipstack::sip::HostWithPort = destination
+                .try_into()
+                .map_err(|e| format!("invalid destination {destination}: {e}"))?;
+            SipAddr::new(transport.stack(), hp)
+        };
+        probe::options(&self.dialogs, to, from_host, timeout).await
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -213,11 +286,7 @@ impl SipAgent {
             Some(d) => {
                 let hp: rsipstack::sip::HostWithPort =
                     d.as_str().try_into().map_err(|e| invalid("destination", d, &e))?;
-                let t = match req.transport {
-                    SipTransport::Udp => rsipstack::sip::Transport::Udp,
-                    SipTransport::Tcp => rsipstack::sip::Transport::Tcp,
-                };
-                Some(SipAddr::new(t, hp))
+                Some(SipAddr::new(req.transport.stack(), hp))
             }
             None => None,
         };
@@ -255,15 +324,24 @@ impl SipAgent {
             .clone()
             .unwrap_or_else(|| "Session-ID".into());
         let redirects = if req.follow_redirects { MAX_REDIRECTS } else { 0 };
-        tokio::spawn(drive(
-            dialogs,
-            opt,
-            req.call_id,
-            session_header,
-            redirects,
-            events_tx,
-            control_rx,
-        ));
+        let route = match (&req.destination, req.transport) {
+            (Some(d), SipTransport::Tls) => Route::Tls(self.tls.clone(), d.clone(), req.tls.clone()),
+            _ => Route::Resolve(self.resolver.clone()),
+        };
+        let resolver = self.resolver.clone();
+        tokio::spawn(async move {
+            drive(
+                dialogs,
+                opt,
+                (route, resolver),
+                req.call_id,
+                session_header,
+                redirects,
+                events_tx,
+                control_rx,
+            )
+            .await;
+        });
         Ok(Call { events, control })
     }
 }
@@ -275,6 +353,34 @@ impl Drop for SipAgent {
 }
 
 const MAX_REDIRECTS: u8 = 3;
+
+/// How a call's destination is found. It is resolved (and a TLS connection opened with the trunk's own roots
+/// and name) before each INVITE, so that a name that does not resolve fails the call at once rather than after
+/// the stack's 32 s of retransmissions.
+enum Route {
+    Tls(Arc<tls::TlsConnections>, String, TlsClient),
+    Resolve(resolver::Resolver),
+}
+
+impl Route {
+    async fn destination(self, dialogs: &DialogLayer, opt: &InviteOption) -> Result<SipAddr, String> {
+        match self {
+            Route::Tls(connections, destination, settings) => {
+                connections
+                    .connect(&dialogs.endpoint.transport_layer, &destination, &settings)
+                    .await
+            }
+            Route::Resolve(resolver) => {
+                let target = match &opt.destination {
+                    Some(d) => d.clone(),
+                    None => SipAddr::try_from(&opt.callee)
+                        .map_err(|e| format!("no destination for {}: {e}", opt.callee))?,
+                };
+                resolver.resolve_addr(&target).await
+            }
+        }
+    }
+}
 
 /// Our SDP answer to a re-offer: our session with the direction that mirrors theirs (RFC 3264 §6.1): a callee that
 /// holds with `sendonly` gets `recvonly`, `inactive` gets `inactive`, otherwise `sendrecv`.
@@ -344,16 +450,27 @@ fn reason_of(resp: &rsipstack::sip::Response) -> String {
 
 /// One call: the INVITE transaction, then the dialog until it ends. Removes the dialog from the layer on
 /// every path.
+#[allow(clippy::too_many_arguments)] // One call's whole context, passed once.
 async fn drive(
     dialogs: Arc<DialogLayer>,
     mut opt: InviteOption,
+    (first, resolver): (Route, resolver::Resolver),
     call_id: String,
     session_header: String,
     mut redirects_left: u8,
     events: mpsc::Sender<CallEvent>,
     mut control: mpsc::Receiver<Control>,
 ) {
+    let mut route = Some(first);
     loop {
+        let route = route.take().unwrap_or_else(|| Route::Resolve(resolver.clone()));
+        match route.destination(&dialogs, &opt).await {
+            Ok(addr) => opt.destination = Some(addr),
+            Err(reason) => {
+                let _ = events.send(CallEvent::Failed { status: None, reason }).await;
+                return;
+            }
+        }
         let next = invite_once(
             &dialogs,
             opt.clone(),

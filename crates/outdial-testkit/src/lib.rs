@@ -2,6 +2,12 @@
 //! SIP far end on 127.0.0.1 with one of the scenario files in `sipp/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test support fails loudly.
 
+mod dns;
+mod tls;
+
+pub use dns::{Dns, Record};
+pub use tls::{Stunnel, TestCa};
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -22,6 +28,11 @@ impl Sipp {
             .local_addr()
             .unwrap()
             .port();
+        Self::uas_on(port, scenario, extra)
+    }
+
+    /// Starts `scenario` on this port of 127.0.0.1 (to bring a far end back where it was).
+    pub fn uas_on(port: u16, scenario: &str, extra: &[&str]) -> Sipp {
         let child = Command::new("sipp")
             .current_dir(SCENARIOS)
             .args([

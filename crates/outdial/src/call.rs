@@ -11,7 +11,7 @@ use outdial_core::dialout::callee_of;
 use outdial_core::time::now_ms;
 use outdial_core::{Conversation, Trunk};
 use outdial_media::{RtpSession, parse_answer};
-use outdial_sip::{CallEvent, CallRequest, SipTransport};
+use outdial_sip::{CallEvent, CallRequest, SipTransport, TlsClient};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ pub enum Command {
 }
 
 /// `host[:port]` of a trunk address or proxy (`sip:` prefix and parameters removed).
-fn host_port(address: &str) -> &str {
+pub(crate) fn host_port(address: &str) -> &str {
     let a = address
         .strip_prefix("sips:")
         .or_else(|| address.strip_prefix("sip:"))
@@ -31,8 +31,28 @@ fn host_port(address: &str) -> &str {
     a.split(';').next().unwrap_or(a)
 }
 
+/// How to verify a TLS trunk: its CA file (read at each call, so a renewed file is picked up) and server name.
+pub(crate) fn tls_of(trunk: &Trunk) -> Result<TlsClient, String> {
+    let ca_pem = match &trunk.tls_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read the tlsCaFile {path} of trunk '{}': {e}", trunk.name))?,
+        ),
+        None => None,
+    };
+    Ok(TlsClient {
+        ca_pem,
+        server_name: trunk.tls_server_name.clone(),
+    })
+}
+
 /// The INVITE for a conversation through a trunk.
-fn request(conv: &Conversation, trunk: &Trunk, offer: String, local_host: &str) -> CallRequest {
+fn request(
+    conv: &Conversation,
+    trunk: &Trunk,
+    offer: String,
+    local_host: &str,
+) -> Result<CallRequest, String> {
     let target = &conv.request.target;
     let trunk_host = host_port(&trunk.address);
     let uri = if target.starts_with("tel:") {
@@ -41,7 +61,12 @@ fn request(conv: &Conversation, trunk: &Trunk, offer: String, local_host: &str) 
         target.clone()
     };
     let destination = trunk.outbound_proxy.as_deref().unwrap_or(&trunk.address);
-    CallRequest {
+    let (transport, tls) = match trunk.transport {
+        outdial_core::Transport::Udp => (SipTransport::Udp, TlsClient::default()),
+        outdial_core::Transport::Tcp => (SipTransport::Tcp, TlsClient::default()),
+        outdial_core::Transport::Tls => (SipTransport::Tls, tls_of(trunk)?),
+    };
+    Ok(CallRequest {
         target: uri,
         destination: Some(host_port(destination).to_string()),
         from_user: conv.request.caller.clone().unwrap_or_else(|| "anonymous".into()),
@@ -65,11 +90,9 @@ fn request(conv: &Conversation, trunk: &Trunk, offer: String, local_host: &str) 
         call_id: format!("{}@outdial", conv.id.simple()),
         session_id_header: trunk.session_id_header.clone(),
         follow_redirects: trunk.follow_redirects,
-        transport: match trunk.transport {
-            outdial_core::Transport::Tcp => SipTransport::Tcp,
-            _ => SipTransport::Udp,
-        },
-    }
+        transport,
+        tls,
+    })
 }
 
 pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver<Command>) {
@@ -102,7 +125,13 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
             return;
         }
     };
-    let req = request(conv, &trunk, rtp.offer(now_ms() as u64), &ctx.rtp_ip.to_string());
+    let req = match request(conv, &trunk, rtp.offer(now_ms() as u64), &ctx.rtp_ip.to_string()) {
+        Ok(r) => r,
+        Err(e) => {
+            finish(conv, ReasonCode::Error, e, "system").await;
+            return;
+        }
+    };
     let now = now_ms();
     conv.state = ConversationState::Dialing;
     conv.dialing_at = Some(now);

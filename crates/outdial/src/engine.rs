@@ -2,12 +2,12 @@
 //! commands on one channel, plus recovery of conversations a crash left unfinished.
 
 use crate::call::{self, Command};
+use crate::health::{TrunkHealth, TrunkState};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use outdial_api::engine::{AcceptedCall, CallEngine, HangupOutcome};
 use outdial_core::conversation::{Conversation, ConversationState, ConversationStatus, ReasonCode};
 use outdial_core::time::now_ms;
-use outdial_core::trunk::Transport;
 use outdial_core::{Application, Bot, Trunk};
 use outdial_notify::Notifier;
 use outdial_sip::SipAgent;
@@ -28,6 +28,7 @@ pub struct Ctx {
     pub rtp_ip: IpAddr,
     pub rtp_ports: (u16, u16),
     pub max_call_duration: Duration,
+    pub health: Arc<TrunkHealth>,
 }
 
 /// The notification of `status` for this conversation (when it has a `notifyUrl`), numbered in order.
@@ -169,20 +170,34 @@ impl CallEngine for Engine {
     }
 
     fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String> {
-        match trunk.transport {
-            Transport::Udp | Transport::Tcp => Ok(()),
-            other => Err(format!(
-                "trunk '{}' uses {} transport, which this build does not support yet (udp and tcp only)",
-                trunk.name,
-                serde_json::to_value(other)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            )),
+        match self.ctx.health.down_reason(&trunk.name) {
+            Some(why) => Err(why),
+            None => Ok(()),
         }
     }
 
+    /// Not ready when every trunk watched by keep-alive is down.
     fn ready(&self) -> Result<(), String> {
+        let states = self.ctx.health.states();
+        if !states.is_empty() && states.iter().all(|(_, s)| matches!(s, TrunkState::Down { .. })) {
+            return Err("every trunk is down (no answer to keep-alive OPTIONS)".into());
+        }
         Ok(())
+    }
+
+    fn trunk_states(&self) -> Vec<(String, String)> {
+        self.ctx
+            .health
+            .states()
+            .into_iter()
+            .map(|(name, s)| {
+                let state = match s {
+                    TrunkState::Unknown => "unknown".to_string(),
+                    TrunkState::Up { status } => format!("up ({status})"),
+                    TrunkState::Down { error, .. } => format!("down: {error}"),
+                };
+                (name, state)
+            })
+            .collect()
     }
 }

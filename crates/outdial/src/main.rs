@@ -4,6 +4,7 @@ mod call;
 mod config;
 mod dial;
 mod engine;
+mod health;
 mod serve;
 
 use clap::{Parser, Subcommand};

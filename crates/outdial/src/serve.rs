@@ -2,6 +2,7 @@
 
 use crate::config::{self, Config, Declared, Overrides};
 use crate::engine::{Ctx, Engine};
+use crate::health::TrunkHealth;
 use anyhow::Context;
 use outdial_api::auth::{AuthSettings, Authenticator, hash_secret, verify_secret};
 use outdial_api::catalog::Catalog;
@@ -57,9 +58,22 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     let notifier =
         outdial_notify::Notifier::new(store.clone(), policy, notify_settings).map_err(anyhow::Error::msg)?;
     tokio::spawn(notifier.clone().run());
-    let agent = outdial_sip::SipAgent::start(cfg.sip.listen)
-        .await
-        .with_context(|| "sip.listen / --sip-listen")?;
+    let nameservers = cfg
+        .sip
+        .nameservers
+        .iter()
+        .map(|s| {
+            s.parse::<std::net::SocketAddr>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                .with_context(|| format!("sip.nameservers: '{s}' should be ip or ip:port"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let agent = outdial_sip::SipAgent::start_with(outdial_sip::SipOptions {
+        listen: cfg.sip.listen,
+        nameservers,
+    })
+    .await
+    .with_context(|| "sip.listen / --sip-listen")?;
     let rtp_ip = match (cfg.sip.listen.ip(), cfg.sip.public_address.as_deref()) {
         (_, Some(p)) => p
             .parse()
@@ -75,10 +89,19 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         agent.local_addr(),
         cfg.sip.rtp_ports
     );
+    let health = Arc::new(TrunkHealth::default());
+    tokio::spawn(crate::health::run(
+        health.clone(),
+        catalog.clone(),
+        agent.clone(),
+        rtp_ip.to_string(),
+        cfg.sip.trunk_down_after,
+    ));
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),
         notifier,
         agent,
+        health,
         rtp_ip,
         rtp_ports: config::parse_port_range(&cfg.sip.rtp_ports).map_err(anyhow::Error::msg)?,
         max_call_duration: Duration::from_secs(cfg.sip.max_call_duration_sec),

@@ -48,7 +48,7 @@ async fn status(got: &Got, status: &str) -> Value {
 
 async fn gateway(sipp_port: u16) -> Gateway {
     Gateway::start(&format!(
-        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{sipp_port}\"\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
+        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{sipp_port}\"\nkeepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
     ))
     .await
 }
@@ -323,7 +323,7 @@ async fn the_dial_command_reports_failures_and_refusals() {
 async fn a_tcp_trunk_carries_the_call() {
     let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-t", "t1", "-d", "300"]);
     let g = Gateway::start(&format!(
-        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tcp\"\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
+        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tcp\"\nkeepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
         sipp.port
     ))
     .await;
@@ -366,7 +366,7 @@ async fn the_outbound_proxy_receives_the_invite() {
     let proxy = outdial_testkit::Kamailio::relay_to(sipp.port);
     // The carrier's name does not resolve here: only the outbound proxy can carry the call.
     let g = Gateway::start(&format!(
-        "[[trunks]]\nname = \"carrier\"\naddress = \"carrier.invalid:5060\"\noutboundProxy = \"127.0.0.1:{}\"\n\n\
+        "[[trunks]]\nname = \"carrier\"\naddress = \"carrier.invalid:5060\"\noutboundProxy = \"127.0.0.1:{}\"\nkeepAliveSec = 0\n\n\
          [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
         proxy.port
     ))

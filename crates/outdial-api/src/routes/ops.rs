@@ -26,10 +26,16 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         Err(e) => format!("error: {e}"),
     };
     let draining = app.is_draining();
+    let trunks: serde_json::Map<String, serde_json::Value> = app
+        .engine
+        .trunk_states()
+        .into_iter()
+        .map(|(name, state)| (name, state.into()))
+        .collect();
     let ok = store == "ok" && engine == "ok" && !draining;
     let body = json!({
         "status": if ok { "ready" } else { "not ready" },
-        "checks": {"store": store, "sip": engine, "draining": draining},
+        "checks": {"store": store, "sip": engine, "draining": draining, "trunks": trunks},
     });
     json_response(
         if ok {

@@ -1,0 +1,179 @@
+//! Trunks end to end with the real binary: the OPTIONS keep-alive marks a silent trunk down (503 for its
+//! dialouts, `/readyz`, metrics) and up again; a TLS trunk verified with its `tlsCaFile` carries a call; a
+//! trunk named without a port is found by SRV through `sip.nameservers`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use common::{ADMIN, Gateway, error_of};
+use outdial_testkit::{Dns, Record, Sipp, Stunnel, TestCa};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const BOT: &str = "\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n";
+
+async fn readyz(g: &Gateway) -> (u16, Value) {
+    let r = common::client().get(g.url("/readyz")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Polls `/readyz` until the trunk's state starts with `prefix`.
+async fn trunk_becomes(g: &Gateway, trunk: &str, prefix: &str) -> (u16, Value) {
+    for _ in 0..100 {
+        let (status, body) = readyz(g).await;
+        if body["checks"]["trunks"][trunk]
+            .as_str()
+            .is_some_and(|s| s.starts_with(prefix))
+        {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("trunk {trunk} never became {prefix}: {:?}", readyz(g).await);
+}
+
+async fn dialout(g: &Gateway) -> reqwest::Response {
+    g.post(
+        "/api/v1/actions/dialout",
+        ADMIN,
+        &json!({"bot": "Bot1", "target": "tel:+123456789", "caller": "1-800-111"}),
+    )
+    .await
+}
+
+async fn conversation_ends(g: &Gateway, id: &str) -> Value {
+    for _ in 0..100 {
+        let c: Value = g
+            .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if c["state"] == "ended" || c["state"] == "failed" {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("conversation {id} did not end");
+}
+
+#[tokio::test]
+async fn keep_alive_marks_a_silent_trunk_down_and_up_again() {
+    let sipp = Sipp::uas("uas_options_200.xml", &["-m", "1000"]);
+    let port = sipp.port;
+    let g = Gateway::start(&format!(
+        "[sip]\ntrunk_down_after = 2\n\n[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{port}\"\nkeepAliveSec = 1\n{BOT}"
+    ))
+    .await;
+    let (status, body) = trunk_becomes(&g, "sbc", "up").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["checks"]["trunks"]["sbc"], "up (200)");
+
+    // The trunk goes silent: two unanswered probes later it is down.
+    drop(sipp);
+    let (status, body) = trunk_becomes(&g, "sbc", "down").await;
+    assert_eq!(status, 503, "the only trunk is down: not ready ({body})");
+    assert_eq!(body["status"], "not ready");
+    let (code, error) = error_of(dialout(&g).await).await;
+    assert_eq!(code, 503);
+    assert!(
+        error.contains("trunk 'sbc' is down: 2 keep-alive OPTIONS in a row went unanswered"),
+        "{error}"
+    );
+    let metrics = common::client()
+        .get(g.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("outdial_trunk_up{trunk=\"sbc\"} 0"), "{metrics}");
+
+    // It answers again: up, and dialouts go through.
+    let _back = Sipp::uas_on(port, "uas_options_200.xml", &["-m", "1000"]);
+    let (status, _) = trunk_becomes(&g, "sbc", "up").await;
+    assert_eq!(status, 200);
+    assert_eq!(dialout(&g).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_tls_trunk_with_its_ca_file_carries_a_call() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-t", "t1", "-d", "300"]);
+    let ca = TestCa::new();
+    let tunnel = Stunnel::relay_to(&ca, sipp.port);
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tls\"\ntlsCaFile = \"{}\"\n\
+         tlsServerName = \"sbc.test\"\nkeepAliveSec = 0\n{BOT}",
+        tunnel.port,
+        ca.dir.join("ca.pem").display()
+    ))
+    .await;
+    let r = dialout(&g).await;
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = conversation_ends(&g, &id).await;
+    assert_eq!(c["state"], "ended", "{c}");
+    assert_eq!(c["reasonCode"], "client-disconnected", "{c}");
+    assert_eq!(sipp.exit_code(), 0);
+}
+
+#[tokio::test]
+async fn a_tls_trunk_with_a_missing_ca_file_fails_the_call_clearly() {
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:5061\"\ntransport = \"tls\"\n\
+         tlsCaFile = \"/nonexistent/ca.pem\"\nkeepAliveSec = 0\n{BOT}"
+    ))
+    .await;
+    let r = dialout(&g).await;
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = conversation_ends(&g, &id).await;
+    assert_eq!(c["state"], "failed");
+    assert_eq!(c["reasonCode"], "error");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot read the tlsCaFile /nonexistent/ca.pem of trunk 'sbc'"),
+        "{c}"
+    );
+}
+
+#[tokio::test]
+async fn a_trunk_without_port_is_found_by_srv() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "300"]);
+    let dns = Dns::start(vec![
+        Record::Srv {
+            name: "_sip._udp.carrier.test".into(),
+            priority: 10,
+            weight: 1,
+            port: sipp.port,
+            target: "edge.carrier.test".into(),
+        },
+        Record::A {
+            name: "edge.carrier.test".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+        },
+    ]);
+    let g = Gateway::start(&format!(
+        "[sip]\nnameservers = [\"{}\"]\n\n[[trunks]]\nname = \"sbc\"\naddress = \"carrier.test\"\nkeepAliveSec = 0\n{BOT}",
+        dns.addr
+    ))
+    .await;
+    let r = dialout(&g).await;
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = conversation_ends(&g, &id).await;
+    assert_eq!(c["reasonCode"], "client-disconnected", "{c}");
+    assert_eq!(sipp.exit_code(), 0);
+}
