@@ -17,6 +17,7 @@ use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{HeadersExt as _, Method, StatusCode};
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::{SipAddr, TransportLayer};
@@ -55,6 +56,9 @@ pub enum CallEvent {
     Failed { status: Option<u16>, reason: String },
     /// The answered call ended; `by_remote` when the far end sent BYE (with its Reason header text, if any).
     Ended { by_remote: bool, reason: Option<String> },
+    /// Progress of a transfer we asked for with [`Call::refer`]: the status line of the far end's NOTIFY
+    /// (`message/sipfrag`), `done` when its subscription is terminated.
+    TransferProgress { status: u16, done: bool },
 }
 
 /// An outbound INVITE.
@@ -111,10 +115,20 @@ pub struct SipOptions {
     pub nameservers: Vec<SocketAddr>,
 }
 
+type Reply = tokio::sync::oneshot::Sender<Result<u16, String>>;
+
 #[derive(Debug)]
 enum Control {
     /// CANCEL before the answer, BYE after it.
     Hangup,
+    /// REFER in the answered dialog (blind transfer).
+    Refer { target: String, reply: Reply },
+    /// INFO in the answered dialog.
+    Info {
+        content_type: String,
+        body: Vec<u8>,
+        reply: Reply,
+    },
 }
 
 /// A call in progress: its events, and the means to end it.
@@ -128,6 +142,41 @@ impl Call {
     /// stack), BYE once it is. The outcome still arrives as an event.
     pub async fn hangup(&self) {
         let _ = self.control.send(Control::Hangup).await;
+    }
+
+    /// Asks the far end to transfer the call to `target` (a SIP URI; REFER, RFC 3515). Returns the REFER's
+    /// final status (202: accepted); the transfer's progress then arrives as [`CallEvent::TransferProgress`].
+    pub async fn refer(&self, target: &str) -> Result<u16, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let target = target.to_string();
+        self.request(Control::Refer { target, reply }, answer).await
+    }
+
+    /// Sends INFO with this body (e.g. `application/dtmf-relay`) and returns the final status.
+    pub async fn send_info(&self, content_type: &str, body: Vec<u8>) -> Result<u16, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let content_type = content_type.to_string();
+        self.request(
+            Control::Info {
+                content_type,
+                body,
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    async fn request(
+        &self,
+        cmd: Control,
+        answer: tokio::sync::oneshot::Receiver<Result<u16, String>>,
+    ) -> Result<u16, String> {
+        self.control
+            .send(cmd)
+            .await
+            .map_err(|_| "the call has ended".to_string())?;
+        answer.await.map_err(|_| "the call has ended".to_string())?
     }
 }
 
@@ -405,6 +454,49 @@ fn answer_sdp(ours: &str, offer: &str) -> String {
         .collect()
 }
 
+/// Runs an in-dialog request in its own task (the call's loop keeps serving the dialog meanwhile) and replies
+/// with the final status.
+fn in_dialog<F, Fut>(answered: bool, dialog: &InviteDialog, reply: Reply, send: F)
+where
+    F: FnOnce(InviteDialog) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = rsipstack::Result<Option<rsipstack::sip::Response>>> + Send,
+{
+    if !answered {
+        let _ = reply.send(Err("the call is not answered".into()));
+        return;
+    }
+    let dialog = dialog.clone();
+    tokio::spawn(async move {
+        let result = match send(dialog).await {
+            Ok(Some(resp)) => Ok(resp.status_code.code()),
+            Ok(None) => Err("no response".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = reply.send(result);
+    });
+}
+
+/// A NOTIFY of the `refer` event package: the sipfrag's status, and whether the subscription ended.
+fn transfer_progress(req: &rsipstack::sip::Request) -> Option<CallEvent> {
+    let event = req.header_value("Event").or_else(|| req.header_value("o"))?;
+    if !event.trim().to_ascii_lowercase().starts_with("refer") {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&req.body);
+    let status = body
+        .lines()
+        .next()?
+        .trim()
+        .strip_prefix("SIP/2.0 ")?
+        .get(..3)?
+        .parse()
+        .ok()?;
+    let done = req
+        .header_value("Subscription-State")
+        .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+    Some(CallEvent::TransferProgress { status, done })
+}
+
 /// The Contact URIs of a 3xx response, highest q first (RFC 3261 8.1.3.4).
 fn redirect_targets(resp: &rsipstack::sip::Response) -> Vec<String> {
     let mut targets: Vec<(f32, usize, String)> = Vec::new();
@@ -561,7 +653,15 @@ async fn invite_once(
                             tracing::debug!(call_id, "cannot answer a re-INVITE: {e}");
                         }
                     }
-                    DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) | DialogState::Notify(_, _, handle) => {
+                    DialogState::Notify(_, req, handle) => {
+                        if let Some(progress) = transfer_progress(&req) {
+                            let _ = events.send(progress).await;
+                        }
+                        if let Err(e) = handle.reply(StatusCode::OK).await {
+                            tracing::debug!(call_id, "cannot answer a NOTIFY: {e}");
+                        }
+                    }
+                    DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
                         if let Err(e) = handle.reply(StatusCode::OK).await {
                             tracing::debug!(call_id, "cannot answer an in-dialog request: {e}");
                         }
@@ -622,8 +722,24 @@ async fn invite_once(
                 }
             }
             cmd = control.recv(), if !hangup_sent => {
+                match cmd {
+                    Some(Control::Refer { target, reply }) => {
+                        in_dialog(answered_id.is_some(), &dialog, reply, move |d| async move {
+                            let refer_to = rsipstack::sip::ReferTo::from(format!("<{target}>"));
+                            d.refer(refer_to, None, None).await
+                        });
+                        continue;
+                    }
+                    Some(Control::Info { content_type, body, reply }) => {
+                        in_dialog(answered_id.is_some(), &dialog, reply, move |d| async move {
+                            let ct = vec![rsipstack::sip::Header::ContentType(content_type.into())];
+                            d.info(Some(ct), Some(body)).await
+                        });
+                        continue;
+                    }
+                    Some(Control::Hangup) | None => {}
+                }
                 hangup_sent = true;
-                let _ = cmd;
                 let r = if answered_id.is_some() { dialog.hangup().await } else { dialog.cancel().await };
                 if let Err(e) = r {
                     tracing::debug!(call_id, "hang-up: {e}");

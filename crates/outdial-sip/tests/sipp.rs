@@ -369,3 +369,66 @@ async fn calls_over_tcp() {
     assert_eq!(sipp.exit_code(), 0, "sipp saw the whole call over TCP");
     no_dialogs_left(&a).await;
 }
+
+#[tokio::test]
+async fn info_and_refer_in_the_answered_call() {
+    let sipp = Sipp::uas("uas_refer_info.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    let info = call
+        .send_info("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n".to_vec())
+        .await;
+    assert_eq!(info, Ok(200));
+    assert_eq!(call.refer("sip:agent@example.com").await, Ok(202));
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::TransferProgress {
+            status: 100,
+            done: false
+        }
+    );
+    assert_eq!(
+        next(&mut call).await,
+        CallEvent::TransferProgress {
+            status: 200,
+            done: true
+        }
+    );
+    assert!(matches!(
+        next(&mut call).await,
+        CallEvent::Ended { by_remote: true, .. }
+    ));
+    assert_eq!(
+        sipp.exit_code(),
+        0,
+        "sipp saw the INFO body and the Refer-To it expected"
+    );
+    // After the end, requests are refused clearly.
+    assert_eq!(
+        call.refer("sip:agent@example.com").await,
+        Err("the call has ended".into())
+    );
+    no_dialogs_left(&a).await;
+}
+
+#[tokio::test]
+async fn refer_before_the_answer_is_refused() {
+    let sipp = Sipp::uas("uas_ring_no_answer.xml", &[]);
+    let a = agent().await;
+    let mut call = a.call(request(sipp.port)).unwrap();
+    loop {
+        if let CallEvent::Ringing { .. } = next(&mut call).await {
+            break;
+        }
+    }
+    assert_eq!(
+        call.refer("sip:agent@example.com").await,
+        Err("the call is not answered".into())
+    );
+    call.hangup().await;
+    let (_, fin) = final_event(&mut call).await;
+    assert!(matches!(fin, CallEvent::Failed { .. }), "{fin:?}");
+    no_dialogs_left(&a).await;
+}

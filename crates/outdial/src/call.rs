@@ -216,6 +216,12 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     finish(conv, ReasonCode::ClientDisconnected, reason.unwrap_or_else(|| "Client disconnected".into()), "callee").await;
                     break;
                 }
+                Some(CallEvent::TransferProgress { status, done }) => {
+                    let data = json!({"sipStatus": status, "done": done});
+                    if let Err(e) = ctx.store.append_event(id, "transfer-progress", &data).await {
+                        tracing::warn!(conversation = %id, "cannot record transfer progress: {e}");
+                    }
+                }
                 Some(CallEvent::Ended { by_remote: false, .. }) => {
                     finish(conv, ReasonCode::Error, "the call was ended".into(), "system").await;
                     break;

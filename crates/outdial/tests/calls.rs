@@ -112,6 +112,9 @@ async fn rejections_map_to_reason_codes() {
         ("uas_486_reject.xml", 486, "busy", "Busy Here"),
         ("uas_603_reject.xml", 603, "declined", "Decline"),
         ("uas_404_reject.xml", 404, "error", "Not Found"),
+        ("uas_600_reject.xml", 600, "busy", "Busy Everywhere"),
+        ("uas_500_reject.xml", 500, "error", "Server Internal Error"),
+        ("uas_503_reject.xml", 503, "error", "Service Unavailable"),
     ] {
         let sipp = Sipp::uas(scenario, &[]);
         let g = gateway(sipp.port).await;
