@@ -1,0 +1,366 @@
+//! One outbound call on the wire: the INVITE transaction (redirections, CANCEL), then the dialog until it ends,
+//! answering the far end's in-dialog requests and carrying ours (BYE, REFER, INFO).
+
+use crate::{CallEvent, Control, Reply, TlsClient, resolver, tls};
+use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{HeadersExt as _, StatusCode};
+use rsipstack::transport::SipAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+pub(crate) const MAX_REDIRECTS: u8 = 3;
+
+/// How a call's destination is found. It is resolved (and a TLS connection opened with the trunk's own roots
+/// and name) before each INVITE, so that a name that does not resolve fails the call at once rather than after
+/// the stack's 32 s of retransmissions.
+pub(crate) enum Route {
+    Tls(Arc<tls::TlsConnections>, String, TlsClient),
+    Resolve(resolver::Resolver),
+}
+
+impl Route {
+    async fn destination(self, dialogs: &DialogLayer, opt: &InviteOption) -> Result<SipAddr, String> {
+        match self {
+            Route::Tls(connections, destination, settings) => {
+                connections
+                    .connect(&dialogs.endpoint.transport_layer, &destination, &settings)
+                    .await
+            }
+            Route::Resolve(resolver) => {
+                let target = match &opt.destination {
+                    Some(d) => d.clone(),
+                    None => SipAddr::try_from(&opt.callee)
+                        .map_err(|e| format!("no destination for {}: {e}", opt.callee))?,
+                };
+                resolver.resolve_addr(&target).await
+            }
+        }
+    }
+}
+
+/// Our SDP answer to a re-offer: our session with the direction that mirrors theirs (RFC 3264 §6.1): a callee that
+/// holds with `sendonly` gets `recvonly`, `inactive` gets `inactive`, otherwise `sendrecv`.
+fn answer_sdp(ours: &str, offer: &str) -> String {
+    let theirs = offer.lines().map(str::trim).find_map(|l| match l {
+        "a=sendonly" => Some("a=recvonly"),
+        "a=recvonly" => Some("a=sendonly"),
+        "a=inactive" => Some("a=inactive"),
+        "a=sendrecv" => Some("a=sendrecv"),
+        _ => None,
+    });
+    let direction = theirs.unwrap_or("a=sendrecv");
+    ours.lines()
+        .filter(|l| {
+            !matches!(
+                l.trim(),
+                "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+            )
+        })
+        .map(|l| format!("{}\r\n", l.trim_end()))
+        .chain(std::iter::once(format!("{direction}\r\n")))
+        .collect()
+}
+
+/// Runs an in-dialog request in its own task (the call's loop keeps serving the dialog meanwhile) and replies
+/// with the final status.
+fn in_dialog<F, Fut>(answered: bool, dialog: &InviteDialog, reply: Reply, send: F)
+where
+    F: FnOnce(InviteDialog) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = rsipstack::Result<Option<rsipstack::sip::Response>>> + Send,
+{
+    if !answered {
+        let _ = reply.send(Err("the call is not answered".into()));
+        return;
+    }
+    let dialog = dialog.clone();
+    tokio::spawn(async move {
+        let result = match send(dialog).await {
+            Ok(Some(resp)) => Ok(resp.status_code.code()),
+            Ok(None) => Err("no response".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let _ = reply.send(result);
+    });
+}
+
+/// A NOTIFY of the `refer` event package: the sipfrag's status, and whether the subscription ended.
+fn transfer_progress(req: &rsipstack::sip::Request) -> Option<CallEvent> {
+    let event = req.header_value("Event").or_else(|| req.header_value("o"))?;
+    if !event.trim().to_ascii_lowercase().starts_with("refer") {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&req.body);
+    let status = body
+        .lines()
+        .next()?
+        .trim()
+        .strip_prefix("SIP/2.0 ")?
+        .get(..3)?
+        .parse()
+        .ok()?;
+    let done = req
+        .header_value("Subscription-State")
+        .is_some_and(|s| s.trim().to_ascii_lowercase().starts_with("terminated"));
+    Some(CallEvent::TransferProgress { status, done })
+}
+
+/// The Contact URIs of a 3xx response, highest q first (RFC 3261 8.1.3.4).
+fn redirect_targets(resp: &rsipstack::sip::Response) -> Vec<String> {
+    let mut targets: Vec<(f32, usize, String)> = Vec::new();
+    for h in resp.headers.iter() {
+        let name = h.name();
+        if !(name.eq_ignore_ascii_case("Contact") || name == "m") {
+            continue;
+        }
+        for part in h.value().split(',') {
+            let part = part.trim();
+            let (uri, params) = match (part.find('<'), part.find('>')) {
+                (Some(a), Some(b)) if a < b => (&part[a + 1..b], &part[b + 1..]),
+                _ => (
+                    part.split(';').next().unwrap_or(""),
+                    part.split_once(';').map_or("", |x| x.1),
+                ),
+            };
+            if !(uri.starts_with("sip:") || uri.starts_with("sips:")) {
+                continue;
+            }
+            let q = params
+                .split(';')
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            targets.push((q, targets.len(), uri.to_string()));
+        }
+    }
+    targets.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    targets.into_iter().map(|t| t.2).collect()
+}
+
+fn reason_of(resp: &rsipstack::sip::Response) -> String {
+    if let Some(r) = resp.header_value("Reason") {
+        return r;
+    }
+    let phrase = resp
+        .wire_reason
+        .clone()
+        .unwrap_or_else(|| resp.status_code.text().to_string());
+    format!("SIP ;cause={} ;text=\"{}\"", resp.status_code.code(), phrase)
+}
+
+/// One call: the INVITE transaction, then the dialog until it ends. Removes the dialog from the layer on
+/// every path.
+#[allow(clippy::too_many_arguments)] // One call's whole context, passed once.
+pub(crate) async fn drive(
+    dialogs: Arc<DialogLayer>,
+    mut opt: InviteOption,
+    (first, resolver): (Route, resolver::Resolver),
+    call_id: String,
+    session_header: String,
+    mut redirects_left: u8,
+    events: mpsc::Sender<CallEvent>,
+    mut control: mpsc::Receiver<Control>,
+) {
+    let mut route = Some(first);
+    loop {
+        let route = route.take().unwrap_or_else(|| Route::Resolve(resolver.clone()));
+        match route.destination(&dialogs, &opt).await {
+            Ok(addr) => opt.destination = Some(addr),
+            Err(reason) => {
+                let _ = events.send(CallEvent::Failed { status: None, reason }).await;
+                return;
+            }
+        }
+        let next = invite_once(
+            &dialogs,
+            opt.clone(),
+            &call_id,
+            &session_header,
+            redirects_left > 0,
+            &events,
+            &mut control,
+        )
+        .await;
+        match next {
+            Some(target) => {
+                redirects_left -= 1;
+                match target.as_str().try_into() {
+                    Ok(uri) => {
+                        tracing::info!(call_id, "following a redirection to {target}");
+                        opt.callee = uri;
+                        opt.destination = None;
+                    }
+                    Err(e) => {
+                        let _ = events
+                            .send(CallEvent::Failed {
+                                status: None,
+                                reason: format!("bad redirection target {target}: {e}"),
+                            })
+                            .await;
+                        return;
+                    }
+                }
+            }
+            None => return,
+        }
+    }
+}
+
+/// One INVITE and, when answered, its dialog until the end. Returns the redirection target when the answer was a
+/// 3xx to follow.
+async fn invite_once(
+    dialogs: &Arc<DialogLayer>,
+    opt: InviteOption,
+    call_id: &str,
+    session_header: &str,
+    follow: bool,
+    events: &mpsc::Sender<CallEvent>,
+    control: &mut mpsc::Receiver<Control>,
+) -> Option<String> {
+    let (state_tx, mut states) = dialogs.new_dialog_state_channel();
+    let our_sdp = String::from_utf8_lossy(opt.offer.as_deref().unwrap_or_default()).into_owned();
+    let (dialog, mut invite) = match dialogs.do_invite_async(opt, state_tx) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = events
+                .send(CallEvent::Failed {
+                    status: None,
+                    reason: e.to_string(),
+                })
+                .await;
+            return None;
+        }
+    };
+    let mut answered_id = None;
+    let mut invite_done = false;
+    let mut hangup_sent = false;
+    loop {
+        tokio::select! {
+            state = states.recv() => {
+                let Some(state) = state else { break };
+                match state {
+                    DialogState::Trying(_) => { let _ = events.send(CallEvent::Trying).await; }
+                    DialogState::Early(_, resp) => {
+                        let status = resp.status_code.code();
+                        let early_media = !resp.body.is_empty();
+                        let _ = events.send(CallEvent::Ringing { status, early_media }).await;
+                    }
+                    DialogState::Terminated(id, why) => {
+                        dialogs.remove_dialog(&id);
+                        if answered_id.is_some() {
+                            let by_remote = matches!(why, TerminatedReason::UasBye);
+                            let _ = events.send(CallEvent::Ended { by_remote, reason: None }).await;
+                            break;
+                        }
+                    }
+                    // In-dialog requests from the far end wait for our answer: a hold re-INVITE keeps the call.
+                    DialogState::Updated(_, req, handle) => {
+                        let answer = answer_sdp(&our_sdp, &String::from_utf8_lossy(&req.body));
+                        let ct = vec![rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into())];
+                        if let Err(e) = handle.respond(StatusCode::OK, Some(ct), Some(answer.into_bytes())).await {
+                            tracing::debug!(call_id, "cannot answer a re-INVITE: {e}");
+                        }
+                    }
+                    DialogState::Notify(_, req, handle) => {
+                        if let Some(progress) = transfer_progress(&req) {
+                            let _ = events.send(progress).await;
+                        }
+                        if let Err(e) = handle.reply(StatusCode::OK).await {
+                            tracing::debug!(call_id, "cannot answer a NOTIFY: {e}");
+                        }
+                    }
+                    DialogState::Options(_, _, handle) | DialogState::Info(_, _, handle) => {
+                        if let Err(e) = handle.reply(StatusCode::OK).await {
+                            tracing::debug!(call_id, "cannot answer an in-dialog request: {e}");
+                        }
+                    }
+                    DialogState::Refer(_, _, handle) | DialogState::Message(_, _, handle) | DialogState::Publish(_, _, handle) => {
+                        if let Err(e) = handle.reply(StatusCode::MethodNotAllowed).await {
+                            tracing::debug!(call_id, "cannot refuse an in-dialog request: {e}");
+                        }
+                    }
+                    other => tracing::trace!(call_id, "dialog state {other}"),
+                }
+            }
+            result = &mut invite, if !invite_done => {
+                invite_done = true;
+                match result {
+                    Ok(Ok((id, Some(resp)))) if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
+                        if hangup_sent {
+                            // Answered while we were cancelling: the stack ACKs and BYEs it.
+                            dialogs.remove_dialog(&id);
+                            let _ = events.send(CallEvent::Failed { status: None, reason: "cancelled".into() }).await;
+                            break;
+                        }
+                        // RFC 7989: "<the far end's uuid>;remote=<ours>": the trunk's id is the first part.
+                        let session_id = resp
+                            .header_value(session_header)
+                            .and_then(|v| v.split(';').next().map(|id| id.trim().to_string()))
+                            .filter(|id| !id.is_empty());
+                        answered_id = Some(id);
+                        let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.to_string() }).await;
+                    }
+                    Ok(Ok((id, Some(resp)))) => {
+                        dialogs.remove_dialog(&id);
+                        let status = resp.status_code.code();
+                        if follow && !hangup_sent && (300..400).contains(&status)
+                            && let Some(target) = redirect_targets(&resp).into_iter().next()
+                        {
+                            return Some(target);
+                        }
+                        let reason = if hangup_sent && status == 487 { "cancelled".to_string() } else { reason_of(&resp) };
+                        let _ = events.send(CallEvent::Failed { status: Some(status), reason }).await;
+                        break;
+                    }
+                    Ok(Ok((id, None))) => {
+                        dialogs.remove_dialog(&id);
+                        let _ = events.send(CallEvent::Failed { status: None, reason: "no final response".into() }).await;
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        dialogs.remove_dialog(&dialog.id());
+                        let _ = events.send(CallEvent::Failed { status: None, reason: e.to_string() }).await;
+                        break;
+                    }
+                    Err(e) => {
+                        dialogs.remove_dialog(&dialog.id());
+                        let _ = events.send(CallEvent::Failed { status: None, reason: format!("INVITE task failed: {e}") }).await;
+                        break;
+                    }
+                }
+            }
+            cmd = control.recv(), if !hangup_sent => {
+                match cmd {
+                    Some(Control::Refer { target, reply }) => {
+                        in_dialog(answered_id.is_some(), &dialog, reply, move |d| async move {
+                            let refer_to = rsipstack::sip::ReferTo::from(format!("<{target}>"));
+                            d.refer(refer_to, None, None).await
+                        });
+                        continue;
+                    }
+                    Some(Control::Info { content_type, body, reply }) => {
+                        in_dialog(answered_id.is_some(), &dialog, reply, move |d| async move {
+                            let ct = vec![rsipstack::sip::Header::ContentType(content_type.into())];
+                            d.info(Some(ct), Some(body)).await
+                        });
+                        continue;
+                    }
+                    Some(Control::Hangup) | None => {}
+                }
+                hangup_sent = true;
+                let r = if answered_id.is_some() { dialog.hangup().await } else { dialog.cancel().await };
+                if let Err(e) = r {
+                    tracing::debug!(call_id, "hang-up: {e}");
+                }
+                if let Some(id) = &answered_id {
+                    dialogs.remove_dialog(id);
+                    let _ = events.send(CallEvent::Ended { by_remote: false, reason: None }).await;
+                    break;
+                }
+            }
+        }
+    }
+    None
+}
