@@ -10,7 +10,7 @@ use outdial_core::conversation::{ConversationState, ConversationStatus, ReasonCo
 use outdial_core::dialout::callee_of;
 use outdial_core::time::now_ms;
 use outdial_core::{Conversation, Trunk};
-use outdial_media::{RtpSession, parse_answer};
+use outdial_media::{Media, MediaConfig, MediaEvent, RtpSession, parse_answer};
 use outdial_sip::{CallEvent, CallRequest, SipTransport, TlsClient};
 use serde_json::json;
 use std::sync::Arc;
@@ -118,7 +118,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
         }
     };
 
-    let mut rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
+    let rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
         Ok(r) => r,
         Err(e) => {
             finish(conv, ReasonCode::Error, e.to_string(), "system").await;
@@ -147,6 +147,8 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
             return;
         }
     };
+    let mut rtp = Some(rtp);
+    let mut media: Option<Media> = None;
     let answer_timeout = Duration::from_secs_f64(conv.request.answer_timeout_sec);
     let answer_deadline = tokio::time::sleep(answer_timeout);
     tokio::pin!(answer_deadline);
@@ -194,7 +196,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     }
                     ctx.notifier.wake();
                     match parse_answer(&String::from_utf8_lossy(&sdp)) {
-                        Ok((remote, pt)) => rtp.start(remote, pt),
+                        Ok(answer) => {
+                            let cfg = MediaConfig { timeout: ctx.media_timeout, ..Default::default() };
+                            media = rtp.take().map(|r| r.start(&answer, cfg));
+                        }
                         Err(e) => {
                             sip.hangup().await;
                             finish(conv, ReasonCode::Error, e.to_string(), "system").await;
@@ -227,6 +232,21 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     break;
                 }
             },
+            event = next_media(&mut media) => match event {
+                MediaEvent::Timeout { silent_ms } => {
+                    sip.hangup().await;
+                    let reason = format!("media timeout: no RTP for {:.1} s", silent_ms as f64 / 1000.0);
+                    finish(conv, ReasonCode::Error, reason, "system").await;
+                    break;
+                }
+                MediaEvent::Dtmf(d) => {
+                    let data = json!({"digit": d.digit.to_string(), "durationMs": d.duration_ms});
+                    if let Err(e) = ctx.store.append_event(id, "dtmf", &data).await {
+                        tracing::warn!(conversation = %id, "cannot record a DTMF digit: {e}");
+                    }
+                }
+                MediaEvent::Audio(_) | MediaEvent::PlayoutDone => {}
+            },
             () = &mut answer_deadline, if conv.state != ConversationState::Answered => {
                 sip.hangup().await;
                 let secs = conv.request.answer_timeout_sec;
@@ -247,6 +267,38 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
             }
         }
     }
-    drop(rtp);
+    if let Some(m) = media {
+        record_media_stats(&ctx, id, &m).await;
+    }
     lease.release().await;
+}
+
+/// The next event of the media loop, once there is one (never before the answer).
+async fn next_media(media: &mut Option<Media>) -> MediaEvent {
+    match media.as_mut() {
+        Some(m) => match m.events.recv().await {
+            Some(e) => e,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The call's RTP figures, kept in its timeline.
+async fn record_media_stats(ctx: &Ctx, id: uuid::Uuid, m: &Media) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &m.stats;
+    let data = json!({
+        "packetsSent": s.sent.load(Relaxed),
+        "packetsReceived": s.received.load(Relaxed),
+        "packetsLost": s.lost.load(Relaxed),
+        "packetsLate": s.late.load(Relaxed),
+        "packetsDuplicate": s.duplicate.load(Relaxed),
+        "datagramsDropped": s.dropped.load(Relaxed),
+        "jitterMs": s.jitter_us.load(Relaxed) as f64 / 1000.0,
+        "dtmfReceived": s.dtmf_received.load(Relaxed),
+    });
+    if let Err(e) = ctx.store.append_event(id, "media-stats", &data).await {
+        tracing::warn!(conversation = %id, "cannot record media statistics: {e}");
+    }
 }

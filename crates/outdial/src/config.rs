@@ -45,6 +45,8 @@ pub struct Sip {
     pub rtp_ports: String,
     /// Answered calls are ended after this long (reasonCode `error`).
     pub max_call_duration_sec: u64,
+    /// No RTP for this long ends an answered call (reasonCode `error`); 0 = never.
+    pub media_timeout_sec: u64,
     /// DNS servers (`ip:port`) for trunk names and SRV lookups; the system's when empty.
     pub nameservers: Vec<String>,
     /// A trunk is down after this many keep-alive OPTIONS in a row go unanswered.
@@ -104,6 +106,7 @@ impl Default for Sip {
             public_address: None,
             rtp_ports: "20000-30000".into(),
             max_call_duration_sec: 14400,
+            media_timeout_sec: 30,
             nameservers: Vec::new(),
             trunk_down_after: 3,
         }

@@ -28,6 +28,8 @@ pub struct Ctx {
     pub rtp_ip: IpAddr,
     pub rtp_ports: (u16, u16),
     pub max_call_duration: Duration,
+    /// No RTP for this long ends an answered call with `error`; None = never.
+    pub media_timeout: Option<Duration>,
     pub health: Arc<TrunkHealth>,
 }
 

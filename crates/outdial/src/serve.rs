@@ -105,6 +105,8 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         rtp_ip,
         rtp_ports: config::parse_port_range(&cfg.sip.rtp_ports).map_err(anyhow::Error::msg)?,
         max_call_duration: Duration::from_secs(cfg.sip.max_call_duration_sec),
+        media_timeout: (cfg.sip.media_timeout_sec > 0)
+            .then(|| Duration::from_secs(cfg.sip.media_timeout_sec)),
     }));
     let recovered = engine.recover().await?;
     if recovered > 0 {

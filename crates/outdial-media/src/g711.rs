@@ -1,0 +1,145 @@
+//! G.711 µ-law and A-law (ITU-T G.711), sample by sample.
+
+const BIAS: i32 = 0x84;
+const CLIP: i32 = 32635;
+
+pub fn ulaw_encode(sample: i16) -> u8 {
+    let mut x = i32::from(sample);
+    let sign = if x < 0 {
+        x = -x;
+        0x80
+    } else {
+        0
+    };
+    x = x.min(CLIP) + BIAS;
+    let mut exp = 7;
+    let mut mask = 0x4000;
+    while exp > 0 && x & mask == 0 {
+        exp -= 1;
+        mask >>= 1;
+    }
+    let mant = (x >> (exp + 3)) & 0x0F;
+    !(sign | (exp << 4) | mant) as u8
+}
+
+pub fn ulaw_decode(code: u8) -> i16 {
+    let u = !code;
+    let exp = i32::from((u >> 4) & 7);
+    let mant = i32::from(u & 0x0F);
+    let x = (((mant << 3) + BIAS) << exp) - BIAS;
+    (if u & 0x80 != 0 { -x } else { x }) as i16
+}
+
+pub fn alaw_encode(sample: i16) -> u8 {
+    const SEG_END: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
+    let mut pcm = i32::from(sample) >> 3;
+    let mask = if pcm >= 0 {
+        0xD5
+    } else {
+        pcm = -pcm - 1;
+        0x55
+    };
+    let seg = SEG_END.iter().position(|&end| pcm <= end).unwrap_or(8) as i32;
+    if seg >= 8 {
+        return (0x7F ^ mask) as u8;
+    }
+    let mant = if seg < 2 {
+        (pcm >> 1) & 0x0F
+    } else {
+        (pcm >> seg) & 0x0F
+    };
+    (((seg << 4) | mant) ^ mask) as u8
+}
+
+pub fn alaw_decode(code: u8) -> i16 {
+    let a = i32::from(code ^ 0x55);
+    let mut t = (a & 0x0F) << 4;
+    let seg = (a & 0x70) >> 4;
+    match seg {
+        0 => t += 8,
+        1 => t += 0x108,
+        _ => {
+            t += 0x108;
+            t <<= seg - 1;
+        }
+    }
+    (if a & 0x80 != 0 { t } else { -t }) as i16
+}
+
+/// A G.711 law, by RTP payload type (0 = PCMU, 8 = PCMA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Law {
+    Ulaw,
+    Alaw,
+}
+
+impl Law {
+    pub fn from_payload_type(pt: u8) -> Option<Law> {
+        match pt {
+            0 => Some(Law::Ulaw),
+            8 => Some(Law::Alaw),
+            _ => None,
+        }
+    }
+
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Law::Ulaw => 0,
+            Law::Alaw => 8,
+        }
+    }
+
+    pub fn decode(self, code: u8) -> i16 {
+        match self {
+            Law::Ulaw => ulaw_decode(code),
+            Law::Alaw => alaw_decode(code),
+        }
+    }
+
+    pub fn encode(self, sample: i16) -> u8 {
+        match self {
+            Law::Ulaw => ulaw_encode(sample),
+            Law::Alaw => alaw_encode(sample),
+        }
+    }
+
+    /// The code of digital silence.
+    pub fn silence(self) -> u8 {
+        self.encode(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_survives_a_round_trip() {
+        for c in 0..=255u8 {
+            let u = ulaw_encode(ulaw_decode(c));
+            // 0x7F is µ-law's "negative zero": it decodes to 0, which encodes as 0xFF.
+            assert!(u == c || (c == 0x7F && u == 0xFF), "µ-law {c:#x} -> {u:#x}");
+            assert_eq!(alaw_encode(alaw_decode(c)), c, "A-law {c:#x}");
+        }
+    }
+
+    #[test]
+    fn known_values_and_bounded_error() {
+        assert_eq!(ulaw_encode(0), 0xFF);
+        assert_eq!(alaw_encode(0), 0xD5);
+        assert_eq!(ulaw_decode(0x00), -32124);
+        assert_eq!(ulaw_decode(0x80), 32124);
+        assert_eq!(alaw_decode(0xAA), 32256);
+        for s in (-32768i32..=32767).step_by(7) {
+            let s = s as i16;
+            let e = (i32::from(ulaw_decode(ulaw_encode(s))) - i32::from(s)).abs();
+            // Quantisation step is at most 1/16 of the magnitude (plus the clip at 32635).
+            assert!(
+                e <= (i32::from(s).abs() / 16).max(8) + 140,
+                "µ-law {s}: error {e}"
+            );
+            let e = (i32::from(alaw_decode(alaw_encode(s))) - i32::from(s)).abs();
+            assert!(e <= (i32::from(s).abs() / 16).max(16) + 8, "A-law {s}: error {e}");
+        }
+    }
+}

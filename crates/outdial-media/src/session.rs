@@ -1,0 +1,304 @@
+//! The media loop of one answered call: one task that sends a packet every 20 ms on a fixed schedule (audio
+//! being played, else silence; DTMF events when asked) and receives the far end's RTP (symmetric latching,
+//! jitter buffer, concealment, telephone-events), handing the caller's audio out as 20 ms frames of 8 kHz PCM
+//! and telling when no RTP has arrived for the media timeout.
+
+use crate::dtmf::{self, Digit};
+use crate::g711::Law;
+use crate::jitter::{JitterBuffer, Out};
+use crate::rtp::{self, Datagram};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Samples per 20 ms frame at 8 kHz.
+pub const FRAME: usize = 160;
+
+/// Counters of one session (also read while it runs).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    /// Datagrams that are not RTP (or RTP of an unknown payload type).
+    pub dropped: AtomicU64,
+    pub rtcp: AtomicU64,
+    /// Packets concealed because they never came.
+    pub lost: AtomicU64,
+    pub late: AtomicU64,
+    pub duplicate: AtomicU64,
+    /// Interarrival jitter (RFC 3550 6.4.1), microseconds.
+    pub jitter_us: AtomicU64,
+    pub dtmf_received: AtomicU64,
+    /// Frames the consumer did not take in time.
+    pub frames_dropped: AtomicU64,
+}
+
+/// What the media loop reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// 20 ms of the far end's audio (concealed or silent when nothing came).
+    Audio(Vec<i16>),
+    Dtmf(Digit),
+    /// The audio given to [`Media::play`] has all been sent.
+    PlayoutDone,
+    /// No RTP for the media timeout (reported once; the loop keeps running).
+    Timeout {
+        silent_ms: u64,
+    },
+}
+
+enum Command {
+    Play(Vec<i16>),
+    StopPlayout,
+    Dtmf(char),
+}
+
+/// How the session runs.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// No RTP for this long → [`MediaEvent::Timeout`]; None = never.
+    pub timeout: Option<Duration>,
+    /// Jitter buffer depth in 20 ms packets.
+    pub jitter_depth: usize,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            timeout: Some(Duration::from_secs(30)),
+            jitter_depth: crate::jitter::DEFAULT_DEPTH,
+        }
+    }
+}
+
+/// A running session: its events, and the means to play audio and send DTMF. Dropping it stops the loop.
+pub struct Media {
+    pub events: mpsc::Receiver<MediaEvent>,
+    pub stats: Arc<Stats>,
+    commands: mpsc::Sender<Command>,
+}
+
+impl Media {
+    /// Queues 8 kHz PCM to be sent after what is already queued.
+    pub fn play(&self, pcm: Vec<i16>) {
+        let _ = self.commands.try_send(Command::Play(pcm));
+    }
+
+    /// Drops what is queued (barge-in).
+    pub fn stop_playout(&self) {
+        let _ = self.commands.try_send(Command::StopPlayout);
+    }
+
+    /// Sends a digit as RFC 4733 events (when the far end accepted telephone-event).
+    pub fn send_dtmf(&self, digit: char) {
+        let _ = self.commands.try_send(Command::Dtmf(digit));
+    }
+}
+
+pub(crate) struct Peer {
+    pub remote: SocketAddr,
+    pub law: Law,
+    pub dtmf_pt: Option<u8>,
+}
+
+pub(crate) fn start(socket: Arc<UdpSocket>, peer: Peer, cfg: MediaConfig, stats: Arc<Stats>) -> Media {
+    let (events_tx, events) = mpsc::channel(256);
+    let (commands, commands_rx) = mpsc::channel(64);
+    tokio::spawn(run(socket, peer, cfg, stats.clone(), events_tx, commands_rx));
+    Media {
+        events,
+        stats,
+        commands,
+    }
+}
+
+/// The receiving half's state.
+struct Inbound {
+    jb: JitterBuffer,
+    pcm: VecDeque<i16>,
+    last: Vec<i16>,
+    concealed: u32,
+    ssrc: Option<u32>,
+    dtmf: dtmf::Receiver,
+    /// RFC 3550 jitter, in timestamp units, and the previous transit time.
+    jitter: f64,
+    transit: Option<i64>,
+}
+
+impl Inbound {
+    fn new(depth: usize) -> Self {
+        Inbound {
+            jb: JitterBuffer::new(depth),
+            pcm: VecDeque::with_capacity(FRAME * 4),
+            last: vec![0; FRAME],
+            concealed: 0,
+            ssrc: None,
+            dtmf: dtmf::Receiver::default(),
+            jitter: 0.0,
+            transit: None,
+        }
+    }
+
+    /// The next 20 ms frame: buffered audio, concealment of a lost packet (the last frame, fading), or silence.
+    fn frame(&mut self, law: Law) -> Vec<i16> {
+        while self.pcm.len() < FRAME {
+            match self.jb.pop() {
+                Some(Out::Packet(p)) => {
+                    self.concealed = 0;
+                    self.pcm.extend(p.iter().map(|&c| law.decode(c)));
+                }
+                Some(Out::Lost) => {
+                    self.concealed += 1;
+                    let gain = match self.concealed {
+                        1 => 0.8,
+                        2 => 0.5,
+                        3 => 0.25,
+                        _ => 0.0,
+                    };
+                    let fill: Vec<i16> = self.last.iter().map(|&s| (f32::from(s) * gain) as i16).collect();
+                    self.pcm.extend(fill);
+                }
+                None => self.pcm.extend(std::iter::repeat_n(0, FRAME - self.pcm.len())),
+            }
+        }
+        let frame: Vec<i16> = self.pcm.drain(..FRAME).collect();
+        self.last.clone_from(&frame);
+        frame
+    }
+}
+
+async fn run(
+    socket: Arc<UdpSocket>,
+    peer: Peer,
+    cfg: MediaConfig,
+    stats: Arc<Stats>,
+    events: mpsc::Sender<MediaEvent>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let Peer {
+        mut remote,
+        law,
+        dtmf_pt,
+    } = peer;
+    let started = Instant::now();
+    let ssrc: u32 = rand::random();
+    let mut seq: u16 = rand::random();
+    let mut ts: u32 = rand::random();
+    let mut out = Vec::with_capacity(12 + FRAME);
+    let mut payload = vec![law.silence(); FRAME];
+    let mut playout: VecDeque<i16> = VecDeque::new();
+    let mut playing = false;
+    let mut dtmf_out: VecDeque<(bool, [u8; 4])> = VecDeque::new();
+    let mut dtmf_ts = 0u32;
+    let mut inbound = Inbound::new(cfg.jitter_depth);
+    let mut latched = false;
+    let mut last_rx = started;
+    let mut timed_out = false;
+    let mut buf = vec![0u8; 2048];
+    // interval() keeps a fixed schedule: a late tick does not shift the ones after it.
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // Send: a DTMF event packet when one is going, else 20 ms of audio (what is played, or silence).
+                if let (Some(pt), Some((marker, p))) = (dtmf_pt, dtmf_out.pop_front()) {
+                    rtp::build(&mut out, pt, marker, seq, dtmf_ts, ssrc, &p);
+                } else {
+                    for b in payload.iter_mut() {
+                        *b = playout.pop_front().map_or(law.silence(), |s| law.encode(s));
+                    }
+                    rtp::build(&mut out, law.payload_type(), false, seq, ts, ssrc, &payload);
+                    if playing && playout.is_empty() {
+                        playing = false;
+                        let _ = events.try_send(MediaEvent::PlayoutDone);
+                    }
+                }
+                if socket.send_to(&out, remote).await.is_ok() {
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                seq = seq.wrapping_add(1);
+                ts = ts.wrapping_add(FRAME as u32);
+                // Receive side: one frame out per tick, whatever arrived.
+                let frame = inbound.frame(law);
+                if events.try_send(MediaEvent::Audio(frame)).is_err() {
+                    stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                let js = inbound.jb.stats;
+                stats.lost.store(js.lost, Ordering::Relaxed);
+                stats.late.store(js.late, Ordering::Relaxed);
+                stats.duplicate.store(js.duplicate, Ordering::Relaxed);
+                if let Some(limit) = cfg.timeout {
+                    let silent = last_rx.elapsed();
+                    if !timed_out && silent >= limit {
+                        timed_out = true;
+                        let _ = events.try_send(MediaEvent::Timeout { silent_ms: silent.as_millis() as u64 });
+                    }
+                }
+            }
+            r = socket.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                let p = match rtp::classify(&buf[..n]) {
+                    Datagram::Rtp(p) => p,
+                    Datagram::Rtcp => { stats.rtcp.fetch_add(1, Ordering::Relaxed); continue }
+                    Datagram::Garbage => { stats.dropped.fetch_add(1, Ordering::Relaxed); continue }
+                };
+                let audio = p.payload_type == law.payload_type();
+                let event = Some(p.payload_type) == dtmf_pt;
+                if !audio && !event {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // Symmetric RTP: answer where the far end's media really comes from (NAT), once.
+                if !latched {
+                    latched = true;
+                    if from != remote {
+                        tracing::debug!(%from, sdp = %remote, "RTP latched to the source address");
+                        remote = from;
+                    }
+                }
+                stats.received.fetch_add(1, Ordering::Relaxed);
+                last_rx = Instant::now();
+                timed_out = false;
+                if inbound.ssrc != Some(p.ssrc) {
+                    // A new stream (re-INVITE, a transfer on the far side): start over.
+                    inbound.ssrc = Some(p.ssrc);
+                    inbound.jb = JitterBuffer::new(cfg.jitter_depth);
+                    inbound.transit = None;
+                }
+                if event {
+                    if let Some(d) = inbound.dtmf.on_packet(p.timestamp, p.payload) {
+                        stats.dtmf_received.fetch_add(1, Ordering::Relaxed);
+                        let _ = events.try_send(MediaEvent::Dtmf(d));
+                    }
+                    continue;
+                }
+                let arrival = (started.elapsed().as_micros() as i64) * 8 / 1000;
+                let transit = arrival - i64::from(p.timestamp);
+                if let Some(prev) = inbound.transit {
+                    let d = (transit - prev).abs() as f64;
+                    inbound.jitter += (d - inbound.jitter) / 16.0;
+                    stats.jitter_us.store((inbound.jitter * 125.0) as u64, Ordering::Relaxed);
+                }
+                inbound.transit = Some(transit);
+                inbound.jb.push(p.seq, p.payload);
+            }
+            cmd = commands.recv() => match cmd {
+                None => break,
+                Some(Command::Play(pcm)) => { playing = true; playout.extend(pcm); }
+                Some(Command::StopPlayout) => { playout.clear(); }
+                Some(Command::Dtmf(d)) => {
+                    if let (Some(_), Some(pkts)) = (dtmf_pt, dtmf::packets(d, 100, 10)) {
+                        dtmf_ts = ts;
+                        dtmf_out.extend(pkts);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The media loop against a real UDP peer on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use outdial_media::dtmf::Digit;
+use outdial_media::rtp::{self, Datagram};
+use outdial_media::{Answer, Law, Media, MediaConfig, MediaEvent, RtpSession};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+async fn session(peer: &UdpSocket, cfg: MediaConfig) -> (Media, std::net::SocketAddr) {
+    let s = RtpSession::bind("127.0.0.1".parse().unwrap(), (31000, 31998))
+        .await
+        .unwrap();
+    let local = s.local;
+    let answer = Answer {
+        remote: peer.local_addr().unwrap(),
+        law: Law::Ulaw,
+        dtmf_payload_type: Some(101),
+    };
+    (s.start(&answer, cfg), local)
+}
+
+fn tone(freq: f32, ms: usize) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * freq * i as f32 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+async fn recv(peer: &UdpSocket) -> (Vec<u8>, std::net::SocketAddr) {
+    let mut buf = [0u8; 1500];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(2), peer.recv_from(&mut buf))
+        .await
+        .expect("a packet")
+        .unwrap();
+    (buf[..n].to_vec(), from)
+}
+
+async fn event(m: &mut Media, want: impl Fn(&MediaEvent) -> bool) -> MediaEvent {
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(3), m.events.recv())
+            .await
+            .expect("an event in time")
+            .unwrap();
+        if want(&e) {
+            return e;
+        }
+    }
+}
+
+#[tokio::test]
+async fn paces_silence_plays_audio_and_reports_the_end_of_playout() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (mut m, _) = session(&peer, MediaConfig::default()).await;
+    let started = tokio::time::Instant::now();
+    let mut seqs = Vec::new();
+    for _ in 0..10 {
+        let (p, _) = recv(&peer).await;
+        let Datagram::Rtp(r) = rtp::classify(&p) else {
+            panic!()
+        };
+        assert_eq!((r.payload_type, r.payload.len()), (0, 160));
+        assert!(r.payload.iter().all(|&b| b == 0xFF), "µ-law silence");
+        seqs.push(r.seq);
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(170) && took < Duration::from_millis(400),
+        "{took:?}"
+    );
+    assert!(seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    // 60 ms of tone: three packets of it, then silence again, and PlayoutDone.
+    m.play(tone(1000.0, 60));
+    let mut loud = 0;
+    for _ in 0..8 {
+        let (p, _) = recv(&peer).await;
+        let Datagram::Rtp(r) = rtp::classify(&p) else {
+            panic!()
+        };
+        if r.payload.iter().any(|&b| b != 0xFF) {
+            loud += 1;
+        }
+    }
+    assert_eq!(loud, 3);
+    event(&mut m, |e| *e == MediaEvent::PlayoutDone).await;
+}
+
+#[tokio::test]
+async fn receives_reordered_audio_conceals_loss_and_latches_to_the_source() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (mut m, local) = session(&peer, MediaConfig::default()).await;
+    // The far end's media comes from another address than its SDP said (NAT).
+    let natted = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let pcm = tone(440.0, 200);
+    let mut out = Vec::new();
+    let order = [0u16, 2, 1, 3, 5, 6, 7, 8, 9]; // 4 lost, 1 and 2 swapped
+    for &i in &order {
+        let payload: Vec<u8> = pcm[i as usize * 160..(i as usize + 1) * 160]
+            .iter()
+            .map(|&s| Law::Ulaw.encode(s))
+            .collect();
+        rtp::build(
+            &mut out,
+            0,
+            i == 0,
+            1000 + i,
+            5000 + u32::from(i) * 160,
+            77,
+            &payload,
+        );
+        natted.send_to(&out, local).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    natted.send_to(b"garbage", local).await.unwrap();
+    // Our packets now go to the source address.
+    let (_, _) = recv(&natted).await;
+    let mut loud = 0;
+    for _ in 0..40 {
+        if let MediaEvent::Audio(f) = event(&mut m, |e| matches!(e, MediaEvent::Audio(_))).await {
+            assert_eq!(f.len(), 160);
+            if f.iter().map(|&s| i32::from(s).abs()).max().unwrap() > 4000 {
+                loud += 1;
+            }
+        }
+    }
+    assert!(loud >= 9, "9 packets plus concealment of the lost one: {loud}");
+    assert_eq!(m.stats.received.load(Ordering::Relaxed), 9);
+    assert_eq!(m.stats.lost.load(Ordering::Relaxed), 1);
+    assert_eq!(m.stats.dropped.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn dtmf_in_and_out() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (mut m, local) = session(&peer, MediaConfig::default()).await;
+    let mut out = Vec::new();
+    for (i, (marker, p)) in outdial_media::dtmf::packets('7', 120, 10)
+        .unwrap()
+        .into_iter()
+        .enumerate()
+    {
+        rtp::build(&mut out, 101, marker, 10 + i as u16, 8000, 5, &p);
+        peer.send_to(&out, local).await.unwrap();
+    }
+    let e = event(&mut m, |e| matches!(e, MediaEvent::Dtmf(_))).await;
+    assert_eq!(
+        e,
+        MediaEvent::Dtmf(Digit {
+            digit: '7',
+            duration_ms: 120
+        })
+    );
+    m.send_dtmf('#');
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        let (p, _) = recv(&peer).await;
+        let Datagram::Rtp(r) = rtp::classify(&p) else {
+            panic!()
+        };
+        if r.payload_type == 101 {
+            events.push((r.marker, r.payload.to_vec(), r.timestamp));
+        }
+        if events.len() == 8 {
+            break;
+        }
+    }
+    assert_eq!(events.len(), 8);
+    assert!(events[0].0, "marker on the first");
+    assert!(
+        events.iter().all(|e| e.1[0] == 11 && e.2 == events[0].2),
+        "event #, one timestamp"
+    );
+    assert_eq!(
+        events.iter().filter(|e| e.1[1] & 0x80 != 0).count(),
+        3,
+        "three end packets"
+    );
+    assert_eq!(m.stats.dtmf_received.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn no_rtp_for_the_media_timeout_is_reported() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let cfg = MediaConfig {
+        timeout: Some(Duration::from_millis(300)),
+        ..Default::default()
+    };
+    let (mut m, _) = session(&peer, cfg).await;
+    let started = tokio::time::Instant::now();
+    let e = event(&mut m, |e| matches!(e, MediaEvent::Timeout { .. })).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_millis(600),
+        "{took:?}"
+    );
+    let MediaEvent::Timeout { silent_ms } = e else {
+        panic!()
+    };
+    assert!(silent_ms >= 300);
+}
