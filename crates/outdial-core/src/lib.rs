@@ -7,6 +7,7 @@
 pub mod application;
 pub mod bot;
 pub mod conversation;
+pub mod detection;
 pub mod dialout;
 pub mod iam;
 pub mod time;
@@ -16,6 +17,7 @@ pub mod validate;
 pub use application::{Application, Effect, Policy, Role};
 pub use bot::{Bot, BotType};
 pub use conversation::{Conversation, ConversationState, ConversationStatus, ReasonCode};
+pub use detection::MachineDetectionConfig;
 pub use dialout::{DialoutRequest, MachineDetection};
 pub use trunk::{Transport, Trunk};
 pub use validate::ValidationError;

@@ -1,0 +1,124 @@
+//! Single-tone tracking per 20 ms frame: the spectrum's strongest peak between 300 and 2200 Hz, its frequency
+//! (interpolated between bins) and how much of the frame's energy it holds. A frame is tonal when one peak holds
+//! most of the energy — dual tones (ringback 440+480 Hz, busy 480+620 Hz) and speech are not.
+
+use realfft::{RealFftPlanner, RealToComplex};
+use std::sync::Arc;
+
+const N: usize = 256;
+const RATE: f32 = 8000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tone {
+    pub frequency_hz: f32,
+    /// Share of the frame's energy in the peak (0–1).
+    pub purity: f32,
+    pub level_db: f32,
+}
+
+pub struct ToneTracker {
+    fft: Arc<dyn RealToComplex<f32>>,
+    input: Vec<f32>,
+    spectrum: Vec<realfft::num_complex::Complex<f32>>,
+    window: Vec<f32>,
+    power: Vec<f32>,
+}
+
+impl std::fmt::Debug for ToneTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ToneTracker")
+    }
+}
+
+impl Default for ToneTracker {
+    fn default() -> Self {
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N);
+        let spectrum = fft.make_output_vec();
+        // Hann window over the 160 samples of a frame; zero padding to 256.
+        let window = (0..160)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / 159.0).cos())
+            .collect();
+        ToneTracker {
+            fft,
+            input: vec![0.0; N],
+            spectrum,
+            window,
+            power: vec![0.0; N / 2 + 1],
+        }
+    }
+}
+
+impl ToneTracker {
+    /// The dominant tone of a 160-sample frame, if its level is above -45 dBFS.
+    pub fn analyse(&mut self, frame: &[i16]) -> Option<Tone> {
+        let level = crate::vad::level_db(frame);
+        if level < -45.0 {
+            return None;
+        }
+        self.input.fill(0.0);
+        for ((x, &s), w) in self.input.iter_mut().zip(frame).zip(&self.window) {
+            *x = f32::from(s) / 32768.0 * w;
+        }
+        self.fft.process(&mut self.input, &mut self.spectrum).ok()?;
+        for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
+            *p = c.norm_sqr();
+        }
+        let total: f32 = self.power[2..].iter().sum();
+        let lo = (300.0 / RATE * N as f32) as usize;
+        let hi = (2200.0 / RATE * N as f32) as usize;
+        let (k, _) = self.power[lo..=hi]
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))?;
+        let k = k + lo;
+        // The Hann main lobe spans ±2 bins.
+        let peak: f32 = self.power[k - 2..=k + 2].iter().sum();
+        let (a, b, c) = (
+            self.power[k - 1].sqrt(),
+            self.power[k].sqrt(),
+            self.power[k + 1].sqrt(),
+        );
+        let denom = a - 2.0 * b + c;
+        let offset = if denom.abs() > f32::EPSILON {
+            (0.5 * (a - c) / denom).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        };
+        Some(Tone {
+            frequency_hz: (k as f32 + offset) * RATE / N as f32,
+            purity: if total > 0.0 { peak / total } else { 0.0 },
+            level_db: level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sine(f: &[f32], n: usize, offset: usize) -> Vec<i16> {
+        (offset..offset + n)
+            .map(|i| {
+                let t = i as f32 / 8000.0;
+                let v: f32 = f
+                    .iter()
+                    .map(|f| (2.0 * std::f32::consts::PI * f * t).sin())
+                    .sum::<f32>();
+                (v / f.len() as f32 * 8000.0) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pure_tones_are_found_within_a_few_hertz_and_distant_dual_tones_are_not_pure() {
+        let mut t = ToneTracker::default();
+        for f in [400.0, 1000.0, 1100.0, 1400.0, 2100.0] {
+            let tone = t.analyse(&sine(&[f], 160, 0)).unwrap();
+            assert!((tone.frequency_hz - f).abs() < 8.0, "{f}: {tone:?}");
+            assert!(tone.purity > 0.9, "{f}: {tone:?}");
+        }
+        let busy = t.analyse(&sine(&[480.0, 620.0], 160, 0)).unwrap();
+        assert!(busy.purity < 0.7, "{busy:?}");
+        assert_eq!(t.analyse(&[0i16; 160]), None);
+    }
+}

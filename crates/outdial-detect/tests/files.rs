@@ -1,0 +1,83 @@
+//! The detector on recorded audio (8 kHz µ-law WAVs made with espeak-ng and sox; see tests/audio/README.md).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use outdial_detect::{Analysis, Config, Verdict, analyse, wav};
+use std::path::PathBuf;
+
+fn run(name: &str) -> (Analysis, u64) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/audio")
+        .join(name);
+    let samples = wav::read_8k(&path).unwrap();
+    (analyse(&Config::default(), &samples), samples.len() as u64 / 8)
+}
+
+#[test]
+fn a_person_saying_hello_is_human_soon_after_the_greeting() {
+    let (a, _) = run("human_hello_then_silence_8k_ulaw.wav");
+    assert_eq!(a.decision.verdict, Verdict::Human, "{a:?}");
+    assert!(a.decision.cause.starts_with("HUMAN-"), "{a:?}");
+    // 0.3 s of silence, "Hello? Who is this?" (about 1.3 s), then silence: the verdict must come within 1 s
+    // of the end of the speech.
+    assert!(a.decision.latency_ms <= 2700, "{a:?}");
+    assert_eq!(a.greeting_end, None);
+}
+
+#[test]
+fn a_voicemail_greeting_is_a_machine_and_its_beep_ends_it() {
+    let (a, total) = run("voicemail_greeting_beep_8k_ulaw.wav");
+    assert_eq!(a.decision.verdict, Verdict::Machine, "{a:?}");
+    assert!(a.decision.latency_ms < 3000, "machine known early: {a:?}");
+    let beep = a.greeting_end.expect("the beep");
+    // The file ends with 5 s of silence after the 500 ms, 1000 Hz beep.
+    let truth = total - 5000;
+    assert!(
+        beep.time_ms.abs_diff(truth) <= 100,
+        "beep end {} vs {truth}",
+        beep.time_ms
+    );
+    assert!(beep.frequency_hz.abs_diff(1000) <= 10, "{beep:?}");
+    assert!(beep.length_ms.abs_diff(500) <= 60, "{beep:?}");
+}
+
+#[test]
+fn a_greeting_without_beep_is_a_machine_without_greeting_end() {
+    let (a, _) = run("greeting_8k_ulaw.wav");
+    assert_eq!(a.decision.verdict, Verdict::Machine, "{a:?}");
+    assert_eq!(a.greeting_end, None);
+}
+
+#[test]
+fn fax_tones_are_fax() {
+    let (a, _) = run("fax_ced_2100hz_3s.wav");
+    assert_eq!(
+        (a.decision.verdict, a.decision.cause.as_str()),
+        (Verdict::Fax, "CED"),
+        "{a:?}"
+    );
+    assert!(a.decision.latency_ms <= 600, "{a:?}");
+    let (a, _) = run("fax_cng_1100hz_x3.wav");
+    assert_eq!(
+        (a.decision.verdict, a.decision.cause.as_str()),
+        (Verdict::Fax, "CNG"),
+        "{a:?}"
+    );
+    assert!(a.decision.latency_ms <= 700, "{a:?}");
+}
+
+#[test]
+fn call_progress_tones_and_noise_are_not_beeps() {
+    // SIT (913.8 / 1370.6 / 1776.7 Hz in a row) then an announcement: a machine, but no beep from the SIT.
+    let (a, _) = run("sit_not_in_service_8k_ulaw.wav");
+    assert_eq!(a.greeting_end, None, "{a:?}");
+    assert!(!a.decision.cause.starts_with("BEEP"), "{a:?}");
+    // Ringback (440+480 Hz, 2 s on, 4 s off) is no beep and no fax.
+    let (a, _) = run("ringback_us_2cycles_8k_ulaw.wav");
+    assert!(
+        !a.decision.cause.starts_with("BEEP") && a.decision.verdict != Verdict::Fax,
+        "{a:?}"
+    );
+    // Pink noise is not a person.
+    let (a, _) = run("pink_noise_5s.wav");
+    assert_ne!(a.decision.verdict, Verdict::Human, "{a:?}");
+}
