@@ -43,12 +43,12 @@ impl Default for MachineDetectionConfig {
     fn default() -> Self {
         MachineDetectionConfig {
             initial_silence_ms: 2500,
-            greeting_ms: 1500,
+            greeting_ms: 1800,
             after_greeting_silence_ms: 800,
             total_analysis_ms: 5000,
             min_word_length_ms: 100,
             between_words_silence_ms: 50,
-            maximum_words: 3,
+            maximum_words: 5,
             maximum_word_length_ms: 5000,
             vad_threshold: 0.5,
             min_voice_level_db: -50.0,

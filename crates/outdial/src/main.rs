@@ -2,6 +2,7 @@
 
 mod call;
 mod config;
+mod detect;
 mod dial;
 mod engine;
 mod health;
@@ -46,6 +47,9 @@ enum Command {
     /// Place one call through a running gateway and follow it: prints each notification as it arrives and
     /// exits 0 when the call completed, 1 when it failed, 2 when the gateway refused it, 3 on timeout.
     Dial(Box<dial::DialArgs>),
+    /// Run the answering-machine / fax / beep detector on WAV files (one JSON line per file), or report its
+    /// accuracy on a labelled corpus (--report DIR; see scripts/make-corpus.sh).
+    Detect(detect::DetectArgs),
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
     HashSecret,
     /// Print the OpenAPI document.
@@ -83,6 +87,15 @@ fn main() -> std::process::ExitCode {
                 Ok(c) => std::process::ExitCode::from(c),
                 Err(e) => {
                     eprintln!("outdial dial: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
+        Command::Detect(args) => {
+            return match detect::run(args) {
+                Ok(c) => std::process::ExitCode::from(c),
+                Err(e) => {
+                    eprintln!("outdial detect: {e:#}");
                     std::process::ExitCode::from(2)
                 }
             };

@@ -1,0 +1,79 @@
+//! `outdial detect FILE…`: one JSON line per file, the live detector's verdicts, errors per file.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use serde_json::Value;
+use std::process::Command;
+
+const AUDIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../outdial-detect/tests/audio");
+
+fn detect(args: &[&str]) -> (i32, Vec<Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .arg("detect")
+        .args(args)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn one_json_line_per_file() {
+    let vm = format!("{AUDIO}/voicemail_greeting_beep_8k_ulaw.wav");
+    let human = format!("{AUDIO}/human_hello_then_silence_8k_ulaw.wav");
+    let fax = format!("{AUDIO}/fax_ced_2100hz_3s.wav");
+    let (code, lines, _) = detect(&[&vm, &human, &fax]);
+    assert_eq!(code, 0);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["file"], vm.as_str());
+    assert_eq!(lines[0]["verdict"], "machine");
+    assert_eq!(lines[0]["greetingEnd"]["kind"], "beep");
+    assert_eq!(lines[0]["greetingEnd"]["frequencyHz"], 1000);
+    assert!(lines[0]["greetingEnd"]["timeMs"].as_u64().unwrap() > 10_000);
+    assert_eq!(lines[1]["verdict"], "human");
+    assert!(lines[1]["cause"].as_str().unwrap().starts_with("HUMAN-"));
+    assert!(lines[1]["greetingEnd"].is_null());
+    assert_eq!(lines[2]["verdict"], "fax");
+    assert_eq!(lines[2]["cause"], "CED");
+    for l in &lines {
+        let c = l["confidence"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&c));
+        assert!(l["latencyMs"].as_u64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn bad_files_and_bad_config_are_reported() {
+    let (code, lines, _) = detect(&[
+        "/nonexistent.wav",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot read /nonexistent.wav")
+    );
+    assert!(lines[1]["error"].as_str().unwrap().contains("not a WAV file"));
+    let (code, _, err) = detect(&["--config", r#"{"greetingMs": 5}"#, "x.wav"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("machineDetectionConfig/greetingMs should be >= 300"),
+        "{err}"
+    );
+    // A stricter configuration changes the verdict: the greeting must be longer than the whole file.
+    let human = format!("{AUDIO}/greeting_8k_ulaw.wav");
+    let (_, lines, _) = detect(&[
+        "--config",
+        r#"{"greetingMs": 10000, "totalAnalysisMs": 3000}"#,
+        &human,
+    ]);
+    assert_eq!(lines[0]["verdict"], "unknown", "{:?}", lines[0]);
+}
