@@ -98,6 +98,9 @@ pub struct Bot {
     /// SIP headers of the answer whose values go to the bot in the start event.
     #[serde(default)]
     pub sip_headers_to_bot: Vec<String>,
+    /// Tuning of machine detection for this bot's calls (defaults for absent fields; docs/configuration.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine_detection_config: Option<crate::detection::MachineDetectionConfig>,
 }
 
 fn default_language() -> String {
@@ -110,7 +113,8 @@ fn default_expiration() -> u32 {
 /// Fields that are never returned.
 pub const BOT_SECRETS: [&str; 3] = ["token", "oauthClientSecret", "notifySecret"];
 
-const BOT_FIELDS: [&str; 25] = [
+const BOT_FIELDS: [&str; 26] = [
+    "machineDetectionConfig",
     "name",
     "type",
     "botUrl",
@@ -245,6 +249,10 @@ impl Bot {
                 .unwrap_or(false),
             barge_in: o.boolean("bargeIn")?.unwrap_or(false),
             notify_secret: opt("notifySecret", 256)?,
+            machine_detection_config: o
+                .value("machineDetectionConfig")
+                .map(|v| crate::detection::MachineDetectionConfig::parse(v, "machineDetectionConfig"))
+                .transpose()?,
             fallback_prompt: opt("fallbackPrompt", 2000)?,
             sip_headers_to_bot: headers.unwrap_or_default(),
         })
@@ -291,6 +299,13 @@ mod tests {
             with("dialoutConcurrentCallsExpirationSeconds", json!(9)).unwrap_err(),
             "request/dialoutConcurrentCallsExpirationSeconds should be >= 10"
         );
+        assert_eq!(
+            with("machineDetectionConfig", json!({"greetingMs": 100})).unwrap_err(),
+            "request/machineDetectionConfig/greetingMs should be >= 300"
+        );
+        let tuned = with("machineDetectionConfig", json!({"greetingMs": 2200})).unwrap();
+        let cfg = tuned.machine_detection_config.unwrap();
+        assert_eq!((cfg.greeting_ms, cfg.maximum_words), (2200, 5), "absent fields keep their defaults");
         assert_eq!(
             with("dialoutLimitPerSecond", json!(-1)).unwrap_err(),
             "request/dialoutLimitPerSecond should be >= 0"

@@ -68,6 +68,9 @@ pub enum ConversationStatus {
     Answered,
     Completed,
     Failed,
+    /// Opt-in (`notifyEvents: ["machineDetection"]`): the detector's verdict, as soon as it is known.
+    #[serde(rename = "machineDetection")]
+    MachineDetection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -188,7 +191,17 @@ impl Conversation {
         {
             put("connectTime", Value::String(iso(t)));
         }
+        if status == ConversationStatus::MachineDetection
+            && let Some(d) = &self.detection
+        {
+            put("machineDetection", d["result"].clone());
+            put("detection", d.clone());
+        }
         if status == ConversationStatus::Completed {
+            // `detect` mode found a machine: how its greeting ended.
+            if let Some(v) = self.detection.as_ref().and_then(|d| d["voicemail"].as_str()) {
+                put("machineDetection", Value::String(v.to_string()));
+            }
             if let Some(d) = self.call_duration() {
                 put("callDuration", serde_json::json!(d));
             }

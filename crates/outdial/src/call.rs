@@ -4,6 +4,7 @@
 //! its CANCEL or BYE in the background (a 200 that crosses our CANCEL is ACKed and BYE'd there); remote causes
 //! (a final response, the far end's BYE) end it when they arrive.
 
+use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
 use outdial_api::engine::AcceptedCall;
 use outdial_core::conversation::{ConversationState, ConversationStatus, ReasonCode};
@@ -98,10 +99,10 @@ fn request(
 pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver<Command>) {
     let AcceptedCall {
         mut conversation,
+        bot,
         trunk,
         lease,
         notify_secret,
-        ..
     } = call;
     let conv = &mut conversation;
     let secret = notify_secret.as_deref();
@@ -149,6 +150,11 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     };
     let mut rtp = Some(rtp);
     let mut media: Option<Media> = None;
+    let mut detection: Option<Detection> = None;
+    // `detect` mode, machine found: how long to wait for the beep.
+    let beep_wait = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(beep_wait);
+    let mut beep_waiting = false;
     let answer_timeout = Duration::from_secs_f64(conv.request.answer_timeout_sec);
     let answer_deadline = tokio::time::sleep(answer_timeout);
     tokio::pin!(answer_deadline);
@@ -199,6 +205,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         Ok(answer) => {
                             let cfg = MediaConfig { timeout: ctx.media_timeout, ..Default::default() };
                             media = rtp.take().map(|r| r.start(&answer, cfg));
+                            detection = Detection::new(conv.request.machine_detection, bot.machine_detection_config.as_ref());
                         }
                         Err(e) => {
                             sip.hangup().await;
@@ -245,8 +252,31 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         tracing::warn!(conversation = %id, "cannot record a DTMF digit: {e}");
                     }
                 }
-                MediaEvent::Audio(_) | MediaEvent::PlayoutDone => {}
+                MediaEvent::Audio(frame) => {
+                    let Some(d) = detection.as_mut().filter(|d| d.listening()) else { continue };
+                    let steps = d.on_frame(&frame);
+                    let (await_beep, hang_up) = apply(&ctx, conv, secret, steps).await;
+                    if await_beep {
+                        let wait = Duration::from_secs_f64(conv.request.voicemail_end_timeout_sec);
+                        beep_wait.as_mut().reset(tokio::time::Instant::now() + wait);
+                        beep_waiting = true;
+                    }
+                    if let Some(reason) = hang_up {
+                        sip.hangup().await;
+                        finish(conv, ReasonCode::MachineDetected, reason.into(), "system").await;
+                        break;
+                    }
+                }
+                MediaEvent::PlayoutDone => {}
             },
+            () = &mut beep_wait, if beep_waiting => {
+                beep_waiting = false;
+                if let Some(d) = detection.as_mut() {
+                    let since_answer = conv.connect_time.map_or(0, |t| (now_ms() - t).max(0) as u64);
+                    let steps = d.on_beep_timeout(since_answer);
+                    apply(&ctx, conv, secret, steps).await;
+                }
+            }
             () = &mut answer_deadline, if conv.state != ConversationState::Answered => {
                 sip.hangup().await;
                 let secs = conv.request.answer_timeout_sec;
@@ -301,4 +331,58 @@ async fn record_media_stats(ctx: &Ctx, id: uuid::Uuid, m: &Media) {
     if let Err(e) = ctx.store.append_event(id, "media-stats", &data).await {
         tracing::warn!(conversation = %id, "cannot record media statistics: {e}");
     }
+}
+
+/// Carries out the detector's steps that do not end the call; returns whether to start waiting for the beep and
+/// the reason to hang up, if any.
+async fn apply(
+    ctx: &Ctx,
+    conv: &mut Conversation,
+    secret: Option<&str>,
+    steps: Vec<Step>,
+) -> (bool, Option<&'static str>) {
+    let id = conv.id;
+    let (mut await_beep, mut hang_up) = (false, None);
+    for step in steps {
+        match step {
+            Step::Verdict(record) => {
+                conv.detection = Some(record.clone());
+                let now = now_ms();
+                conv.updated_at = now;
+                let wanted = conv.request.notify_events.iter().any(|e| e == "machineDetection");
+                let outbox = if wanted {
+                    notify(conv, ConversationStatus::MachineDetection, secret, now)
+                } else {
+                    Vec::new()
+                };
+                if let Err(e) = ctx
+                    .store
+                    .transition(conv, "machine-detection", &record, &outbox)
+                    .await
+                {
+                    tracing::error!(conversation = %id, "cannot record the detection verdict: {e}");
+                }
+                if !outbox.is_empty() {
+                    ctx.notifier.wake();
+                }
+            }
+            Step::GreetingEnd(record) => {
+                conv.detection = Some(record.clone());
+                conv.updated_at = now_ms();
+                if let Err(e) = ctx.store.transition(conv, "greeting-end", &record, &[]).await {
+                    tracing::error!(conversation = %id, "cannot record the end of the greeting: {e}");
+                }
+            }
+            // The bot connector arrives with the bot issue; until then the events are kept in the timeline.
+            Step::BotEvent(value) => {
+                let data = json!({"type": "event", "name": "machineDetection", "value": value});
+                if let Err(e) = ctx.store.append_event(id, "bot-event", &data).await {
+                    tracing::warn!(conversation = %id, "cannot record a bot event: {e}");
+                }
+            }
+            Step::AwaitBeep => await_beep = true,
+            Step::HangUp(reason) => hang_up = Some(reason),
+        }
+    }
+    (await_beep, hang_up)
 }

@@ -3,6 +3,7 @@
 mod call;
 mod config;
 mod detect;
+mod detection;
 mod dial;
 mod engine;
 mod health;

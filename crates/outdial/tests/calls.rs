@@ -4,47 +4,12 @@
 
 mod common;
 
-use axum::Router;
-use axum::routing::post;
-use common::{ADMIN, Gateway};
+use common::{ADMIN, Gateway, receiver, status};
 use outdial_testkit::Sipp;
-use parking_lot::Mutex;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-
-type Got = Arc<Mutex<Vec<Value>>>;
-
-async fn receiver() -> (String, Got) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/n", listener.local_addr().unwrap());
-    let got: Got = Arc::default();
-    let g = got.clone();
-    let app = Router::new().route(
-        "/n",
-        post(move |body: String| {
-            let g = g.clone();
-            async move {
-                g.lock().push(serde_json::from_str(&body).unwrap());
-                "ok"
-            }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
-}
-
-/// Waits for a notification with this status.
-async fn status(got: &Got, status: &str) -> Value {
-    for _ in 0..300 {
-        if let Some(n) = got.lock().iter().find(|n| n["status"] == status) {
-            return n.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no '{status}' notification; got {:?}", got.lock());
-}
 
 async fn gateway(sipp_port: u16) -> Gateway {
     Gateway::start(&format!(

@@ -78,3 +78,183 @@ async fn dtmf_is_received_and_silence_ends_the_call_at_the_media_timeout() {
     assert!(stats["data"]["packetsSent"].as_u64().unwrap() >= 90, "{stats}");
     assert_eq!(sipp.exit_code(), 0, "sipp got our BYE");
 }
+
+/// The timeline's bot events (`machineDetection` values), in order.
+async fn bot_events(g: &Gateway, id: &str) -> Vec<String> {
+    events(g, id)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "bot-event")
+        .map(|e| e["data"]["value"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn wait_for_bot_events(g: &Gateway, id: &str, n: usize, within: Duration) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = bot_events(g, id).await;
+        if got.len() >= n || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn hang_up(g: &Gateway, id: &str) {
+    let r = g
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/conversations/{id}"),
+            ADMIN,
+            None,
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+#[tokio::test]
+async fn a_person_is_human_and_the_call_goes_on() {
+    let sipp = Sipp::uas("uas_play_human.xml", &["-mi", "127.0.0.1"]);
+    let g = gateway(sipp.port, "").await;
+    let (url, got) = common::receiver().await;
+    let id = dial(
+        &g,
+        json!({"machineDetection": "detect", "notifyUrl": url, "notifyEvents": ["machineDetection"]}),
+    )
+    .await;
+    let md = common::status(&got, "machineDetection").await;
+    assert_eq!(md["machineDetection"], "human", "{md}");
+    assert_eq!(md["detection"]["result"], "human");
+    assert!(
+        md["detection"]["cause"].as_str().unwrap().starts_with("HUMAN-"),
+        "{md}"
+    );
+    // 0.3 s of silence and "Hello? Who is this?": known well within 3 s of the answer.
+    assert!(md["detection"]["latencyMs"].as_u64().unwrap() < 3000, "{md}");
+    assert_eq!(md["sequence"], 2, "after answered");
+    let c: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["state"], "answered", "a person: the call goes on");
+    assert!(bot_events(&g, &id).await.is_empty());
+    hang_up(&g, &id).await;
+    let done = common::status(&got, "completed").await;
+    assert_eq!(done["detection"]["result"], "human");
+    assert!(
+        done.get("machineDetection").is_none(),
+        "only for machines in detect mode: {done}"
+    );
+}
+
+#[tokio::test]
+async fn detect_mode_tells_the_bot_when_the_greeting_ends_with_a_beep() {
+    let sipp = Sipp::uas("uas_play_voicemail.xml", &["-mi", "127.0.0.1"]);
+    let g = gateway(sipp.port, "").await;
+    let (url, got) = common::receiver().await;
+    let id = dial(&g, json!({"machineDetection": "detect", "notifyUrl": url})).await;
+    let events = wait_for_bot_events(&g, &id, 2, Duration::from_secs(25)).await;
+    assert_eq!(events, ["voicemail-prompt-start", "voicemail-prompt-end-beep"]);
+    let c: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let d = &c["detection"];
+    assert_eq!(d["result"], "machine", "{c}");
+    assert_eq!(d["greetingEnd"]["kind"], "beep");
+    assert_eq!(d["greetingEnd"]["frequencyHz"], 1000);
+    // The recording's beep ends 15.24 s after its start; RTP starts at the answer, plus the jitter buffer.
+    let t = d["greetingEnd"]["timeMs"].as_i64().unwrap();
+    assert!((t - 15_240).abs() <= 300, "beep end at {t} ms");
+    hang_up(&g, &id).await;
+    let done = common::status(&got, "completed").await;
+    assert_eq!(done["machineDetection"], "voicemail beep", "{done}");
+}
+
+#[tokio::test]
+async fn detect_mode_without_a_beep_ends_the_greeting_at_the_timeout() {
+    let sipp = Sipp::uas("uas_play_voicemail.xml", &["-mi", "127.0.0.1"]);
+    let g = gateway(sipp.port, "").await;
+    let (url, got) = common::receiver().await;
+    let id = dial(
+        &g,
+        json!({"machineDetection": "detect", "voicemailEndTimeoutSec": 2, "notifyUrl": url}),
+    )
+    .await;
+    let events = wait_for_bot_events(&g, &id, 2, Duration::from_secs(10)).await;
+    assert_eq!(events, ["voicemail-prompt-start", "voicemail-prompt-end-beep"]);
+    let c: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let d = &c["detection"];
+    assert_eq!(d["greetingEnd"]["kind"], "timeout", "{c}");
+    let verdict = d["latencyMs"].as_i64().unwrap();
+    let t = d["greetingEnd"]["timeMs"].as_i64().unwrap();
+    assert!(
+        (t - verdict - 2000).abs() <= 300,
+        "timeout {t} ms, verdict at {verdict} ms"
+    );
+    hang_up(&g, &id).await;
+    let done = common::status(&got, "completed").await;
+    assert_eq!(done["machineDetection"], "voicemail timeout", "{done}");
+}
+
+#[tokio::test]
+async fn disconnect_mode_hangs_up_on_a_machine() {
+    let sipp = Sipp::uas("uas_play_voicemail.xml", &["-mi", "127.0.0.1"]);
+    let g = gateway(sipp.port, "").await;
+    let (url, got) = common::receiver().await;
+    dial(&g, json!({"machineDetection": "disconnect", "notifyUrl": url})).await;
+    let done = common::status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "machine-detected", "{done}");
+    assert_eq!(done["reason"], "voicemail detected");
+    assert_eq!(done["detection"]["result"], "machine");
+    assert!(done["callDuration"].as_f64().unwrap() < 4.0, "{done}");
+    assert_eq!(sipp.exit_code(), 0, "sipp got our BYE");
+}
+
+#[tokio::test]
+async fn fax_tones_hang_up_in_either_mode() {
+    for (scenario, mode, cause) in [
+        ("uas_play_fax_ced.xml", "detect", "CED"),
+        ("uas_play_fax_cng.xml", "disconnect", "CNG"),
+    ] {
+        let sipp = Sipp::uas(scenario, &["-mi", "127.0.0.1"]);
+        let g = gateway(sipp.port, "").await;
+        let (url, got) = common::receiver().await;
+        let id = dial(&g, json!({"machineDetection": mode, "notifyUrl": url})).await;
+        let done = common::status(&got, "completed").await;
+        assert_eq!(done["reasonCode"], "machine-detected", "{done}");
+        assert_eq!(done["reason"], "fax detected");
+        assert_eq!(done["detection"]["cause"], cause);
+        assert!(
+            bot_events(&g, &id).await.is_empty(),
+            "no voicemail events for a fax"
+        );
+        assert_eq!(sipp.exit_code(), 0);
+    }
+}
+
+#[tokio::test]
+async fn without_detection_a_machine_is_just_a_call() {
+    let sipp = Sipp::uas("uas_play_voicemail.xml", &["-mi", "127.0.0.1"]);
+    let g = gateway(sipp.port, "").await;
+    let id = dial(&g, json!({})).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["state"], "answered");
+    assert!(c["detection"].is_null(), "{c}");
+    hang_up(&g, &id).await;
+}

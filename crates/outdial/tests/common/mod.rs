@@ -1,11 +1,15 @@
 //! Starts the real `outdial` binary on a free port with its own SQLite file, and talks to it over HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // Tests fail loudly; helpers are shared.
 
+use axum::Router;
+use axum::routing::post;
+use parking_lot::Mutex;
 use reqwest::{Client, Response};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const ADMIN: (&str, &str) = ("admin", "admin-secret-1");
@@ -246,4 +250,37 @@ pub async fn error_of(r: Response) -> (u16, String) {
     let s = r.status().as_u16();
     let v: Value = r.json().await.unwrap_or(Value::Null);
     (s, v["error"].as_str().unwrap_or_default().to_string())
+}
+
+/// A notification receiver (a real HTTP server on 127.0.0.1) keeping every body it gets.
+pub type Got = Arc<Mutex<Vec<Value>>>;
+
+pub async fn receiver() -> (String, Got) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/n", listener.local_addr().unwrap());
+    let got: Got = Arc::default();
+    let g = got.clone();
+    let app = Router::new().route(
+        "/n",
+        post(move |body: String| {
+            let g = g.clone();
+            async move {
+                g.lock().push(serde_json::from_str(&body).unwrap());
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+/// Waits for a notification with this status.
+pub async fn status(got: &Got, status: &str) -> Value {
+    for _ in 0..600 {
+        if let Some(n) = got.lock().iter().find(|n| n["status"] == status) {
+            return n.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no '{status}' notification; got {:?}", got.lock());
 }
