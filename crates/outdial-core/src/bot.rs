@@ -305,7 +305,11 @@ mod tests {
         );
         let tuned = with("machineDetectionConfig", json!({"greetingMs": 2200})).unwrap();
         let cfg = tuned.machine_detection_config.unwrap();
-        assert_eq!((cfg.greeting_ms, cfg.maximum_words), (2200, 5), "absent fields keep their defaults");
+        assert_eq!(
+            (cfg.greeting_ms, cfg.maximum_words),
+            (2200, 5),
+            "absent fields keep their defaults"
+        );
         assert_eq!(
             with("dialoutLimitPerSecond", json!(-1)).unwrap_err(),
             "request/dialoutLimitPerSecond should be >= 0"

@@ -36,6 +36,23 @@ pub struct Stats {
     pub dtmf_received: AtomicU64,
     /// Frames the consumer did not take in time.
     pub frames_dropped: AtomicU64,
+    /// How late each packet left against its 20 ms schedule: counts below 0.5, 1, 2, 5, 10, 20 ms and above.
+    pub send_late: [AtomicU64; 7],
+    pub send_late_max_us: AtomicU64,
+}
+
+/// Upper bounds (µs) of the [`Stats::send_late`] buckets; the last bucket is everything above.
+pub const SEND_LATE_BOUNDS_US: [u64; 6] = [500, 1_000, 2_000, 5_000, 10_000, 20_000];
+
+impl Stats {
+    fn record_send_late(&self, late_us: u64) {
+        let i = SEND_LATE_BOUNDS_US
+            .iter()
+            .position(|&b| late_us < b)
+            .unwrap_or(SEND_LATE_BOUNDS_US.len());
+        self.send_late[i].fetch_add(1, Ordering::Relaxed);
+        self.send_late_max_us.fetch_max(late_us, Ordering::Relaxed);
+    }
 }
 
 /// What the media loop reports.
@@ -205,7 +222,7 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            scheduled = tick.tick() => {
                 // Send: a DTMF event packet when one is going, else 20 ms of audio (what is played, or silence).
                 if let (Some(pt), Some((marker, p))) = (dtmf_pt, dtmf_out.pop_front()) {
                     rtp::build(&mut out, pt, marker, seq, dtmf_ts, ssrc, &p);
@@ -221,6 +238,7 @@ async fn run(
                 }
                 if socket.send_to(&out, remote).await.is_ok() {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
+                    stats.record_send_late(scheduled.elapsed().as_micros() as u64);
                 }
                 seq = seq.wrapping_add(1);
                 ts = ts.wrapping_add(FRAME as u32);

@@ -327,6 +327,15 @@ async fn record_media_stats(ctx: &Ctx, id: uuid::Uuid, m: &Media) {
         "datagramsDropped": s.dropped.load(Relaxed),
         "jitterMs": s.jitter_us.load(Relaxed) as f64 / 1000.0,
         "dtmfReceived": s.dtmf_received.load(Relaxed),
+        "sendLateness": {
+            "maxMs": s.send_late_max_us.load(Relaxed) as f64 / 1000.0,
+            "buckets": outdial_media::session::SEND_LATE_BOUNDS_US
+                .iter()
+                .map(|b| format!("<{}ms", *b as f64 / 1000.0))
+                .chain(std::iter::once(">=20ms".to_string()))
+                .zip(s.send_late.iter().map(|c| serde_json::Value::from(c.load(Relaxed))))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+        },
     });
     if let Err(e) = ctx.store.append_event(id, "media-stats", &data).await {
         tracing::warn!(conversation = %id, "cannot record media statistics: {e}");

@@ -51,6 +51,20 @@ enum Command {
     /// Run the answering-machine / fax / beep detector on WAV files (one JSON line per file), or report its
     /// accuracy on a labelled corpus (--report DIR; see scripts/make-corpus.sh).
     Detect(detect::DetectArgs),
+    /// Run the simulated callee: a SIP UAS on UDP answering like a person, an answering machine or a fax (by the
+    /// dialled number's last digit: 0 person, 1 machine with beep, 2 machine without beep, 3 fax, 4 busy,
+    /// 5 no answer, 6 decline), playing recorded audio over RTP.
+    Sim {
+        /// UDP address to listen on.
+        #[arg(long, default_value = "127.0.0.1:5070")]
+        listen: SocketAddr,
+        /// Ringing before the answer, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        ring_ms: u64,
+        /// The callee hangs up answered calls after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        hold_sec: u64,
+    },
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
     HashSecret,
     /// Print the OpenAPI document.
@@ -101,6 +115,15 @@ fn main() -> std::process::ExitCode {
                 }
             };
         }
+        Command::Sim {
+            listen,
+            ring_ms,
+            hold_sec,
+        } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(sim(listen, ring_ms, hold_sec))),
         Command::HashSecret => hash_secret(),
         Command::Openapi => serde_json::to_string_pretty(&outdial_api::openapi_document())
             .map(|s| println!("{s}"))
@@ -125,6 +148,28 @@ fn hash_secret() -> anyhow::Result<()> {
     println!(
         "{}",
         outdial_api::auth::hash_secret(secret).map_err(anyhow::Error::msg)?
+    );
+    Ok(())
+}
+
+async fn sim(listen: SocketAddr, ring_ms: u64, hold_sec: u64) -> anyhow::Result<()> {
+    let opts = outdial_sim::SimOptions {
+        ring: std::time::Duration::from_millis(ring_ms),
+        hold: std::time::Duration::from_secs(hold_sec),
+        ..Default::default()
+    };
+    let sim = outdial_sim::start(listen, opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on udp {listen}: {e}"))?;
+    println!("outdial sim listening on udp {}", sim.addr);
+    tokio::signal::ctrl_c().await?;
+    let s = &sim.stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    println!(
+        "calls {}, answered {}, ended {}",
+        s.invites.load(Relaxed),
+        s.answered.load(Relaxed),
+        s.ended.load(Relaxed)
     );
     Ok(())
 }

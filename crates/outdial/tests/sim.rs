@@ -1,0 +1,136 @@
+//! The real binary dials the simulated callee (outdial-sim, in this test process): each kind of callee gives the
+//! outcome a dialer expects.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use common::{ADMIN, Gateway, receiver, status};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn setup() -> (outdial_sim::Sim, Gateway) {
+    let sim = outdial_sim::start(
+        "127.0.0.1:0".parse().unwrap(),
+        outdial_sim::SimOptions {
+            hold: Duration::from_secs(20),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"sim\"\naddress = \"{}\"\nkeepAliveSec = 1\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
+        sim.addr
+    ))
+    .await;
+    (sim, g)
+}
+
+async fn dial(g: &Gateway, number: &str, extra: Value) -> (String, common::Got) {
+    let (url, got) = receiver().await;
+    let mut body = json!({"bot": "Bot1", "target": format!("tel:{number}"), "caller": "1000", "notifyUrl": url,
+        "answerTimeoutSec": 2});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (id, got)
+}
+
+#[tokio::test]
+async fn every_kind_of_callee() {
+    let (sim, g) = setup().await;
+    // A person: answered, verdict human, the call goes on until hung up.
+    let (id, got) = dial(
+        &g,
+        "+15550100",
+        json!({"machineDetection": "detect", "notifyEvents": ["machineDetection"]}),
+    )
+    .await;
+    assert_eq!(
+        status(&got, "machineDetection").await["machineDetection"],
+        "human"
+    );
+    g.send(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/conversations/{id}"),
+        ADMIN,
+        None,
+    )
+    .await;
+    assert_eq!(status(&got, "completed").await["detection"]["result"], "human");
+
+    // A machine with disconnect: hung up as voicemail.
+    let (_, got) = dial(&g, "+15550101", json!({"machineDetection": "disconnect"})).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(
+        (done["reasonCode"].as_str(), done["reason"].as_str()),
+        (Some("machine-detected"), Some("voicemail detected"))
+    );
+
+    // A fax.
+    let (_, got) = dial(&g, "+15550103", json!({"machineDetection": "detect"})).await;
+    assert_eq!(status(&got, "completed").await["reason"], "fax detected");
+
+    // Busy, declined, no answer.
+    let (_, got) = dial(&g, "+15550104", json!({})).await;
+    assert_eq!(status(&got, "failed").await["reasonCode"], "busy");
+    let (_, got) = dial(&g, "+15550106", json!({})).await;
+    assert_eq!(status(&got, "failed").await["reasonCode"], "declined");
+    let (_, got) = dial(&g, "+15550105", json!({})).await;
+    let f = status(&got, "failed").await;
+    assert_eq!(f["reasonCode"], "no-answer");
+
+    // The keep-alive OPTIONS are answered: the trunk is up.
+    let r: Value = common::client()
+        .get(g.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["checks"]["trunks"]["sim"], "up (200)", "{r}");
+    // The simulated callee saw every INVITE and got our RTP on the answered calls.
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(sim.stats.invites.load(Relaxed), 6);
+    assert!(sim.stats.rtp_received.load(Relaxed) > 50, "{:?}", sim.stats);
+}
+
+#[tokio::test]
+async fn a_machine_in_detect_mode_ends_its_greeting_with_the_beep() {
+    let (_sim, g) = setup().await;
+    let (id, got) = dial(&g, "+15550101", json!({"machineDetection": "detect"})).await;
+    for _ in 0..250 {
+        let c: Value = g
+            .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if c["detection"]["voicemail"].is_string() {
+            assert_eq!(c["detection"]["voicemail"], "voicemail beep", "{c}");
+            let t = c["detection"]["greetingEnd"]["timeMs"].as_i64().unwrap();
+            assert!((t - 15_240).abs() <= 300, "beep end {t}");
+            g.send(
+                reqwest::Method::DELETE,
+                &format!("/api/v1/conversations/{id}"),
+                ADMIN,
+                None,
+            )
+            .await;
+            assert_eq!(
+                status(&got, "completed").await["machineDetection"],
+                "voicemail beep"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no end of greeting");
+}
