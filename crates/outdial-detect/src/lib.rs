@@ -105,7 +105,8 @@ impl Detector {
         }
         self.elapsed_ms += FRAME_MS;
         let now = self.elapsed_ms;
-        let voice = self.vad.is_voice(frame);
+        // After the verdict only the beep matters: the (costlier) voice detector rests.
+        let voice = self.decided.is_none() && self.vad.is_voice(frame);
         let tone = self.tones.feed(frame, now);
         // Tones first: a fax is certain, and a beep ends the greeting.
         match tone {

@@ -14,7 +14,6 @@ pub use session::{FRAME, Media, MediaConfig, MediaEvent, Stats};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use tokio::net::UdpSocket;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -26,7 +25,7 @@ pub enum MediaError {
 
 /// The RTP side of one call, before it is answered.
 pub struct RtpSession {
-    socket: Arc<UdpSocket>,
+    socket: std::net::UdpSocket,
     pub local: SocketAddr,
 }
 
@@ -38,12 +37,12 @@ impl RtpSession {
         let start = rand::random::<u32>() % span;
         for i in 0..span {
             let port = first + (((start + i) % span) * 2) as u16;
-            if let Ok(socket) = UdpSocket::bind((ip, port)).await {
+            // A plain socket: the media loop registers it with the runtime it runs on.
+            if let Ok(socket) = std::net::UdpSocket::bind((ip, port))
+                && socket.set_nonblocking(true).is_ok()
+            {
                 let local = socket.local_addr().map_err(|_| MediaError::NoPort(first, last))?;
-                return Ok(RtpSession {
-                    socket: Arc::new(socket),
-                    local,
-                });
+                return Ok(RtpSession { socket, local });
             }
         }
         Err(MediaError::NoPort(first, last))

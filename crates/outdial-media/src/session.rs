@@ -58,7 +58,8 @@ impl Stats {
 /// What the media loop reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
-    /// 20 ms of the far end's audio (concealed or silent when nothing came).
+    /// The far end's audio, [`MediaConfig::frames_per_event`] frames of 20 ms (concealed or silent when
+    /// nothing came).
     Audio(Vec<i16>),
     Dtmf(Digit),
     /// The audio given to [`Media::play`] has all been sent.
@@ -70,6 +71,7 @@ pub enum MediaEvent {
 }
 
 enum Command {
+    TapAudio(bool),
     Play(Vec<i16>),
     StopPlayout,
     Dtmf(char),
@@ -82,6 +84,11 @@ pub struct MediaConfig {
     pub timeout: Option<Duration>,
     /// Jitter buffer depth in 20 ms packets.
     pub jitter_depth: usize,
+    /// 20 ms frames per [`MediaEvent::Audio`] (fewer wake-ups of the consumer, at that much latency).
+    pub frames_per_event: usize,
+    /// The runtime the loop runs on; the current one when None. (A runtime kept for media was measured on 2
+    /// cores: 25 % more CPU per call for a slightly shorter tail of send lateness; the gateway does not use one.)
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for MediaConfig {
@@ -89,6 +96,8 @@ impl Default for MediaConfig {
         MediaConfig {
             timeout: Some(Duration::from_secs(30)),
             jitter_depth: crate::jitter::DEFAULT_DEPTH,
+            frames_per_event: 1,
+            runtime: None,
         }
     }
 }
@@ -104,6 +113,12 @@ impl Media {
     /// Queues 8 kHz PCM to be sent after what is already queued.
     pub fn play(&self, pcm: Vec<i16>) {
         let _ = self.commands.try_send(Command::Play(pcm));
+    }
+
+    /// Whether the caller's audio is handed out as [`MediaEvent::Audio`] (on at the start). Turning it off when
+    /// nobody listens saves a wake-up of the consumer every 20 ms.
+    pub fn tap_audio(&self, on: bool) {
+        let _ = self.commands.try_send(Command::TapAudio(on));
     }
 
     /// Drops what is queued (barge-in).
@@ -123,10 +138,20 @@ pub(crate) struct Peer {
     pub dtmf_pt: Option<u8>,
 }
 
-pub(crate) fn start(socket: Arc<UdpSocket>, peer: Peer, cfg: MediaConfig, stats: Arc<Stats>) -> Media {
+pub(crate) fn start(socket: std::net::UdpSocket, peer: Peer, cfg: MediaConfig, stats: Arc<Stats>) -> Media {
     let (events_tx, events) = mpsc::channel(256);
     let (commands, commands_rx) = mpsc::channel(64);
-    tokio::spawn(run(socket, peer, cfg, stats.clone(), events_tx, commands_rx));
+    let runtime = cfg
+        .runtime
+        .clone()
+        .unwrap_or_else(tokio::runtime::Handle::current);
+    let loop_stats = stats.clone();
+    runtime.spawn(async move {
+        match UdpSocket::from_std(socket) {
+            Ok(socket) => run(socket, peer, cfg, loop_stats, events_tx, commands_rx).await,
+            Err(e) => tracing::error!("RTP socket unusable: {e}"),
+        }
+    });
     Media {
         events,
         stats,
@@ -161,8 +186,15 @@ impl Inbound {
         }
     }
 
-    /// The next 20 ms frame: buffered audio, concealment of a lost packet (the last frame, fading), or silence.
-    fn frame(&mut self, law: Law) -> Vec<i16> {
+    /// Takes the packets due now without decoding them (nobody listens): statistics stay right.
+    fn skip(&mut self) {
+        self.pcm.clear();
+        let _ = self.jb.pop();
+    }
+
+    /// Appends the next 20 ms frame to `out`: buffered audio, concealment of a lost packet (the last frame,
+    /// fading), or silence.
+    fn frame(&mut self, law: Law, out: &mut Vec<i16>) {
         while self.pcm.len() < FRAME {
             match self.jb.pop() {
                 Some(Out::Packet(p)) => {
@@ -183,14 +215,14 @@ impl Inbound {
                 None => self.pcm.extend(std::iter::repeat_n(0, FRAME - self.pcm.len())),
             }
         }
-        let frame: Vec<i16> = self.pcm.drain(..FRAME).collect();
-        self.last.clone_from(&frame);
-        frame
+        self.last.clear();
+        self.last.extend(self.pcm.drain(..FRAME));
+        out.extend_from_slice(&self.last);
     }
 }
 
 async fn run(
-    socket: Arc<UdpSocket>,
+    socket: UdpSocket,
     peer: Peer,
     cfg: MediaConfig,
     stats: Arc<Stats>,
@@ -213,6 +245,9 @@ async fn run(
     let mut dtmf_out: VecDeque<(bool, [u8; 4])> = VecDeque::new();
     let mut dtmf_ts = 0u32;
     let mut inbound = Inbound::new(cfg.jitter_depth);
+    let mut tap = true;
+    let batch = cfg.frames_per_event.max(1);
+    let mut audio: Vec<i16> = Vec::with_capacity(FRAME * batch);
     let mut latched = false;
     let mut last_rx = started;
     let mut timed_out = false;
@@ -243,9 +278,16 @@ async fn run(
                 seq = seq.wrapping_add(1);
                 ts = ts.wrapping_add(FRAME as u32);
                 // Receive side: one frame out per tick, whatever arrived.
-                let frame = inbound.frame(law);
-                if events.try_send(MediaEvent::Audio(frame)).is_err() {
-                    stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                if tap {
+                    inbound.frame(law, &mut audio);
+                    if audio.len() >= FRAME * batch {
+                        let full = std::mem::replace(&mut audio, Vec::with_capacity(FRAME * batch));
+                        if events.try_send(MediaEvent::Audio(full)).is_err() {
+                            stats.frames_dropped.fetch_add(batch as u64, Ordering::Relaxed);
+                        }
+                    }
+                } else {
+                    inbound.skip();
                 }
                 let js = inbound.jb.stats;
                 stats.lost.store(js.lost, Ordering::Relaxed);
@@ -308,6 +350,7 @@ async fn run(
             }
             cmd = commands.recv() => match cmd {
                 None => break,
+                Some(Command::TapAudio(on)) => tap = on,
                 Some(Command::Play(pcm)) => { playing = true; playout.extend(pcm); }
                 Some(Command::StopPlayout) => { playout.clear(); }
                 Some(Command::Dtmf(d)) => {
