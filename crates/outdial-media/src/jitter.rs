@@ -57,6 +57,11 @@ impl JitterBuffer {
         }
     }
 
+    /// The highest 64-bit sequence number seen (the first packet's is its 16-bit number plus 65536).
+    pub fn highest(&self) -> Option<u64> {
+        self.highest
+    }
+
     pub fn push(&mut self, seq: u16, payload: &[u8]) {
         let ext = self.extend(seq);
         if self.next.is_some_and(|n| ext < n) {

@@ -6,6 +6,7 @@
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod rtcp;
 pub mod rtp;
 pub mod session;
 
@@ -26,11 +27,12 @@ pub enum MediaError {
 /// The RTP side of one call, before it is answered.
 pub struct RtpSession {
     socket: std::net::UdpSocket,
+    rtcp: std::net::UdpSocket,
     pub local: SocketAddr,
 }
 
 impl RtpSession {
-    /// Binds an even port of `ports` on `ip` (RTCP would take the odd one above).
+    /// Binds an even port of `ports` on `ip` for RTP and the odd one above it for RTCP.
     pub async fn bind(ip: IpAddr, ports: (u16, u16)) -> Result<RtpSession, MediaError> {
         let (first, last) = ports;
         let span = u32::from(last.saturating_sub(first) / 2).max(1);
@@ -39,10 +41,12 @@ impl RtpSession {
             let port = first + (((start + i) % span) * 2) as u16;
             // A plain socket: the media loop registers it with the runtime it runs on.
             if let Ok(socket) = std::net::UdpSocket::bind((ip, port))
+                && let Ok(rtcp) = std::net::UdpSocket::bind((ip, port + 1))
                 && socket.set_nonblocking(true).is_ok()
+                && rtcp.set_nonblocking(true).is_ok()
             {
                 let local = socket.local_addr().map_err(|_| MediaError::NoPort(first, last))?;
-                return Ok(RtpSession { socket, local });
+                return Ok(RtpSession { socket, rtcp, local });
             }
         }
         Err(MediaError::NoPort(first, last))
@@ -63,9 +67,10 @@ impl RtpSession {
     /// Starts the media loop towards the answer's address.
     pub fn start(self, answer: &Answer, cfg: MediaConfig) -> Media {
         session::start(
-            self.socket,
+            (self.socket, self.rtcp),
             session::Peer {
                 remote: answer.remote,
+                remote_rtcp: answer.rtcp,
                 law: answer.law,
                 dtmf_pt: answer.dtmf_payload_type,
             },
@@ -79,6 +84,8 @@ impl RtpSession {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub remote: SocketAddr,
+    /// Where RTCP goes: `a=rtcp` when given, else the RTP port + 1.
+    pub rtcp: SocketAddr,
     pub law: Law,
     pub dtmf_payload_type: Option<u8>,
 }
@@ -90,6 +97,7 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {
     let mut media_ip: Option<IpAddr> = None;
     let mut audio: Option<(u16, Vec<u8>)> = None;
     let mut dtmf = None;
+    let mut rtcp_attr: Option<(u16, Option<IpAddr>)> = None;
     let mut in_audio = false;
     for line in sdp.lines().map(str::trim) {
         if let Some(c) = line.strip_prefix("c=") {
@@ -113,6 +121,11 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {
                     audio = Some((port, formats));
                 }
             }
+        } else if in_audio && let Some(a) = line.strip_prefix("a=rtcp:") {
+            let mut f = a.split_whitespace();
+            if let Some(port) = f.next().and_then(|p| p.parse().ok()) {
+                rtcp_attr = Some((port, f.nth(2).and_then(|ip| ip.parse().ok())));
+            }
         } else if in_audio && let Some(map) = line.strip_prefix("a=rtpmap:") {
             let (pt, name) = map.split_once(' ').unwrap_or((map, ""));
             if name.to_ascii_lowercase().starts_with("telephone-event/8000") {
@@ -131,8 +144,13 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {
         .iter()
         .find_map(|&pt| Law::from_payload_type(pt))
         .ok_or_else(|| MediaError::BadAnswer(format!("no PCMU or PCMA among the formats {formats:?}")))?;
+    let rtcp = match rtcp_attr {
+        Some((p, addr)) => SocketAddr::new(addr.unwrap_or(ip), p),
+        None => SocketAddr::new(ip, port.saturating_add(1)),
+    };
     Ok(Answer {
         remote: SocketAddr::new(ip, port),
+        rtcp,
         law,
         dtmf_payload_type: dtmf.filter(|pt| formats.contains(pt)),
     })
@@ -150,6 +168,7 @@ mod tests {
             parse_answer(sdp).unwrap(),
             Answer {
                 remote: "127.0.0.1:6000".parse().unwrap(),
+                rtcp: "127.0.0.1:6001".parse().unwrap(),
                 law: Law::Alaw,
                 dtmf_payload_type: Some(101)
             }
@@ -159,6 +178,9 @@ mod tests {
             (a.remote.port(), a.law, a.dtmf_payload_type),
             (7000, Law::Ulaw, None)
         );
+        let a = parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 7000 RTP/AVP 0\r\na=rtcp:7005 IN IP4 5.6.7.8\r\n")
+            .unwrap();
+        assert_eq!(a.rtcp, "5.6.7.8:7005".parse().unwrap());
         assert!(parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 0 RTP/AVP 0\r\n").is_err());
         assert!(parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 7000 RTP/AVP 18\r\n").is_err());
         assert!(parse_answer("garbage").is_err());

@@ -13,8 +13,10 @@ async fn session(peer: &UdpSocket, cfg: MediaConfig) -> (Media, std::net::Socket
         .await
         .unwrap();
     let local = s.local;
+    let remote = peer.local_addr().unwrap();
     let answer = Answer {
-        remote: peer.local_addr().unwrap(),
+        remote,
+        rtcp: std::net::SocketAddr::new(remote.ip(), remote.port() + 1),
         law: Law::Ulaw,
         dtmf_payload_type: Some(101),
     };
@@ -197,4 +199,75 @@ async fn no_rtp_for_the_media_timeout_is_reported() {
         panic!()
     };
     assert!(silent_ms >= 300);
+}
+
+#[tokio::test]
+async fn rtcp_reports_both_ways() {
+    // The far end: RTP on an even port, RTCP on the one above.
+    let (peer, peer_rtcp) = loop {
+        let p = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = p.local_addr().unwrap().port();
+        if port % 2 == 0
+            && let Ok(r) = UdpSocket::bind(("127.0.0.1", port + 1)).await
+        {
+            break (p, r);
+        }
+    };
+    let cfg = MediaConfig {
+        rtcp_interval: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let (m, local) = session(&peer, cfg).await;
+    // 10 packets of ours expected, 2 of them never sent (lost).
+    let mut out = Vec::new();
+    for i in (0u16..10).filter(|i| *i != 3 && *i != 6) {
+        rtp::build(&mut out, 0, false, 500 + i, u32::from(i) * 160, 77, &[0xFF; 160]);
+        peer.send_to(&out, local).await.unwrap();
+    }
+    let (first, _) = recv(&peer).await;
+    let Datagram::Rtp(ours) = rtp::classify(&first) else {
+        panic!()
+    };
+    let our_ssrc = ours.ssrc;
+    let mut buf = [0u8; 1500];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(2), peer_rtcp.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(from.port(), local.port() + 1, "RTCP from the odd port");
+    let report = outdial_media::rtcp::parse(&buf[..n]).unwrap();
+    let (sr_ssrc, sr_mid) = report.sender_report.unwrap();
+    assert_eq!(sr_ssrc, our_ssrc);
+    let block = report.blocks[0];
+    assert_eq!(
+        (block.ssrc, block.cumulative_lost, block.highest_seq & 0xFFFF),
+        (77, 2, 509)
+    );
+    assert_eq!(block.fraction_lost, (2 * 256 / 10) as u8);
+    // The far end's receiver report about our stream, 50 ms after our SR.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let rr_block = outdial_media::rtcp::ReportBlock {
+        ssrc: our_ssrc,
+        fraction_lost: 26,
+        cumulative_lost: 4,
+        highest_seq: 1000,
+        jitter: 80,
+        lsr: sr_mid,
+        dlsr: 65_536 * 50 / 1000,
+    };
+    let mut rr = vec![0x81, 201, 0, 7, 0, 0, 0, 77];
+    rr.extend_from_slice(&rr_block.ssrc.to_be_bytes());
+    rr.extend_from_slice(&((26u32 << 24) | 4).to_be_bytes());
+    rr.extend_from_slice(&1000u32.to_be_bytes());
+    rr.extend_from_slice(&80u32.to_be_bytes());
+    rr.extend_from_slice(&rr_block.lsr.to_be_bytes());
+    rr.extend_from_slice(&rr_block.dlsr.to_be_bytes());
+    peer_rtcp.send_to(&rr, from).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(m.stats.remote_fraction_lost.load(Ordering::Relaxed), 26);
+    assert_eq!(m.stats.remote_cumulative_lost.load(Ordering::Relaxed), 4);
+    assert_eq!(m.stats.remote_jitter_us.load(Ordering::Relaxed), 10_000);
+    let rtt = m.stats.rtt_us.load(Ordering::Relaxed);
+    assert!(rtt < 50_000, "round trip on loopback: {rtt} µs");
+    assert!(m.stats.rtcp_sent.load(Ordering::Relaxed) >= 1);
 }

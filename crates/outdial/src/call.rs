@@ -334,6 +334,14 @@ async fn record_media_stats(ctx: &Ctx, id: uuid::Uuid, m: &Media) {
         "datagramsDropped": s.dropped.load(Relaxed),
         "jitterMs": s.jitter_us.load(Relaxed) as f64 / 1000.0,
         "dtmfReceived": s.dtmf_received.load(Relaxed),
+        "rtcpSent": s.rtcp_sent.load(Relaxed),
+        "rtcpReceived": s.rtcp.load(Relaxed),
+        "remote": {
+            "fractionLost": s.remote_fraction_lost.load(Relaxed) as f64 / 256.0,
+            "packetsLost": s.remote_cumulative_lost.load(Relaxed),
+            "jitterMs": s.remote_jitter_us.load(Relaxed) as f64 / 1000.0,
+            "rttMs": s.rtt_us.load(Relaxed) as f64 / 1000.0,
+        },
         "sendLateness": {
             "maxMs": s.send_late_max_us.load(Relaxed) as f64 / 1000.0,
             "buckets": outdial_media::session::SEND_LATE_BOUNDS_US
