@@ -79,60 +79,10 @@ pub fn decode_8k(b: &[u8]) -> Result<Vec<i16>, String> {
     if samples.first().is_some_and(|s| s.is_nan()) {
         return Err(format!("unsupported format (tag {tag}, {bits} bits)"));
     }
-    Ok(resample(&samples, rate)
+    Ok(outdial_media::resample::resample_f32(&samples, rate, 8000)
         .into_iter()
         .map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
         .collect())
-}
-
-/// To 8 kHz: a windowed-sinc low-pass below the new Nyquist when going down, linear interpolation.
-fn resample(x: &[f32], rate: u32) -> Vec<f32> {
-    if rate == 8000 {
-        return x.to_vec();
-    }
-    let ratio = rate as f32 / 8000.0;
-    let filtered: Vec<f32> = if ratio > 1.0 {
-        let cutoff = 0.45 / ratio;
-        let taps: Vec<f32> = (-32i32..=32)
-            .map(|n| {
-                let n = n as f32;
-                let sinc = if n == 0.0 {
-                    2.0 * cutoff
-                } else {
-                    (2.0 * std::f32::consts::PI * cutoff * n).sin() / (std::f32::consts::PI * n)
-                };
-                sinc * (0.54 + 0.46 * (std::f32::consts::PI * n / 32.0).cos())
-            })
-            .collect();
-        (0..x.len())
-            .map(|i| {
-                taps.iter()
-                    .enumerate()
-                    .map(|(k, t)| {
-                        let j = i as i64 + k as i64 - 32;
-                        if j >= 0 && (j as usize) < x.len() {
-                            x[j as usize] * t
-                        } else {
-                            0.0
-                        }
-                    })
-                    .sum()
-            })
-            .collect()
-    } else {
-        x.to_vec()
-    };
-    let n = (x.len() as f32 / ratio) as usize;
-    (0..n)
-        .map(|i| {
-            let pos = i as f32 * ratio;
-            let j = pos as usize;
-            let frac = pos - j as f32;
-            let a = filtered.get(j).copied().unwrap_or(0.0);
-            let b = filtered.get(j + 1).copied().unwrap_or(a);
-            a + (b - a) * frac
-        })
-        .collect()
 }
 
 fn ulaw(c: u8) -> i16 {

@@ -6,6 +6,7 @@
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;

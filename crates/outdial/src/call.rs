@@ -370,6 +370,10 @@ async fn apply(
     for step in steps {
         match step {
             Step::Verdict(record) => {
+                let verdict = record["result"].as_str().unwrap_or("unknown").to_string();
+                metrics::counter!("outdial_detection_verdicts_total", "verdict" => verdict).increment(1);
+                let latency = record["latencyMs"].as_f64().unwrap_or(0.0) / 1000.0;
+                metrics::histogram!("outdial_detection_latency_seconds").record(latency);
                 conv.detection = Some(record.clone());
                 let now = now_ms();
                 conv.updated_at = now;
