@@ -8,6 +8,7 @@ mod tls;
 pub use dns::{Dns, Record};
 pub use tls::{Stunnel, TestCa};
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -105,7 +106,9 @@ impl Kamailio {
         )
         .unwrap();
         let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
+        // Its own process group: Kamailio forks workers, and they must go with it.
         let child = Command::new("kamailio")
+            .process_group(0)
             .arg("-f")
             .arg(&cfg)
             .args(["-DD", "-E", "-m", "64", "-M", "8", "-P"])
@@ -121,6 +124,9 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
