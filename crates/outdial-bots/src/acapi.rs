@@ -1,0 +1,221 @@
+//! The AudioCodes Bot API, HTTP mode (PROTOCOLS.md 1.1): validate with `GET botUrl`; create the conversation with
+//! `POST botUrl`; send activities to `activitiesURL`; refresh at half of `expiresSeconds`; disconnect with the
+//! reason. The URLs the bot returns are resolved against `botUrl` (RFC 3986). Every request carries
+//! `Authorization: Bearer <token>` when the bot has a token.
+
+use crate::{BotConnector, BotError, BotSession, Command, FromBot};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use url::Url;
+
+#[derive(Debug, Clone)]
+pub struct AcApi {
+    client: reqwest::Client,
+    bot_url: Url,
+    token: Option<String>,
+}
+
+impl AcApi {
+    /// `timeout` bounds every request to the bot.
+    pub fn new(bot_url: &str, token: Option<String>, timeout: Duration) -> Result<Self, BotError> {
+        let bot_url =
+            Url::parse(bot_url).map_err(|e| BotError::Protocol(format!("botUrl {bot_url}: {e}")))?;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| BotError::Protocol(e.to_string()))?;
+        Ok(AcApi {
+            client,
+            bot_url,
+            token: token.filter(|t| !t.is_empty()),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<Value, BotError> {
+        let mut req = self.client.request(method, url.clone());
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            BotError::Unreachable(if e.is_timeout() {
+                format!("{url}: no answer in time")
+            } else {
+                format!("{url}: {}", root_cause(&e))
+            })
+        })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| BotError::Unreachable(format!("{url}: {}", root_cause(&e))))?;
+        if status.is_server_error() {
+            return Err(BotError::Unreachable(format!("{url}: HTTP {}", status.as_u16())));
+        }
+        if !status.is_success() {
+            let body: String = text.chars().take(200).collect();
+            return Err(BotError::Refused {
+                status: status.as_u16(),
+                body,
+            });
+        }
+        if text.trim().is_empty() {
+            return Ok(json!({}));
+        }
+        serde_json::from_str(&text).map_err(|e| BotError::Protocol(format!("{url}: not JSON ({e})")))
+    }
+
+    fn resolve(&self, answer: &Value, key: &str) -> Result<Url, BotError> {
+        let rel = answer[key]
+            .as_str()
+            .ok_or_else(|| BotError::Protocol(format!("the create answer has no {key}")))?;
+        self.bot_url
+            .join(rel)
+            .map_err(|e| BotError::Protocol(format!("{key} '{rel}': {e}")))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// Half of the bot's `expiresSeconds`, at least one second.
+fn refresh_every(answer: &Value) -> Option<Duration> {
+    let secs = answer["expiresSeconds"].as_f64().filter(|s| *s > 0.0)?;
+    Some(Duration::from_secs_f64((secs / 2.0).max(1.0)))
+}
+
+#[async_trait::async_trait]
+impl BotConnector for AcApi {
+    async fn validate(&self) -> Result<(), BotError> {
+        let answer = self.call(reqwest::Method::GET, &self.bot_url, None).await?;
+        if answer["type"] == "ac-bot-api" && answer["success"] == true {
+            Ok(())
+        } else {
+            Err(BotError::Protocol(format!("validation answered {answer}")))
+        }
+    }
+
+    async fn open(&self, conversation: &str) -> Result<BotSession, BotError> {
+        let created = self
+            .call(
+                reqwest::Method::POST,
+                &self.bot_url,
+                Some(&json!({"conversation": conversation})),
+            )
+            .await?;
+        let urls = Urls {
+            activities: self.resolve(&created, "activitiesURL")?,
+            refresh: self.resolve(&created, "refreshURL").ok(),
+            disconnect: self.resolve(&created, "disconnectURL").ok(),
+        };
+        let (events_tx, events) = mpsc::channel(64);
+        let (commands, commands_rx) = mpsc::channel(64);
+        tokio::spawn(run(
+            self.clone(),
+            conversation.to_string(),
+            urls,
+            refresh_every(&created),
+            events_tx,
+            commands_rx,
+        ));
+        Ok(BotSession { events, commands })
+    }
+}
+
+struct Urls {
+    activities: Url,
+    refresh: Option<Url>,
+    disconnect: Option<Url>,
+}
+
+/// One bot conversation: activities out (one exchange at a time, one retry), the bot's activities in (by `id`,
+/// once), refreshes, and the disconnect.
+async fn run(
+    api: AcApi,
+    conversation: String,
+    urls: Urls,
+    mut refresh: Option<Duration>,
+    events: mpsc::Sender<FromBot>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut seen: HashSet<String> = HashSet::new();
+    let next_refresh = tokio::time::sleep(refresh.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(next_refresh);
+    let disconnect = |reason: String, code: String| {
+        let api = api.clone();
+        let url = urls.disconnect.clone();
+        let body = json!({"conversation": conversation, "reason": reason, "reasonCode": code});
+        async move {
+            if let Some(url) = url
+                && let Err(e) = api.call(reqwest::Method::POST, &url, Some(&body)).await
+            {
+                tracing::warn!("bot disconnect failed: {e}");
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(Command::Send(activities)) => {
+                    let body = json!({"conversation": conversation, "activities": activities});
+                    let mut answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
+                    if let Err(e) = &answer {
+                        tracing::warn!(conversation, "bot activities failed, retrying once: {e}");
+                        answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
+                    }
+                    match answer {
+                        Ok(a) => {
+                            for act in a["activities"].as_array().into_iter().flatten() {
+                                // The bot may repeat an activity (a retried answer): act on it once.
+                                if let Some(id) = act["id"].as_str() && !seen.insert(id.to_string()) {
+                                    continue;
+                                }
+                                if events.send(FromBot::Activity(act.clone())).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            let _ = events.send(FromBot::Failed(e)).await;
+                            return;
+                        }
+                    }
+                }
+                Some(Command::Close { reason, reason_code, done }) => {
+                    disconnect(reason, reason_code).await;
+                    let _ = done.send(());
+                    return;
+                }
+                None => {
+                    disconnect("call ended".into(), "client-disconnected".into()).await;
+                    return;
+                }
+            },
+            () = &mut next_refresh, if refresh.is_some() => {
+                let body = json!({"conversation": conversation});
+                if let Some(url) = &urls.refresh {
+                    match api.call(reqwest::Method::POST, url, Some(&body)).await {
+                        Ok(a) => refresh = refresh_every(&a).or(refresh),
+                        Err(e) => tracing::warn!(conversation, "bot refresh failed: {e}"),
+                    }
+                }
+                next_refresh.as_mut().reset(tokio::time::Instant::now() + refresh.unwrap_or(Duration::MAX / 4));
+            }
+        }
+    }
+}

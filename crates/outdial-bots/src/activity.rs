@@ -1,0 +1,110 @@
+//! Activities (PROTOCOLS.md 1.2): what outdial sends to bots, and how to read what they send back.
+
+use outdial_core::time::{iso, now_ms};
+use serde_json::{Map, Value, json};
+
+/// A new activity of `type` with its `id`, `timestamp` and `language`.
+fn base(kind: &str, language: &str) -> Map<String, Value> {
+    let mut a = Map::new();
+    a.insert("type".into(), kind.into());
+    a.insert("id".into(), uuid::Uuid::new_v4().to_string().into());
+    a.insert("timestamp".into(), iso(now_ms()).into());
+    a.insert("language".into(), language.into());
+    a
+}
+
+/// An `event` activity with a `value`.
+pub fn event(name: &str, value: Value, language: &str) -> Value {
+    let mut a = base("event", language);
+    a.insert("name".into(), name.into());
+    a.insert("value".into(), value);
+    Value::Object(a)
+}
+
+/// The call-initiation event: `start` with the call's fields in `parameters` (PRODUCT.md 7.1).
+pub fn start(parameters: Value, language: &str) -> Value {
+    let mut a = base("event", language);
+    a.insert("name".into(), "start".into());
+    a.insert("parameters".into(), parameters);
+    Value::Object(a)
+}
+
+/// What the person said.
+pub fn message(text: &str, confidence: f32, language: &str) -> Value {
+    let mut a = base("message", language);
+    a.insert("text".into(), text.into());
+    a.insert("parameters".into(), json!({"confidence": confidence}));
+    Value::Object(a)
+}
+
+/// What a bot's activity asks for, as outdial understands it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BotAction {
+    /// Say this (SSML when it starts with `<speak`).
+    Say(String),
+    /// Hang up, with the bot's reason if it gave one.
+    Hangup(Option<String>),
+    /// Blind transfer to a `tel:`/`sip:` target.
+    Transfer { target: String, reason: Option<String> },
+    /// Send these DTMF digits.
+    SendDtmf(String),
+    /// An event outdial does not act on (yet): its name.
+    Other(String),
+}
+
+/// Reads a bot activity: the action and the settings it carries (`activityParams` and `sessionParams` merged,
+/// session first).
+pub fn read(a: &Value) -> (BotAction, Map<String, Value>) {
+    let mut params = Map::new();
+    for key in ["sessionParams", "activityParams"] {
+        if let Some(Value::Object(m)) = a.get(key) {
+            params.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
+    let action = match (a["type"].as_str(), a["name"].as_str()) {
+        (Some("message"), _) => BotAction::Say(a["text"].as_str().unwrap_or_default().to_string()),
+        (Some("event"), Some("hangup")) => BotAction::Hangup(text("hangupReason")),
+        (Some("event"), Some("transfer" | "handover")) => BotAction::Transfer {
+            target: text("transferTarget").unwrap_or_default(),
+            reason: text("handoverReason"),
+        },
+        (Some("event"), Some("sendDtmf")) => BotAction::SendDtmf(text("dtmfDigits").unwrap_or_default()),
+        (_, Some(name)) => BotAction::Other(name.to_string()),
+        (kind, None) => BotAction::Other(kind.unwrap_or("unknown").to_string()),
+    };
+    (action, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_bots_send() {
+        let (a, p) =
+            read(&json!({"type": "message", "text": "Hello Alice", "sessionParams": {"bargeIn": true}}));
+        assert_eq!(a, BotAction::Say("Hello Alice".into()));
+        assert_eq!(p["bargeIn"], true);
+        let (a, p) = read(&json!({"type": "event", "name": "hangup",
+            "activityParams": {"hangupReason": "done", "botOperationResult": "yes"}}));
+        assert_eq!(a, BotAction::Hangup(Some("done".into())));
+        assert_eq!(p["botOperationResult"], "yes");
+        let (a, _) = read(
+            &json!({"type": "event", "name": "handover", "activityParams": {"transferTarget": "tel:+1"}}),
+        );
+        assert_eq!(
+            a,
+            BotAction::Transfer {
+                target: "tel:+1".into(),
+                reason: None
+            }
+        );
+        let e = event("machineDetection", json!("voicemail-prompt-start"), "en-US");
+        assert_eq!(
+            (e["type"].as_str(), e["name"].as_str()),
+            (Some("event"), Some("machineDetection"))
+        );
+        assert!(e["id"].as_str().unwrap().len() == 36 && e["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+}
