@@ -13,7 +13,7 @@ WINDOW=${WINDOW:-20}
 cargo build --quiet --release -p outdial
 T=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
-trap 'kill $gw $sp 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $gw $sp $bt 2>/dev/null || true; rm -rf "$work"' EXIT
 # The greeting as raw µ-law for sipp's rtp_stream (the WAV's data chunk).
 python3 - crates/outdial-detect/tests/audio/greeting_8k_ulaw.wav "$work/greeting_loop.ul" <<'PY'
 import sys
@@ -26,6 +26,10 @@ sipp_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SO
 (cd "$work" && exec sipp -sf "$OLDPWD/crates/outdial-testkit/sipp/uas_answer_rtp_loop.xml" -i 127.0.0.1 -mi 127.0.0.1 \
   -p "$sipp_port" -nostdin -rtp_threadtasks 50 -buff_size 4194304 >/dev/null 2>&1) &
 sp=$!
+# The reference bot (silent: the calls stay with the far end), from outdial sim.
+bot_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$T/outdial" sim --listen 127.0.0.1:0 --bot "127.0.0.1:$bot_port" --bot-script silent > "$work/bot.out" 2>&1 &
+bt=$!
 cat > "$work/bench.toml" <<TOML
 [log]
 level = "warn"
@@ -38,7 +42,7 @@ address = "127.0.0.1:$sipp_port"
 keepAliveSec = 0
 [[bots]]
 name = "Bench"
-botUrl = "http://127.0.0.1:9/bot"
+botUrl = "http://127.0.0.1:$bot_port/bot"
 dialoutMaxConcurrentCalls = 0
 [[applications]]
 clientId = "bench"

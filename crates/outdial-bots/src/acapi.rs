@@ -34,6 +34,21 @@ impl AcApi {
         })
     }
 
+    /// With a client shared by many bots (connection pools are per client; its timeouts apply).
+    pub fn with_client(
+        client: reqwest::Client,
+        bot_url: &str,
+        token: Option<String>,
+    ) -> Result<Self, BotError> {
+        let bot_url =
+            Url::parse(bot_url).map_err(|e| BotError::Protocol(format!("botUrl {bot_url}: {e}")))?;
+        Ok(AcApi {
+            client,
+            bot_url,
+            token: token.filter(|t| !t.is_empty()),
+        })
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -171,12 +186,15 @@ async fn run(
     loop {
         tokio::select! {
             cmd = commands.recv() => match cmd {
-                Some(Command::Send(activities)) => {
+                Some(Command::Send(activities, done)) => {
                     let body = json!({"conversation": conversation, "activities": activities});
                     let mut answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
                     if let Err(e) = &answer {
                         tracing::warn!(conversation, "bot activities failed, retrying once: {e}");
                         answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
                     }
                     match answer {
                         Ok(a) => {

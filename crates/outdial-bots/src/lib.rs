@@ -39,7 +39,7 @@ pub trait BotConnector: Send + Sync {
 }
 
 enum Command {
-    Send(Vec<Value>),
+    Send(Vec<Value>, Option<oneshot::Sender<()>>),
     Close {
         reason: String,
         reason_code: String,
@@ -57,7 +57,20 @@ pub struct BotSession {
 impl BotSession {
     /// Queues activities for the bot.
     pub async fn send(&self, activities: Vec<Value>) {
-        let _ = self.commands.send(Command::Send(activities)).await;
+        let _ = self.commands.send(Command::Send(activities, None)).await;
+    }
+
+    /// Sends activities and waits until the bot has answered them (or the exchange failed).
+    pub async fn deliver(&self, activities: Vec<Value>) {
+        let (done, delivered) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Send(activities, Some(done)))
+            .await
+            .is_ok()
+        {
+            let _ = delivered.await;
+        }
     }
 
     /// Ends the bot conversation (the bot is told why) and waits until it is told.

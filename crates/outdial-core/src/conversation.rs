@@ -237,6 +237,34 @@ impl Conversation {
         Value::Object(n)
     }
 
+    /// The call's fields for the bot (PRODUCT.md 7.1): the `parameters` of the `start` event and the `value` of
+    /// `dialoutInitiated`. Fields without a value are left out, so the seed's dialout gives the seed's event plus
+    /// `outboundTarget` and the two conversation ids.
+    pub fn start_parameters(&self) -> Value {
+        let r = &self.request;
+        let mut p = serde_json::Map::new();
+        p.insert("callee".into(), crate::dialout::callee_of(&r.target).into());
+        if let Some(c) = &r.caller {
+            p.insert("caller".into(), c.clone().into());
+        }
+        if let Some(h) = callee_host(&r.target) {
+            p.insert("calleeHost".into(), h.into());
+        }
+        if let Some(h) = &r.caller_host {
+            p.insert("callerHost".into(), h.clone().into());
+        }
+        if let Some(d) = &r.caller_display_name {
+            p.insert("callerDisplayName".into(), d.clone().into());
+        }
+        p.insert("outboundTarget".into(), r.target.clone().into());
+        if let Some(m) = &r.metadata {
+            p.insert("dialoutMetadata".into(), Value::Object(m.clone()));
+        }
+        p.insert("vaigConversationId".into(), self.id.to_string().into());
+        p.insert("conversationId".into(), self.id.to_string().into());
+        Value::Object(p)
+    }
+
     /// Seconds from connect to end, when both are known.
     pub fn call_duration(&self) -> Option<f64> {
         Some((self.ended_at? - self.connect_time?) as f64 / 1000.0)
@@ -325,6 +353,16 @@ pub struct ConversationEvent {
     pub kind: String,
     #[schema(value_type = Object)]
     pub data: Value,
+}
+
+/// The host of a `sip:`/`sips:` target (none for `tel:`).
+fn callee_host(target: &str) -> Option<String> {
+    let rest = target
+        .strip_prefix("sips:")
+        .or_else(|| target.strip_prefix("sip:"))?;
+    let addr = rest.split([';', '?']).next()?;
+    let host = addr.rsplit_once('@').map_or(addr, |(_, h)| h);
+    (!host.is_empty()).then(|| host.to_string())
 }
 
 #[cfg(test)]

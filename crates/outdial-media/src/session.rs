@@ -327,6 +327,10 @@ async fn run(
             scheduled = tick.tick() => {
                 // Send: a DTMF event packet when one is going, else 20 ms of audio (what is played, or silence).
                 if let (Some(pt), Some((marker, p))) = (dtmf_pt, dtmf_out.pop_front()) {
+                    // Each digit's packets share the timestamp of its first packet.
+                    if marker {
+                        dtmf_ts = ts;
+                    }
                     rtp::build(&mut out, pt, marker, seq, dtmf_ts, ssrc, &p);
                 } else {
                     for b in payload.iter_mut() {
@@ -469,7 +473,6 @@ async fn run(
                 Some(Command::StopPlayout) => { playout.clear(); }
                 Some(Command::Dtmf(d)) => {
                     if let (Some(_), Some(pkts)) = (dtmf_pt, dtmf::packets(d, 100, 10)) {
-                        dtmf_ts = ts;
                         dtmf_out.extend(pkts);
                     }
                 }

@@ -6,6 +6,7 @@
 //! `fax`, `busy`, `noanswer`, `decline`), else the last digit of the number: 0 person, 1 machine with beep,
 //! 2 machine without beep, 3 fax, 4 busy, 5 no answer, 6 decline, any other digit a person.
 
+pub mod bot;
 pub mod sip;
 
 use outdial_media::{MediaConfig, RtpSession, parse_answer};

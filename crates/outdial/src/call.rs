@@ -4,9 +4,12 @@
 //! its CANCEL or BYE in the background (a 200 that crosses our CANCEL is ACKed and BYE'd there); remote causes
 //! (a final response, the far end's BYE) end it when they arrive.
 
+use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
 use outdial_api::engine::AcceptedCall;
+use outdial_bots::FromBot;
+use outdial_bots::activity::BotAction;
 use outdial_core::conversation::{ConversationState, ConversationStatus, ReasonCode};
 use outdial_core::dialout::callee_of;
 use outdial_core::time::now_ms;
@@ -108,6 +111,9 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     let secret = notify_secret.as_deref();
     let id = conv.id;
     let finish = |conv: &mut Conversation, rc: ReasonCode, reason: String, by: &'static str| {
+        // Kept on the task's copy too: the bot is told why the call ended.
+        conv.reason_code = Some(rc);
+        conv.reason = Some(reason.clone());
         let ctx = ctx.clone();
         let secret = secret.map(str::to_string);
         let mut c = conv.clone();
@@ -140,6 +146,17 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     let dialing = json!({"callId": req.call_id, "requestUri": req.target, "trunk": trunk.name, "destination": req.destination});
     if let Err(e) = ctx.store.transition(conv, "dialing", &dialing, &[]).await {
         tracing::error!(conversation = %id, "cannot record dialing: {e}");
+    }
+    // The bot hears of the call before the INVITE when it asked for `dialoutInitiated` (PRODUCT.md 7.2).
+    let mut link: Option<BotLink> = None;
+    if bot.send_events_to_bot.iter().any(|e| e == "dialoutInitiated") {
+        match BotLink::open(&ctx, &bot, conv).await {
+            Ok(l) => {
+                l.dialout_initiated(&ctx, conv).await;
+                link = Some(l);
+            }
+            Err(e) => tracing::warn!(conversation = %id, "dialoutInitiated not sent: {e}"),
+        }
     }
     let mut sip = match ctx.agent.call(req) {
         Ok(c) => c,
@@ -215,6 +232,20 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         }
                     }
                     max_duration.as_mut().reset(tokio::time::Instant::now() + ctx.max_call_duration);
+                    // The bot: opened now (unless it was for dialoutInitiated), then the start event.
+                    if link.is_none() {
+                        match BotLink::open(&ctx, &bot, conv).await {
+                            Ok(l) => link = Some(l),
+                            Err(e) => {
+                                sip.hangup().await;
+                                finish(conv, ReasonCode::Error, e, "system").await;
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(l) = &link {
+                        l.start(&ctx, conv).await;
+                    }
                 }
                 Some(CallEvent::Failed { status, reason }) => {
                     conv.sip_status = status;
@@ -252,6 +283,9 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     if let Err(e) = ctx.store.append_event(id, "dtmf", &data).await {
                         tracing::warn!(conversation = %id, "cannot record a DTMF digit: {e}");
                     }
+                    if let Some(l) = &link {
+                        l.event(&ctx, conv, "DTMF", json!(d.digit.to_string())).await;
+                    }
                 }
                 MediaEvent::Audio(frame) => {
                     let Some(d) = detection.as_mut().filter(|d| d.listening()) else {
@@ -262,7 +296,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         continue;
                     };
                     let steps: Vec<Step> = frame.chunks(outdial_media::FRAME).flat_map(|f| d.on_frame(f)).collect();
-                    let (await_beep, hang_up) = apply(&ctx, conv, secret, steps).await;
+                    let (await_beep, hang_up) = apply(&ctx, conv, secret, link.as_ref(), steps).await;
                     if await_beep {
                         let wait = Duration::from_secs_f64(conv.request.voicemail_end_timeout_sec);
                         beep_wait.as_mut().reset(tokio::time::Instant::now() + wait);
@@ -281,9 +315,55 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                 if let Some(d) = detection.as_mut() {
                     let since_answer = conv.connect_time.map_or(0, |t| (now_ms() - t).max(0) as u64);
                     let steps = d.on_beep_timeout(since_answer);
-                    apply(&ctx, conv, secret, steps).await;
+                    apply(&ctx, conv, secret, link.as_ref(), steps).await;
                 }
             }
+            from_bot = next_from(&mut link) => match from_bot {
+                FromBot::Activity(a) => {
+                    let (action, params) = outdial_bots::activity::read(&a);
+                    for (key, field) in [("botOperationResult", &mut conv.bot_operation_result), ("botOperationData", &mut conv.bot_operation_data)] {
+                        if let Some(v) = params.get(key).and_then(|v| v.as_str()) {
+                            *field = Some(v.to_string());
+                        }
+                    }
+                    let data = json!({"type": a["type"], "name": a.get("name"), "text": a.get("text"), "params": params});
+                    if let Err(e) = ctx.store.append_event(id, "bot-activity", &data).await {
+                        tracing::warn!(conversation = %id, "cannot record a bot activity: {e}");
+                    }
+                    match action {
+                        // Spoken once the speech engines land (outdial-speech); kept in the timeline meanwhile.
+                        BotAction::Say(_) | BotAction::Other(_) => {}
+                        BotAction::Hangup(reason) => {
+                            sip.hangup().await;
+                            finish(conv, ReasonCode::BotDisconnected, reason.unwrap_or_else(|| "Bot disconnected".into()), "bot").await;
+                            break;
+                        }
+                        BotAction::Transfer { target, .. } => match sip.refer(&target).await {
+                            Ok(status) if (200..300).contains(&status) => {
+                                sip.hangup().await;
+                                finish(conv, ReasonCode::Transferred, target, "bot").await;
+                                break;
+                            }
+                            other => {
+                                let reason = match other { Ok(s) => format!("REFER answered {s}"), Err(e) => e };
+                                if let Some(l) = &link {
+                                    l.event(&ctx, conv, "transferStatus", json!({"status": "failed", "reason": reason})).await;
+                                }
+                            }
+                        },
+                        BotAction::SendDtmf(digits) => {
+                            if let Some(m) = &media {
+                                digits.chars().filter(|c| "0123456789*#ABCDabcd".contains(*c)).take(20).for_each(|c| m.send_dtmf(c));
+                            }
+                        }
+                    }
+                }
+                FromBot::Failed(e) => {
+                    sip.hangup().await;
+                    finish(conv, ReasonCode::Error, e.to_string(), "system").await;
+                    break;
+                }
+            },
             () = &mut answer_deadline, if conv.state != ConversationState::Answered => {
                 sip.hangup().await;
                 let secs = conv.request.answer_timeout_sec;
@@ -306,6 +386,12 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     }
     if let Some(m) = media {
         record_media_stats(&ctx, id, &m).await;
+    }
+    if let Some(l) = link {
+        let code = conv.reason_code.and_then(|c| serde_json::to_value(c).ok());
+        let code = code.as_ref().and_then(|c| c.as_str()).unwrap_or("error");
+        l.close(conv.reason.as_deref().unwrap_or("call ended"), code)
+            .await;
     }
     lease.release().await;
 }
@@ -363,6 +449,7 @@ async fn apply(
     ctx: &Ctx,
     conv: &mut Conversation,
     secret: Option<&str>,
+    link: Option<&BotLink>,
     steps: Vec<Step>,
 ) -> (bool, Option<&'static str>) {
     let id = conv.id;
@@ -401,13 +488,10 @@ async fn apply(
                     tracing::error!(conversation = %id, "cannot record the end of the greeting: {e}");
                 }
             }
-            // The bot connector arrives with the bot issue; until then the events are kept in the timeline.
-            Step::BotEvent(value) => {
-                let data = json!({"type": "event", "name": "machineDetection", "value": value});
-                if let Err(e) = ctx.store.append_event(id, "bot-event", &data).await {
-                    tracing::warn!(conversation = %id, "cannot record a bot event: {e}");
-                }
-            }
+            Step::BotEvent(value) => match link {
+                Some(l) => l.event(ctx, conv, "machineDetection", json!(value)).await,
+                None => tracing::warn!(conversation = %id, "no bot to tell {value}"),
+            },
             Step::AwaitBeep => await_beep = true,
             Step::HangUp(reason) => hang_up = Some(reason),
         }

@@ -1,5 +1,6 @@
 //! `outdial`: the outbound voice gateway.
 
+mod botlink;
 mod call;
 mod config;
 mod detect;
@@ -64,6 +65,12 @@ enum Command {
         /// The callee hangs up answered calls after this many seconds.
         #[arg(long, default_value_t = 30)]
         hold_sec: u64,
+        /// Also run the reference AudioCodes bot (Bot API, HTTP mode) here; its botUrl is http://ADDR/bot.
+        #[arg(long)]
+        bot: Option<SocketAddr>,
+        /// What the reference bot does: silent, greet (greets, then hangs up with botOperationResult), transfer.
+        #[arg(long, default_value = "greet")]
+        bot_script: String,
     },
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
     HashSecret,
@@ -119,11 +126,13 @@ fn main() -> std::process::ExitCode {
             listen,
             ring_ms,
             hold_sec,
+            bot,
+            bot_script,
         } => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(sim(listen, ring_ms, hold_sec))),
+            .and_then(|rt| rt.block_on(sim(listen, ring_ms, hold_sec, bot, &bot_script))),
         Command::HashSecret => hash_secret(),
         Command::Openapi => serde_json::to_string_pretty(&outdial_api::openapi_document())
             .map(|s| println!("{s}"))
@@ -152,7 +161,29 @@ fn hash_secret() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sim(listen: SocketAddr, ring_ms: u64, hold_sec: u64) -> anyhow::Result<()> {
+async fn sim(
+    listen: SocketAddr,
+    ring_ms: u64,
+    hold_sec: u64,
+    bot: Option<SocketAddr>,
+    bot_script: &str,
+) -> anyhow::Result<()> {
+    let _bot = match bot {
+        Some(addr) => {
+            let script = match bot_script {
+                "silent" => outdial_sim::bot::Script::Silent,
+                "greet" => outdial_sim::bot::Script::GreetAndHangUp,
+                "transfer" => outdial_sim::bot::Script::Transfer,
+                other => anyhow::bail!("--bot-script {other}: should be silent, greet or transfer"),
+            };
+            let b = outdial_sim::bot::start(addr, script)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the bot: {e}"))?;
+            println!("reference bot at {}", b.url);
+            Some(b)
+        }
+        None => None,
+    };
     let opts = outdial_sim::SimOptions {
         ring: std::time::Duration::from_millis(ring_ms),
         hold: std::time::Duration::from_secs(hold_sec),

@@ -105,6 +105,11 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         rtp_ip,
         rtp_ports: config::parse_port_range(&cfg.sip.rtp_ports).map_err(anyhow::Error::msg)?,
         max_call_duration: Duration::from_secs(cfg.sip.max_call_duration_sec),
+        bot_client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("HTTP client for bots")?,
         media_timeout: (cfg.sip.media_timeout_sec > 0)
             .then(|| Duration::from_secs(cfg.sip.media_timeout_sec)),
     }));

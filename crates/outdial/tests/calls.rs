@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn gateway(sipp_port: u16) -> Gateway {
-    Gateway::start(&format!(
+    Gateway::start(&common::with_bot(&format!(
         "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{sipp_port}\"\nkeepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
-    ))
+    )).await)
     .await
 }
 
@@ -290,10 +290,10 @@ async fn the_dial_command_reports_failures_and_refusals() {
 #[tokio::test]
 async fn a_tcp_trunk_carries_the_call() {
     let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-t", "t1", "-d", "300"]);
-    let g = Gateway::start(&format!(
+    let g = Gateway::start(&common::with_bot(&format!(
         "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tcp\"\nkeepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
         sipp.port
-    ))
+    )).await)
     .await;
     let (url, got) = receiver().await;
     dial(&g, &url, json!({})).await;
@@ -333,11 +333,11 @@ async fn the_outbound_proxy_receives_the_invite() {
     let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "300"]);
     let proxy = outdial_testkit::Kamailio::relay_to(sipp.port);
     // The carrier's name does not resolve here: only the outbound proxy can carry the call.
-    let g = Gateway::start(&format!(
+    let g = Gateway::start(&common::with_bot(&format!(
         "[[trunks]]\nname = \"carrier\"\naddress = \"carrier.invalid:5060\"\noutboundProxy = \"127.0.0.1:{}\"\nkeepAliveSec = 0\n\n\
          [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
         proxy.port
-    ))
+    )).await)
     .await;
     let (url, got) = receiver().await;
     let id = dial(&g, &url, json!({})).await;

@@ -11,9 +11,9 @@ use std::time::Duration;
 const BOT: &str = "\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n";
 
 pub async fn gateway(sipp_port: u16, sip_extra: &str) -> Gateway {
-    Gateway::start(&format!(
+    Gateway::start(&common::with_bot(&format!(
         "[sip]\n{sip_extra}\n\n[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{sipp_port}\"\nkeepAliveSec = 0\n{BOT}"
-    ))
+    )).await)
     .await
 }
 
@@ -84,7 +84,7 @@ async fn bot_events(g: &Gateway, id: &str) -> Vec<String> {
     events(g, id)
         .await
         .iter()
-        .filter(|e| e["kind"] == "bot-event")
+        .filter(|e| e["kind"] == "bot-event" && e["data"]["name"] == "machineDetection")
         .map(|e| e["data"]["value"].as_str().unwrap().to_string())
         .collect()
 }

@@ -18,10 +18,10 @@ async fn setup() -> (outdial_sim::Sim, Gateway) {
     )
     .await
     .unwrap();
-    let g = Gateway::start(&format!(
+    let g = Gateway::start(&common::with_bot(&format!(
         "[[trunks]]\nname = \"sim\"\naddress = \"{}\"\nkeepAliveSec = 1\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
         sim.addr
-    ))
+    )).await)
     .await;
     (sim, g)
 }

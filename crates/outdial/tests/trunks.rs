@@ -61,9 +61,9 @@ async fn conversation_ends(g: &Gateway, id: &str) -> Value {
 async fn keep_alive_marks_a_silent_trunk_down_and_up_again() {
     let sipp = Sipp::uas("uas_options_200.xml", &["-m", "1000"]);
     let port = sipp.port;
-    let g = Gateway::start(&format!(
+    let g = Gateway::start(&common::with_bot(&format!(
         "[sip]\ntrunk_down_after = 2\n\n[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{port}\"\nkeepAliveSec = 1\n{BOT}"
-    ))
+    )).await)
     .await;
     let (status, body) = trunk_becomes(&g, "sbc", "up").await;
     assert_eq!(status, 200, "{body}");
@@ -102,12 +102,12 @@ async fn a_tls_trunk_with_its_ca_file_carries_a_call() {
     let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-t", "t1", "-d", "300"]);
     let ca = TestCa::new();
     let tunnel = Stunnel::relay_to(&ca, sipp.port);
-    let g = Gateway::start(&format!(
+    let g = Gateway::start(&common::with_bot(&format!(
         "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{}\"\ntransport = \"tls\"\ntlsCaFile = \"{}\"\n\
          tlsServerName = \"sbc.test\"\nkeepAliveSec = 0\n{BOT}",
         tunnel.port,
         ca.dir.join("ca.pem").display()
-    ))
+    )).await)
     .await;
     let r = dialout(&g).await;
     assert_eq!(r.status(), 200);
@@ -123,10 +123,13 @@ async fn a_tls_trunk_with_its_ca_file_carries_a_call() {
 
 #[tokio::test]
 async fn a_tls_trunk_with_a_missing_ca_file_fails_the_call_clearly() {
-    let g = Gateway::start(&format!(
-        "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:5061\"\ntransport = \"tls\"\n\
+    let g = Gateway::start(
+        &common::with_bot(&format!(
+            "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:5061\"\ntransport = \"tls\"\n\
          tlsCaFile = \"/nonexistent/ca.pem\"\nkeepAliveSec = 0\n{BOT}"
-    ))
+        ))
+        .await,
+    )
     .await;
     let r = dialout(&g).await;
     assert_eq!(r.status(), 200);
@@ -162,10 +165,10 @@ async fn a_trunk_without_port_is_found_by_srv() {
             ip: "127.0.0.1".parse().unwrap(),
         },
     ]);
-    let g = Gateway::start(&format!(
+    let g = Gateway::start(&common::with_bot(&format!(
         "[sip]\nnameservers = [\"{}\"]\n\n[[trunks]]\nname = \"sbc\"\naddress = \"carrier.test\"\nkeepAliveSec = 0\n{BOT}",
         dns.addr
-    ))
+    )).await)
     .await;
     let r = dialout(&g).await;
     assert_eq!(r.status(), 200);

@@ -284,3 +284,12 @@ pub async fn status(got: &Got, status: &str) -> Value {
     }
     panic!("no '{status}' notification; got {:?}", got.lock());
 }
+
+/// `config` with its bots pointed at a reference bot (outdial-sim, silent script) running in this test process
+/// instead of the unreachable `http://127.0.0.1:9/bot`: answered calls need a bot that answers.
+pub async fn with_bot(config: &str) -> String {
+    let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), outdial_sim::bot::Script::Silent)
+        .await
+        .unwrap();
+    config.replace("http://127.0.0.1:9/bot", &bot.url)
+}

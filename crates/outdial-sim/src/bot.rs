@@ -1,0 +1,166 @@
+//! A reference AudioCodes bot (Bot API, HTTP mode, PROTOCOLS.md 1.1) on 127.0.0.1: it greets the person by the
+//! dialout's `participantName`, ends the call (`hangup` with a `botOperationResult`) or stays silent, as scripted,
+//! and keeps every activity it received so that tests and the demo can show what a bot sees.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How the bot behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Script {
+    /// Answers every request with no activity.
+    #[default]
+    Silent,
+    /// Greets on `start`, then hangs up at once with `botOperationResult` `greeted`.
+    GreetAndHangUp,
+    /// Asks for a transfer to `sip:agent@example.com` on `start`.
+    Transfer,
+    /// Every request fails with 503 (an unreachable bot).
+    Broken,
+}
+
+#[derive(Default)]
+struct Inner {
+    script: Script,
+    /// Activities received, by conversation, in order.
+    received: HashMap<String, Vec<Value>>,
+    /// Disconnect bodies, by conversation.
+    disconnected: HashMap<String, Value>,
+}
+
+/// The running bot.
+#[derive(Clone)]
+pub struct RefBot {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl RefBot {
+    pub fn received(&self, conversation: &str) -> Vec<Value> {
+        self.inner
+            .lock()
+            .received
+            .get(conversation)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn disconnected(&self, conversation: &str) -> Option<Value> {
+        self.inner.lock().disconnected.get(conversation).cloned()
+    }
+
+    pub fn set_script(&self, script: Script) {
+        self.inner.lock().script = script;
+    }
+}
+
+fn activity(kind: &str, fields: Value) -> Value {
+    let mut a = json!({"type": kind, "id": uuid::Uuid::new_v4().to_string()});
+    if let (Some(a), Some(f)) = (a.as_object_mut(), fields.as_object()) {
+        a.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    a
+}
+
+fn replies(script: Script, received: &[Value]) -> Vec<Value> {
+    let start = received
+        .iter()
+        .find(|a| a["type"] == "event" && a["name"] == "start");
+    let Some(start) = start else { return Vec::new() };
+    let name = start["parameters"]["dialoutMetadata"]["participantName"]
+        .as_str()
+        .unwrap_or("there");
+    match script {
+        Script::GreetAndHangUp => vec![
+            activity(
+                "message",
+                json!({"text": format!("Hello {name}, this is the reference bot. Goodbye.")}),
+            ),
+            activity(
+                "event",
+                json!({"name": "hangup",
+                "activityParams": {"hangupReason": "greeted and done", "botOperationResult": "greeted",
+                                   "botOperationData": format!("name={name}")}}),
+            ),
+        ],
+        Script::Transfer => vec![activity(
+            "event",
+            json!({"name": "transfer",
+            "activityParams": {"transferTarget": "sip:agent@example.com", "handoverReason": "wants a person"}}),
+        )],
+        Script::Silent | Script::Broken => Vec::new(),
+    }
+}
+
+pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot> {
+    let inner = Arc::new(Mutex::new(Inner {
+        script,
+        ..Default::default()
+    }));
+    let app = Router::new()
+        .route(
+            "/bot",
+            get(|State(s): State<Arc<Mutex<Inner>>>| async move {
+                if s.lock().script == Script::Broken {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                Json(json!({"type": "ac-bot-api", "success": true})).into_response()
+            })
+            .post(|State(s): State<Arc<Mutex<Inner>>>, Json(b): Json<Value>| async move {
+                if s.lock().script == Script::Broken {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                let Some(id) = b["conversation"].as_str() else {
+                    return (StatusCode::BAD_REQUEST, "no conversation").into_response();
+                };
+                s.lock().received.entry(id.to_string()).or_default();
+                Json(json!({
+                    "activitiesURL": format!("conversation/{id}/activities"),
+                    "refreshURL": format!("conversation/{id}/refresh"),
+                    "disconnectURL": format!("conversation/{id}/disconnect"),
+                    "expiresSeconds": 120,
+                }))
+                .into_response()
+            }),
+        )
+        .route(
+            "/conversation/{id}/activities",
+            post(|State(s): State<Arc<Mutex<Inner>>>, Path(id): Path<String>, Json(b): Json<Value>| async move {
+                let mut inner = s.lock();
+                let script = inner.script;
+                let Some(list) = inner.received.get_mut(&id) else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                let new: Vec<Value> = b["activities"].as_array().cloned().unwrap_or_default();
+                let had_start = list.iter().any(|a| a["name"] == "start");
+                list.extend(new);
+                let out = if had_start { Vec::new() } else { replies(script, list) };
+                Json(json!({"activities": out})).into_response()
+            }),
+        )
+        .route("/conversation/{id}/refresh", post(|| async { Json(json!({"expiresSeconds": 120})) }))
+        .route(
+            "/conversation/{id}/disconnect",
+            post(|State(s): State<Arc<Mutex<Inner>>>, Path(id): Path<String>, Json(b): Json<Value>| async move {
+                s.lock().disconnected.insert(id, b);
+                Json(json!({}))
+            }),
+        )
+        .with_state(inner.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let url = format!("http://{}/bot", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("reference bot stopped: {e}");
+        }
+    });
+    Ok(RefBot { url, inner })
+}

@@ -1,0 +1,96 @@
+//! The conversation's link to its bot (PRODUCT.md 7): opened at the answer (or before the INVITE when the bot
+//! asked for `dialoutInitiated`), it carries the `start` event, the machine-detection and DTMF events to the bot,
+//! and the bot's activities back to the conversation task. Every event sent is also kept in the timeline.
+
+use crate::engine::Ctx;
+use outdial_bots::acapi::AcApi;
+use outdial_bots::{BotConnector, BotSession, FromBot, activity};
+use outdial_core::{Bot, BotType, Conversation};
+use serde_json::{Value, json};
+
+pub struct BotLink {
+    session: BotSession,
+    language: String,
+}
+
+impl BotLink {
+    /// Opens the bot conversation of `conv`.
+    pub async fn open(ctx: &Ctx, bot: &Bot, conv: &Conversation) -> Result<BotLink, String> {
+        let url = bot
+            .bot_url
+            .as_deref()
+            .ok_or_else(|| format!("bot unreachable: bot '{}' has no botUrl", bot.name))?;
+        let connector = match bot.bot_type {
+            BotType::AcApi => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
+            other => {
+                return Err(format!(
+                    "bot type {} is not supported by this build (ac-api only)",
+                    serde_json::to_value(other)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let session = connector
+            .open(&conv.id.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(BotLink {
+            session,
+            language: bot.language.clone(),
+        })
+    }
+
+    async fn send(&self, ctx: &Ctx, conv: &Conversation, activity: Value) {
+        let data =
+            json!({"type": activity["type"], "name": activity["name"], "value": activity.get("value")});
+        if let Err(e) = ctx.store.append_event(conv.id, "bot-event", &data).await {
+            tracing::warn!(conversation = %conv.id, "cannot record a bot event: {e}");
+        }
+        self.session.send(vec![activity]).await;
+    }
+
+    /// The `start` event with the call's fields.
+    pub async fn start(&self, ctx: &Ctx, conv: &Conversation) {
+        let a = activity::start(conv.start_parameters(), &self.language);
+        self.send(ctx, conv, a).await;
+    }
+
+    /// `dialoutInitiated`, delivered before it returns (the bot has it before the INVITE goes out).
+    pub async fn dialout_initiated(&self, ctx: &Ctx, conv: &Conversation) {
+        let a = activity::event("dialoutInitiated", conv.start_parameters(), &self.language);
+        let data = json!({"type": "event", "name": "dialoutInitiated"});
+        if let Err(e) = ctx.store.append_event(conv.id, "bot-event", &data).await {
+            tracing::warn!(conversation = %conv.id, "cannot record a bot event: {e}");
+        }
+        self.session.deliver(vec![a]).await;
+    }
+
+    /// An event such as `machineDetection`, `DTMF`.
+    pub async fn event(&self, ctx: &Ctx, conv: &Conversation, name: &str, value: Value) {
+        let a = activity::event(name, value, &self.language);
+        self.send(ctx, conv, a).await;
+    }
+
+    /// The bot's next activity (or its failure).
+    pub async fn next(&mut self) -> Option<FromBot> {
+        self.session.events.recv().await
+    }
+
+    pub async fn close(&self, reason: &str, reason_code: &str) {
+        self.session.close(reason, reason_code).await;
+    }
+}
+
+/// The next thing the bot says, once there is a bot (never before).
+pub async fn next_from(link: &mut Option<BotLink>) -> FromBot {
+    match link.as_mut() {
+        Some(l) => match l.next().await {
+            Some(e) => e,
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}

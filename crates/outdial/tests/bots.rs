@@ -1,0 +1,204 @@
+//! Calls with their bot: the real binary, sipp or the simulated callee as the far end, and the reference
+//! AudioCodes bot (outdial-sim, Bot API HTTP mode) on real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use common::{ADMIN, Gateway, receiver, status};
+use outdial_sim::bot::{RefBot, Script};
+use outdial_testkit::Sipp;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn setup(far_end: &str, script: Script, bot_extra: &str) -> (RefBot, Gateway) {
+    let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), script)
+        .await
+        .unwrap();
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"sbc\"\naddress = \"{far_end}\"\nkeepAliveSec = 0\n\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\ntoken = \"bot-token\"\n{bot_extra}\n",
+        bot.url
+    ))
+    .await;
+    (bot, g)
+}
+
+/// The seed's dialout request (reference product documentation), with a notifyUrl of ours.
+fn seed_request(notify_url: &str) -> Value {
+    json!({"bot": "Bot1", "target": "tel:+123456789", "caller": "1-800-111-111", "notifyUrl": notify_url,
+           "metadata": {"participantName": "Alice"}})
+}
+
+async fn dial(g: &Gateway, body: &Value) -> String {
+    let r = g.post("/api/v1/actions/dialout", ADMIN, body).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn received(bot: &RefBot, id: &str, n: usize) -> Vec<Value> {
+    for _ in 0..100 {
+        let got = bot.received(id);
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bot.received(id)
+}
+
+#[tokio::test]
+async fn the_start_event_is_the_seeds_and_the_bot_ends_the_call_with_its_result() {
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let (bot, g) = setup(&format!("127.0.0.1:{}", sipp.port), Script::GreetAndHangUp, "").await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &seed_request(&url)).await;
+    let done = status(&got, "completed").await;
+    let start = &bot.received(&id)[0];
+    // The seed's example, field for field…
+    let seed = json!({"type": "event", "name": "start",
+        "parameters": {"callee": "+123456789", "caller": "1-800-111-111", "dialoutMetadata": {"participantName": "Alice"}}});
+    assert_eq!(start["type"], seed["type"]);
+    assert_eq!(start["name"], seed["name"]);
+    for (k, v) in seed["parameters"].as_object().unwrap() {
+        assert_eq!(&start["parameters"][k], v, "{k}");
+    }
+    // … plus exactly the other fields of PRODUCT.md 7.1 that this request gives values to.
+    let mut extra: Vec<&str> = start["parameters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| seed["parameters"].get(*k).is_none())
+        .collect();
+    extra.sort_unstable();
+    assert_eq!(extra, ["conversationId", "outboundTarget", "vaigConversationId"]);
+    assert_eq!(start["parameters"]["conversationId"], id.as_str());
+    assert_eq!(start["parameters"]["outboundTarget"], "tel:+123456789");
+    assert_eq!(start["language"], "en-US");
+    assert!(start["id"].is_string() && start["timestamp"].as_str().unwrap().ends_with('Z'));
+    // The bot's hangup ends the call with its reason and result.
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+    assert_eq!(done["reason"], "greeted and done");
+    assert_eq!(done["botOperationResult"], "greeted");
+    assert_eq!(done["botOperationData"], "name=Alice");
+    assert_eq!(done["hangupBy"], "bot");
+    let disc = bot.disconnected(&id).expect("the bot conversation is closed");
+    assert_eq!(disc["reasonCode"], "bot-disconnected");
+    assert_eq!(sipp.exit_code(), 0, "sipp got our BYE");
+    // The greeting is in the timeline (spoken once the speech engines land).
+    let ev: Vec<Value> = g
+        .get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(ev.iter().any(|e| {
+        e["kind"] == "bot-activity"
+            && e["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Hello Alice"))
+    }));
+}
+
+#[tokio::test]
+async fn dialout_initiated_reaches_the_bot_even_when_the_call_fails() {
+    let sipp = Sipp::uas("uas_486_reject.xml", &[]);
+    let (bot, g) = setup(
+        &format!("127.0.0.1:{}", sipp.port),
+        Script::Silent,
+        "sendEventsToBot = [\"dialoutInitiated\"]",
+    )
+    .await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &seed_request(&url)).await;
+    let failed = status(&got, "failed").await;
+    assert_eq!(failed["reasonCode"], "busy");
+    let got = received(&bot, &id, 1).await;
+    assert_eq!(got[0]["name"], "dialoutInitiated");
+    assert_eq!(got[0]["value"]["callee"], "+123456789");
+    assert_eq!(got[0]["value"]["dialoutMetadata"]["participantName"], "Alice");
+    assert_eq!(got.len(), 1, "no start event for a call that was never answered");
+    for _ in 0..50 {
+        if bot.disconnected(&id).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let disc = bot.disconnected(&id).expect("closed with the failure");
+    assert_eq!(disc["reasonCode"], "busy");
+    assert_eq!(disc["reason"], "SIP ;cause=486 ;text=\"Busy Here\"");
+}
+
+#[tokio::test]
+async fn a_bot_that_cannot_be_reached_at_the_answer_ends_the_call_with_error() {
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let (_bot, g) = setup(&format!("127.0.0.1:{}", sipp.port), Script::Broken, "").await;
+    let (url, got) = receiver().await;
+    dial(&g, &seed_request(&url)).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "error");
+    let reason = done["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("bot unreachable: ") && reason.ends_with("HTTP 503"),
+        "{reason}"
+    );
+    assert_eq!(sipp.exit_code(), 0, "hung up, no dead air");
+}
+
+#[tokio::test]
+async fn the_bot_transfers_the_call_with_refer() {
+    let sipp = Sipp::uas("uas_refer_accept.xml", &[]);
+    let (_bot, g) = setup(&format!("127.0.0.1:{}", sipp.port), Script::Transfer, "").await;
+    let (url, got) = receiver().await;
+    dial(&g, &seed_request(&url)).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "transferred", "{done}");
+    assert_eq!(done["reason"], "sip:agent@example.com");
+    assert_eq!(
+        sipp.exit_code(),
+        0,
+        "sipp saw the REFER to the agent, then our BYE"
+    );
+}
+
+#[tokio::test]
+async fn the_bot_hears_of_the_voicemail_and_its_end() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (bot, g) = setup(&sim.addr.to_string(), Script::Silent, "").await;
+    let id = dial(
+        &g,
+        &json!({"bot": "Bot1", "target": "tel:+15550101", "caller": "1", "machineDetection": "detect",
+                "voicemailEndTimeoutSec": 2}),
+    )
+    .await;
+    let got = received(&bot, &id, 3).await;
+    let names: Vec<(String, String)> = got
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or("").into(),
+                a["value"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("start".into(), "".into()),
+            ("machineDetection".into(), "voicemail-prompt-start".into()),
+            ("machineDetection".into(), "voicemail-prompt-end-beep".into()),
+        ]
+    );
+    g.send(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/conversations/{id}"),
+        ADMIN,
+        None,
+    )
+    .await;
+}
