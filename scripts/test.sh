@@ -17,6 +17,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v sipp >/dev/null || missing+=(sip-tester)           # SIP far end of the conformance suite
 command -v stunnel4 >/dev/null || missing+=(stunnel4)         # TLS in front of sipp (Debian's sipp has no TLS)
 command -v openssl >/dev/null || missing+=(openssl)           # the TLS tests' throw-away CA
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)       # the local text-to-speech engine
 if [ ${#missing[@]} -gt 0 ] || ! command -v kamailio >/dev/null; then
   as_root apt-get update -qq
 fi

@@ -12,7 +12,8 @@
 pub mod cadence;
 pub mod tone;
 pub mod vad;
-pub mod wav;
+/// WAV reading lives with the other audio formats in outdial-media.
+pub use outdial_media::wav;
 
 mod config;
 mod tones;

@@ -10,6 +10,7 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod wav;
 
 pub use g711::Law;
 pub use session::{FRAME, Media, MediaConfig, MediaEvent, Stats};

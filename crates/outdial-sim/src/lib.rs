@@ -102,6 +102,8 @@ pub struct SimStats {
     pub ended: AtomicU64,
     /// RTP packets received from the caller over all ended calls.
     pub rtp_received: AtomicU64,
+    /// 20 ms frames of the caller's audio louder than -35 dBFS (speech or tones heard), all calls.
+    pub loud_frames: AtomicU64,
 }
 
 /// A running simulated callee; stops when dropped.
@@ -323,8 +325,15 @@ impl Call {
                     }
                     Some(_) => {}
                 },
-                // The caller's audio is not used; draining keeps the media loop from counting drops.
-                Some(_) = media.events.recv() => {}
+                // What the caller plays: counted when loud (tests check that the bot was heard).
+                Some(e) = media.events.recv() => {
+                    if let outdial_media::MediaEvent::Audio(f) = e {
+                        let energy: f64 = f.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / f.len().max(1) as f64;
+                        if energy > (32768.0f64 * 0.0178).powi(2) {
+                            self.stats.loud_frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
                 () = &mut hold => {
                     self.bye(&mut rx).await;
                     break;

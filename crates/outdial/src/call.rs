@@ -7,6 +7,7 @@
 use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
+use crate::prompts::{Next, Prompts};
 use outdial_api::engine::AcceptedCall;
 use outdial_bots::FromBot;
 use outdial_bots::activity::BotAction;
@@ -172,12 +173,77 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     let beep_wait = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(beep_wait);
     let mut beep_waiting = false;
+    let mut prompts = Prompts::default();
     let answer_timeout = Duration::from_secs_f64(conv.request.answer_timeout_sec);
     let answer_deadline = tokio::time::sleep(answer_timeout);
     tokio::pin!(answer_deadline);
     let max_duration = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(max_duration);
-    loop {
+    'call: loop {
+        // What the bot said, in order: messages are spoken; a hangup or transfer after a message waits for it.
+        while let Some(next) = prompts.next() {
+            match next {
+                Next::Say(text) => match (&ctx.tts, &media) {
+                    (Some(tts), Some(m)) => match tts
+                        .synthesize(&text, &bot.language, bot.voice_name.as_deref())
+                        .await
+                    {
+                        Ok(pcm) if !pcm.is_empty() => {
+                            m.play(pcm);
+                            prompts.playing = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(conversation = %id, "cannot speak the bot's message: {e}"),
+                    },
+                    _ => {
+                        tracing::warn!(conversation = %id, "no text-to-speech engine: the bot's message is not spoken")
+                    }
+                },
+                Next::Act(BotAction::Hangup(reason)) => {
+                    sip.hangup().await;
+                    finish(
+                        conv,
+                        ReasonCode::BotDisconnected,
+                        reason.unwrap_or_else(|| "Bot disconnected".into()),
+                        "bot",
+                    )
+                    .await;
+                    break 'call;
+                }
+                Next::Act(BotAction::Transfer { target, .. }) => match sip.refer(&target).await {
+                    Ok(status) if (200..300).contains(&status) => {
+                        sip.hangup().await;
+                        finish(conv, ReasonCode::Transferred, target, "bot").await;
+                        break 'call;
+                    }
+                    other => {
+                        let reason = match other {
+                            Ok(s) => format!("REFER answered {s}"),
+                            Err(e) => e,
+                        };
+                        if let Some(l) = &link {
+                            l.event(
+                                &ctx,
+                                conv,
+                                "transferStatus",
+                                json!({"status": "failed", "reason": reason}),
+                            )
+                            .await;
+                        }
+                    }
+                },
+                Next::Act(BotAction::SendDtmf(digits)) => {
+                    if let Some(m) = &media {
+                        digits
+                            .chars()
+                            .filter(|c| "0123456789*#ABCDabcd".contains(*c))
+                            .take(20)
+                            .for_each(|c| m.send_dtmf(c));
+                    }
+                }
+                Next::Act(BotAction::Say(_) | BotAction::Other(_)) => {}
+            }
+        }
         tokio::select! {
             event = sip.events.recv() => match event {
                 None => {
@@ -224,6 +290,8 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                             let cfg = MediaConfig { timeout: ctx.media_timeout, frames_per_event: 3, ..Default::default() };
                             media = rtp.take().map(|r| r.start(&answer, cfg));
                             detection = Detection::new(conv.request.machine_detection, bot.machine_detection_config.as_ref());
+                            // The bot's first prompts wait for the verdict.
+                            prompts.held = detection.is_some();
                         }
                         Err(e) => {
                             sip.hangup().await;
@@ -296,7 +364,16 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         continue;
                     };
                     let steps: Vec<Step> = frame.chunks(outdial_media::FRAME).flat_map(|f| d.on_frame(f)).collect();
-                    let (await_beep, hang_up) = apply(&ctx, conv, secret, link.as_ref(), steps).await;
+                    let Applied { await_beep, hang_up, verdict, greeting_end } = apply(&ctx, conv, secret, link.as_ref(), steps).await;
+                    match verdict.as_deref() {
+                        // What was prepared for a person is not said to a machine; the bot speaks after the greeting.
+                        Some("machine") => prompts.drop_messages(),
+                        Some(_) => prompts.held = false,
+                        None => {}
+                    }
+                    if greeting_end {
+                        prompts.held = false;
+                    }
                     if await_beep {
                         let wait = Duration::from_secs_f64(conv.request.voicemail_end_timeout_sec);
                         beep_wait.as_mut().reset(tokio::time::Instant::now() + wait);
@@ -308,14 +385,21 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         break;
                     }
                 }
-                MediaEvent::PlayoutDone => {}
+                MediaEvent::PlayoutDone => {
+                    prompts.playing = false;
+                    if let Some(l) = link.as_ref().filter(|_| bot.send_events_to_bot.iter().any(|e| e == "playFinished")) {
+                        l.event(&ctx, conv, "playFinished", serde_json::Value::Null).await;
+                    }
+                }
             },
             () = &mut beep_wait, if beep_waiting => {
                 beep_waiting = false;
                 if let Some(d) = detection.as_mut() {
                     let since_answer = conv.connect_time.map_or(0, |t| (now_ms() - t).max(0) as u64);
                     let steps = d.on_beep_timeout(since_answer);
-                    apply(&ctx, conv, secret, link.as_ref(), steps).await;
+                    if apply(&ctx, conv, secret, link.as_ref(), steps).await.greeting_end {
+                        prompts.held = false;
+                    }
                 }
             }
             from_bot = next_from(&mut link) => match from_bot {
@@ -330,33 +414,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     if let Err(e) = ctx.store.append_event(id, "bot-activity", &data).await {
                         tracing::warn!(conversation = %id, "cannot record a bot activity: {e}");
                     }
-                    match action {
-                        // Spoken once the speech engines land (outdial-speech); kept in the timeline meanwhile.
-                        BotAction::Say(_) | BotAction::Other(_) => {}
-                        BotAction::Hangup(reason) => {
-                            sip.hangup().await;
-                            finish(conv, ReasonCode::BotDisconnected, reason.unwrap_or_else(|| "Bot disconnected".into()), "bot").await;
-                            break;
-                        }
-                        BotAction::Transfer { target, .. } => match sip.refer(&target).await {
-                            Ok(status) if (200..300).contains(&status) => {
-                                sip.hangup().await;
-                                finish(conv, ReasonCode::Transferred, target, "bot").await;
-                                break;
-                            }
-                            other => {
-                                let reason = match other { Ok(s) => format!("REFER answered {s}"), Err(e) => e };
-                                if let Some(l) = &link {
-                                    l.event(&ctx, conv, "transferStatus", json!({"status": "failed", "reason": reason})).await;
-                                }
-                            }
-                        },
-                        BotAction::SendDtmf(digits) => {
-                            if let Some(m) = &media {
-                                digits.chars().filter(|c| "0123456789*#ABCDabcd".contains(*c)).take(20).for_each(|c| m.send_dtmf(c));
-                            }
-                        }
-                    }
+                    prompts.push(action);
                 }
                 FromBot::Failed(e) => {
                     sip.hangup().await;
@@ -451,13 +509,14 @@ async fn apply(
     secret: Option<&str>,
     link: Option<&BotLink>,
     steps: Vec<Step>,
-) -> (bool, Option<&'static str>) {
+) -> Applied {
     let id = conv.id;
-    let (mut await_beep, mut hang_up) = (false, None);
+    let mut out = Applied::default();
     for step in steps {
         match step {
             Step::Verdict(record) => {
                 let verdict = record["result"].as_str().unwrap_or("unknown").to_string();
+                out.verdict = Some(verdict.clone());
                 metrics::counter!("outdial_detection_verdicts_total", "verdict" => verdict).increment(1);
                 let latency = record["latencyMs"].as_f64().unwrap_or(0.0) / 1000.0;
                 metrics::histogram!("outdial_detection_latency_seconds").record(latency);
@@ -482,6 +541,7 @@ async fn apply(
                 }
             }
             Step::GreetingEnd(record) => {
+                out.greeting_end = true;
                 conv.detection = Some(record.clone());
                 conv.updated_at = now_ms();
                 if let Err(e) = ctx.store.transition(conv, "greeting-end", &record, &[]).await {
@@ -492,9 +552,18 @@ async fn apply(
                 Some(l) => l.event(ctx, conv, "machineDetection", json!(value)).await,
                 None => tracing::warn!(conversation = %id, "no bot to tell {value}"),
             },
-            Step::AwaitBeep => await_beep = true,
-            Step::HangUp(reason) => hang_up = Some(reason),
+            Step::AwaitBeep => out.await_beep = true,
+            Step::HangUp(reason) => out.hang_up = Some(reason),
         }
     }
-    (await_beep, hang_up)
+    out
+}
+
+/// What the detector's steps mean for the rest of the call.
+#[derive(Default)]
+struct Applied {
+    await_beep: bool,
+    hang_up: Option<&'static str>,
+    verdict: Option<String>,
+    greeting_end: bool,
 }

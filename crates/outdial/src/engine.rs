@@ -28,6 +28,8 @@ pub struct Ctx {
     pub rtp_ip: IpAddr,
     pub rtp_ports: (u16, u16),
     pub max_call_duration: Duration,
+    /// Text to speech for the bots' messages; None when no engine is installed.
+    pub tts: Option<Arc<dyn outdial_speech::TtsProvider>>,
     /// The HTTP client of bot connections (one connection pool for all calls).
     pub bot_client: reqwest::Client,
     /// No RTP for this long ends an answered call with `error`; None = never.

@@ -8,6 +8,7 @@ mod detection;
 mod dial;
 mod engine;
 mod health;
+mod prompts;
 mod serve;
 
 use clap::{Parser, Subcommand};

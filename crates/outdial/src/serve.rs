@@ -105,6 +105,13 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         rtp_ip,
         rtp_ports: config::parse_port_range(&cfg.sip.rtp_ports).map_err(anyhow::Error::msg)?,
         max_call_duration: Duration::from_secs(cfg.sip.max_call_duration_sec),
+        tts: match outdial_speech::Espeak::find() {
+            Ok(e) => Some(Arc::new(e)),
+            Err(e) => {
+                tracing::warn!("{e}: the bots' messages will not be spoken");
+                None
+            }
+        },
         bot_client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))

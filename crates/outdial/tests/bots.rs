@@ -202,3 +202,29 @@ async fn the_bot_hears_of_the_voicemail_and_its_end() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_bot_greeting_is_heard_before_its_hangup() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (_bot, g) = setup(&sim.addr.to_string(), Script::GreetAndHangUp, "").await;
+    let (url, got) = receiver().await;
+    let mut body = seed_request(&url);
+    body["target"] = json!("tel:+15550100");
+    dial(&g, &body).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+    // "Hello Alice, this is the reference bot. Goodbye." takes about 3 s; the hangup waits for it.
+    let duration = done["callDuration"].as_f64().unwrap();
+    assert!(duration > 2.0, "hung up after {duration} s");
+    use std::sync::atomic::Ordering::Relaxed;
+    for _ in 0..30 {
+        if sim.stats.ended.load(Relaxed) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let loud = sim.stats.loud_frames.load(Relaxed);
+    assert!(loud >= 75, "the callee heard {loud} frames of speech");
+}

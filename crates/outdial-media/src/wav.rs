@@ -79,7 +79,7 @@ pub fn decode_8k(b: &[u8]) -> Result<Vec<i16>, String> {
     if samples.first().is_some_and(|s| s.is_nan()) {
         return Err(format!("unsupported format (tag {tag}, {bits} bits)"));
     }
-    Ok(outdial_media::resample::resample_f32(&samples, rate, 8000)
+    Ok(crate::resample::resample_f32(&samples, rate, 8000)
         .into_iter()
         .map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
         .collect())
