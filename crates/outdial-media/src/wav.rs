@@ -70,8 +70,8 @@ pub fn decode_8k(b: &[u8]) -> Result<Vec<i16>, String> {
                 (1, 24) => (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 8_388_608.0,
                 (1, 32) => i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 2_147_483_648.0,
                 (3, 32) => f32::from_le_bytes([s[0], s[1], s[2], s[3]]),
-                (6, 8) => f32::from(alaw(s[0])) / 32768.0,
-                (7, 8) => f32::from(ulaw(s[0])) / 32768.0,
+                (6, 8) => f32::from(crate::g711::alaw_decode(s[0])) / 32768.0,
+                (7, 8) => f32::from(crate::g711::ulaw_decode(s[0])) / 32768.0,
                 _ => f32::NAN,
             }
         })
@@ -83,28 +83,6 @@ pub fn decode_8k(b: &[u8]) -> Result<Vec<i16>, String> {
         .into_iter()
         .map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
         .collect())
-}
-
-fn ulaw(c: u8) -> i16 {
-    let u = !c;
-    let exp = i32::from((u >> 4) & 7);
-    let x = (((i32::from(u & 0x0F) << 3) + 0x84) << exp) - 0x84;
-    (if u & 0x80 != 0 { -x } else { x }) as i16
-}
-
-fn alaw(c: u8) -> i16 {
-    let a = i32::from(c ^ 0x55);
-    let mut t = (a & 0x0F) << 4;
-    let seg = (a & 0x70) >> 4;
-    match seg {
-        0 => t += 8,
-        1 => t += 0x108,
-        _ => {
-            t += 0x108;
-            t <<= seg - 1;
-        }
-    }
-    (if a & 0x80 != 0 { t } else { -t }) as i16
 }
 
 /// A 16-bit PCM mono WAV (for tests and tools).

@@ -30,23 +30,6 @@ pub async fn dial(g: &Gateway, extra: Value) -> String {
         .to_string()
 }
 
-pub async fn ended(g: &Gateway, id: &str, within: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + within;
-    while tokio::time::Instant::now() < deadline {
-        let c: Value = g
-            .get(&format!("/api/v1/conversations/{id}"), ADMIN)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if c["state"] == "ended" || c["state"] == "failed" {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("conversation {id} did not end within {within:?}");
-}
-
 pub async fn events(g: &Gateway, id: &str) -> Vec<Value> {
     g.get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
         .await
@@ -60,7 +43,7 @@ async fn dtmf_is_received_and_silence_ends_the_call_at_the_media_timeout() {
     let sipp = Sipp::uas("uas_play_dtmf.xml", &["-mi", "127.0.0.1"]);
     let g = gateway(sipp.port, "media_timeout_sec = 2").await;
     let id = dial(&g, json!({})).await;
-    let c = ended(&g, &id, Duration::from_secs(8)).await;
+    let c = common::ended(&g, &id, Duration::from_secs(8)).await;
     assert_eq!(c["state"], "ended", "{c}");
     assert_eq!(c["reasonCode"], "error");
     let reason = c["reason"].as_str().unwrap();

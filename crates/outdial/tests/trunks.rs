@@ -41,22 +41,6 @@ async fn dialout(g: &Gateway) -> reqwest::Response {
     .await
 }
 
-async fn conversation_ends(g: &Gateway, id: &str) -> Value {
-    for _ in 0..100 {
-        let c: Value = g
-            .get(&format!("/api/v1/conversations/{id}"), ADMIN)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if c["state"] == "ended" || c["state"] == "failed" {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("conversation {id} did not end");
-}
-
 #[tokio::test]
 async fn keep_alive_marks_a_silent_trunk_down_and_up_again() {
     let sipp = Sipp::uas("uas_options_200.xml", &["-m", "1000"]);
@@ -115,7 +99,7 @@ async fn a_tls_trunk_with_its_ca_file_carries_a_call() {
         .as_str()
         .unwrap()
         .to_string();
-    let c = conversation_ends(&g, &id).await;
+    let c = common::ended(&g, &id, Duration::from_secs(10)).await;
     assert_eq!(c["state"], "ended", "{c}");
     assert_eq!(c["reasonCode"], "client-disconnected", "{c}");
     assert_eq!(sipp.exit_code(), 0);
@@ -137,7 +121,7 @@ async fn a_tls_trunk_with_a_missing_ca_file_fails_the_call_clearly() {
         .as_str()
         .unwrap()
         .to_string();
-    let c = conversation_ends(&g, &id).await;
+    let c = common::ended(&g, &id, Duration::from_secs(10)).await;
     assert_eq!(c["state"], "failed");
     assert_eq!(c["reasonCode"], "error");
     assert!(
@@ -176,7 +160,7 @@ async fn a_trunk_without_port_is_found_by_srv() {
         .as_str()
         .unwrap()
         .to_string();
-    let c = conversation_ends(&g, &id).await;
+    let c = common::ended(&g, &id, Duration::from_secs(10)).await;
     assert_eq!(c["reasonCode"], "client-disconnected", "{c}");
     assert_eq!(sipp.exit_code(), 0);
 }

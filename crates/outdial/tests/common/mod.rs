@@ -293,3 +293,21 @@ pub async fn with_bot(config: &str) -> String {
         .unwrap();
     config.replace("http://127.0.0.1:9/bot", &bot.url)
 }
+
+/// Polls the conversation until it has ended (or failed), at most `within`.
+pub async fn ended(g: &Gateway, id: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        let c: Value = g
+            .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if c["state"] == "ended" || c["state"] == "failed" {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("conversation {id} did not end within {within:?}");
+}
