@@ -3,6 +3,7 @@
 mod botlink;
 mod call;
 mod config;
+mod demo;
 mod detect;
 mod detection;
 mod dial;
@@ -53,6 +54,14 @@ enum Command {
     /// Run the answering-machine / fax / beep detector on WAV files (one JSON line per file), or report its
     /// accuracy on a labelled corpus (--report DIR; see scripts/make-corpus.sh).
     Detect(detect::DetectArgs),
+    /// The gateway with a simulated carrier and callees and a reference bot, all on this machine: places five
+    /// calls (a person, a voicemail with a beep, a fax, a busy line, no answer) and shows what happens. Exits 0
+    /// when each ended as it should.
+    Demo {
+        /// HTTP address of the gateway (a free port of 127.0.0.1 by default).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
     /// Run the simulated callee: a SIP UAS on UDP answering like a person, an answering machine or a fax (by the
     /// dialled number's last digit: 0 person, 1 machine with beep, 2 machine without beep, 3 fax, 4 busy,
     /// 5 no answer, 6 decline), playing recorded audio over RTP.
@@ -134,6 +143,20 @@ fn main() -> std::process::ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(sim(listen, ring_ms, hold_sec, bot, &bot_script))),
+        Command::Demo { listen } => {
+            let code = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(demo::demo(listen)));
+            return match code {
+                Ok(c) => std::process::ExitCode::from(c),
+                Err(e) => {
+                    eprintln!("outdial demo: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
         Command::HashSecret => hash_secret(),
         Command::Openapi => serde_json::to_string_pretty(&outdial_api::openapi_document())
             .map(|s| println!("{s}"))
