@@ -145,11 +145,13 @@ impl Stunnel {
             .stderr(Stdio::null())
             .spawn()
             .expect("stunnel is installed (Debian package stunnel4; scripts/test.sh installs it)");
-        for _ in 0..50 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        // Ready once the port is taken. (Connecting to find out would open a connection through to the far end,
+        // which sipp in single-socket TCP mode may take for its caller.)
+        for _ in 0..100 {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
         Stunnel { child, port }
     }

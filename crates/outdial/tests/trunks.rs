@@ -99,7 +99,7 @@ async fn a_tls_trunk_with_its_ca_file_carries_a_call() {
         .as_str()
         .unwrap()
         .to_string();
-    let c = common::ended(&g, &id, Duration::from_secs(10)).await;
+    let c = common::ended(&g, &id, Duration::from_secs(20)).await;
     assert_eq!(c["state"], "ended", "{c}");
     assert_eq!(c["reasonCode"], "client-disconnected", "{c}");
     assert_eq!(sipp.exit_code(), 0);
@@ -121,7 +121,7 @@ async fn a_tls_trunk_with_a_missing_ca_file_fails_the_call_clearly() {
         .as_str()
         .unwrap()
         .to_string();
-    let c = common::ended(&g, &id, Duration::from_secs(10)).await;
+    let c = common::ended(&g, &id, Duration::from_secs(20)).await;
     assert_eq!(c["state"], "failed");
     assert_eq!(c["reasonCode"], "error");
     assert!(
@@ -160,7 +160,7 @@ async fn a_trunk_without_port_is_found_by_srv() {
         .as_str()
         .unwrap()
         .to_string();
-    let c = common::ended(&g, &id, Duration::from_secs(10)).await;
+    let c = common::ended(&g, &id, Duration::from_secs(20)).await;
     assert_eq!(c["reasonCode"], "client-disconnected", "{c}");
     assert_eq!(sipp.exit_code(), 0);
 }
