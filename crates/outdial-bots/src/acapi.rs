@@ -3,7 +3,7 @@
 //! reason. The URLs the bot returns are resolved against `botUrl` (RFC 3986). Every request carries
 //! `Authorization: Bearer <token>` when the bot has a token.
 
-use crate::{BotConnector, BotError, BotSession, Command, FromBot};
+use crate::{BotConnector, BotError, BotSession, Command, FromBot, oauth};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -14,7 +14,15 @@ use url::Url;
 pub struct AcApi {
     client: reqwest::Client,
     bot_url: Url,
-    token: Option<String>,
+    auth: Auth,
+}
+
+/// How requests to the bot are authorised.
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    Token(String),
+    ClientCredentials(oauth::Client, oauth::TokenCache),
 }
 
 impl AcApi {
@@ -30,7 +38,7 @@ impl AcApi {
         Ok(AcApi {
             client,
             bot_url,
-            token: token.filter(|t| !t.is_empty()),
+            auth: token.filter(|t| !t.is_empty()).map_or(Auth::None, Auth::Token),
         })
     }
 
@@ -45,8 +53,20 @@ impl AcApi {
         Ok(AcApi {
             client,
             bot_url,
-            token: token.filter(|t| !t.is_empty()),
+            auth: token.filter(|t| !t.is_empty()).map_or(Auth::None, Auth::Token),
         })
+    }
+
+    /// With OAuth client credentials towards the bot; tokens come from (and go into) `cache`.
+    pub fn with_oauth(
+        client: reqwest::Client,
+        bot_url: &str,
+        oauth: oauth::Client,
+        cache: oauth::TokenCache,
+    ) -> Result<Self, BotError> {
+        let mut a = Self::with_client(client, bot_url, None)?;
+        a.auth = Auth::ClientCredentials(oauth, cache);
+        Ok(a)
     }
 
     async fn call(
@@ -55,9 +75,29 @@ impl AcApi {
         url: &Url,
         body: Option<&Value>,
     ) -> Result<Value, BotError> {
+        match self.call_once(method.clone(), url, body).await {
+            // A refused OAuth token is fetched again, once.
+            Err(BotError::Refused { status: 401, .. }) if matches!(&self.auth, Auth::ClientCredentials(..)) => {
+                if let Auth::ClientCredentials(c, cache) = &self.auth {
+                    cache.forget(c);
+                }
+                self.call_once(method, url, body).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&Value>,
+    ) -> Result<Value, BotError> {
         let mut req = self.client.request(method, url.clone());
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+        match &self.auth {
+            Auth::None => {}
+            Auth::Token(t) => req = req.bearer_auth(t),
+            Auth::ClientCredentials(c, cache) => req = req.bearer_auth(cache.token(&self.client, c).await?),
         }
         if let Some(b) = body {
             req = req.json(b);

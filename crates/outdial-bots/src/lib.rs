@@ -4,6 +4,7 @@
 
 pub mod acapi;
 pub mod activity;
+pub mod oauth;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};

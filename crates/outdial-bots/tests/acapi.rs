@@ -21,6 +21,7 @@ struct Bot {
     disconnects: Vec<Value>,
     fail_next: u32,
     calls: u32,
+    tokens_issued: u32,
 }
 
 type Shared = Arc<Mutex<Bot>>;
@@ -80,6 +81,22 @@ async fn fake_bot() -> (String, Shared) {
                     Json(answer).into_response()
                 },
             ),
+        )
+        .route(
+            "/token",
+            post(|State(s): State<Shared>, body: String| async move {
+                // application/x-www-form-urlencoded, RFC 6749 4.4.
+                let ok = body.contains("grant_type=client_credentials")
+                    && body.contains("client_id=outdial")
+                    && body.contains("client_secret=s3cret");
+                if !ok {
+                    return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"})))
+                        .into_response();
+                }
+                s.lock().tokens_issued += 1;
+                Json(json!({"access_token": "secret-token", "token_type": "Bearer", "expires_in": 3600}))
+                    .into_response()
+            }),
         )
         .route(
             "/conversation/{id}/refresh",
@@ -182,4 +199,31 @@ async fn tokens_failures_and_retries() {
         "{err}"
     );
     assert!(err.to_string().starts_with("bot unreachable: "));
+}
+
+#[tokio::test]
+async fn oauth_client_credentials_towards_the_bot() {
+    use outdial_bots::oauth::{Client, TokenCache};
+    let (url, bot) = fake_bot().await;
+    let token_url = url.replace("/bot", "/token");
+    let http = reqwest::Client::new();
+    let cache = TokenCache::default();
+    let client = |secret: &str| Client {
+        token_url: token_url.clone(),
+        client_id: "outdial".into(),
+        client_secret: secret.into(),
+        scope: Some("bot.read".into()),
+    };
+    let a = AcApi::with_oauth(http.clone(), &url, client("s3cret"), cache.clone()).unwrap();
+    a.validate().await.unwrap();
+    // Another call's connector shares the cached token.
+    let b = AcApi::with_oauth(http.clone(), &url, client("s3cret"), cache.clone()).unwrap();
+    b.open("c-1").await.unwrap();
+    assert_eq!(bot.lock().tokens_issued, 1);
+    // Bad client credentials: the token endpoint's refusal is the error.
+    let bad = AcApi::with_oauth(http, &url, client("wrong"), cache).unwrap();
+    match bad.validate().await {
+        Err(BotError::Refused { status: 401, body }) => assert!(body.contains("invalid_client"), "{body}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -21,7 +21,22 @@ impl BotLink {
             .as_deref()
             .ok_or_else(|| format!("bot unreachable: bot '{}' has no botUrl", bot.name))?;
         let connector = match bot.bot_type {
-            BotType::AcApi => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
+            BotType::AcApi => match (
+                &bot.oauth_token_url,
+                &bot.oauth_client_id,
+                &bot.oauth_client_secret,
+            ) {
+                (Some(token_url), Some(id), Some(secret)) => {
+                    let client = outdial_bots::oauth::Client {
+                        token_url: token_url.clone(),
+                        client_id: id.clone(),
+                        client_secret: secret.clone(),
+                        scope: bot.oauth_scope.clone(),
+                    };
+                    AcApi::with_oauth(ctx.bot_client.clone(), url, client, ctx.bot_tokens.clone())
+                }
+                _ => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
+            },
             other => {
                 return Err(format!(
                     "bot type {} is not supported by this build (ac-api only)",

@@ -32,6 +32,8 @@ pub struct Ctx {
     pub tts: Option<Arc<dyn outdial_speech::TtsProvider>>,
     /// The HTTP client of bot connections (one connection pool for all calls).
     pub bot_client: reqwest::Client,
+    /// OAuth access tokens towards bots, shared by all calls.
+    pub bot_tokens: outdial_bots::oauth::TokenCache,
     /// No RTP for this long ends an answered call with `error`; None = never.
     pub media_timeout: Option<Duration>,
     pub health: Arc<TrunkHealth>,

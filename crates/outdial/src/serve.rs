@@ -112,6 +112,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
                 None
             }
         },
+        bot_tokens: Default::default(),
         bot_client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
