@@ -77,7 +77,9 @@ impl AcApi {
     ) -> Result<Value, BotError> {
         match self.call_once(method.clone(), url, body).await {
             // A refused OAuth token is fetched again, once.
-            Err(BotError::Refused { status: 401, .. }) if matches!(&self.auth, Auth::ClientCredentials(..)) => {
+            Err(BotError::Refused { status: 401, .. })
+                if matches!(&self.auth, Auth::ClientCredentials(..)) =>
+            {
                 if let Auth::ClientCredentials(c, cache) = &self.auth {
                     cache.forget(c);
                 }

@@ -174,6 +174,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     tokio::pin!(beep_wait);
     let mut beep_waiting = false;
     let mut prompts = Prompts::default();
+    // Barge-in (the bot's `bargeIn`): a voice detector on the caller's audio while a prompt plays.
+    let mut barge_in = bot.barge_in;
+    let mut barge_vad = outdial_detect::vad::Vad::new(0.5, -45.0);
+    let mut voiced = 0u32;
     let answer_timeout = Duration::from_secs_f64(conv.request.answer_timeout_sec);
     let answer_deadline = tokio::time::sleep(answer_timeout);
     tokio::pin!(answer_deadline);
@@ -191,6 +195,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         Ok(pcm) if !pcm.is_empty() => {
                             m.play(pcm);
                             prompts.playing = true;
+                            if barge_in {
+                                // The person may interrupt: listen while the prompt plays.
+                                m.tap_audio(true);
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => tracing::warn!(conversation = %id, "cannot speak the bot's message: {e}"),
@@ -357,7 +365,23 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                 }
                 MediaEvent::Audio(frame) => {
                     let Some(d) = detection.as_mut().filter(|d| d.listening()) else {
-                        // Nobody listens to the caller's audio (until the bot connection needs it).
+                        if barge_in && prompts.playing {
+                            // Barge-in: the person speaks over the prompt (two voiced frames in a row) → it stops.
+                            let heard = frame.chunks(outdial_media::FRAME).any(|f| {
+                                voiced = if barge_vad.is_voice(f) { voiced + 1 } else { 0 };
+                                voiced >= 2
+                            });
+                            if heard && let Some(m) = &media {
+                                m.stop_playout();
+                                voiced = 0;
+                                let after = conv.connect_time.map_or(0, |t| now_ms() - t);
+                                if let Err(e) = ctx.store.append_event(id, "barge-in", &json!({"afterAnswerMs": after})).await {
+                                    tracing::warn!(conversation = %id, "cannot record a barge-in: {e}");
+                                }
+                            }
+                            continue;
+                        }
+                        // Nobody listens to the caller's audio (until speech recognition needs it).
                         if let Some(m) = &media {
                             m.tap_audio(false);
                         }
@@ -413,6 +437,9 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     let data = json!({"type": a["type"], "name": a.get("name"), "text": a.get("text"), "params": params});
                     if let Err(e) = ctx.store.append_event(id, "bot-activity", &data).await {
                         tracing::warn!(conversation = %id, "cannot record a bot activity: {e}");
+                    }
+                    if let Some(b) = params.get("bargeIn").and_then(|v| v.as_bool()) {
+                        barge_in = b;
                     }
                     prompts.push(action);
                 }

@@ -228,3 +228,34 @@ async fn the_bot_greeting_is_heard_before_its_hangup() {
     let loud = sim.stats.loud_frames.load(Relaxed);
     assert!(loud >= 75, "the callee heard {loud} frames of speech");
 }
+
+#[tokio::test]
+async fn the_person_barges_in_and_the_prompt_stops() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (_bot, g) = setup(&sim.addr.to_string(), Script::GreetAndHangUp, "bargeIn = true").await;
+    let (url, got) = receiver().await;
+    let mut body = seed_request(&url);
+    body["target"] = json!("tel:+15550100");
+    let id = dial(&g, &body).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+    let ev: Vec<Value> = g
+        .get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let barge = ev.iter().find(|e| e["kind"] == "barge-in").expect("a barge-in");
+    // The person says "Hello?" 0.3 s after the answer; the greeting stops within 300 ms of that (RTP and the
+    // 60 ms jitter buffer included, plus the test's own slack).
+    let after = barge["data"]["afterAnswerMs"].as_i64().unwrap();
+    assert!(
+        (300..=800).contains(&after),
+        "barge-in {after} ms after the answer"
+    );
+    // Cut short: the 3 s greeting did not play out before the hangup.
+    let duration = done["callDuration"].as_f64().unwrap();
+    assert!(duration < 2.0, "hung up after {duration} s");
+}
