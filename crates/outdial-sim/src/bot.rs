@@ -25,6 +25,8 @@ pub enum Script {
     Transfer,
     /// Every request fails with 503 (an unreachable bot).
     Broken,
+    /// Greets with `userNoInputTimeoutMS` 1000 and hangs up at the first `noUserInput` event.
+    NoInput,
 }
 
 #[derive(Default)]
@@ -70,7 +72,18 @@ fn activity(kind: &str, fields: Value) -> Value {
     a
 }
 
-fn replies(script: Script, received: &[Value]) -> Vec<Value> {
+/// The answer to a batch of activities (`new`), given everything received so far.
+fn replies(script: Script, received: &[Value], new: &[Value]) -> Vec<Value> {
+    if script == Script::NoInput && new.iter().any(|a| a["name"] == "noUserInput") {
+        return vec![activity(
+            "event",
+            json!({"name": "hangup",
+            "activityParams": {"hangupReason": "no input", "botOperationResult": "no-input"}}),
+        )];
+    }
+    if !new.iter().any(|a| a["name"] == "start") {
+        return Vec::new();
+    }
     let start = received
         .iter()
         .find(|a| a["type"] == "event" && a["name"] == "start");
@@ -95,6 +108,10 @@ fn replies(script: Script, received: &[Value]) -> Vec<Value> {
             "event",
             json!({"name": "transfer",
             "activityParams": {"transferTarget": "sip:agent@example.com", "handoverReason": "wants a person"}}),
+        )],
+        Script::NoInput => vec![activity(
+            "message",
+            json!({"text": format!("Hello {name}."), "sessionParams": {"userNoInputTimeoutMS": 1000}}),
         )],
         Script::Silent | Script::Broken => Vec::new(),
     }
@@ -140,9 +157,8 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                     return StatusCode::NOT_FOUND.into_response();
                 };
                 let new: Vec<Value> = b["activities"].as_array().cloned().unwrap_or_default();
-                let had_start = list.iter().any(|a| a["name"] == "start");
-                list.extend(new);
-                let out = if had_start { Vec::new() } else { replies(script, list) };
+                list.extend(new.iter().cloned());
+                let out = replies(script, list, &new);
                 Json(json!({"activities": out})).into_response()
             }),
         )

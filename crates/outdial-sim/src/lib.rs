@@ -4,7 +4,8 @@
 //!
 //! The behaviour comes from the Request-URI's user part: a keyword in it (`human`, `machine-nobeep`, `machine`,
 //! `fax`, `busy`, `noanswer`, `decline`), else the last digit of the number: 0 person, 1 machine with beep,
-//! 2 machine without beep, 3 fax, 4 busy, 5 no answer, 6 decline, any other digit a person.
+//! 2 machine without beep, 3 fax, 4 busy, 5 no answer, 6 decline, 7 silent (answers, says nothing), any other
+//! digit a person.
 
 pub mod bot;
 pub mod sip;
@@ -29,6 +30,8 @@ pub enum Behaviour {
     Busy,
     NoAnswer,
     Decline,
+    /// Answers and says nothing.
+    Silent,
 }
 
 const HUMAN: &[u8] = include_bytes!("../../outdial-detect/tests/audio/human_hello_then_silence_8k_ulaw.wav");
@@ -47,6 +50,7 @@ impl Behaviour {
             ("busy", Behaviour::Busy),
             ("noanswer", Behaviour::NoAnswer),
             ("decline", Behaviour::Decline),
+            ("silent", Behaviour::Silent),
         ] {
             if u.contains(word) {
                 return b;
@@ -59,6 +63,7 @@ impl Behaviour {
             Some('4') => Behaviour::Busy,
             Some('5') => Behaviour::NoAnswer,
             Some('6') => Behaviour::Decline,
+            Some('7') => Behaviour::Silent,
             _ => Behaviour::Human,
         }
     }
@@ -390,6 +395,7 @@ mod tests {
         assert_eq!(Behaviour::for_user("+15550104"), Behaviour::Busy);
         assert_eq!(Behaviour::for_user("+15550105"), Behaviour::NoAnswer);
         assert_eq!(Behaviour::for_user("+15550106"), Behaviour::Decline);
+        assert_eq!(Behaviour::for_user("+15550107"), Behaviour::Silent);
         assert_eq!(Behaviour::for_user("machine-nobeep-7"), Behaviour::MachineNoBeep);
         assert_eq!(Behaviour::for_user("Fax"), Behaviour::Fax);
         assert!(Behaviour::Machine.audio().len() > 8000 * 15);

@@ -178,6 +178,12 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     let mut barge_in = bot.barge_in;
     let mut barge_vad = outdial_detect::vad::Vad::new(0.5, -45.0);
     let mut voiced = 0u32;
+    // No-input timeout (sessionParams.userNoInputTimeoutMS): silence this long after a prompt → noUserInput event.
+    let mut no_input_ms: u64 = 0;
+    let mut no_input_count = 0u32;
+    let no_input = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(no_input);
+    let mut no_input_armed = false;
     let answer_timeout = Duration::from_secs_f64(conv.request.answer_timeout_sec);
     let answer_deadline = tokio::time::sleep(answer_timeout);
     tokio::pin!(answer_deadline);
@@ -195,6 +201,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         Ok(pcm) if !pcm.is_empty() => {
                             m.play(pcm);
                             prompts.playing = true;
+                            no_input_armed = false;
                             if barge_in {
                                 // The person may interrupt: listen while the prompt plays.
                                 m.tap_audio(true);
@@ -381,6 +388,18 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                             }
                             continue;
                         }
+                        if no_input_armed {
+                            // Waiting for the person after a prompt: any speech disarms the no-input timer.
+                            let heard = frame.chunks(outdial_media::FRAME).any(|f| {
+                                voiced = if barge_vad.is_voice(f) { voiced + 1 } else { 0 };
+                                voiced >= 2
+                            });
+                            if heard {
+                                no_input_armed = false;
+                                no_input_count = 0;
+                            }
+                            continue;
+                        }
                         // Nobody listens to the caller's audio (until speech recognition needs it).
                         if let Some(m) = &media {
                             m.tap_audio(false);
@@ -411,11 +430,26 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                 }
                 MediaEvent::PlayoutDone => {
                     prompts.playing = false;
+                    if no_input_ms > 0 {
+                        no_input.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(no_input_ms));
+                        no_input_armed = true;
+                        voiced = 0;
+                        if let Some(m) = &media {
+                            m.tap_audio(true);
+                        }
+                    }
                     if let Some(l) = link.as_ref().filter(|_| bot.send_events_to_bot.iter().any(|e| e == "playFinished")) {
                         l.event(&ctx, conv, "playFinished", serde_json::Value::Null).await;
                     }
                 }
             },
+            () = &mut no_input, if no_input_armed => {
+                no_input_armed = false;
+                no_input_count += 1;
+                if let Some(l) = &link {
+                    l.event(&ctx, conv, "noUserInput", json!(no_input_count)).await;
+                }
+            }
             () = &mut beep_wait, if beep_waiting => {
                 beep_waiting = false;
                 if let Some(d) = detection.as_mut() {
@@ -440,6 +474,9 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     }
                     if let Some(b) = params.get("bargeIn").and_then(|v| v.as_bool()) {
                         barge_in = b;
+                    }
+                    if let Some(ms) = params.get("userNoInputTimeoutMS").and_then(|v| v.as_u64()) {
+                        no_input_ms = ms;
                     }
                     prompts.push(action);
                 }

@@ -64,7 +64,7 @@ enum Command {
     },
     /// Run the simulated callee: a SIP UAS on UDP answering like a person, an answering machine or a fax (by the
     /// dialled number's last digit: 0 person, 1 machine with beep, 2 machine without beep, 3 fax, 4 busy,
-    /// 5 no answer, 6 decline), playing recorded audio over RTP.
+    /// 5 no answer, 6 decline, 7 silent), playing recorded audio over RTP.
     Sim {
         /// UDP address to listen on.
         #[arg(long, default_value = "127.0.0.1:5070")]

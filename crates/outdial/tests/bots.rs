@@ -259,3 +259,28 @@ async fn the_person_barges_in_and_the_prompt_stops() {
     let duration = done["callDuration"].as_f64().unwrap();
     assert!(duration < 2.0, "hung up after {duration} s");
 }
+
+#[tokio::test]
+async fn silence_after_a_prompt_is_reported_as_no_input() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (bot, g) = setup(&sim.addr.to_string(), Script::NoInput, "").await;
+    let (url, got) = receiver().await;
+    let mut body = seed_request(&url);
+    body["target"] = json!("tel:+15550107");
+    let id = dial(&g, &body).await;
+    let done = status(&got, "completed").await;
+    // A callee who says nothing: 1 s after the greeting, noUserInput (1).
+    assert_eq!(done["reason"], "no input", "{done}");
+    assert_eq!(done["botOperationResult"], "no-input");
+    let no_input: Vec<Value> = bot
+        .received(&id)
+        .into_iter()
+        .filter(|a| a["name"] == "noUserInput")
+        .collect();
+    assert_eq!(no_input.len(), 1);
+    assert_eq!(no_input[0]["value"], 1);
+    let duration = done["callDuration"].as_f64().unwrap();
+    assert!((1.5..5.0).contains(&duration), "{duration} s");
+}
