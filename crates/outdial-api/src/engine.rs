@@ -37,6 +37,10 @@ pub trait CallEngine: Send + Sync + 'static {
     fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String>;
     /// Readiness of the engine's own transports (`/readyz`).
     fn ready(&self) -> Result<(), String>;
+    /// The operator's "test connection" of a bot: Ok when the bot answers its protocol's validation.
+    async fn test_bot(&self, bot: &outdial_core::Bot) -> Result<(), String> {
+        Err(format!("bot '{}' cannot be tested by this engine", bot.name))
+    }
     /// The keep-alive state of each watched trunk (`up`, `down: why`, `unknown`), for `/readyz`.
     fn trunk_states(&self) -> Vec<(String, String)> {
         Vec::new()

@@ -16,39 +16,7 @@ pub struct BotLink {
 impl BotLink {
     /// Opens the bot conversation of `conv`.
     pub async fn open(ctx: &Ctx, bot: &Bot, conv: &Conversation) -> Result<BotLink, String> {
-        let url = bot
-            .bot_url
-            .as_deref()
-            .ok_or_else(|| format!("bot unreachable: bot '{}' has no botUrl", bot.name))?;
-        let connector = match bot.bot_type {
-            BotType::AcApi => match (
-                &bot.oauth_token_url,
-                &bot.oauth_client_id,
-                &bot.oauth_client_secret,
-            ) {
-                (Some(token_url), Some(id), Some(secret)) => {
-                    let client = outdial_bots::oauth::Client {
-                        token_url: token_url.clone(),
-                        client_id: id.clone(),
-                        client_secret: secret.clone(),
-                        scope: bot.oauth_scope.clone(),
-                    };
-                    AcApi::with_oauth(ctx.bot_client.clone(), url, client, ctx.bot_tokens.clone())
-                }
-                _ => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
-            },
-            other => {
-                return Err(format!(
-                    "bot type {} is not supported by this build (ac-api only)",
-                    serde_json::to_value(other)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
-                ));
-            }
-        }
-        .map_err(|e| e.to_string())?;
-        let session = connector
+        let session = connector(ctx, bot)?
             .open(&conv.id.to_string())
             .await
             .map_err(|e| e.to_string())?;
@@ -97,6 +65,43 @@ impl BotLink {
     pub async fn close(&self, reason: &str, reason_code: &str) {
         self.session.close(reason, reason_code).await;
     }
+}
+
+/// The connector of a bot, by its type.
+pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, String> {
+    let url = bot
+        .bot_url
+        .as_deref()
+        .ok_or_else(|| format!("bot unreachable: bot '{}' has no botUrl", bot.name))?;
+    let connector = match bot.bot_type {
+        BotType::AcApi => match (
+            &bot.oauth_token_url,
+            &bot.oauth_client_id,
+            &bot.oauth_client_secret,
+        ) {
+            (Some(token_url), Some(id), Some(secret)) => {
+                let client = outdial_bots::oauth::Client {
+                    token_url: token_url.clone(),
+                    client_id: id.clone(),
+                    client_secret: secret.clone(),
+                    scope: bot.oauth_scope.clone(),
+                };
+                AcApi::with_oauth(ctx.bot_client.clone(), url, client, ctx.bot_tokens.clone())
+            }
+            _ => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
+        },
+        other => {
+            return Err(format!(
+                "bot type {} is not supported by this build (ac-api only)",
+                serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(Box::new(connector))
 }
 
 /// The next thing the bot says, once there is a bot (never before).

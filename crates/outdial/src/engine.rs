@@ -193,6 +193,11 @@ impl CallEngine for Engine {
         Ok(())
     }
 
+    async fn test_bot(&self, bot: &Bot) -> Result<(), String> {
+        let connector = crate::botlink::connector(&self.ctx, bot)?;
+        connector.validate().await.map_err(|e| e.to_string())
+    }
+
     fn trunk_states(&self) -> Vec<(String, String)> {
         self.ctx
             .health

@@ -284,3 +284,27 @@ async fn silence_after_a_prompt_is_reported_as_no_input() {
     let duration = done["callDuration"].as_f64().unwrap();
     assert!((1.5..5.0).contains(&duration), "{duration} s");
 }
+
+#[tokio::test]
+async fn operators_can_test_a_bots_connection() {
+    let (bot, g) = setup("127.0.0.1:9", Script::Silent, "").await;
+    let ok: Value = g
+        .post("/api/v1/bots/Bot1/test", ADMIN, &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ok, json!({"success": true}));
+    bot.set_script(Script::Broken);
+    let r = g.post("/api/v1/bots/Bot1/test", ADMIN, &json!({})).await;
+    assert_eq!(r.status(), 200);
+    let down: Value = r.json().await.unwrap();
+    assert_eq!(down["success"], false);
+    let why = down["error"].as_str().unwrap();
+    assert!(
+        why.starts_with("bot unreachable: ") && why.ends_with("HTTP 503"),
+        "{why}"
+    );
+    let (code, _) = common::error_of(g.post("/api/v1/bots/Nope/test", ADMIN, &json!({})).await).await;
+    assert_eq!(code, 404);
+}

@@ -58,7 +58,7 @@ fn forbidden<R: Resource>(caller: &Caller, action: &str, name: &str) -> ApiError
     ))
 }
 
-async fn load<R: Resource>(app: &AppState, caller: &Caller, name: &str) -> ApiResult<R> {
+pub(crate) async fn load<R: Resource>(app: &AppState, caller: &Caller, name: &str) -> ApiResult<R> {
     match app.store.get_object(R::KIND, name).await? {
         Some(doc) => {
             let item: R = serde_json::from_value(doc).map_err(ApiError::internal)?;

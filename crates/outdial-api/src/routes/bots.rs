@@ -129,3 +129,40 @@ pub async fn delete_bot(
 ) -> ApiResult<Response> {
     admin::delete::<Bot>(&app, &caller, &name).await
 }
+
+/// The result of a bot connection test.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BotTest {
+    /// Whether the bot answered its protocol's validation (AudioCodes Bot API: `GET botUrl`).
+    pub success: bool,
+    /// Why not, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Test the connection to a bot ("test connection"): outdial asks the bot to validate itself and says whether it
+/// answered. A bot that is down is a `200` with `success: false` and the reason.
+#[utoipa::path(post, path = "/api/v1/bots/{name}/test", tag = "bots", params(("name" = String, Path)),
+    responses((status = 200, body = BotTest), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("basic" = []), ("bearer" = [])))]
+pub async fn test_bot(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let bot = admin::load::<Bot>(&app, &caller, &name).await?;
+    let result = match app.engine.test_bot(&bot).await {
+        Ok(()) => BotTest {
+            success: true,
+            error: None,
+        },
+        Err(e) => BotTest {
+            success: false,
+            error: Some(e),
+        },
+    };
+    Ok(crate::error::json_response(
+        axum::http::StatusCode::OK,
+        &serde_json::to_value(result).map_err(ApiError::internal)?,
+    ))
+}

@@ -29,6 +29,7 @@ fn documented() -> OpenApiRouter<AppState> {
             bots::update_bot,
             bots::delete_bot
         ))
+        .routes(routes!(bots::test_bot))
         .routes(routes!(trunks::list_trunks, trunks::create_trunk))
         .routes(routes!(
             trunks::get_trunk,
