@@ -27,6 +27,10 @@ pub enum Script {
     Broken,
     /// Greets with `userNoInputTimeoutMS` 1000 and hangs up at the first `noUserInput` event.
     NoInput,
+    /// Takes 15 s to answer the create request (a bot that hangs).
+    Slow,
+    /// Answers the create request with something that is not JSON.
+    Rubbish,
 }
 
 #[derive(Default)]
@@ -113,7 +117,7 @@ fn replies(script: Script, received: &[Value], new: &[Value]) -> Vec<Value> {
             "message",
             json!({"text": format!("Hello {name}."), "sessionParams": {"userNoInputTimeoutMS": 1000}}),
         )],
-        Script::Silent | Script::Broken => Vec::new(),
+        Script::Silent | Script::Broken | Script::Slow | Script::Rubbish => Vec::new(),
     }
 }
 
@@ -132,8 +136,12 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                 Json(json!({"type": "ac-bot-api", "success": true})).into_response()
             })
             .post(|State(s): State<Arc<Mutex<Inner>>>, Json(b): Json<Value>| async move {
-                if s.lock().script == Script::Broken {
-                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                let script = s.lock().script;
+                match script {
+                    Script::Broken => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    Script::Slow => tokio::time::sleep(std::time::Duration::from_secs(15)).await,
+                    Script::Rubbish => return "<html>oops</html>".into_response(),
+                    _ => {}
                 }
                 let Some(id) = b["conversation"].as_str() else {
                     return (StatusCode::BAD_REQUEST, "no conversation").into_response();

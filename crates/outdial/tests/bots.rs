@@ -308,3 +308,23 @@ async fn operators_can_test_a_bots_connection() {
     let (code, _) = common::error_of(g.post("/api/v1/bots/Nope/test", ADMIN, &json!({})).await).await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn a_bot_that_hangs_or_answers_rubbish_ends_the_call_clearly() {
+    for (script, expect, within) in [
+        (Script::Rubbish, "bot answered outside the protocol: ", 5.0),
+        // The bot client's timeout is 10 s: then the call ends; never endless dead air.
+        (Script::Slow, "bot unreachable: ", 12.5),
+    ] {
+        let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+        let (_bot, g) = setup(&format!("127.0.0.1:{}", sipp.port), script, "").await;
+        let (url, got) = receiver().await;
+        dial(&g, &seed_request(&url)).await;
+        let done = status(&got, "completed").await;
+        assert_eq!(done["reasonCode"], "error", "{done}");
+        let reason = done["reason"].as_str().unwrap();
+        assert!(reason.starts_with(expect), "{reason}");
+        assert!(done["callDuration"].as_f64().unwrap() < within, "{done}");
+        assert_eq!(sipp.exit_code(), 0, "hung up");
+    }
+}
