@@ -26,13 +26,24 @@ use serde::Serialize;
 pub const FRAME: usize = 160;
 const FRAME_MS: u64 = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Human,
     Machine,
     Fax,
     Unknown,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Human => "human",
+            Verdict::Machine => "machine",
+            Verdict::Fax => "fax",
+            Verdict::Unknown => "unknown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

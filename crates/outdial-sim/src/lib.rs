@@ -332,11 +332,10 @@ impl Call {
                 },
                 // What the caller plays: counted when loud (tests check that the bot was heard).
                 Some(e) = media.events.recv() => {
-                    if let outdial_media::MediaEvent::Audio(f) = e {
-                        let energy: f64 = f.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / f.len().max(1) as f64;
-                        if energy > (32768.0f64 * 0.0178).powi(2) {
-                            self.stats.loud_frames.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if let outdial_media::MediaEvent::Audio(f) = e
+                        && outdial_detect::vad::level_db(&f) > -35.0
+                    {
+                        self.stats.loud_frames.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 () = &mut hold => {

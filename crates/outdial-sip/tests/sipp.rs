@@ -357,15 +357,7 @@ async fn calls_over_tcp() {
     let mut req = request(sipp.port);
     req.transport = outdial_sip::SipTransport::Tcp;
     let mut call = a.call(req).unwrap();
-    let (_, fin) = final_event(&mut call).await;
-    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    assert_eq!(
-        next(&mut call).await,
-        CallEvent::Ended {
-            by_remote: true,
-            reason: None
-        }
-    );
+    answered_then_far_end_bye(&mut call).await;
     assert_eq!(sipp.exit_code(), 0, "sipp saw the whole call over TCP");
     no_dialogs_left(&a).await;
 }

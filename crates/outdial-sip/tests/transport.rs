@@ -42,15 +42,7 @@ async fn tls_trunk_verified_by_its_ca_carries_the_call() {
         server_name: None,
     };
     let mut call = a.call(req).unwrap();
-    let (_, fin) = final_event(&mut call).await;
-    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    assert_eq!(
-        next(&mut call).await,
-        CallEvent::Ended {
-            by_remote: true,
-            reason: None
-        }
-    );
+    answered_then_far_end_bye(&mut call).await;
     assert_eq!(sipp.exit_code(), 0, "sipp saw the whole call over TLS");
     no_dialogs_left(&a).await;
 }

@@ -29,9 +29,7 @@ impl BotLink {
     async fn send(&self, ctx: &Ctx, conv: &Conversation, activity: Value) {
         let data =
             json!({"type": activity["type"], "name": activity["name"], "value": activity.get("value")});
-        if let Err(e) = ctx.store.append_event(conv.id, "bot-event", &data).await {
-            tracing::warn!(conversation = %conv.id, "cannot record a bot event: {e}");
-        }
+        record(ctx, conv, &data).await;
         self.session.send(vec![activity]).await;
     }
 
@@ -44,10 +42,7 @@ impl BotLink {
     /// `dialoutInitiated`, delivered before it returns (the bot has it before the INVITE goes out).
     pub async fn dialout_initiated(&self, ctx: &Ctx, conv: &Conversation) {
         let a = activity::event("dialoutInitiated", conv.start_parameters(), &self.language);
-        let data = json!({"type": "event", "name": "dialoutInitiated"});
-        if let Err(e) = ctx.store.append_event(conv.id, "bot-event", &data).await {
-            tracing::warn!(conversation = %conv.id, "cannot record a bot event: {e}");
-        }
+        record(ctx, conv, &json!({"type": "event", "name": "dialoutInitiated"})).await;
         self.session.deliver(vec![a]).await;
     }
 
@@ -64,6 +59,13 @@ impl BotLink {
 
     pub async fn close(&self, reason: &str, reason_code: &str) {
         self.session.close(reason, reason_code).await;
+    }
+}
+
+/// An event sent to the bot, in the conversation's timeline.
+async fn record(ctx: &Ctx, conv: &Conversation, data: &Value) {
+    if let Err(e) = ctx.store.append_event(conv.id, "bot-event", data).await {
+        tracing::warn!(conversation = %conv.id, "cannot record a bot event: {e}");
     }
 }
 

@@ -7,7 +7,7 @@
 use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
-use crate::prompts::{Next, Prompts};
+use crate::prompts::{Listener, Next, Prompts};
 use outdial_api::engine::AcceptedCall;
 use outdial_bots::FromBot;
 use outdial_bots::activity::BotAction;
@@ -28,7 +28,7 @@ pub enum Command {
 }
 
 /// `host[:port]` of a trunk address or proxy (`sip:` prefix and parameters removed).
-pub(crate) fn host_port(address: &str) -> &str {
+fn host_port(address: &str) -> &str {
     let a = address
         .strip_prefix("sips:")
         .or_else(|| address.strip_prefix("sip:"))
@@ -36,8 +36,19 @@ pub(crate) fn host_port(address: &str) -> &str {
     a.split(';').next().unwrap_or(a)
 }
 
+/// Where a trunk's requests go (`host[:port]` of its outbound proxy, else its address), over which transport,
+/// verified how (TLS).
+pub(crate) fn route(trunk: &Trunk) -> Result<(String, SipTransport, TlsClient), String> {
+    let destination = host_port(trunk.outbound_proxy.as_deref().unwrap_or(&trunk.address)).to_string();
+    Ok(match trunk.transport {
+        outdial_core::Transport::Udp => (destination, SipTransport::Udp, TlsClient::default()),
+        outdial_core::Transport::Tcp => (destination, SipTransport::Tcp, TlsClient::default()),
+        outdial_core::Transport::Tls => (destination, SipTransport::Tls, tls_of(trunk)?),
+    })
+}
+
 /// How to verify a TLS trunk: its CA file (read at each call, so a renewed file is picked up) and server name.
-pub(crate) fn tls_of(trunk: &Trunk) -> Result<TlsClient, String> {
+fn tls_of(trunk: &Trunk) -> Result<TlsClient, String> {
     let ca_pem = match &trunk.tls_ca_file {
         Some(path) => Some(
             std::fs::read(path)
@@ -65,15 +76,10 @@ fn request(
     } else {
         target.clone()
     };
-    let destination = trunk.outbound_proxy.as_deref().unwrap_or(&trunk.address);
-    let (transport, tls) = match trunk.transport {
-        outdial_core::Transport::Udp => (SipTransport::Udp, TlsClient::default()),
-        outdial_core::Transport::Tcp => (SipTransport::Tcp, TlsClient::default()),
-        outdial_core::Transport::Tls => (SipTransport::Tls, tls_of(trunk)?),
-    };
+    let (destination, transport, tls) = route(trunk)?;
     Ok(CallRequest {
         target: uri,
-        destination: Some(host_port(destination).to_string()),
+        destination: Some(destination),
         from_user: conv.request.caller.clone().unwrap_or_else(|| "anonymous".into()),
         from_host: conv
             .request
@@ -176,8 +182,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     let mut prompts = Prompts::default();
     // Barge-in (the bot's `bargeIn`): a voice detector on the caller's audio while a prompt plays.
     let mut barge_in = bot.barge_in;
-    let mut barge_vad = outdial_detect::vad::Vad::new(0.5, -45.0);
-    let mut voiced = 0u32;
+    let mut listener = Listener::default();
     // No-input timeout (sessionParams.userNoInputTimeoutMS): silence this long after a prompt → noUserInput event.
     let mut no_input_ms: u64 = 0;
     let mut no_input_count = 0u32;
@@ -374,13 +379,8 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     let Some(d) = detection.as_mut().filter(|d| d.listening()) else {
                         if barge_in && prompts.playing {
                             // Barge-in: the person speaks over the prompt (two voiced frames in a row) → it stops.
-                            let heard = frame.chunks(outdial_media::FRAME).any(|f| {
-                                voiced = if barge_vad.is_voice(f) { voiced + 1 } else { 0 };
-                                voiced >= 2
-                            });
-                            if heard && let Some(m) = &media {
+                            if listener.heard(&frame) && let Some(m) = &media {
                                 m.stop_playout();
-                                voiced = 0;
                                 let after = conv.connect_time.map_or(0, |t| now_ms() - t);
                                 if let Err(e) = ctx.store.append_event(id, "barge-in", &json!({"afterAnswerMs": after})).await {
                                     tracing::warn!(conversation = %id, "cannot record a barge-in: {e}");
@@ -390,11 +390,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         }
                         if no_input_armed {
                             // Waiting for the person after a prompt: any speech disarms the no-input timer.
-                            let heard = frame.chunks(outdial_media::FRAME).any(|f| {
-                                voiced = if barge_vad.is_voice(f) { voiced + 1 } else { 0 };
-                                voiced >= 2
-                            });
-                            if heard {
+                            if listener.heard(&frame) {
                                 no_input_armed = false;
                                 no_input_count = 0;
                             }
@@ -433,7 +429,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     if no_input_ms > 0 {
                         no_input.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(no_input_ms));
                         no_input_armed = true;
-                        voiced = 0;
+                        listener.reset();
                         if let Some(m) = &media {
                             m.tap_audio(true);
                         }

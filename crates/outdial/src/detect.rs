@@ -5,7 +5,7 @@ use anyhow::Context;
 use outdial_core::MachineDetectionConfig;
 use outdial_detect::{Analysis, Verdict, analyse, wav};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -121,13 +121,8 @@ fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::Resu
     let rows = labels(dir, split)?;
     anyhow::ensure!(!rows.is_empty(), "no files in split '{split}'");
     let classes = [Verdict::Human, Verdict::Machine, Verdict::Fax];
-    let name = |v: Verdict| {
-        serde_json::to_value(v)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default()
-    };
-    let mut matrix: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let name = Verdict::as_str;
+    let mut matrix: HashMap<(Verdict, Verdict), usize> = HashMap::new();
     let (mut latency, mut human_after, mut beep_err) = (Vec::new(), Vec::new(), Vec::new());
     let (mut beeps_expected, mut beeps_found) = (0, 0);
     let mut wrong = Vec::new();
@@ -140,7 +135,7 @@ fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::Resu
             Verdict::Unknown => Verdict::Machine,
             v => v,
         };
-        *matrix.entry((name(r.label), name(got))).or_default() += 1;
+        *matrix.entry((r.label, got)).or_default() += 1;
         latency.push(a.decision.latency_ms as i64);
         if got != r.label {
             wrong.push(format!(
@@ -168,7 +163,7 @@ fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::Resu
     let total = rows.len();
     let correct: usize = classes
         .iter()
-        .map(|c| matrix.get(&(name(*c), name(*c))).copied().unwrap_or(0))
+        .map(|c| matrix.get(&(*c, *c)).copied().unwrap_or(0))
         .sum();
     println!("corpus {} — split '{split}': {total} files", dir.display());
     println!();
@@ -179,11 +174,12 @@ fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::Resu
     for c in classes {
         let row: Vec<usize> = classes
             .iter()
-            .map(|g| matrix.get(&(name(c), name(*g))).copied().unwrap_or(0))
+            .map(|g| matrix.get(&(c, *g)).copied().unwrap_or(0))
             .collect();
         let n: usize = row.iter().sum();
+        let hits = matrix.get(&(c, c)).copied().unwrap_or(0);
         let acc = if n > 0 {
-            100.0 * row[classes.iter().position(|x| *x == c).unwrap_or(0)] as f64 / n as f64
+            100.0 * hits as f64 / n as f64
         } else {
             0.0
         };

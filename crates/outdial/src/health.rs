@@ -4,10 +4,10 @@
 //! 503, `/readyz` lists it (and fails when every watched trunk is down), and `outdial_trunk_up` drops to 0.
 //! The first answer brings it back.
 
-use crate::call::{host_port, tls_of};
+use crate::call::route;
 use outdial_api::catalog::Catalog;
 use outdial_core::Trunk;
-use outdial_sip::{SipAgent, SipTransport, TlsClient};
+use outdial_sip::SipAgent;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -100,16 +100,6 @@ impl TrunkHealth {
     }
 }
 
-/// Where and how a trunk is probed.
-fn probe_target(trunk: &Trunk) -> Result<(String, SipTransport, TlsClient), String> {
-    let destination = host_port(trunk.outbound_proxy.as_deref().unwrap_or(&trunk.address)).to_string();
-    Ok(match trunk.transport {
-        outdial_core::Transport::Udp => (destination, SipTransport::Udp, TlsClient::default()),
-        outdial_core::Transport::Tcp => (destination, SipTransport::Tcp, TlsClient::default()),
-        outdial_core::Transport::Tls => (destination, SipTransport::Tls, tls_of(trunk)?),
-    })
-}
-
 /// Probes the catalog's trunks for as long as the process runs.
 pub async fn run(
     health: Arc<TrunkHealth>,
@@ -158,7 +148,7 @@ pub async fn run(
             in_flight.insert(name.clone());
             let (agent, done_tx, name, from) =
                 (agent.clone(), done_tx.clone(), name.clone(), from_host.clone());
-            let target = probe_target(trunk);
+            let target = route(trunk);
             let timeout = every.clamp(Duration::from_secs(1), Duration::from_secs(5));
             tokio::spawn(async move {
                 let result = match target {

@@ -23,6 +23,13 @@ async fn setup(far_end: &str, script: Script, bot_extra: &str) -> (RefBot, Gatew
     (bot, g)
 }
 
+/// The simulated callee (outdial-sim) on a free port.
+async fn simulated_callee() -> outdial_sim::Sim {
+    outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap()
+}
+
 /// The seed's dialout request (reference product documentation), with a notifyUrl of ours.
 fn seed_request(notify_url: &str) -> Value {
     json!({"bot": "Bot1", "target": "tel:+123456789", "caller": "1-800-111-111", "notifyUrl": notify_url,
@@ -89,12 +96,7 @@ async fn the_start_event_is_the_seeds_and_the_bot_ends_the_call_with_its_result(
     assert_eq!(disc["reasonCode"], "bot-disconnected");
     assert_eq!(sipp.exit_code(), 0, "sipp got our BYE");
     // The greeting is in the timeline (spoken once the speech engines land).
-    let ev: Vec<Value> = g
-        .get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ev = common::events(&g, &id).await;
     assert!(ev.iter().any(|e| {
         e["kind"] == "bot-activity"
             && e["data"]["text"]
@@ -166,9 +168,7 @@ async fn the_bot_transfers_the_call_with_refer() {
 
 #[tokio::test]
 async fn the_bot_hears_of_the_voicemail_and_its_end() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (bot, g) = setup(&sim.addr.to_string(), Script::Silent, "").await;
     let id = dial(
         &g,
@@ -194,20 +194,12 @@ async fn the_bot_hears_of_the_voicemail_and_its_end() {
             ("machineDetection".into(), "voicemail-prompt-end-beep".into()),
         ]
     );
-    g.send(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/conversations/{id}"),
-        ADMIN,
-        None,
-    )
-    .await;
+    common::hang_up(&g, &id).await;
 }
 
 #[tokio::test]
 async fn the_bot_greeting_is_heard_before_its_hangup() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (_bot, g) = setup(&sim.addr.to_string(), Script::GreetAndHangUp, "").await;
     let (url, got) = receiver().await;
     let mut body = seed_request(&url);
@@ -231,9 +223,7 @@ async fn the_bot_greeting_is_heard_before_its_hangup() {
 
 #[tokio::test]
 async fn the_person_barges_in_and_the_prompt_stops() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (_bot, g) = setup(&sim.addr.to_string(), Script::GreetAndHangUp, "bargeIn = true").await;
     let (url, got) = receiver().await;
     let mut body = seed_request(&url);
@@ -241,12 +231,7 @@ async fn the_person_barges_in_and_the_prompt_stops() {
     let id = dial(&g, &body).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
-    let ev: Vec<Value> = g
-        .get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ev = common::events(&g, &id).await;
     let barge = ev.iter().find(|e| e["kind"] == "barge-in").expect("a barge-in");
     // The person says "Hello?" 0.3 s after the answer; the greeting stops within 300 ms of that (RTP and the
     // 60 ms jitter buffer included, plus the test's own slack).
@@ -262,9 +247,7 @@ async fn the_person_barges_in_and_the_prompt_stops() {
 
 #[tokio::test]
 async fn silence_after_a_prompt_is_reported_as_no_input() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (bot, g) = setup(&sim.addr.to_string(), Script::NoInput, "").await;
     let (url, got) = receiver().await;
     let mut body = seed_request(&url);

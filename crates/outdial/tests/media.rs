@@ -30,14 +30,6 @@ pub async fn dial(g: &Gateway, extra: Value) -> String {
         .to_string()
 }
 
-pub async fn events(g: &Gateway, id: &str) -> Vec<Value> {
-    g.get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn dtmf_is_received_and_silence_ends_the_call_at_the_media_timeout() {
     let sipp = Sipp::uas("uas_play_dtmf.xml", &["-mi", "127.0.0.1"]);
@@ -48,7 +40,7 @@ async fn dtmf_is_received_and_silence_ends_the_call_at_the_media_timeout() {
     assert_eq!(c["reasonCode"], "error");
     let reason = c["reason"].as_str().unwrap();
     assert!(reason.starts_with("media timeout: no RTP for 2."), "{reason}");
-    let ev = events(&g, &id).await;
+    let ev = common::events(&g, &id).await;
     let dtmf: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "dtmf").collect();
     assert_eq!(dtmf.len(), 1, "one digit however many end packets: {ev:?}");
     assert_eq!(dtmf[0]["data"]["digit"], "5");
@@ -64,7 +56,7 @@ async fn dtmf_is_received_and_silence_ends_the_call_at_the_media_timeout() {
 
 /// The timeline's bot events (`machineDetection` values), in order.
 async fn bot_events(g: &Gateway, id: &str) -> Vec<String> {
-    events(g, id)
+    common::events(g, id)
         .await
         .iter()
         .filter(|e| e["kind"] == "bot-event" && e["data"]["name"] == "machineDetection")
@@ -84,14 +76,7 @@ async fn wait_for_bot_events(g: &Gateway, id: &str, n: usize, within: Duration) 
 }
 
 async fn hang_up(g: &Gateway, id: &str) {
-    let r = g
-        .send(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/conversations/{id}"),
-            ADMIN,
-            None,
-        )
-        .await;
+    let r = common::hang_up(g, id).await;
     assert!(r.status().is_success(), "{}", r.status());
 }
 
@@ -115,12 +100,7 @@ async fn a_person_is_human_and_the_call_goes_on() {
     // 0.3 s of silence and "Hello? Who is this?": known well within 3 s of the answer.
     assert!(md["detection"]["latencyMs"].as_u64().unwrap() < 3000, "{md}");
     assert_eq!(md["sequence"], 2, "after answered");
-    let c: Value = g
-        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let c = common::conversation(&g, &id).await;
     assert_eq!(c["state"], "answered", "a person: the call goes on");
     assert!(bot_events(&g, &id).await.is_empty());
     hang_up(&g, &id).await;
@@ -140,12 +120,7 @@ async fn detect_mode_tells_the_bot_when_the_greeting_ends_with_a_beep() {
     let id = dial(&g, json!({"machineDetection": "detect", "notifyUrl": url})).await;
     let events = wait_for_bot_events(&g, &id, 2, Duration::from_secs(25)).await;
     assert_eq!(events, ["voicemail-prompt-start", "voicemail-prompt-end-beep"]);
-    let c: Value = g
-        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let c = common::conversation(&g, &id).await;
     let d = &c["detection"];
     assert_eq!(d["result"], "machine", "{c}");
     assert_eq!(d["greetingEnd"]["kind"], "beep");
@@ -170,12 +145,7 @@ async fn detect_mode_without_a_beep_ends_the_greeting_at_the_timeout() {
     .await;
     let events = wait_for_bot_events(&g, &id, 2, Duration::from_secs(10)).await;
     assert_eq!(events, ["voicemail-prompt-start", "voicemail-prompt-end-beep"]);
-    let c: Value = g
-        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let c = common::conversation(&g, &id).await;
     let d = &c["detection"];
     assert_eq!(d["greetingEnd"]["kind"], "timeout", "{c}");
     let verdict = d["latencyMs"].as_i64().unwrap();
@@ -231,12 +201,7 @@ async fn without_detection_a_machine_is_just_a_call() {
     let g = gateway(sipp.port, "").await;
     let id = dial(&g, json!({})).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let c: Value = g
-        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let c = common::conversation(&g, &id).await;
     assert_eq!(c["state"], "answered");
     assert!(c["detection"].is_null(), "{c}");
     hang_up(&g, &id).await;

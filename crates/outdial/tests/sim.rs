@@ -56,13 +56,7 @@ async fn every_kind_of_callee() {
         status(&got, "machineDetection").await["machineDetection"],
         "human"
     );
-    g.send(
-        reqwest::Method::DELETE,
-        &format!("/api/v1/conversations/{id}"),
-        ADMIN,
-        None,
-    )
-    .await;
+    common::hang_up(&g, &id).await;
     assert_eq!(status(&got, "completed").await["detection"]["result"], "human");
 
     // A machine with disconnect: hung up as voicemail.
@@ -107,23 +101,12 @@ async fn a_machine_in_detect_mode_ends_its_greeting_with_the_beep() {
     let (_sim, g) = setup().await;
     let (id, got) = dial(&g, "+15550101", json!({"machineDetection": "detect"})).await;
     for _ in 0..250 {
-        let c: Value = g
-            .get(&format!("/api/v1/conversations/{id}"), ADMIN)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let c = common::conversation(&g, &id).await;
         if c["detection"]["voicemail"].is_string() {
             assert_eq!(c["detection"]["voicemail"], "voicemail beep", "{c}");
             let t = c["detection"]["greetingEnd"]["timeMs"].as_i64().unwrap();
             assert!((t - 15_240).abs() <= 300, "beep end {t}");
-            g.send(
-                reqwest::Method::DELETE,
-                &format!("/api/v1/conversations/{id}"),
-                ADMIN,
-                None,
-            )
-            .await;
+            common::hang_up(&g, &id).await;
             assert_eq!(
                 status(&got, "completed").await["machineDetection"],
                 "voicemail beep"

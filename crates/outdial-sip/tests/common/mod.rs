@@ -57,3 +57,16 @@ pub async fn no_dialogs_left(agent: &SipAgent) {
     }
     panic!("{} dialogs left behind", agent.dialog_count());
 }
+
+/// The call is answered, then the far end hangs up (BYE without a Reason).
+pub async fn answered_then_far_end_bye(call: &mut outdial_sip::Call) {
+    let (_, fin) = final_event(call).await;
+    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    assert_eq!(
+        next(call).await,
+        CallEvent::Ended {
+            by_remote: true,
+            reason: None
+        }
+    );
+}

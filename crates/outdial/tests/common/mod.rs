@@ -311,3 +311,32 @@ pub async fn ended(g: &Gateway, id: &str, within: Duration) -> Value {
     }
     panic!("conversation {id} did not end within {within:?}");
 }
+
+/// The conversation record (`GET /api/v1/conversations/{id}`).
+pub async fn conversation(g: &Gateway, id: &str) -> Value {
+    g.get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The conversation's timeline (`GET /api/v1/conversations/{id}/events`).
+pub async fn events(g: &Gateway, id: &str) -> Vec<Value> {
+    g.get(&format!("/api/v1/conversations/{id}/events"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `DELETE /api/v1/conversations/{id}`: the API hang-up.
+pub async fn hang_up(g: &Gateway, id: &str) -> Response {
+    g.send(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/conversations/{id}"),
+        ADMIN,
+        None,
+    )
+    .await
+}
