@@ -9,27 +9,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-missing=()
-command -v python3 >/dev/null || missing+=(python3)
-command -v curl >/dev/null || missing+=(curl)
-command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
-command -v redis-server >/dev/null || missing+=(redis-server)
-command -v sipp >/dev/null || missing+=(sip-tester)           # SIP far end of the conformance suite
-command -v stunnel4 >/dev/null || missing+=(stunnel4)         # TLS in front of sipp (Debian's sipp has no TLS)
-command -v openssl >/dev/null || missing+=(openssl)           # the TLS tests' throw-away CA
-command -v espeak-ng >/dev/null || missing+=(espeak-ng)       # the local text-to-speech engine
-if [ ${#missing[@]} -gt 0 ] || ! command -v kamailio >/dev/null; then
-  as_root apt-get update -qq
-fi
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-# Kamailio, the proxy ("SBC") between outdial and sipp in the end-to-end suite; its recommends are not needed.
-if ! command -v kamailio >/dev/null; then
-  echo "installing: kamailio"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kamailio >/dev/null
-fi
+./scripts/install.sh --test
 
 # PostgreSQL on 127.0.0.1:5432, trust authentication for local connections, database "test".
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -50,7 +30,5 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   as_root redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
-
-command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -31,6 +31,13 @@ pub enum Script {
     Slow,
     /// Answers the create request with something that is not JSON.
     Rubbish,
+    /// Greets by name and asks a yes/no question; a "yes" or "no" from the person ends the call with
+    /// `botOperationResult` `yes` / `no` and what was heard in `botOperationData`; anything else is asked again.
+    /// On an answering machine it leaves a message after the beep (or the greeting's timeout) and hangs up with
+    /// `voicemail`.
+    Ask,
+    /// Answers `start` with `startRecognition` (listens before saying anything) and nothing else.
+    ListenFirst,
 }
 
 #[derive(Default)]
@@ -38,6 +45,8 @@ struct Inner {
     script: Script,
     /// Activities received, by conversation, in order.
     received: HashMap<String, Vec<Value>>,
+    /// When each message activity (what the person said) arrived: conversation → Unix ms, in order.
+    messages_at: HashMap<String, Vec<u64>>,
     /// Disconnect bodies, by conversation.
     disconnected: HashMap<String, Value>,
 }
@@ -54,6 +63,16 @@ impl RefBot {
         self.inner
             .lock()
             .received
+            .get(conversation)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// When the person's messages reached the bot (Unix ms), in order.
+    pub fn messages_at(&self, conversation: &str) -> Vec<u64> {
+        self.inner
+            .lock()
+            .messages_at
             .get(conversation)
             .cloned()
             .unwrap_or_default()
@@ -84,6 +103,31 @@ fn replies(script: Script, received: &[Value], new: &[Value]) -> Vec<Value> {
             json!({"name": "hangup",
             "activityParams": {"hangupReason": "no input", "botOperationResult": "no-input"}}),
         )];
+    }
+    if script == Script::Ask
+        && let Some(said) = new.iter().find(|a| a["type"] == "message")
+    {
+        return answer(said["text"].as_str().unwrap_or_default());
+    }
+    if script == Script::Ask
+        && new.iter().any(|a| {
+            a["name"] == "machineDetection"
+                && a["value"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("voicemail-prompt-end"))
+        })
+    {
+        return vec![
+            activity(
+                "message",
+                json!({"text": "Hello, this is the reference bot with news about our offer. Please call us back."}),
+            ),
+            activity(
+                "event",
+                json!({"name": "hangup",
+                "activityParams": {"hangupReason": "left a voicemail", "botOperationResult": "voicemail"}}),
+            ),
+        ];
     }
     if !new.iter().any(|a| a["name"] == "start") {
         return Vec::new();
@@ -117,8 +161,43 @@ fn replies(script: Script, received: &[Value], new: &[Value]) -> Vec<Value> {
             "message",
             json!({"text": format!("Hello {name}."), "sessionParams": {"userNoInputTimeoutMS": 1000}}),
         )],
+        Script::Ask => vec![activity(
+            "message",
+            json!({"text": format!("Hello {name}, this is the reference bot. Would you like to hear about our new offer?")}),
+        )],
+        Script::ListenFirst => vec![activity("event", json!({"name": "startRecognition"}))],
         Script::Silent | Script::Broken | Script::Slow | Script::Rubbish => Vec::new(),
     }
+}
+
+/// The `Ask` script's reply to what the person said.
+fn answer(text: &str) -> Vec<Value> {
+    let words: Vec<String> = text
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect();
+    let has = |w: &str| words.iter().any(|x| x == w);
+    let (reply, result) = if has("yes") || has("yeah") || has("sure") {
+        ("Great, an agent will call you back. Goodbye.", "yes")
+    } else if has("no") || has("nope") {
+        ("No problem. Goodbye.", "no")
+    } else {
+        return vec![activity(
+            "message",
+            json!({"text": "Sorry, please say yes or no."}),
+        )];
+    };
+    vec![
+        activity("message", json!({"text": reply})),
+        activity(
+            "event",
+            json!({"name": "hangup",
+            "activityParams": {"hangupReason": format!("answered {result}"), "botOperationResult": result,
+                               "botOperationData": text}}),
+        ),
+    ]
 }
 
 pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot> {
@@ -167,6 +246,9 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                 let new: Vec<Value> = b["activities"].as_array().cloned().unwrap_or_default();
                 list.extend(new.iter().cloned());
                 let out = replies(script, list, &new);
+                let now = unix_ms();
+                let said = new.iter().filter(|a| a["type"] == "message").count();
+                inner.messages_at.entry(id).or_default().extend(std::iter::repeat_n(now, said));
                 Json(json!({"activities": out})).into_response()
             }),
         )
@@ -187,4 +269,12 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
         }
     });
     Ok(RefBot { url, inner })
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -6,6 +6,9 @@
 //! `fax`, `busy`, `noanswer`, `decline`), else the last digit of the number: 0 person, 1 machine with beep,
 //! 2 machine without beep, 3 fax, 4 busy, 5 no answer, 6 decline, 7 silent (answers, says nothing), any other
 //! digit a person.
+//!
+//! The person says "Hello? Who is this?", and after the caller (the bot) has spoken and fallen quiet, answers
+//! "Yes please." once. What the callee heard of the last call is kept ([`SimStats::heard`]) so tests can check it.
 
 pub mod bot;
 pub mod sip;
@@ -38,6 +41,13 @@ const HUMAN: &[u8] = include_bytes!("../../outdial-detect/tests/audio/human_hell
 const MACHINE: &[u8] = include_bytes!("../../outdial-detect/tests/audio/voicemail_greeting_beep_8k_ulaw.wav");
 const MACHINE_NO_BEEP: &[u8] = include_bytes!("../../outdial-detect/tests/audio/greeting_8k_ulaw.wav");
 const FAX: &[u8] = include_bytes!("../../outdial-detect/tests/audio/fax_ced_2100hz_3s.wav");
+/// The person's answer to the bot's question.
+const YES_PLEASE: &[u8] = include_bytes!("../../outdial-detect/tests/audio/yes_please_8k_ulaw.wav");
+
+/// The simulated person's answer (8 kHz PCM): "Yes please."
+pub fn yes_please() -> Vec<i16> {
+    outdial_detect::wav::decode_8k(YES_PLEASE).unwrap_or_default()
+}
 
 impl Behaviour {
     pub fn for_user(user: &str) -> Behaviour {
@@ -81,6 +91,31 @@ impl Behaviour {
     }
 }
 
+/// When the person takes their turn: after the caller spoke for at least 0.6 s and then was quiet for 0.8 s;
+/// once per call.
+#[derive(Debug, Default)]
+struct Turn {
+    loud_samples: usize,
+    quiet_samples: usize,
+    done: bool,
+}
+
+impl Turn {
+    fn after(&mut self, loud: bool, samples: usize) -> bool {
+        if self.done {
+            return false;
+        }
+        if loud {
+            self.loud_samples += samples;
+            self.quiet_samples = 0;
+        } else if self.loud_samples > 0 {
+            self.quiet_samples += samples;
+        }
+        self.done = self.loud_samples >= 4_800 && self.quiet_samples >= 6_400;
+        self.done
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SimOptions {
     /// Ringing before the answer.
@@ -109,6 +144,12 @@ pub struct SimStats {
     pub rtp_received: AtomicU64,
     /// 20 ms frames of the caller's audio louder than -35 dBFS (speech or tones heard), all calls.
     pub loud_frames: AtomicU64,
+    /// Answers the simulated person gave ("yes please" after the bot spoke), all calls.
+    pub replies: AtomicU64,
+    /// When the last answer started to play (Unix ms).
+    pub replied_at_ms: AtomicU64,
+    /// The caller's audio of the last call that ended (8 kHz, at most a minute): what the person heard.
+    pub heard: parking_lot::Mutex<Vec<i16>>,
 }
 
 /// A running simulated callee; stops when dropped.
@@ -314,6 +355,8 @@ impl Call {
         };
         let mut media = rtp.start(&offer, cfg);
         media.play(behaviour.audio());
+        let mut heard: Vec<i16> = Vec::new();
+        let mut turn = Turn::default();
         let hold = tokio::time::sleep(self.opts.hold);
         tokio::pin!(hold);
         loop {
@@ -332,10 +375,22 @@ impl Call {
                 },
                 // What the caller plays: counted when loud (tests check that the bot was heard).
                 Some(e) = media.events.recv() => {
-                    if let outdial_media::MediaEvent::Audio(f) = e
-                        && outdial_detect::vad::level_db(&f) > -35.0
-                    {
-                        self.stats.loud_frames.fetch_add(1, Ordering::Relaxed);
+                    if let outdial_media::MediaEvent::Audio(f) = e {
+                        let loud = outdial_detect::vad::level_db(&f) > -35.0;
+                        if loud {
+                            self.stats.loud_frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if heard.len() < 60 * 8000 {
+                            heard.extend_from_slice(&f);
+                        }
+                        // A person answers the bot's first question once it has finished speaking.
+                        if behaviour == Behaviour::Human && turn.after(loud, f.len()) {
+                            self.stats.replies.fetch_add(1, Ordering::Relaxed);
+                            // The rest of the hello recording is silence: the answer comes now.
+                            media.stop_playout();
+                            media.play(yes_please());
+                            self.stats.replied_at_ms.store(bot::unix_ms(), Ordering::Relaxed);
+                        }
                     }
                 }
                 () = &mut hold => {
@@ -347,6 +402,7 @@ impl Call {
         self.stats
             .rtp_received
             .fetch_add(media.stats.received.load(Ordering::Relaxed), Ordering::Relaxed);
+        *self.stats.heard.lock() = heard;
         self.stats.ended.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -52,6 +52,14 @@ impl BotLink {
         self.send(ctx, conv, a).await;
     }
 
+    /// What the person said, as a `message` with the recognition's confidence.
+    pub async fn message(&self, ctx: &Ctx, conv: &Conversation, text: &str, confidence: f32) {
+        let a = activity::message(text, confidence, &self.language);
+        let data = json!({"type": "message", "text": text, "confidence": confidence});
+        record(ctx, conv, &data).await;
+        self.session.send(vec![a]).await;
+    }
+
     /// The bot's next activity (or its failure).
     pub async fn next(&mut self) -> Option<FromBot> {
         self.session.events.recv().await

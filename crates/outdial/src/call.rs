@@ -8,6 +8,7 @@ use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
 use crate::prompts::{Listener, Next, Prompts};
+use crate::recognition::Recognition;
 use outdial_api::engine::AcceptedCall;
 use outdial_bots::FromBot;
 use outdial_bots::activity::BotAction;
@@ -17,6 +18,7 @@ use outdial_core::time::now_ms;
 use outdial_core::{Conversation, Trunk};
 use outdial_media::{Media, MediaConfig, MediaEvent, RtpSession, parse_answer};
 use outdial_sip::{CallEvent, CallRequest, SipTransport, TlsClient};
+use outdial_speech::SttEvent;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,6 +191,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
     let no_input = tokio::time::sleep(Duration::MAX / 4);
     tokio::pin!(no_input);
     let mut no_input_armed = false;
+    // The person's words to the bot: from the answer (dialoutStartRecognitionOnConnect, implied by barge-in) or
+    // once the bot's first prompt has played.
+    let mut recognition = Recognition::default();
+    let mut language = bot.language.clone();
     let answer_timeout = Duration::from_secs_f64(conv.request.answer_timeout_sec);
     let answer_deadline = tokio::time::sleep(answer_timeout);
     tokio::pin!(answer_deadline);
@@ -200,11 +206,15 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
             match next {
                 Next::Say(text) => match (&ctx.tts, &media) {
                     (Some(tts), Some(m)) => match tts
-                        .synthesize(&text, &bot.language, bot.voice_name.as_deref())
+                        .synthesize(&text, &language, bot.voice_name.as_deref())
                         .await
                     {
                         Ok(pcm) if !pcm.is_empty() => {
+                            let data = json!({"chars": text.chars().count(), "audioMs": pcm.len() / 8});
                             m.play(pcm);
+                            if let Err(e) = ctx.store.append_event(id, "prompt", &data).await {
+                                tracing::warn!(conversation = %id, "cannot record a prompt: {e}");
+                            }
                             prompts.playing = true;
                             no_input_armed = false;
                             if barge_in {
@@ -334,6 +344,9 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     if let Some(l) = &link {
                         l.start(&ctx, conv).await;
                     }
+                    if bot.dialout_start_recognition_on_connect || bot.barge_in {
+                        recognition.start(&ctx, &language, id);
+                    }
                 }
                 Some(CallEvent::Failed { status, reason }) => {
                     conv.sip_status = status;
@@ -376,6 +389,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     }
                 }
                 MediaEvent::Audio(frame) => {
+                    // Recognition hears the person, but not over a prompt unless they may interrupt it.
+                    if !prompts.playing || barge_in {
+                        recognition.feed(&frame);
+                    }
                     let Some(d) = detection.as_mut().filter(|d| d.listening()) else {
                         if barge_in && prompts.playing {
                             // Barge-in: the person speaks over the prompt (two voiced frames in a row) → it stops.
@@ -396,8 +413,8 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                             }
                             continue;
                         }
-                        // Nobody listens to the caller's audio (until speech recognition needs it).
-                        if let Some(m) = &media {
+                        // Nobody listens to the caller's audio.
+                        if !recognition.active() && let Some(m) = &media {
                             m.tap_audio(false);
                         }
                         continue;
@@ -426,6 +443,11 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                 }
                 MediaEvent::PlayoutDone => {
                     prompts.playing = false;
+                    // The bot has spoken: the person's answer is listened to.
+                    recognition.start_unless_stopped(&ctx, &language, id);
+                    if recognition.active() && let Some(m) = &media {
+                        m.tap_audio(true);
+                    }
                     if no_input_ms > 0 {
                         no_input.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(no_input_ms));
                         no_input_armed = true;
@@ -438,6 +460,27 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         l.event(&ctx, conv, "playFinished", serde_json::Value::Null).await;
                     }
                 }
+            },
+            heard = recognition.next() => match heard {
+                SttEvent::Final(t) => {
+                    no_input_armed = false;
+                    no_input_count = 0;
+                    let data = json!({"text": t.text, "confidence": t.confidence, "audioMs": t.audio_ms, "recognitionMs": t.took_ms});
+                    if let Err(e) = ctx.store.append_event(id, "recognition", &data).await {
+                        tracing::warn!(conversation = %id, "cannot record a recognition: {e}");
+                    }
+                    metrics::histogram!("outdial_stt_seconds").record(t.took_ms as f64 / 1000.0);
+                    if let Some(l) = &link {
+                        l.message(&ctx, conv, &t.text, t.confidence).await;
+                    }
+                }
+                SttEvent::Failed(e) => {
+                    tracing::warn!(conversation = %id, "speech recognition failed: {e}");
+                    if let Err(e) = ctx.store.append_event(id, "recognition-failed", &json!({"reason": e})).await {
+                        tracing::warn!(conversation = %id, "cannot record a recognition failure: {e}");
+                    }
+                }
+                SttEvent::SpeechStarted | SttEvent::Partial(_) => {}
             },
             () = &mut no_input, if no_input_armed => {
                 no_input_armed = false;
@@ -474,7 +517,26 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     if let Some(ms) = params.get("userNoInputTimeoutMS").and_then(|v| v.as_u64()) {
                         no_input_ms = ms;
                     }
-                    prompts.push(action);
+                    if let Some(l) = params.get("language").and_then(|v| v.as_str()) {
+                        language = l.to_string();
+                    }
+                    // Commands about listening and prompts take effect at once; the rest in order.
+                    match &action {
+                        BotAction::Other(name) if name == "startRecognition" => {
+                            recognition.start_by_bot(&ctx, &language, id);
+                            if let Some(m) = &media {
+                                m.tap_audio(true);
+                            }
+                        }
+                        BotAction::Other(name) if name == "stopRecognition" => recognition.stop_by_bot(),
+                        BotAction::Other(name) if name == "abortPrompts" => {
+                            prompts.drop_messages();
+                            if let (Some(m), true) = (&media, prompts.playing) {
+                                m.stop_playout();
+                            }
+                        }
+                        _ => prompts.push(action),
+                    }
                 }
                 FromBot::Failed(e) => {
                     sip.hangup().await;

