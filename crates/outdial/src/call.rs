@@ -7,7 +7,7 @@
 use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
-use crate::prompts::{Listener, Next, Prompts};
+use crate::prompts::{Listener, Next, Prompts, play_fallback};
 use crate::recognition::Recognition;
 use outdial_api::engine::AcceptedCall;
 use outdial_bots::FromBot;
@@ -335,6 +335,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         match BotLink::open(&ctx, &bot, conv).await {
                             Ok(l) => link = Some(l),
                             Err(e) => {
+                                play_fallback(&ctx, media.as_mut(), &bot, &language, id).await;
                                 sip.hangup().await;
                                 finish(conv, ReasonCode::Error, e, "system").await;
                                 break;
@@ -539,6 +540,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     }
                 }
                 FromBot::Failed(e) => {
+                    play_fallback(&ctx, media.as_mut(), &bot, &language, id).await;
                     sip.hangup().await;
                     finish(conv, ReasonCode::Error, e.to_string(), "system").await;
                     break;

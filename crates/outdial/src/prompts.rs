@@ -3,8 +3,11 @@
 //! Prompts are held while machine detection decides (prepared, not played), and the ones prepared for a person
 //! are dropped when a machine answered.
 
+use crate::engine::Ctx;
 use outdial_bots::activity::BotAction;
+use outdial_media::{Media, MediaEvent};
 use std::collections::VecDeque;
+use std::time::Duration;
 
 #[derive(Debug, Default)]
 pub struct Prompts {
@@ -44,6 +47,49 @@ impl Prompts {
     pub fn drop_messages(&mut self) {
         self.queue.retain(|a| !matches!(a, BotAction::Say(_)));
     }
+}
+
+/// PRODUCT.md 7.5: when the bot fails, its `fallbackPrompt` (if it has one) is played to the person to the end
+/// before the call is hung up — never dead air. Waits at most the prompt's length plus 2 s.
+pub async fn play_fallback(
+    ctx: &Ctx,
+    media: Option<&mut Media>,
+    bot: &outdial_core::Bot,
+    language: &str,
+    conversation: uuid::Uuid,
+) {
+    let (Some(m), Some(text), Some(tts)) = (media, bot.fallback_prompt.as_deref(), &ctx.tts) else {
+        return;
+    };
+    let pcm = match tts.synthesize(text, language, bot.voice_name.as_deref()).await {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(%conversation, "cannot speak the fallback prompt: {e}");
+            return;
+        }
+    };
+    let audio = Duration::from_millis(pcm.len() as u64 / 8);
+    m.stop_playout();
+    m.play(pcm);
+    let data = serde_json::json!({"text": text, "audioMs": audio.as_millis() as u64});
+    if let Err(e) = ctx
+        .store
+        .append_event(conversation, "fallback-prompt", &data)
+        .await
+    {
+        tracing::warn!(%conversation, "cannot record the fallback prompt: {e}");
+    }
+    // The end of this prompt (an earlier prompt cut short reports its end first).
+    let started = tokio::time::Instant::now();
+    let _ = tokio::time::timeout(audio + Duration::from_secs(2), async {
+        while let Some(e) = m.events.recv().await {
+            if matches!(e, MediaEvent::PlayoutDone) && started.elapsed() >= audio.mul_f32(0.8) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Whether the person is speaking (two voiced 20 ms frames in a row): for barge-in, and to disarm the no-input

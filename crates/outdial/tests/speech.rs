@@ -185,3 +185,46 @@ async fn the_bot_can_start_recognition_itself() {
     );
     common::hang_up(&g, &id).await;
 }
+
+/// PRODUCT.md 7.5: a bot that cannot be reached at the answer → its fallback prompt is played to the end, then
+/// `completed` / `error` with `bot unreachable: …` — never dead air.
+#[tokio::test]
+async fn an_unreachable_bot_plays_the_fallback_prompt_then_ends_with_error() {
+    let (sim, _bot, g) = setup(
+        Script::Broken,
+        "fallbackPrompt = \"Sorry, we cannot take your call right now. Goodbye.\"",
+    )
+    .await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "error", "{done}");
+    assert!(
+        done["reason"].as_str().unwrap().starts_with("bot unreachable: "),
+        "{done}"
+    );
+    // The prompt (about 3 s) was played to the end before the hang-up.
+    let duration = done["callDuration"].as_f64().unwrap();
+    assert!(duration > 2.5, "hung up after {duration} s");
+    let ev = common::events(&g, &id).await;
+    assert!(ev.iter().any(|e| e["kind"] == "fallback-prompt"), "{ev:?}");
+    until(
+        || (sim.stats.ended.load(Relaxed) > 0).then_some(()),
+        Duration::from_secs(5),
+    )
+    .await;
+    let heard = sim.stats.heard.lock().clone();
+    let pcm = outdial_speech::stt::Upsampler::default().process(&heard);
+    let dir = outdial_speech::Whisper::find_default().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        outdial_speech::Whisper::load(&dir, 2)
+            .unwrap()
+            .transcribe(&pcm, "en-US")
+            .unwrap()
+            .text
+    })
+    .await
+    .unwrap();
+    let text = words(&text);
+    assert!(text.contains("we cannot") && text.contains("goodbye"), "{text}");
+}
