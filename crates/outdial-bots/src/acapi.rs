@@ -190,7 +190,11 @@ impl BotConnector for AcApi {
             events_tx,
             commands_rx,
         ));
-        Ok(BotSession { events, commands })
+        Ok(BotSession {
+            events,
+            commands,
+            media: None,
+        })
     }
 }
 
@@ -256,6 +260,7 @@ async fn run(
                         }
                     }
                 }
+                Some(Command::Audio(_)) => {}
                 Some(Command::Close { reason, reason_code, done }) => {
                     disconnect(reason, reason_code).await;
                     let _ = done.send(());

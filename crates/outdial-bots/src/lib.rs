@@ -1,10 +1,12 @@
 //! Bot connectors. Every bot framework sits behind [`BotConnector`]: open a bot conversation for a call, send it
 //! activities, receive the bot's activities in order, close it with a reason. This crate has the AudioCodes Bot
-//! API in HTTP mode ([`acapi::AcApi`], PROTOCOLS.md 1.1); streaming mode, Direct Line and Dialogflow come next.
+//! API in HTTP mode ([`acapi::AcApi`], PROTOCOLS.md 1.1) and streaming mode ([`streaming::AcStreaming`], 1.3);
+//! Direct Line and Dialogflow come next.
 
 pub mod acapi;
 pub mod activity;
 pub mod oauth;
+pub mod streaming;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -29,6 +31,55 @@ pub enum FromBot {
     Activity(Value),
     /// The bot conversation failed for good (after one retry); the call should end with `error`.
     Failed(BotError),
+    /// Streaming bots: a chunk of the bot's audio, in the session's [`MediaFormat`].
+    Audio(Vec<u8>),
+    /// Streaming bots: the end of one audio stream of the bot (`playStream.stop`).
+    AudioEnd,
+    /// Streaming bots: what the bot's own speech recognition heard.
+    Speech(Speech),
+}
+
+/// Speech events of a streaming bot's recognition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Speech {
+    /// The person started speaking (barge-in).
+    Started,
+    Hypothesis(String),
+    Recognition {
+        text: String,
+        confidence: f32,
+    },
+}
+
+/// Audio formats of streaming bots (PROTOCOLS.md 1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaFormat {
+    /// `raw/mulaw`: G.711 µ-law, 8 kHz.
+    Mulaw,
+    /// `raw/lpcm16_8`: 16-bit little-endian PCM, 8 kHz.
+    Lpcm16_8k,
+    /// `raw/lpcm16`: 16-bit little-endian PCM, 16 kHz.
+    Lpcm16_16k,
+}
+
+impl MediaFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaFormat::Mulaw => "raw/mulaw",
+            MediaFormat::Lpcm16_8k => "raw/lpcm16_8",
+            MediaFormat::Lpcm16_16k => "raw/lpcm16",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MediaFormat> {
+        [
+            MediaFormat::Mulaw,
+            MediaFormat::Lpcm16_8k,
+            MediaFormat::Lpcm16_16k,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == s)
+    }
 }
 
 #[async_trait::async_trait]
@@ -41,6 +92,8 @@ pub trait BotConnector: Send + Sync {
 
 enum Command {
     Send(Vec<Value>, Option<oneshot::Sender<()>>),
+    /// The person's audio, in the session's format (streaming bots only).
+    Audio(Vec<u8>),
     Close {
         reason: String,
         reason_code: String,
@@ -53,9 +106,21 @@ enum Command {
 pub struct BotSession {
     pub events: mpsc::Receiver<FromBot>,
     commands: mpsc::Sender<Command>,
+    /// The audio format of a streaming bot (None: the bot takes text, outdial does the speech).
+    media: Option<MediaFormat>,
 }
 
 impl BotSession {
+    /// Whether the bot takes the person's audio (and sends its own), and in which format.
+    pub fn media_format(&self) -> Option<MediaFormat> {
+        self.media
+    }
+
+    /// The person's audio for a streaming bot, in [`BotSession::media_format`]; dropped when the bot falls behind.
+    pub fn send_audio(&self, bytes: Vec<u8>) {
+        let _ = self.commands.try_send(Command::Audio(bytes));
+    }
+
     /// Queues activities for the bot.
     pub async fn send(&self, activities: Vec<Value>) {
         let _ = self.commands.send(Command::Send(activities, None)).await;

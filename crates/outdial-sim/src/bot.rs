@@ -1,6 +1,7 @@
 //! A reference AudioCodes bot (Bot API, HTTP mode, PROTOCOLS.md 1.1) on 127.0.0.1: it greets the person by the
 //! dialout's `participantName`, ends the call (`hangup` with a `botOperationResult`) or stays silent, as scripted,
-//! and keeps every activity it received so that tests and the demo can show what a bot sees.
+//! and keeps every activity it received so that tests and the demo can show what a bot sees. The same bot speaks
+//! the streaming mode at `/stream` ([`crate::streambot`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,17 +39,21 @@ pub enum Script {
     Ask,
     /// Answers `start` with `startRecognition` (listens before saying anything) and nothing else.
     ListenFirst,
+    /// Streaming mode: closes the WebSocket once after the `start` event (outdial must resume the session).
+    DropSocket,
 }
 
 #[derive(Default)]
-struct Inner {
-    script: Script,
+pub(crate) struct Inner {
+    pub(crate) script: Script,
     /// Activities received, by conversation, in order.
-    received: HashMap<String, Vec<Value>>,
+    pub(crate) received: HashMap<String, Vec<Value>>,
     /// When each message activity (what the person said) arrived: conversation → Unix ms, in order.
     messages_at: HashMap<String, Vec<u64>>,
     /// Disconnect bodies, by conversation.
-    disconnected: HashMap<String, Value>,
+    pub(crate) disconnected: HashMap<String, Value>,
+    /// Streaming mode: the control frames received (`session.initiate`, `session.resume`, …), by conversation.
+    pub(crate) frames: HashMap<String, Vec<Value>>,
 }
 
 /// The running bot.
@@ -76,6 +81,22 @@ impl RefBot {
             .get(conversation)
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// Streaming mode: the control frames of a conversation (`session.initiate`, `session.resume`,
+    /// `session.end`, …), in order.
+    pub fn frames(&self, conversation: &str) -> Vec<Value> {
+        self.inner
+            .lock()
+            .frames
+            .get(conversation)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The streaming endpoint of this bot (`ac-api-streaming`).
+    pub fn stream_url(&self) -> String {
+        self.url.replace("http://", "ws://").replace("/bot", "/stream")
     }
 
     pub fn disconnected(&self, conversation: &str) -> Option<Value> {
@@ -166,7 +187,7 @@ fn replies(script: Script, received: &[Value], new: &[Value]) -> Vec<Value> {
             json!({"text": format!("Hello {name}, this is the reference bot. Would you like to hear about our new offer?")}),
         )],
         Script::ListenFirst => vec![activity("event", json!({"name": "startRecognition"}))],
-        Script::Silent | Script::Broken | Script::Slow | Script::Rubbish => Vec::new(),
+        Script::Silent | Script::Broken | Script::Slow | Script::Rubbish | Script::DropSocket => Vec::new(),
     }
 }
 
@@ -260,6 +281,7 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                 Json(json!({}))
             }),
         )
+        .route("/stream", get(crate::streambot::upgrade))
         .with_state(inner.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}/bot", listener.local_addr()?);

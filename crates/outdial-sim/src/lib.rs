@@ -12,6 +12,7 @@
 
 pub mod bot;
 pub mod sip;
+pub mod streambot;
 
 use outdial_media::{MediaConfig, RtpSession, parse_answer};
 use sip::{Message, response};

@@ -4,8 +4,11 @@
 
 use crate::engine::Ctx;
 use outdial_bots::acapi::AcApi;
-use outdial_bots::{BotConnector, BotSession, FromBot, activity};
+use outdial_bots::streaming::AcStreaming;
+use outdial_bots::{BotConnector, BotSession, FromBot, MediaFormat, activity};
 use outdial_core::{Bot, BotType, Conversation};
+use outdial_media::g711::{ulaw_decode, ulaw_encode};
+use outdial_media::resample::resample;
 use serde_json::{Value, json};
 
 pub struct BotLink {
@@ -60,6 +63,41 @@ impl BotLink {
         self.session.send(vec![a]).await;
     }
 
+    /// Whether this is a streaming bot: the person's audio goes to it and its audio to the person (no local speech
+    /// engines).
+    pub fn streams(&self) -> bool {
+        self.session.media_format().is_some()
+    }
+
+    /// The caller's audio (8 kHz) to a streaming bot, in the format it chose.
+    pub fn send_audio(&self, pcm8k: &[i16]) {
+        let bytes = match self.session.media_format() {
+            None => return,
+            Some(MediaFormat::Mulaw) => pcm8k.iter().map(|&s| ulaw_encode(s)).collect(),
+            Some(MediaFormat::Lpcm16_8k) => pcm8k.iter().flat_map(|s| s.to_le_bytes()).collect(),
+            Some(MediaFormat::Lpcm16_16k) => resample(pcm8k, 8000, 16000)
+                .iter()
+                .flat_map(|s| s.to_le_bytes())
+                .collect(),
+        };
+        self.session.send_audio(bytes);
+    }
+
+    /// A streaming bot's audio as 8 kHz PCM.
+    pub fn decode_audio(&self, bytes: &[u8]) -> Vec<i16> {
+        let pcm = |b: &[u8]| -> Vec<i16> {
+            b.chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect()
+        };
+        match self.session.media_format() {
+            None => Vec::new(),
+            Some(MediaFormat::Mulaw) => bytes.iter().map(|&b| ulaw_decode(b)).collect(),
+            Some(MediaFormat::Lpcm16_8k) => pcm(bytes),
+            Some(MediaFormat::Lpcm16_16k) => resample(&pcm(bytes), 16000, 8000),
+        }
+    }
+
     /// The bot's next activity (or its failure).
     pub async fn next(&mut self) -> Option<FromBot> {
         self.session.events.recv().await
@@ -100,9 +138,13 @@ pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, String> 
             }
             _ => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
         },
+        BotType::AcApiStreaming => {
+            let c = AcStreaming::new(url, bot.token.clone(), &bot.name).map_err(|e| e.to_string())?;
+            return Ok(Box::new(c));
+        }
         other => {
             return Err(format!(
-                "bot type {} is not supported by this build (ac-api only)",
+                "bot type {} is not supported by this build (ac-api and ac-api-streaming only)",
                 serde_json::to_value(other)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))

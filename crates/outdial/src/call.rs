@@ -7,17 +7,17 @@
 use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
+use crate::invite::request;
 use crate::prompts::{Listener, Next, Prompts, play_fallback};
 use crate::recognition::Recognition;
 use outdial_api::engine::AcceptedCall;
-use outdial_bots::FromBot;
 use outdial_bots::activity::BotAction;
+use outdial_bots::{FromBot, Speech};
+use outdial_core::Conversation;
 use outdial_core::conversation::{ConversationState, ConversationStatus, ReasonCode};
-use outdial_core::dialout::callee_of;
 use outdial_core::time::now_ms;
-use outdial_core::{Conversation, Trunk};
 use outdial_media::{Media, MediaConfig, MediaEvent, RtpSession, parse_answer};
-use outdial_sip::{CallEvent, CallRequest, SipTransport, TlsClient};
+use outdial_sip::CallEvent;
 use outdial_speech::SttEvent;
 use serde_json::json;
 use std::sync::Arc;
@@ -27,85 +27,6 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum Command {
     Hangup,
-}
-
-/// `host[:port]` of a trunk address or proxy (`sip:` prefix and parameters removed).
-fn host_port(address: &str) -> &str {
-    let a = address
-        .strip_prefix("sips:")
-        .or_else(|| address.strip_prefix("sip:"))
-        .unwrap_or(address);
-    a.split(';').next().unwrap_or(a)
-}
-
-/// Where a trunk's requests go (`host[:port]` of its outbound proxy, else its address), over which transport,
-/// verified how (TLS).
-pub(crate) fn route(trunk: &Trunk) -> Result<(String, SipTransport, TlsClient), String> {
-    let destination = host_port(trunk.outbound_proxy.as_deref().unwrap_or(&trunk.address)).to_string();
-    Ok(match trunk.transport {
-        outdial_core::Transport::Udp => (destination, SipTransport::Udp, TlsClient::default()),
-        outdial_core::Transport::Tcp => (destination, SipTransport::Tcp, TlsClient::default()),
-        outdial_core::Transport::Tls => (destination, SipTransport::Tls, tls_of(trunk)?),
-    })
-}
-
-/// How to verify a TLS trunk: its CA file (read at each call, so a renewed file is picked up) and server name.
-fn tls_of(trunk: &Trunk) -> Result<TlsClient, String> {
-    let ca_pem = match &trunk.tls_ca_file {
-        Some(path) => Some(
-            std::fs::read(path)
-                .map_err(|e| format!("cannot read the tlsCaFile {path} of trunk '{}': {e}", trunk.name))?,
-        ),
-        None => None,
-    };
-    Ok(TlsClient {
-        ca_pem,
-        server_name: trunk.tls_server_name.clone(),
-    })
-}
-
-/// The INVITE for a conversation through a trunk.
-fn request(
-    conv: &Conversation,
-    trunk: &Trunk,
-    offer: String,
-    local_host: &str,
-) -> Result<CallRequest, String> {
-    let target = &conv.request.target;
-    let trunk_host = host_port(&trunk.address);
-    let uri = if target.starts_with("tel:") {
-        format!("sip:{}@{trunk_host};user=phone", callee_of(target))
-    } else {
-        target.clone()
-    };
-    let (destination, transport, tls) = route(trunk)?;
-    Ok(CallRequest {
-        target: uri,
-        destination: Some(destination),
-        from_user: conv.request.caller.clone().unwrap_or_else(|| "anonymous".into()),
-        from_host: conv
-            .request
-            .caller_host
-            .clone()
-            .or_else(|| trunk.caller_host.clone())
-            .unwrap_or_else(|| local_host.to_string()),
-        display_name: conv.request.caller_display_name.clone(),
-        headers: trunk
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        sdp: Some(offer.into_bytes()),
-        credential: trunk
-            .username
-            .clone()
-            .map(|u| (u, trunk.password.clone().unwrap_or_default(), trunk.realm.clone())),
-        call_id: format!("{}@outdial", conv.id.simple()),
-        session_id_header: trunk.session_id_header.clone(),
-        follow_redirects: trunk.follow_redirects,
-        transport,
-        tls,
-    })
 }
 
 pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver<Command>) {
@@ -345,7 +266,8 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     if let Some(l) = &link {
                         l.start(&ctx, conv).await;
                     }
-                    if bot.dialout_start_recognition_on_connect || bot.barge_in {
+                    let streaming = link.as_ref().is_some_and(BotLink::streams);
+                    if (bot.dialout_start_recognition_on_connect || bot.barge_in) && !streaming {
                         recognition.start(&ctx, &language, id);
                     }
                 }
@@ -390,8 +312,12 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     }
                 }
                 MediaEvent::Audio(frame) => {
-                    // Recognition hears the person, but not over a prompt unless they may interrupt it.
-                    if !prompts.playing || barge_in {
+                    // A streaming bot hears everything; recognition hears the person, but not over a prompt unless
+                    // they may interrupt it.
+                    let streaming = link.as_ref().is_some_and(BotLink::streams);
+                    if let Some(l) = link.as_ref().filter(|_| streaming) {
+                        l.send_audio(&frame);
+                    } else if !prompts.playing || barge_in {
                         recognition.feed(&frame);
                     }
                     let Some(d) = detection.as_mut().filter(|d| d.listening()) else {
@@ -415,7 +341,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                             continue;
                         }
                         // Nobody listens to the caller's audio.
-                        if !recognition.active() && let Some(m) = &media {
+                        if !recognition.active() && !streaming && let Some(m) = &media {
                             m.tap_audio(false);
                         }
                         continue;
@@ -444,8 +370,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                 }
                 MediaEvent::PlayoutDone => {
                     prompts.playing = false;
-                    // The bot has spoken: the person's answer is listened to.
-                    recognition.start_unless_stopped(&ctx, &language, id);
+                    // The bot has spoken: the person's answer is listened to (by us, unless the bot streams).
+                    if !link.as_ref().is_some_and(BotLink::streams) {
+                        recognition.start_unless_stopped(&ctx, &language, id);
+                    }
                     if recognition.active() && let Some(m) = &media {
                         m.tap_audio(true);
                     }
@@ -539,6 +467,30 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         _ => prompts.push(action),
                     }
                 }
+                FromBot::Audio(bytes) => {
+                    // A streaming bot speaks: its audio is played as it comes.
+                    if let (Some(l), Some(m)) = (&link, &media) {
+                        m.play(l.decode_audio(&bytes));
+                        prompts.playing = true;
+                    }
+                }
+                FromBot::AudioEnd => {}
+                FromBot::Speech(Speech::Started) => {
+                    if barge_in && prompts.playing && let Some(m) = &media {
+                        m.stop_playout();
+                        let after = conv.connect_time.map_or(0, |t| now_ms() - t);
+                        if let Err(e) = ctx.store.append_event(id, "barge-in", &json!({"afterAnswerMs": after})).await {
+                            tracing::warn!(conversation = %id, "cannot record a barge-in: {e}");
+                        }
+                    }
+                }
+                FromBot::Speech(Speech::Recognition { text, confidence }) => {
+                    let data = json!({"text": text, "confidence": confidence, "by": "bot"});
+                    if let Err(e) = ctx.store.append_event(id, "recognition", &data).await {
+                        tracing::warn!(conversation = %id, "cannot record a recognition: {e}");
+                    }
+                }
+                FromBot::Speech(Speech::Hypothesis(_)) => {}
                 FromBot::Failed(e) => {
                     play_fallback(&ctx, media.as_mut(), &bot, &language, id).await;
                     sip.hangup().await;

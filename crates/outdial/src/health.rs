@@ -4,7 +4,7 @@
 //! 503, `/readyz` lists it (and fails when every watched trunk is down), and `outdial_trunk_up` drops to 0.
 //! The first answer brings it back.
 
-use crate::call::route;
+use crate::invite::route;
 use outdial_api::catalog::Catalog;
 use outdial_core::Trunk;
 use outdial_sip::SipAgent;

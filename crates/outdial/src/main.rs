@@ -9,6 +9,7 @@ mod detection;
 mod dial;
 mod engine;
 mod health;
+mod invite;
 mod prompts;
 mod recognition;
 mod serve;

@@ -1,0 +1,174 @@
+//! `outdial-bench-speech OUTDIAL_BINARY [CALLS]`: the speech loop's latencies with the local engines. Starts the
+//! simulated callee (a person who answers the bot's question with "Yes please.") and the reference bot (script
+//! `Ask`) in this process, the gateway binary beside them, places CALLS calls one after the other and prints, per
+//! call and as medians:
+//!
+//! * speech end → bot: from the end of the person's words (when the callee started playing its answer, plus the
+//!   answer's speech length) to the bot receiving the `message` — endpointing silence, recognition and the Bot API
+//!   exchange included;
+//! * recognition: the time Whisper took for the utterance (from the timeline);
+//! * bot text → audio: from the bot's activity arriving at the gateway to its audio being queued for the next 20 ms
+//!   packet (text to speech with espeak-ng), for the greeting and for the reply to "yes".
+#![allow(clippy::print_stdout)]
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn at_ms(e: &Value) -> Option<f64> {
+    chrono::DateTime::parse_from_rfc3339(e["at"].as_str()?)
+        .ok()
+        .map(|t| t.timestamp_millis() as f64)
+}
+
+/// Where the answer's speech ends, from the start of its recording (last 20 ms frame above -35 dBFS).
+fn speech_length_ms() -> f64 {
+    let pcm = outdial_sim::yes_please();
+    let last = pcm
+        .chunks(160)
+        .rposition(|f| outdial_detect::vad::level_db(f) > -35.0)
+        .unwrap_or(0);
+    (last + 1) as f64 * 20.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let binary = args
+        .get(1)
+        .context("usage: outdial-bench-speech OUTDIAL_BINARY [CALLS]")?;
+    let calls: usize = args.get(2).map(|c| c.parse()).transpose()?.unwrap_or(10);
+    let sim = outdial_sim::start("127.0.0.1:0".parse()?, outdial_sim::SimOptions::default()).await?;
+    let bot = outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::Ask).await?;
+    let dir = std::env::temp_dir().join(format!("outdial-bench-speech-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite://{}\"\n\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\n\
+             keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n",
+            dir.join("bench.db").display(),
+            sim.addr,
+            bot.url
+        ),
+    )?;
+    let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let sip = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
+    let mut gateway = tokio::process::Command::new(binary)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &http.to_string(), "--sip-listen", &sip.to_string()])
+        .env("OUTDIAL_ADMIN_CLIENT_ID", "bench")
+        .env("OUTDIAL_ADMIN_CLIENT_SECRET", "bench-secret-1")
+        .kill_on_drop(true)
+        .spawn()
+        .context("the gateway binary")?;
+    let base = format!("http://{http}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(up, "the gateway did not become ready");
+
+    let speech_ms = speech_length_ms();
+    let (mut to_bot, mut recog, mut greet, mut reply) = (vec![], vec![], vec![], vec![]);
+    println!("call  speech-end→bot  recognition  greeting text→audio  reply text→audio  heard");
+    for i in 0..calls {
+        let body =
+            json!({"bot": "Bot1", "target": "tel:+15550100", "metadata": {"participantName": "Alice"}});
+        let r: Value = client
+            .post(format!("{base}/api/v1/actions/dialout"))
+            .basic_auth("bench", Some("bench-secret-1"))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = r["conversationId"]
+            .as_str()
+            .context("dialout refused")?
+            .to_string();
+        let ended_before = sim.stats.ended.load(Relaxed);
+        for _ in 0..300 {
+            if sim.stats.ended.load(Relaxed) > ended_before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let events: Vec<Value> = client
+            .get(format!("{base}/api/v1/conversations/{id}/events"))
+            .basic_auth("bench", Some("bench-secret-1"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let replied = sim.stats.replied_at_ms.load(Relaxed) as f64;
+        let got = bot.messages_at(&id).first().copied().map(|t| t as f64);
+        let rec = events.iter().find(|e| e["kind"] == "recognition");
+        // Each bot message and the prompt that followed it.
+        let mut text_to_audio = Vec::new();
+        for (n, e) in events.iter().enumerate() {
+            if e["kind"] == "bot-activity" && e["data"]["type"] == "message" {
+                let prompt = events[n..].iter().find(|p| p["kind"] == "prompt");
+                if let (Some(a), Some(b)) = (at_ms(e), prompt.and_then(at_ms)) {
+                    text_to_audio.push(b - a);
+                }
+            }
+        }
+        let (Some(got), Some(rec)) = (got, rec) else {
+            println!("{:>4}  the person's answer did not reach the bot", i + 1);
+            continue;
+        };
+        let lat = got - (replied + speech_ms);
+        let took = rec["data"]["recognitionMs"].as_f64().unwrap_or(f64::NAN);
+        to_bot.push(lat);
+        recog.push(took);
+        if let Some(g) = text_to_audio.first() {
+            greet.push(*g);
+        }
+        if let Some(r) = text_to_audio.get(1) {
+            reply.push(*r);
+        }
+        println!(
+            "{:>4}  {:>11.0} ms  {:>8.0} ms  {:>16.0} ms  {:>13.0} ms  {}",
+            i + 1,
+            lat,
+            took,
+            text_to_audio.first().copied().unwrap_or(f64::NAN),
+            text_to_audio.get(1).copied().unwrap_or(f64::NAN),
+            rec["data"]["text"]
+        );
+    }
+    println!(
+        "median  {:>9.0} ms  {:>8.0} ms  {:>16.0} ms  {:>13.0} ms   ({} of {calls} calls; speech {speech_ms:.0} ms)",
+        median(to_bot.clone()),
+        median(recog),
+        median(greet),
+        median(reply),
+        to_bot.len()
+    );
+    let _ = gateway.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
