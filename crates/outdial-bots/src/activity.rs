@@ -48,6 +48,8 @@ pub enum BotAction {
     Transfer { target: String, reason: Option<String> },
     /// Send these DTMF digits.
     SendDtmf(String),
+    /// Play the audio at this URL (`playUrlUrl`; `playUrlMediaFormat` e.g. `wav/lpcm16`, `raw/mulaw`).
+    PlayUrl { url: String, format: Option<String> },
     /// An event outdial does not act on (yet): its name.
     Other(String),
 }
@@ -70,6 +72,10 @@ pub fn read(a: &Value) -> (BotAction, Map<String, Value>) {
             reason: text("handoverReason"),
         },
         (Some("event"), Some("sendDtmf")) => BotAction::SendDtmf(text("dtmfDigits").unwrap_or_default()),
+        (Some("event"), Some("playUrl")) => BotAction::PlayUrl {
+            url: text("playUrlUrl").unwrap_or_default(),
+            format: text("playUrlMediaFormat"),
+        },
         (_, Some(name)) => BotAction::Other(name.to_string()),
         (kind, None) => BotAction::Other(kind.unwrap_or("unknown").to_string()),
     };

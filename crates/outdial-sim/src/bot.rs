@@ -41,6 +41,9 @@ pub enum Script {
     ListenFirst,
     /// Streaming mode: closes the WebSocket once after the `start` event (outdial must resume the session).
     DropSocket,
+    /// Plays its own recording with `playUrl` (`/audio/prompt.wav`, "Yes please."), then one that does not exist,
+    /// then hangs up.
+    PlayUrl,
 }
 
 #[derive(Default)]
@@ -54,6 +57,8 @@ pub(crate) struct Inner {
     pub(crate) disconnected: HashMap<String, Value>,
     /// Streaming mode: the control frames received (`session.initiate`, `session.resume`, …), by conversation.
     pub(crate) frames: HashMap<String, Vec<Value>>,
+    /// `http://host:port` of the bot (for the URLs of its own audio).
+    base: String,
 }
 
 /// The running bot.
@@ -117,7 +122,7 @@ fn activity(kind: &str, fields: Value) -> Value {
 }
 
 /// The answer to a batch of activities (`new`), given everything received so far.
-fn replies(script: Script, received: &[Value], new: &[Value]) -> Vec<Value> {
+fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec<Value> {
     if script == Script::NoInput && new.iter().any(|a| a["name"] == "noUserInput") {
         return vec![activity(
             "event",
@@ -187,6 +192,22 @@ fn replies(script: Script, received: &[Value], new: &[Value]) -> Vec<Value> {
             json!({"text": format!("Hello {name}, this is the reference bot. Would you like to hear about our new offer?")}),
         )],
         Script::ListenFirst => vec![activity("event", json!({"name": "startRecognition"}))],
+        Script::PlayUrl => {
+            vec![
+                activity(
+                    "event",
+                    json!({"name": "playUrl", "activityParams": {"playUrlUrl": format!("{base}/audio/prompt.wav")}}),
+                ),
+                activity(
+                    "event",
+                    json!({"name": "playUrl", "activityParams": {"playUrlUrl": format!("{base}/audio/missing.wav")}}),
+                ),
+                activity(
+                    "event",
+                    json!({"name": "hangup", "activityParams": {"hangupReason": "played"}}),
+                ),
+            ]
+        }
         Script::Silent | Script::Broken | Script::Slow | Script::Rubbish | Script::DropSocket => Vec::new(),
     }
 }
@@ -261,12 +282,13 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
             post(|State(s): State<Arc<Mutex<Inner>>>, Path(id): Path<String>, Json(b): Json<Value>| async move {
                 let mut inner = s.lock();
                 let script = inner.script;
+                let base = inner.base.clone();
                 let Some(list) = inner.received.get_mut(&id) else {
                     return StatusCode::NOT_FOUND.into_response();
                 };
                 let new: Vec<Value> = b["activities"].as_array().cloned().unwrap_or_default();
                 list.extend(new.iter().cloned());
-                let out = replies(script, list, &new);
+                let out = replies(script, &base, list, &new);
                 let now = unix_ms();
                 let said = new.iter().filter(|a| a["type"] == "message").count();
                 inner.messages_at.entry(id).or_default().extend(std::iter::repeat_n(now, said));
@@ -282,9 +304,14 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
             }),
         )
         .route("/stream", get(crate::streambot::upgrade))
+        .route(
+            "/audio/prompt.wav",
+            get(|| async { ([("content-type", "audio/wav")], crate::YES_PLEASE) }),
+        )
         .with_state(inner.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}/bot", listener.local_addr()?);
+    inner.lock().base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("reference bot stopped: {e}");

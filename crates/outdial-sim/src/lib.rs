@@ -43,7 +43,8 @@ const MACHINE: &[u8] = include_bytes!("../../outdial-detect/tests/audio/voicemai
 const MACHINE_NO_BEEP: &[u8] = include_bytes!("../../outdial-detect/tests/audio/greeting_8k_ulaw.wav");
 const FAX: &[u8] = include_bytes!("../../outdial-detect/tests/audio/fax_ced_2100hz_3s.wav");
 /// The person's answer to the bot's question.
-const YES_PLEASE: &[u8] = include_bytes!("../../outdial-detect/tests/audio/yes_please_8k_ulaw.wav");
+pub(crate) const YES_PLEASE: &[u8] =
+    include_bytes!("../../outdial-detect/tests/audio/yes_please_8k_ulaw.wav");
 
 /// The simulated person's answer (8 kHz PCM): "Yes please."
 pub fn yes_please() -> Vec<i16> {

@@ -8,7 +8,7 @@ use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
 use crate::invite::request;
-use crate::prompts::{Listener, Next, Prompts, play_fallback};
+use crate::prompts::{Listener, Next, Prompts, fetch_audio, play_fallback};
 use crate::recognition::Recognition;
 use outdial_api::engine::AcceptedCall;
 use outdial_bots::activity::BotAction;
@@ -190,6 +190,31 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                             .filter(|c| "0123456789*#ABCDabcd".contains(*c))
                             .take(20)
                             .for_each(|c| m.send_dtmf(c));
+                    }
+                }
+                Next::Act(BotAction::PlayUrl { url, format }) => {
+                    match fetch_audio(&ctx.bot_client, &url, format.as_deref()).await {
+                        Ok(pcm) => {
+                            if let Some(m) = &media {
+                                let data = json!({"url": url, "audioMs": pcm.len() / 8});
+                                m.play(pcm);
+                                prompts.playing = true;
+                                no_input_armed = false;
+                                if let Err(e) = ctx.store.append_event(id, "prompt", &data).await {
+                                    tracing::warn!(conversation = %id, "cannot record a prompt: {e}");
+                                }
+                            }
+                        }
+                        Err(reason) => {
+                            tracing::warn!(conversation = %id, "playUrl: {reason}");
+                            if let Err(e) = ctx
+                                .store
+                                .append_event(id, "play-url-failed", &json!({"url": url, "reason": reason}))
+                                .await
+                            {
+                                tracing::warn!(conversation = %id, "cannot record a playUrl failure: {e}");
+                            }
+                        }
                     }
                 }
                 Next::Act(BotAction::Say(_) | BotAction::Other(_)) => {}

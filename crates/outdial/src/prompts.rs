@@ -92,6 +92,66 @@ pub async fn play_fallback(
     .await;
 }
 
+/// Largest audio file `playUrl` fetches (about 5 minutes of 16-bit 8 kHz audio).
+const PLAY_URL_MAX_BYTES: usize = 5 * 1024 * 1024;
+
+/// The audio of a bot's `playUrl` as 8 kHz PCM: fetched over HTTP (at most 5 MiB, 10 s), raw µ-law / A-law /
+/// 16-bit PCM when `format` says so (`raw/mulaw`, `raw/alaw`, `raw/lpcm16_8`, `raw/lpcm16`), else a WAV file of any
+/// rate and encoding the WAV reader knows.
+pub async fn fetch_audio(
+    client: &reqwest::Client,
+    url: &str,
+    format: Option<&str>,
+) -> Result<Vec<i16>, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("playUrlUrl {url}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("playUrlUrl {url}: only http and https URLs are played"));
+    }
+    let fetch = async {
+        let mut r = client
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|e| format!("cannot fetch {url}: {e}"))?;
+        if !r.status().is_success() {
+            return Err(format!("{url} answered HTTP {}", r.status().as_u16()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = r.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > PLAY_URL_MAX_BYTES {
+                return Err(format!("{url} is larger than {PLAY_URL_MAX_BYTES} bytes"));
+            }
+        }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .map_err(|_| format!("{url} took longer than 10 s"))??;
+    let pcm16 = |b: &[u8]| -> Vec<i16> {
+        b.chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    };
+    let pcm = match format.unwrap_or("") {
+        "raw/mulaw" => body
+            .iter()
+            .map(|&b| outdial_media::g711::ulaw_decode(b))
+            .collect(),
+        "raw/alaw" => body
+            .iter()
+            .map(|&b| outdial_media::g711::alaw_decode(b))
+            .collect(),
+        "raw/lpcm16_8" => pcm16(&body),
+        "raw/lpcm16" => outdial_media::resample::resample(&pcm16(&body), 16_000, 8_000),
+        _ => outdial_media::wav::decode_8k(&body).map_err(|e| format!("{url}: {e}"))?,
+    };
+    if pcm.is_empty() {
+        return Err(format!("{url} holds no audio"));
+    }
+    Ok(pcm)
+}
+
 /// Whether the person is speaking (two voiced 20 ms frames in a row): for barge-in, and to disarm the no-input
 /// timer.
 pub struct Listener {

@@ -228,3 +228,52 @@ async fn an_unreachable_bot_plays_the_fallback_prompt_then_ends_with_error() {
     let text = words(&text);
     assert!(text.contains("we cannot") && text.contains("goodbye"), "{text}");
 }
+
+/// `playUrl`: the bot's own recording is fetched and played to the person (heard: "yes please"); a URL that
+/// answers 404 is skipped with a timeline entry, and the hangup after it still happens.
+#[tokio::test]
+async fn the_bot_plays_a_recording_by_url() {
+    let (sim, _bot, g) = setup(Script::PlayUrl, "").await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+    assert_eq!(done["reason"], "played", "{done}");
+    let ev = common::events(&g, &id).await;
+    let prompt = ev.iter().find(|e| e["kind"] == "prompt").expect("a prompt");
+    assert!(
+        prompt["data"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/audio/prompt.wav")
+    );
+    let failed = ev
+        .iter()
+        .find(|e| e["kind"] == "play-url-failed")
+        .expect("the missing file");
+    assert!(
+        failed["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("answered HTTP 404"),
+        "{failed}"
+    );
+    until(
+        || (sim.stats.ended.load(Relaxed) > 0).then_some(()),
+        Duration::from_secs(5),
+    )
+    .await;
+    let heard = sim.stats.heard.lock().clone();
+    let pcm = outdial_speech::stt::Upsampler::default().process(&heard);
+    let dir = outdial_speech::Whisper::find_default().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        outdial_speech::Whisper::load(&dir, 2)
+            .unwrap()
+            .transcribe(&pcm, "en-US")
+            .unwrap()
+            .text
+    })
+    .await
+    .unwrap();
+    assert!(words(&text).contains("yes please"), "{text}");
+}
