@@ -45,7 +45,12 @@ pub enum BotAction {
     /// Hang up, with the bot's reason if it gave one.
     Hangup(Option<String>),
     /// Blind transfer to a `tel:`/`sip:` target.
-    Transfer { target: String, reason: Option<String> },
+    Transfer {
+        target: String,
+        reason: Option<String>,
+        /// `transferSipHeaders`: `[{"name", "value"}]`, added to the REFER.
+        headers: Vec<(String, String)>,
+    },
     /// Send these DTMF digits.
     SendDtmf(String),
     /// Play the audio at this URL (`playUrlUrl`; `playUrlMediaFormat` e.g. `wav/lpcm16`, `raw/mulaw`).
@@ -70,6 +75,13 @@ pub fn read(a: &Value) -> (BotAction, Map<String, Value>) {
         (Some("event"), Some("transfer" | "handover")) => BotAction::Transfer {
             target: text("transferTarget").unwrap_or_default(),
             reason: text("handoverReason"),
+            headers: params
+                .get("transferSipHeaders")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|h| Some((h["name"].as_str()?.to_string(), h["value"].as_str()?.to_string())))
+                .collect(),
         },
         (Some("event"), Some("sendDtmf")) => BotAction::SendDtmf(text("dtmfDigits").unwrap_or_default()),
         (Some("event"), Some("playUrl")) => BotAction::PlayUrl {
@@ -97,13 +109,24 @@ mod tests {
         assert_eq!(a, BotAction::Hangup(Some("done".into())));
         assert_eq!(p["botOperationResult"], "yes");
         let (a, _) = read(
-            &json!({"type": "event", "name": "handover", "activityParams": {"transferTarget": "tel:+1"}}),
+            &json!({"type": "event", "name": "handover", "activityParams": {"transferTarget": "tel:+1",
+            "transferSipHeaders": [{"name": "X-A", "value": "1"}, {"name": "bad"}]}}),
         );
         assert_eq!(
             a,
             BotAction::Transfer {
                 target: "tel:+1".into(),
-                reason: None
+                reason: None,
+                headers: vec![("X-A".into(), "1".into())],
+            }
+        );
+        let (a, _) = read(&json!({"type": "event", "name": "playUrl",
+            "activityParams": {"playUrlUrl": "http://x/a.wav", "playUrlMediaFormat": "raw/mulaw"}}));
+        assert_eq!(
+            a,
+            BotAction::PlayUrl {
+                url: "http://x/a.wav".into(),
+                format: Some("raw/mulaw".into())
             }
         );
         let e = event("machineDetection", json!("voicemail-prompt-start"), "en-US");

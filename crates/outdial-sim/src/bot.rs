@@ -181,7 +181,8 @@ fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec
         Script::Transfer => vec![activity(
             "event",
             json!({"name": "transfer",
-            "activityParams": {"transferTarget": "sip:agent@example.com", "handoverReason": "wants a person"}}),
+            "activityParams": {"transferTarget": "sip:agent@example.com", "handoverReason": "wants a person",
+                               "transferSipHeaders": [{"name": "X-Transfer-Reason", "value": "wants a person"}]}}),
         )],
         Script::NoInput => vec![activity(
             "message",

@@ -333,10 +333,12 @@ async fn invite_once(
             }
             cmd = control.recv(), if !hangup_sent => {
                 match cmd {
-                    Some(Control::Refer { target, reply }) => {
+                    Some(Control::Refer { target, headers, reply }) => {
                         in_dialog(answered_id.is_some(), &dialog, reply, move |d| async move {
                             let refer_to = rsipstack::sip::ReferTo::from(format!("<{target}>"));
-                            d.refer(refer_to, None, None).await
+                            let extra: Vec<rsipstack::sip::Header> =
+                                headers.into_iter().map(|(n, v)| rsipstack::sip::Header::Other(n, v)).collect();
+                            d.refer(refer_to, (!extra.is_empty()).then_some(extra), None).await
                         });
                         continue;
                     }

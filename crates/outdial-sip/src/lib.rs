@@ -122,7 +122,11 @@ enum Control {
     /// CANCEL before the answer, BYE after it.
     Hangup,
     /// REFER in the answered dialog (blind transfer).
-    Refer { target: String, reply: Reply },
+    Refer {
+        target: String,
+        headers: Vec<(String, String)>,
+        reply: Reply,
+    },
     /// INFO in the answered dialog.
     Info {
         content_type: String,
@@ -147,9 +151,31 @@ impl Call {
     /// Asks the far end to transfer the call to `target` (a SIP URI; REFER, RFC 3515). Returns the REFER's
     /// final status (202: accepted); the transfer's progress then arrives as [`CallEvent::TransferProgress`].
     pub async fn refer(&self, target: &str) -> Result<u16, String> {
+        self.refer_with(target, Vec::new()).await
+    }
+
+    /// REFER with extra headers (the bot's `transferSipHeaders`); names and values are checked as tokens and
+    /// header text (no line breaks), so a bot cannot inject headers of its own.
+    pub async fn refer_with(&self, target: &str, headers: Vec<(String, String)>) -> Result<u16, String> {
+        for (n, v) in &headers {
+            let token = !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+            if !token || v.contains(['\r', '\n']) {
+                return Err(format!("transfer header {n:?} is not a valid SIP header"));
+            }
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let target = target.to_string();
-        self.request(Control::Refer { target, reply }, answer).await
+        self.request(
+            Control::Refer {
+                target,
+                headers,
+                reply,
+            },
+            answer,
+        )
+        .await
     }
 
     /// Sends INFO with this body (e.g. `application/dtmf-relay`) and returns the final status.

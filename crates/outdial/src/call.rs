@@ -161,28 +161,30 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     .await;
                     break 'call;
                 }
-                Next::Act(BotAction::Transfer { target, .. }) => match sip.refer(&target).await {
-                    Ok(status) if (200..300).contains(&status) => {
-                        sip.hangup().await;
-                        finish(conv, ReasonCode::Transferred, target, "bot").await;
-                        break 'call;
-                    }
-                    other => {
-                        let reason = match other {
-                            Ok(s) => format!("REFER answered {s}"),
-                            Err(e) => e,
-                        };
-                        if let Some(l) = &link {
-                            l.event(
-                                &ctx,
-                                conv,
-                                "transferStatus",
-                                json!({"status": "failed", "reason": reason}),
-                            )
-                            .await;
+                Next::Act(BotAction::Transfer { target, headers, .. }) => {
+                    match sip.refer_with(&target, headers).await {
+                        Ok(status) if (200..300).contains(&status) => {
+                            sip.hangup().await;
+                            finish(conv, ReasonCode::Transferred, target, "bot").await;
+                            break 'call;
+                        }
+                        other => {
+                            let reason = match other {
+                                Ok(s) => format!("REFER answered {s}"),
+                                Err(e) => e,
+                            };
+                            if let Some(l) = &link {
+                                l.event(
+                                    &ctx,
+                                    conv,
+                                    "transferStatus",
+                                    json!({"status": "failed", "reason": reason}),
+                                )
+                                .await;
+                            }
                         }
                     }
-                },
+                }
                 Next::Act(BotAction::SendDtmf(digits)) => {
                     if let Some(m) = &media {
                         digits
