@@ -24,12 +24,7 @@ async fn dial(g: &Gateway, url: &str, extra: Value) -> String {
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["conversationId"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::dialout(g, &body).await
 }
 
 #[tokio::test]

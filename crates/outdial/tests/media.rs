@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ADMIN, Gateway};
+use common::Gateway;
 use outdial_testkit::Sipp;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -22,12 +22,7 @@ pub async fn dial(g: &Gateway, extra: Value) -> String {
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["conversationId"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::dialout(g, &body).await
 }
 
 #[tokio::test]

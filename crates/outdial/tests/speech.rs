@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ADMIN, Gateway, receiver, status};
+use common::{Gateway, receiver, status};
 use outdial_sim::bot::{RefBot, Script};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
@@ -31,12 +31,7 @@ async fn setup(script: Script, bot_extra: &str) -> (outdial_sim::Sim, RefBot, Ga
 async fn dial(g: &Gateway, notify_url: &str) -> String {
     let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
                       "notifyUrl": notify_url, "metadata": {"participantName": "Alice"}});
-    let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["conversationId"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::dialout(g, &body).await
 }
 
 /// Lower-case words, punctuation dropped.
@@ -54,6 +49,42 @@ fn messages(activities: &[Value]) -> Vec<Value> {
         .filter(|a| a["type"] == "message")
         .cloned()
         .collect()
+}
+
+/// What the simulated callee heard of the last call, through Whisper.
+async fn heard_text(sim: &outdial_sim::Sim) -> String {
+    until(
+        || (sim.stats.ended.load(Relaxed) > 0).then_some(()),
+        Duration::from_secs(5),
+    )
+    .await;
+    let heard = sim.stats.heard.lock().clone();
+    let pcm = outdial_speech::stt::Upsampler::default().process(&heard[..heard.len().min(8000 * 28)]);
+    let dir = outdial_speech::Whisper::find_default().unwrap();
+    let text = tokio::task::spawn_blocking(move || {
+        outdial_speech::Whisper::load(&dir, 2)
+            .unwrap()
+            .transcribe(&pcm, "en-US")
+            .unwrap()
+            .text
+    })
+    .await
+    .unwrap();
+    words(&text)
+}
+
+/// The person's first message as the bot received it (within 15 s).
+async fn first_message(bot: &RefBot, id: &str) -> Value {
+    let said = until(
+        || {
+            let m = messages(&bot.received(id));
+            (!m.is_empty()).then_some(m)
+        },
+        Duration::from_secs(15),
+    )
+    .await
+    .expect("the first words reach the bot");
+    said[0].clone()
 }
 
 async fn until<T>(mut f: impl FnMut() -> Option<T>, within: Duration) -> Option<T> {
@@ -99,23 +130,8 @@ async fn the_person_answers_yes_and_the_bot_acts_on_it() {
     assert!(rec[0]["data"]["recognitionMs"].as_u64().unwrap() < 5_000);
 
     // The callee heard the greeting and the goodbye: our own recognition finds the words in its recording.
-    until(
-        || (sim.stats.ended.load(Relaxed) > 0).then_some(()),
-        Duration::from_secs(5),
-    )
-    .await;
+    let text = heard_text(&sim).await;
     assert_eq!(sim.stats.replies.load(Relaxed), 1);
-    let heard = sim.stats.heard.lock().clone();
-    let mut up = outdial_speech::stt::Upsampler::default();
-    let pcm = up.process(&heard[..heard.len().min(8000 * 28)]);
-    let dir = outdial_speech::Whisper::find_default().unwrap();
-    let text = tokio::task::spawn_blocking(move || {
-        let w = outdial_speech::Whisper::load(&dir, 2).unwrap();
-        w.transcribe(&pcm, "en-US").unwrap().text
-    })
-    .await
-    .unwrap();
-    let text = words(&text);
     assert!(text.contains("hello alice"), "{text}");
     assert!(text.contains("would you like to hear"), "{text}");
     assert!(text.contains("goodbye"), "{text}");
@@ -128,18 +144,10 @@ async fn recognition_at_connect_sends_the_first_words() {
     let (_sim, bot, g) = setup(Script::Silent, "dialoutStartRecognitionOnConnect = true").await;
     let (url, _got) = receiver().await;
     let id = dial(&g, &url).await;
-    let said = until(
-        || {
-            let m = messages(&bot.received(&id));
-            (!m.is_empty()).then_some(m)
-        },
-        Duration::from_secs(15),
-    )
-    .await
-    .expect("the first words reach the bot");
+    let said = first_message(&bot, &id).await;
     // Whisper tiny hears espeak's "Hello? Who is this?" as "Hello, good news.": the first word is what counts.
     assert!(
-        words(said[0]["text"].as_str().unwrap()).starts_with("hello"),
+        words(said["text"].as_str().unwrap()).starts_with("hello"),
         "{said:?}"
     );
     let received = bot.received(&id);
@@ -169,18 +177,10 @@ async fn the_bot_can_start_recognition_itself() {
     let (_sim, bot, g) = setup(Script::ListenFirst, "").await;
     let (url, _got) = receiver().await;
     let id = dial(&g, &url).await;
-    let said = until(
-        || {
-            let m = messages(&bot.received(&id));
-            (!m.is_empty()).then_some(m)
-        },
-        Duration::from_secs(15),
-    )
-    .await
-    .expect("the first words reach the bot");
+    let said = first_message(&bot, &id).await;
     // Whisper tiny hears espeak's "Hello? Who is this?" as "Hello, good news.": the first word is what counts.
     assert!(
-        words(said[0]["text"].as_str().unwrap()).starts_with("hello"),
+        words(said["text"].as_str().unwrap()).starts_with("hello"),
         "{said:?}"
     );
     common::hang_up(&g, &id).await;
@@ -208,24 +208,7 @@ async fn an_unreachable_bot_plays_the_fallback_prompt_then_ends_with_error() {
     assert!(duration > 2.5, "hung up after {duration} s");
     let ev = common::events(&g, &id).await;
     assert!(ev.iter().any(|e| e["kind"] == "fallback-prompt"), "{ev:?}");
-    until(
-        || (sim.stats.ended.load(Relaxed) > 0).then_some(()),
-        Duration::from_secs(5),
-    )
-    .await;
-    let heard = sim.stats.heard.lock().clone();
-    let pcm = outdial_speech::stt::Upsampler::default().process(&heard);
-    let dir = outdial_speech::Whisper::find_default().unwrap();
-    let text = tokio::task::spawn_blocking(move || {
-        outdial_speech::Whisper::load(&dir, 2)
-            .unwrap()
-            .transcribe(&pcm, "en-US")
-            .unwrap()
-            .text
-    })
-    .await
-    .unwrap();
-    let text = words(&text);
+    let text = heard_text(&sim).await;
     assert!(text.contains("we cannot") && text.contains("goodbye"), "{text}");
 }
 
@@ -258,22 +241,6 @@ async fn the_bot_plays_a_recording_by_url() {
             .ends_with("answered HTTP 404"),
         "{failed}"
     );
-    until(
-        || (sim.stats.ended.load(Relaxed) > 0).then_some(()),
-        Duration::from_secs(5),
-    )
-    .await;
-    let heard = sim.stats.heard.lock().clone();
-    let pcm = outdial_speech::stt::Upsampler::default().process(&heard);
-    let dir = outdial_speech::Whisper::find_default().unwrap();
-    let text = tokio::task::spawn_blocking(move || {
-        outdial_speech::Whisper::load(&dir, 2)
-            .unwrap()
-            .transcribe(&pcm, "en-US")
-            .unwrap()
-            .text
-    })
-    .await
-    .unwrap();
-    assert!(words(&text).contains("yes please"), "{text}");
+    let text = heard_text(&sim).await;
+    assert!(text.contains("yes please"), "{text}");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADMIN, Gateway, receiver, status};
+use common::{Gateway, receiver, status};
 use outdial_sim::bot::{RefBot, Script};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,12 +30,7 @@ async fn setup(script: Script) -> (outdial_sim::Sim, RefBot, Gateway) {
 async fn dial(g: &Gateway, notify_url: &str) -> String {
     let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
                       "notifyUrl": notify_url, "metadata": {"participantName": "Alice"}});
-    let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["conversationId"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::dialout(g, &body).await
 }
 
 fn kinds(frames: &[Value]) -> Vec<String> {

@@ -340,3 +340,14 @@ pub async fn hang_up(g: &Gateway, id: &str) -> Response {
     )
     .await
 }
+
+/// POSTs a dialout (as the admin) and returns its conversation id.
+#[allow(dead_code)]
+pub async fn dialout(g: &Gateway, body: &Value) -> String {
+    let r = g.post("/api/v1/actions/dialout", ADMIN, body).await;
+    assert_eq!(r.status(), 200);
+    r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
