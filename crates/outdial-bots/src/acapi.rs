@@ -89,6 +89,15 @@ impl AcApi {
         }
     }
 
+    /// The Bearer token towards the bot, if it has one.
+    async fn bearer(&self) -> Result<Option<String>, BotError> {
+        Ok(match &self.auth {
+            Auth::None => None,
+            Auth::Token(t) => Some(t.clone()),
+            Auth::ClientCredentials(c, cache) => Some(cache.token(&self.client, c).await?),
+        })
+    }
+
     async fn call_once(
         &self,
         method: reqwest::Method,
@@ -175,6 +184,11 @@ impl BotConnector for AcApi {
                 Some(&json!({"conversation": conversation})),
             )
             .await?;
+        let proactive = self.resolve(&created, "websocketURL").ok().map(|u| {
+            let u = u.to_string();
+            u.replacen("https://", "wss://", 1)
+                .replacen("http://", "ws://", 1)
+        });
         let urls = Urls {
             activities: self.resolve(&created, "activitiesURL")?,
             refresh: self.resolve(&created, "refreshURL").ok(),
@@ -182,6 +196,10 @@ impl BotConnector for AcApi {
         };
         let (events_tx, events) = mpsc::channel(64);
         let (commands, commands_rx) = mpsc::channel(64);
+        let (pushed_tx, pushed) = mpsc::channel(16);
+        if let Some(url) = proactive {
+            tokio::spawn(listen(self.clone(), url, conversation.to_string(), pushed_tx));
+        }
         tokio::spawn(run(
             self.clone(),
             conversation.to_string(),
@@ -189,6 +207,7 @@ impl BotConnector for AcApi {
             refresh_every(&created),
             events_tx,
             commands_rx,
+            pushed,
         ));
         Ok(BotSession {
             events,
@@ -213,6 +232,7 @@ async fn run(
     mut refresh: Option<Duration>,
     events: mpsc::Sender<FromBot>,
     mut commands: mpsc::Receiver<Command>,
+    mut pushed: mpsc::Receiver<Vec<Value>>,
 ) {
     let mut seen: HashSet<String> = HashSet::new();
     let next_refresh = tokio::time::sleep(refresh.unwrap_or(Duration::MAX / 4));
@@ -271,6 +291,17 @@ async fn run(
                     return;
                 }
             },
+            // Proactive activities from the bot's websocketURL, in order, each id once.
+            Some(activities) = pushed.recv() => {
+                for act in activities {
+                    if let Some(id) = act["id"].as_str() && !seen.insert(id.to_string()) {
+                        continue;
+                    }
+                    if events.send(FromBot::Activity(act)).await.is_err() {
+                        return;
+                    }
+                }
+            }
             () = &mut next_refresh, if refresh.is_some() => {
                 let body = json!({"conversation": conversation});
                 if let Some(url) = &urls.refresh {
@@ -281,6 +312,45 @@ async fn run(
                 }
                 next_refresh.as_mut().reset(tokio::time::Instant::now() + refresh.unwrap_or(Duration::MAX / 4));
             }
+        }
+    }
+}
+
+/// The bot's proactive messages (optional `websocketURL`): text frames `{"activities": [...]}` pushed by the bot,
+/// handed to the conversation until it ends. A socket that cannot be opened is logged; the call goes on over HTTP.
+async fn listen(api: AcApi, url: String, conversation: String, pushed: mpsc::Sender<Vec<Value>>) {
+    use futures_util::StreamExt;
+    let token = match api.bearer().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(conversation, "no token for the bot's websocketURL: {e}");
+            return;
+        }
+    };
+    let mut ws = match crate::streaming::connect(&url, token.as_deref(), Duration::from_secs(10)).await {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::warn!(conversation, "the bot's websocketURL: {e}");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = pushed.closed() => return,
+            frame = ws.next() => match frame {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
+                    let Ok(v) = serde_json::from_str::<Value>(&t) else {
+                        tracing::warn!(conversation, "the bot pushed a frame that is not JSON");
+                        continue;
+                    };
+                    let activities = v["activities"].as_array().cloned().unwrap_or_default();
+                    if !activities.is_empty() && pushed.send(activities).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
         }
     }
 }

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The formats outdial offers, best first (8 kHz is what the call carries: no resampling).
 const OFFERED: [MediaFormat; 3] = [
@@ -56,30 +57,7 @@ impl AcStreaming {
     }
 
     async fn connect(&self) -> Result<Socket, BotError> {
-        let mut request = self
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| BotError::Protocol(format!("botUrl: {e}")))?;
-        if let Some(t) = &self.token {
-            let value = format!("Bearer {t}")
-                .parse()
-                .map_err(|_| BotError::Protocol("the bot token is not a valid header value".into()))?;
-            request.headers_mut().insert("Authorization", value);
-        }
-        match tokio::time::timeout(self.timeout, tokio_tungstenite::connect_async(request)).await {
-            Err(_) => Err(BotError::Unreachable(format!(
-                "no WebSocket connection to {} within {} s",
-                self.url,
-                self.timeout.as_secs()
-            ))),
-            Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => Err(BotError::Refused {
-                status: r.status().as_u16(),
-                body: String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string(),
-            }),
-            Ok(Err(e)) => Err(BotError::Unreachable(format!("{}: {e}", self.url))),
-            Ok(Ok((ws, _))) => Ok(ws),
-        }
+        connect(&self.url, self.token.as_deref(), self.timeout).await
     }
 
     /// Sends `first` and waits for `session.accepted` (its media format) or `session.error`.
@@ -117,6 +95,31 @@ impl AcStreaming {
                 _ => {}
             }
         }
+    }
+}
+
+/// A WebSocket to `url` (`ws://` / `wss://`), with `Authorization: Bearer <token>` when there is a token.
+pub(crate) async fn connect(url: &str, token: Option<&str>, timeout: Duration) -> Result<Socket, BotError> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| BotError::Protocol(format!("WebSocket URL {url}: {e}")))?;
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        let value = format!("Bearer {t}")
+            .parse()
+            .map_err(|_| BotError::Protocol("the bot token is not a valid header value".into()))?;
+        request.headers_mut().insert("Authorization", value);
+    }
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => Err(BotError::Unreachable(format!(
+            "no WebSocket connection to {url} within {} s",
+            timeout.as_secs()
+        ))),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => Err(BotError::Refused {
+            status: r.status().as_u16(),
+            body: String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string(),
+        }),
+        Ok(Err(e)) => Err(BotError::Unreachable(format!("{url}: {e}"))),
+        Ok(Ok((ws, _))) => Ok(ws),
     }
 }
 

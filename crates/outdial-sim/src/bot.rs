@@ -41,6 +41,9 @@ pub enum Script {
     ListenFirst,
     /// Streaming mode: closes the WebSocket once after the `start` event (outdial must resume the session).
     DropSocket,
+    /// Answers nothing over HTTP but offers a `websocketURL`, and pushes a message and a hangup
+    /// (`botOperationResult` `proactive`) over it once the call has started.
+    Proactive,
     /// Plays its own recording with `playUrl` (`/audio/prompt.wav`, "Yes please."), then one that does not exist,
     /// then hangs up.
     PlayUrl,
@@ -209,7 +212,12 @@ fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec
                 ),
             ]
         }
-        Script::Silent | Script::Broken | Script::Slow | Script::Rubbish | Script::DropSocket => Vec::new(),
+        Script::Silent
+        | Script::Broken
+        | Script::Slow
+        | Script::Rubbish
+        | Script::DropSocket
+        | Script::Proactive => Vec::new(),
     }
 }
 
@@ -269,13 +277,16 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                     return (StatusCode::BAD_REQUEST, "no conversation").into_response();
                 };
                 s.lock().received.entry(id.to_string()).or_default();
-                Json(json!({
+                let mut created = json!({
                     "activitiesURL": format!("conversation/{id}/activities"),
                     "refreshURL": format!("conversation/{id}/refresh"),
                     "disconnectURL": format!("conversation/{id}/disconnect"),
                     "expiresSeconds": 120,
-                }))
-                .into_response()
+                });
+                if script == Script::Proactive {
+                    created["websocketURL"] = json!(format!("conversation/{id}/ws"));
+                }
+                Json(created).into_response()
             }),
         )
         .route(
@@ -305,6 +316,7 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
             }),
         )
         .route("/stream", get(crate::streambot::upgrade))
+        .route("/conversation/{id}/ws", get(crate::streambot::proactive))
         .route(
             "/audio/prompt.wav",
             get(|| async { ([("content-type", "audio/wav")], crate::YES_PLEASE) }),

@@ -7,8 +7,8 @@
 //! `start`, to exercise `session.resume`.
 
 use crate::bot::{Inner, Script};
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use base64::Engine as _;
 use parking_lot::Mutex;
@@ -17,6 +17,36 @@ use std::sync::Arc;
 
 pub(crate) async fn upgrade(State(s): State<Arc<Mutex<Inner>>>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| session(socket, s))
+}
+
+/// HTTP mode's proactive channel (`websocketURL`, script `Proactive`): once the call's `start` event has arrived,
+/// the bot pushes a message and a hangup.
+pub(crate) async fn proactive(
+    State(s): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        for _ in 0..100 {
+            let started = s
+                .lock()
+                .received
+                .get(&id)
+                .is_some_and(|r| r.iter().any(|a| a["name"] == "start"));
+            if started {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let push = json!({"activities": [
+            {"type": "message", "id": uuid::Uuid::new_v4().to_string(), "text": "This is a proactive message. Goodbye."},
+            {"type": "event", "id": uuid::Uuid::new_v4().to_string(), "name": "hangup",
+             "activityParams": {"hangupReason": "proactive", "botOperationResult": "proactive"}}]});
+        if socket.send(Message::Text(push.to_string().into())).await.is_ok() {
+            while let Some(Ok(_)) = socket.recv().await {}
+        }
+    })
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -311,3 +311,26 @@ async fn a_bot_that_hangs_or_answers_rubbish_ends_the_call_clearly() {
         assert_eq!(sipp.exit_code(), 0, "hung up");
     }
 }
+
+/// HTTP mode's optional `websocketURL`: the bot pushes activities on its own (proactive messages); they are acted on
+/// like the answers to outdial's requests.
+#[tokio::test]
+async fn proactive_messages_over_the_websocket_url() {
+    let sim = simulated_callee().await;
+    let (_bot, g) = setup(&sim.addr.to_string(), Script::Proactive, "").await;
+    let (url, got) = receiver().await;
+    let mut body = seed_request(&url);
+    body["target"] = json!("tel:+15550100");
+    let id = dial(&g, &body).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+    assert_eq!(done["botOperationResult"], "proactive", "{done}");
+    let ev = common::events(&g, &id).await;
+    let pushed = ev
+        .iter()
+        .find(|e| e["kind"] == "bot-activity" && e["data"]["type"] == "message")
+        .expect("the pushed message");
+    assert_eq!(pushed["data"]["text"], "This is a proactive message. Goodbye.");
+    // Spoken before the hangup (about 2.5 s).
+    assert!(done["callDuration"].as_f64().unwrap() > 2.0, "{done}");
+}
