@@ -94,8 +94,8 @@ async fn main() -> anyhow::Result<()> {
     let (mut to_bot, mut recog, mut greet, mut reply) = (vec![], vec![], vec![], vec![]);
     println!("call  speech-end→bot  recognition  greeting text→audio  reply text→audio  heard");
     for i in 0..calls {
-        let body =
-            json!({"bot": "Bot1", "target": "tel:+15550100", "metadata": {"participantName": "Alice"}});
+        let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
+                          "metadata": {"participantName": "Alice"}});
         let r: Value = client
             .post(format!("{base}/api/v1/actions/dialout"))
             .basic_auth("bench", Some("bench-secret-1"))
@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let id = r["conversationId"]
             .as_str()
-            .context("dialout refused")?
+            .with_context(|| format!("dialout refused: {r}"))?
             .to_string();
         let ended_before = sim.stats.ended.load(Relaxed);
         for _ in 0..300 {
