@@ -545,14 +545,14 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
             }
         }
     }
-    if let Some(m) = media {
-        record_media_stats(&ctx, id, &m).await;
-    }
     if let Some(l) = link {
         let code = conv.reason_code.and_then(|c| serde_json::to_value(c).ok());
         let code = code.as_ref().and_then(|c| c.as_str()).unwrap_or("error");
         l.close(conv.reason.as_deref().unwrap_or("call ended"), code)
             .await;
+    }
+    if let Some(m) = media {
+        record_media_stats(&ctx, id, &m).await;
     }
     lease.release().await;
 }

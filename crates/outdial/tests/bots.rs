@@ -92,7 +92,16 @@ async fn the_start_event_is_the_seeds_and_the_bot_ends_the_call_with_its_result(
     assert_eq!(done["botOperationResult"], "greeted");
     assert_eq!(done["botOperationData"], "name=Alice");
     assert_eq!(done["hangupBy"], "bot");
-    let disc = bot.disconnected(&id).expect("the bot conversation is closed");
+    // The bot is told right after the call's end (the notification may arrive first).
+    let mut disc = bot.disconnected(&id);
+    for _ in 0..50 {
+        if disc.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        disc = bot.disconnected(&id);
+    }
+    let disc = disc.expect("the bot conversation is closed");
     assert_eq!(disc["reasonCode"], "bot-disconnected");
     assert_eq!(sipp.exit_code(), 0, "sipp got our BYE");
     // The greeting is in the timeline (spoken once the speech engines land).

@@ -35,7 +35,15 @@ async fn dtmf_is_received_and_silence_ends_the_call_at_the_media_timeout() {
     assert_eq!(c["reasonCode"], "error");
     let reason = c["reason"].as_str().unwrap();
     assert!(reason.starts_with("media timeout: no RTP for 2."), "{reason}");
-    let ev = common::events(&g, &id).await;
+    // The media figures are recorded once the bot has been told (just after the end).
+    let mut ev = common::events(&g, &id).await;
+    for _ in 0..30 {
+        if ev.iter().any(|e| e["kind"] == "media-stats") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        ev = common::events(&g, &id).await;
+    }
     let dtmf: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "dtmf").collect();
     assert_eq!(dtmf.len(), 1, "one digit however many end packets: {ev:?}");
     assert_eq!(dtmf[0]["data"]["digit"], "5");

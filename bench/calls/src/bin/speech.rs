@@ -1,7 +1,7 @@
-//! `outdial-bench-speech OUTDIAL_BINARY [CALLS]`: the speech loop's latencies with the local engines. Starts the
-//! simulated callee (a person who answers the bot's question with "Yes please.") and the reference bot (script
-//! `Ask`) in this process, the gateway binary beside them, places CALLS calls one after the other and prints, per
-//! call and as medians:
+//! `outdial-bench-speech OUTDIAL_BINARY [CALLS] [TTS]`: the speech loop's latencies with the local engines (TTS: the
+//! bot's `ttsProvider`, e.g. `piper`; espeak-ng by default). Starts the simulated callee (a person who answers the
+//! bot's question with "Yes please.") and the reference bot (script `Ask`) in this process, the gateway binary
+//! beside them, places CALLS calls one after the other and prints, per call and as medians:
 //!
 //! * speech end → bot: from the end of the person's words (when the callee started playing its answer, plus the
 //!   answer's speech length) to the bot receiving the `message` — endpointing silence, recognition and the Bot API
@@ -47,6 +47,10 @@ async fn main() -> anyhow::Result<()> {
         .get(1)
         .context("usage: outdial-bench-speech OUTDIAL_BINARY [CALLS]")?;
     let calls: usize = args.get(2).map(|c| c.parse()).transpose()?.unwrap_or(10);
+    let tts = args
+        .get(3)
+        .map(|t| format!("ttsProvider = \"{t}\"\n"))
+        .unwrap_or_default();
     let sim = outdial_sim::start("127.0.0.1:0".parse()?, outdial_sim::SimOptions::default()).await?;
     let bot = outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::Ask).await?;
     let dir = std::env::temp_dir().join(format!("outdial-bench-speech-{}", std::process::id()));
@@ -56,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         &config,
         format!(
             "[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite://{}\"\n\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\n\
-             keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n",
+             keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n{tts}",
             dir.join("bench.db").display(),
             sim.addr,
             bot.url
