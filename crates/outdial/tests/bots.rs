@@ -37,12 +37,7 @@ fn seed_request(notify_url: &str) -> Value {
 }
 
 async fn dial(g: &Gateway, body: &Value) -> String {
-    let r = g.post("/api/v1/actions/dialout", ADMIN, body).await;
-    assert_eq!(r.status(), 200);
-    r.json::<Value>().await.unwrap()["conversationId"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    common::dialout(g, body).await
 }
 
 async fn received(bot: &RefBot, id: &str, n: usize) -> Vec<Value> {
