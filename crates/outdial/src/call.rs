@@ -8,7 +8,7 @@ use crate::botlink::{BotLink, next_from};
 use crate::detection::{Detection, Step};
 use crate::engine::{Ctx, end, notify};
 use crate::invite::request;
-use crate::prompts::{Listener, Next, Prompts, fetch_audio, play_fallback};
+use crate::prompts::{Listener, Next, Prompts, fetch_audio, play_fallback, sentences};
 use crate::recognition::Recognition;
 use outdial_api::engine::AcceptedCall;
 use outdial_bots::activity::BotAction;
@@ -126,26 +126,35 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
         while let Some(next) = prompts.next() {
             match next {
                 Next::Say(text) => match (ctx.tts_for(&bot).await, &media) {
-                    (Some(tts), Some(m)) => match tts
-                        .synthesize(&text, &language, bot.voice_name.as_deref())
-                        .await
-                    {
-                        Ok(pcm) if !pcm.is_empty() => {
-                            let data = json!({"chars": text.chars().count(), "audioMs": pcm.len() / 8});
-                            m.play(pcm);
-                            if let Err(e) = ctx.store.append_event(id, "prompt", &data).await {
-                                tracing::warn!(conversation = %id, "cannot record a prompt: {e}");
-                            }
-                            prompts.playing = true;
-                            no_input_armed = false;
-                            if barge_in {
-                                // The person may interrupt: listen while the prompt plays.
-                                m.tap_audio(true);
+                    (Some(tts), Some(m)) => {
+                        // Sentence by sentence: the first is heard while the next ones are synthesised.
+                        let parts = sentences(&text);
+                        for (n, part) in parts.iter().enumerate() {
+                            match tts.synthesize(part, &language, bot.voice_name.as_deref()).await {
+                                Ok(pcm) if !pcm.is_empty() => {
+                                    let first_ms = pcm.len() / 8;
+                                    m.play(pcm);
+                                    if prompts.playing {
+                                        continue;
+                                    }
+                                    let data = json!({"chars": text.chars().count(), "parts": parts.len(), "firstPart": n, "firstAudioMs": first_ms});
+                                    if let Err(e) = ctx.store.append_event(id, "prompt", &data).await {
+                                        tracing::warn!(conversation = %id, "cannot record a prompt: {e}");
+                                    }
+                                    prompts.playing = true;
+                                    no_input_armed = false;
+                                    if barge_in {
+                                        // The person may interrupt: listen while the prompt plays.
+                                        m.tap_audio(true);
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::warn!(conversation = %id, "cannot speak the bot's message: {e}")
+                                }
                             }
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(conversation = %id, "cannot speak the bot's message: {e}"),
-                    },
+                    }
                     _ => {
                         tracing::warn!(conversation = %id, "no text-to-speech engine: the bot's message is not spoken")
                     }

@@ -93,6 +93,29 @@ pub async fn play_fallback(
     .await;
 }
 
+/// A message in the pieces it is synthesised in: its sentences (ending in `.`, `?` or `!` before a space), a piece
+/// shorter than 30 characters joined to the next. SSML stays whole.
+pub fn sentences(text: &str) -> Vec<String> {
+    if text.trim_start().starts_with('<') {
+        return vec![text.to_string()];
+    }
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        cur.push(c);
+        let ends = ".?!".contains(c) && chars.peek().is_none_or(|n| n.is_whitespace());
+        if ends && cur.trim().chars().count() >= 30 {
+            parts.push(cur.trim().to_string());
+            cur.clear();
+        }
+    }
+    if !cur.trim().is_empty() {
+        parts.push(cur.trim().to_string());
+    }
+    parts
+}
+
 /// Largest audio file `playUrl` fetches (about 5 minutes of 16-bit 8 kHz audio).
 const PLAY_URL_MAX_BYTES: usize = 5 * 1024 * 1024;
 
@@ -190,6 +213,27 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_synthesised_sentence_by_sentence() {
+        assert_eq!(
+            sentences("Hello Alice, this is the reference bot. Would you like to hear about our new offer?"),
+            vec![
+                "Hello Alice, this is the reference bot.",
+                "Would you like to hear about our new offer?"
+            ]
+        );
+        // Short sentences go with the next; a dot inside a number does not split; SSML stays whole.
+        assert_eq!(
+            sentences("Hi. It costs 3.50 dollars today. Bye."),
+            vec!["Hi. It costs 3.50 dollars today.", "Bye."]
+        );
+        assert_eq!(
+            sentences("<speak>One. Two.</speak>"),
+            vec!["<speak>One. Two.</speak>"]
+        );
+        assert_eq!(sentences(""), Vec::<String>::new());
+    }
 
     #[test]
     fn a_hangup_waits_for_the_message_before_it() {
