@@ -419,6 +419,17 @@ async fn refer_before_the_answer_is_refused() {
         call.refer("sip:agent@example.com").await,
         Err("the call is not answered".into())
     );
+    // The bot's transfer headers cannot smuggle in headers of their own.
+    let injected = vec![("X-Reason".to_string(), "ok\r\nX-Evil: 1".to_string())];
+    assert_eq!(
+        call.refer_with("sip:agent@example.com", injected).await,
+        Err("transfer header \"X-Reason\" is not a valid SIP header".into())
+    );
+    let bad_name = vec![("Bad Name".to_string(), "1".to_string())];
+    assert_eq!(
+        call.refer_with("sip:agent@example.com", bad_name).await,
+        Err("transfer header \"Bad Name\" is not a valid SIP header".into())
+    );
     call.hangup().await;
     let (_, fin) = final_event(&mut call).await;
     assert!(matches!(fin, CallEvent::Failed { .. }), "{fin:?}");
