@@ -145,6 +145,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// What the conversation tasks share.
+    pub fn ctx(&self) -> Arc<Ctx> {
+        self.ctx.clone()
+    }
+
     pub fn new(ctx: Ctx) -> Self {
         Engine {
             ctx: Arc::new(ctx),

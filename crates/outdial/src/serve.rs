@@ -125,6 +125,19 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         media_timeout: (cfg.sip.media_timeout_sec > 0)
             .then(|| Duration::from_secs(cfg.sip.media_timeout_sec)),
     }));
+    // A bot that speaks with the Piper voice: load it now, not during its first call.
+    let piper_bot = catalog
+        .snapshot()
+        .bots
+        .values()
+        .find(|b| b.tts_provider.as_deref() == Some("piper"))
+        .cloned();
+    if let Some(bot) = piper_bot {
+        let ctx = engine.ctx();
+        tokio::spawn(async move {
+            ctx.tts_for(&bot).await;
+        });
+    }
     let recovered = engine.recover().await?;
     if recovered > 0 {
         tracing::warn!(
