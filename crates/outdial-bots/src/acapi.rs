@@ -184,11 +184,10 @@ impl BotConnector for AcApi {
                 Some(&json!({"conversation": conversation})),
             )
             .await?;
-        let proactive = self.resolve(&created, "websocketURL").ok().map(|u| {
-            let u = u.to_string();
-            u.replacen("https://", "wss://", 1)
-                .replacen("http://", "ws://", 1)
-        });
+        let proactive = self
+            .resolve(&created, "websocketURL")
+            .ok()
+            .map(|u| crate::streaming::ws_url(u.as_str()));
         let urls = Urls {
             activities: self.resolve(&created, "activitiesURL")?,
             refresh: self.resolve(&created, "refreshURL").ok(),

@@ -36,13 +36,7 @@ pub struct AcStreaming {
 impl AcStreaming {
     /// `bot_url`: `ws://`, `wss://` (or `http(s)://`, taken as the same address over WebSocket).
     pub fn new(bot_url: &str, token: Option<String>, bot_name: &str) -> Result<Self, BotError> {
-        let url = if let Some(rest) = bot_url.strip_prefix("http://") {
-            format!("ws://{rest}")
-        } else if let Some(rest) = bot_url.strip_prefix("https://") {
-            format!("wss://{rest}")
-        } else {
-            bot_url.to_string()
-        };
+        let url = ws_url(bot_url);
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(BotError::Protocol(format!(
                 "botUrl {bot_url} is not a WebSocket URL"
@@ -95,6 +89,17 @@ impl AcStreaming {
                 _ => {}
             }
         }
+    }
+}
+
+/// `http(s)://` as `ws(s)://` (the same address over WebSocket); other URLs unchanged.
+pub(crate) fn ws_url(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else {
+        url.to_string()
     }
 }
 

@@ -15,6 +15,21 @@ pub use piper::Piper;
 pub use stt::{SttEvent, SttOptions, SttProvider, SttStream};
 pub use whisper::{Transcript, Whisper};
 
+/// The paths a Python snippet prints, one a line (where a PyPI package installed its model); None when python3
+/// cannot run it (not installed, or the package is missing).
+fn python_paths(script: &str) -> Option<Vec<std::path::PathBuf>> {
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| std::path::PathBuf::from(l.trim()))
+            .collect()
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpeechError {
     #[error("{0} is not installed (Debian package {1})")]

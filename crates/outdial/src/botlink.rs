@@ -85,17 +85,9 @@ impl BotLink {
 
     /// A streaming bot's audio as 8 kHz PCM.
     pub fn decode_audio(&self, bytes: &[u8]) -> Vec<i16> {
-        let pcm = |b: &[u8]| -> Vec<i16> {
-            b.chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]))
-                .collect()
-        };
-        match self.session.media_format() {
-            None => Vec::new(),
-            Some(MediaFormat::Mulaw) => bytes.iter().map(|&b| ulaw_decode(b)).collect(),
-            Some(MediaFormat::Lpcm16_8k) => pcm(bytes),
-            Some(MediaFormat::Lpcm16_16k) => resample(&pcm(bytes), 16000, 8000),
-        }
+        self.session
+            .media_format()
+            .map_or_else(Vec::new, |f| decode_raw(f, bytes))
     }
 
     /// The bot's next activity (or its failure).
@@ -105,6 +97,20 @@ impl BotLink {
 
     pub async fn close(&self, reason: &str, reason_code: &str) {
         self.session.close(reason, reason_code).await;
+    }
+}
+
+/// Raw audio of a bot's format (streaming audio, `playUrl` files) as 8 kHz PCM.
+pub fn decode_raw(format: MediaFormat, bytes: &[u8]) -> Vec<i16> {
+    let pcm = |b: &[u8]| -> Vec<i16> {
+        b.chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    };
+    match format {
+        MediaFormat::Mulaw => bytes.iter().map(|&b| ulaw_decode(b)).collect(),
+        MediaFormat::Lpcm16_8k => pcm(bytes),
+        MediaFormat::Lpcm16_16k => resample(&pcm(bytes), 16000, 8000),
     }
 }
 

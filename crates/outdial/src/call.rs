@@ -360,11 +360,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                         if barge_in && prompts.playing {
                             // Barge-in: the person speaks over the prompt (two voiced frames in a row) → it stops.
                             if listener.heard(&frame) && let Some(m) = &media {
-                                m.stop_playout();
-                                let after = conv.connect_time.map_or(0, |t| now_ms() - t);
-                                if let Err(e) = ctx.store.append_event(id, "barge-in", &json!({"afterAnswerMs": after})).await {
-                                    tracing::warn!(conversation = %id, "cannot record a barge-in: {e}");
-                                }
+                                barge_in_now(&ctx, conv, m).await;
                             }
                             continue;
                         }
@@ -513,11 +509,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                 FromBot::AudioEnd => {}
                 FromBot::Speech(Speech::Started) => {
                     if barge_in && prompts.playing && let Some(m) = &media {
-                        m.stop_playout();
-                        let after = conv.connect_time.map_or(0, |t| now_ms() - t);
-                        if let Err(e) = ctx.store.append_event(id, "barge-in", &json!({"afterAnswerMs": after})).await {
-                            tracing::warn!(conversation = %id, "cannot record a barge-in: {e}");
-                        }
+                        barge_in_now(&ctx, conv, m).await;
                     }
                 }
                 FromBot::Speech(Speech::Recognition { text, confidence }) => {
@@ -564,6 +556,19 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
         record_media_stats(&ctx, id, &m).await;
     }
     lease.release().await;
+}
+
+/// The person speaks over the prompt: it stops, and the barge-in goes into the timeline.
+async fn barge_in_now(ctx: &Ctx, conv: &Conversation, m: &Media) {
+    m.stop_playout();
+    let after = conv.connect_time.map_or(0, |t| now_ms() - t);
+    if let Err(e) = ctx
+        .store
+        .append_event(conv.id, "barge-in", &json!({"afterAnswerMs": after}))
+        .await
+    {
+        tracing::warn!(conversation = %conv.id, "cannot record a barge-in: {e}");
+    }
 }
 
 /// The next event of the media loop, once there is one (never before the answer).

@@ -152,23 +152,15 @@ pub async fn fetch_audio(
     let body = tokio::time::timeout(Duration::from_secs(10), fetch)
         .await
         .map_err(|_| format!("{url} took longer than 10 s"))??;
-    let pcm16 = |b: &[u8]| -> Vec<i16> {
-        b.chunks_exact(2)
-            .map(|c| i16::from_le_bytes([c[0], c[1]]))
-            .collect()
-    };
     let pcm = match format.unwrap_or("") {
-        "raw/mulaw" => body
-            .iter()
-            .map(|&b| outdial_media::g711::ulaw_decode(b))
-            .collect(),
         "raw/alaw" => body
             .iter()
             .map(|&b| outdial_media::g711::alaw_decode(b))
             .collect(),
-        "raw/lpcm16_8" => pcm16(&body),
-        "raw/lpcm16" => outdial_media::resample::resample(&pcm16(&body), 16_000, 8_000),
-        _ => outdial_media::wav::decode_8k(&body).map_err(|e| format!("{url}: {e}"))?,
+        f => match outdial_bots::MediaFormat::parse(f) {
+            Some(raw) => crate::botlink::decode_raw(raw, &body),
+            None => outdial_media::wav::decode_8k(&body).map_err(|e| format!("{url}: {e}"))?,
+        },
     };
     if pcm.is_empty() {
         return Err(format!("{url} holds no audio"));
