@@ -58,10 +58,13 @@ pub struct Bot {
     pub trunk: Option<String>,
     #[serde(default = "default_language")]
     pub language: String,
+    /// Speech recognition engine; this build always uses the local Whisper.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stt_provider: Option<String>,
+    /// Text-to-speech engine: `piper` for the Piper neural voice (when installed), anything else espeak-ng.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tts_provider: Option<String>,
+    /// The espeak-ng voice (e.g. `en-us+f3`); by default the one of `language`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_name: Option<String>,
     /// Scope tag (`tag=<value>`) that policies use to cover a group of bots.
