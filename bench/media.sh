@@ -23,7 +23,7 @@ n = int.from_bytes(b[i + 4:i + 8], "little")
 open(sys.argv[2], "wb").write(b[i + 8:i + 8 + n])
 PY
 sipp_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$work" && exec sipp -sf "$OLDPWD/crates/outdial-testkit/sipp/uas_answer_rtp_loop.xml" -i 127.0.0.1 -mi 127.0.0.1 \
+(cd "$work" && exec nice -n "${FAR_END_NICE:-0}" sipp -sf "$OLDPWD/crates/outdial-testkit/sipp/uas_answer_rtp_loop.xml" -i 127.0.0.1 -mi 127.0.0.1 \
   -p "$sipp_port" -nostdin -rtp_threadtasks 50 -buff_size 4194304 >/dev/null 2>&1) &
 sp=$!
 # The reference bot (silent: the calls stay with the far end), from outdial sim.

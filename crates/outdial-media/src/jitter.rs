@@ -46,6 +46,11 @@ impl JitterBuffer {
         }
     }
 
+    /// Packets held before the first release.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
     /// The 64-bit sequence number of `seq`, the one nearest to the highest seen (wrap-around safe).
     fn extend(&self, seq: u16) -> u64 {
         match self.highest {

@@ -6,6 +6,7 @@
 pub mod dtmf;
 pub mod g711;
 pub mod jitter;
+mod recv;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
@@ -13,7 +14,7 @@ pub mod session;
 pub mod wav;
 
 pub use g711::Law;
-pub use session::{FRAME, Media, MediaConfig, MediaEvent, Stats};
+pub use session::{FRAME, Media, MediaConfig, MediaEvent, SendTiming, Stats};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 use crate::dtmf::{self, Digit};
 use crate::g711::Law;
 use crate::jitter::{JitterBuffer, Out};
+use crate::recv::Reader;
 use crate::rtcp::{self, ReportBlock, SenderReport};
 use crate::rtp::{self, Datagram};
 use std::collections::VecDeque;
@@ -19,6 +20,9 @@ use tokio::time::Instant;
 
 /// Samples per 20 ms frame at 8 kHz.
 pub const FRAME: usize = 160;
+
+/// How long before a packet's time its timer is set (see the pacing in [`run`]).
+const TIMER_LEAD: Duration = Duration::from_millis(1);
 
 /// Counters of one session (also read while it runs).
 #[derive(Debug, Default)]
@@ -37,9 +41,8 @@ pub struct Stats {
     pub dtmf_received: AtomicU64,
     /// Frames the consumer did not take in time.
     pub frames_dropped: AtomicU64,
-    /// How late each packet left against its 20 ms schedule: counts below 0.5, 1, 2, 5, 10, 20 ms and above.
-    pub send_late: [AtomicU64; 7],
-    pub send_late_max_us: AtomicU64,
+    /// How far each packet left from its 20 ms schedule (early or late).
+    pub send_timing: SendTiming,
     pub rtcp_sent: AtomicU64,
     /// The far end's last report about our stream: loss since its previous report (1/256), cumulative loss,
     /// jitter (µs), and the round-trip time (µs) from LSR/DLSR.
@@ -49,17 +52,34 @@ pub struct Stats {
     pub rtt_us: AtomicU64,
 }
 
-/// Upper bounds (µs) of the [`Stats::send_late`] buckets; the last bucket is everything above.
-pub const SEND_LATE_BOUNDS_US: [u64; 6] = [500, 1_000, 2_000, 5_000, 10_000, 20_000];
+/// Upper bounds (µs) of the [`SendTiming`] buckets; the last bucket is everything above.
+pub const SEND_TIMING_BOUNDS_US: [u64; 6] = [500, 1_000, 2_000, 5_000, 10_000, 20_000];
 
-impl Stats {
-    fn record_send_late(&self, late_us: u64) {
-        let i = SEND_LATE_BOUNDS_US
+/// A histogram of how far packets left from their schedule, early or late: counts below 0.5, 1, 2, 5, 10 and
+/// 20 ms and above, and the largest. Kept per call ([`Stats::send_timing`]) and, when given
+/// ([`MediaConfig::totals`]), for all calls together.
+#[derive(Debug, Default)]
+pub struct SendTiming {
+    pub buckets: [AtomicU64; 7],
+    pub max_us: AtomicU64,
+}
+
+impl SendTiming {
+    pub fn record(&self, off_us: u64) {
+        let i = SEND_TIMING_BOUNDS_US
             .iter()
-            .position(|&b| late_us < b)
-            .unwrap_or(SEND_LATE_BOUNDS_US.len());
-        self.send_late[i].fetch_add(1, Ordering::Relaxed);
-        self.send_late_max_us.fetch_max(late_us, Ordering::Relaxed);
+            .position(|&b| off_us < b)
+            .unwrap_or(SEND_TIMING_BOUNDS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.max_us.fetch_max(off_us, Ordering::Relaxed);
+    }
+
+    /// The counts per bucket, and the largest deviation (µs).
+    pub fn snapshot(&self) -> ([u64; 7], u64) {
+        (
+            std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            self.max_us.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -99,6 +119,8 @@ pub struct MediaConfig {
     pub runtime: Option<tokio::runtime::Handle>,
     /// How often we send RTCP (a sender report with a reception report block).
     pub rtcp_interval: Duration,
+    /// Where the send timing of all calls is added up (the gateway's metrics), besides [`Stats::send_timing`].
+    pub totals: Option<Arc<SendTiming>>,
 }
 
 impl Default for MediaConfig {
@@ -109,6 +131,7 @@ impl Default for MediaConfig {
             frames_per_event: 1,
             runtime: None,
             rtcp_interval: Duration::from_secs(5),
+            totals: None,
         }
     }
 }
@@ -241,6 +264,45 @@ impl Inbound {
         }
     }
 
+    /// A received RTP packet (audio or telephone-event), which arrived `arrival` after the session started.
+    /// Returns the digit it ends, if any.
+    fn on_packet(
+        &mut self,
+        p: &rtp::Packet<'_>,
+        is_event: bool,
+        arrival: Duration,
+        stats: &Stats,
+    ) -> Option<Digit> {
+        if self.ssrc != Some(p.ssrc) {
+            // A new stream (re-INVITE, a transfer on the far side): start over.
+            self.ssrc = Some(p.ssrc);
+            self.jb = JitterBuffer::new(self.jb.depth());
+            self.transit = None;
+            self.base = None;
+            self.received = 0;
+            self.prior = (0, 0);
+        }
+        if is_event {
+            return self.dtmf.on_packet(p.timestamp, p.payload);
+        }
+        let arrival = (arrival.as_micros() as i64) * 8 / 1000;
+        let transit = arrival - i64::from(p.timestamp);
+        if let Some(prev) = self.transit {
+            let d = (transit - prev).abs() as f64;
+            self.jitter += (d - self.jitter) / 16.0;
+            stats
+                .jitter_us
+                .store((self.jitter * 125.0) as u64, Ordering::Relaxed);
+        }
+        self.transit = Some(transit);
+        self.jb.push(p.seq, p.payload);
+        self.received += 1;
+        if self.base.is_none() {
+            self.base = self.jb.highest();
+        }
+        None
+    }
+
     /// Takes the packets due now without decoding them (nobody listens): statistics stay right.
     fn skip(&mut self) {
         self.pcm.clear();
@@ -276,6 +338,58 @@ impl Inbound {
     }
 }
 
+/// The sending half's state.
+struct Outbound {
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    octets: u32,
+    out: Vec<u8>,
+    payload: Vec<u8>,
+    playout: VecDeque<i16>,
+    playing: bool,
+    dtmf: VecDeque<(bool, [u8; 4])>,
+    dtmf_ts: u32,
+}
+
+impl Outbound {
+    /// The next packet (in `self.out`): a DTMF event packet when one is going, else 20 ms of audio (what is
+    /// played, or silence). Returns whether the played audio has just run out.
+    fn next_packet(&mut self, law: Law, dtmf_pt: Option<u8>) -> bool {
+        let mut done = false;
+        if let (Some(pt), Some((marker, p))) = (dtmf_pt, self.dtmf.pop_front()) {
+            // Each digit's packets share the timestamp of its first packet.
+            if marker {
+                self.dtmf_ts = self.ts;
+            }
+            rtp::build(&mut self.out, pt, marker, self.seq, self.dtmf_ts, self.ssrc, &p);
+        } else {
+            for b in self.payload.iter_mut() {
+                *b = self.playout.pop_front().map_or(law.silence(), |s| law.encode(s));
+            }
+            rtp::build(
+                &mut self.out,
+                law.payload_type(),
+                false,
+                self.seq,
+                self.ts,
+                self.ssrc,
+                &self.payload,
+            );
+            if self.playing && self.playout.is_empty() {
+                self.playing = false;
+                done = true;
+            }
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(FRAME as u32);
+        done
+    }
+}
+
+/// The loop wakes once per 20 ms: it takes the commands that came, sends the packet due, reads what arrived on
+/// both sockets (with the kernel's arrival times), hands out a frame, and sends RTCP when it is due. (Waking for
+/// every received packet as well cost twice the wake-ups.)
 async fn run(
     (socket, rtcp_socket): (UdpSocket, UdpSocket),
     peer: Peer,
@@ -290,10 +404,10 @@ async fn run(
         law,
         dtmf_pt,
     } = peer;
-    let mut octets: u32 = 0;
+    let mut rtp_reader = Reader::new(&socket);
+    let mut rtcp_reader = Reader::new(&rtcp_socket);
     let mut rtcp_latched = false;
-    let mut rtcp_buf = vec![0u8; 1500];
-    let mut rtcp_tick = tokio::time::interval_at(Instant::now() + cfg.rtcp_interval, cfg.rtcp_interval);
+    let mut next_rtcp = Instant::now() + cfg.rtcp_interval;
     let cname = format!(
         "outdial@{}",
         socket
@@ -302,15 +416,18 @@ async fn run(
             .unwrap_or_default()
     );
     let started = Instant::now();
-    let ssrc: u32 = rand::random();
-    let mut seq: u16 = rand::random();
-    let mut ts: u32 = rand::random();
-    let mut out = Vec::with_capacity(12 + FRAME);
-    let mut payload = vec![law.silence(); FRAME];
-    let mut playout: VecDeque<i16> = VecDeque::new();
-    let mut playing = false;
-    let mut dtmf_out: VecDeque<(bool, [u8; 4])> = VecDeque::new();
-    let mut dtmf_ts = 0u32;
+    let mut tx = Outbound {
+        ssrc: rand::random(),
+        seq: rand::random(),
+        ts: rand::random(),
+        octets: 0,
+        out: Vec::with_capacity(12 + FRAME),
+        payload: vec![law.silence(); FRAME],
+        playout: VecDeque::new(),
+        playing: false,
+        dtmf: VecDeque::new(),
+        dtmf_ts: 0,
+    };
     let mut inbound = Inbound::new(cfg.jitter_depth);
     let mut tap = true;
     let batch = cfg.frames_per_event.max(1);
@@ -319,163 +436,174 @@ async fn run(
     let mut last_rx = started;
     let mut timed_out = false;
     let mut buf = vec![0u8; 2048];
-    // interval() keeps a fixed schedule: a late tick does not shift the ones after it.
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    // interval() keeps a fixed schedule: a late tick does not shift the ones after it. tokio's timers fire up
+    // to 2 ms after their deadline (the deadline is rounded up to the millisecond, and so is the wait), about
+    // 1 ms on average: the timer is set TIMER_LEAD before each packet's time to centre the sends on it.
+    let mut tick = tokio::time::interval_at(started, Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     loop {
-        tokio::select! {
-            scheduled = tick.tick() => {
-                // Send: a DTMF event packet when one is going, else 20 ms of audio (what is played, or silence).
-                if let (Some(pt), Some((marker, p))) = (dtmf_pt, dtmf_out.pop_front()) {
-                    // Each digit's packets share the timestamp of its first packet.
-                    if marker {
-                        dtmf_ts = ts;
-                    }
-                    rtp::build(&mut out, pt, marker, seq, dtmf_ts, ssrc, &p);
-                } else {
-                    for b in payload.iter_mut() {
-                        *b = playout.pop_front().map_or(law.silence(), |s| law.encode(s));
-                    }
-                    rtp::build(&mut out, law.payload_type(), false, seq, ts, ssrc, &payload);
-                    if playing && playout.is_empty() {
-                        playing = false;
-                        let _ = events.try_send(MediaEvent::PlayoutDone);
-                    }
+        let scheduled = tick.tick().await;
+        loop {
+            match commands.try_recv() {
+                Ok(Command::TapAudio(on)) => tap = on,
+                Ok(Command::Play(pcm)) => {
+                    tx.playing = true;
+                    tx.playout.extend(pcm);
                 }
-                if socket.send_to(&out, remote).await.is_ok() {
-                    stats.sent.fetch_add(1, Ordering::Relaxed);
-                    octets = octets.wrapping_add((out.len() - 12) as u32);
-                    stats.record_send_late(scheduled.elapsed().as_micros() as u64);
-                }
-                seq = seq.wrapping_add(1);
-                ts = ts.wrapping_add(FRAME as u32);
-                // Receive side: one frame out per tick, whatever arrived.
-                if tap {
-                    inbound.frame(law, &mut audio);
-                    if audio.len() >= FRAME * batch {
-                        let full = std::mem::replace(&mut audio, Vec::with_capacity(FRAME * batch));
-                        if events.try_send(MediaEvent::Audio(full)).is_err() {
-                            stats.frames_dropped.fetch_add(batch as u64, Ordering::Relaxed);
-                        }
-                    }
-                } else {
-                    inbound.skip();
-                }
-                let js = inbound.jb.stats;
-                stats.lost.store(js.lost, Ordering::Relaxed);
-                stats.late.store(js.late, Ordering::Relaxed);
-                stats.duplicate.store(js.duplicate, Ordering::Relaxed);
-                if let Some(limit) = cfg.timeout {
-                    let silent = last_rx.elapsed();
-                    if !timed_out && silent >= limit {
-                        timed_out = true;
-                        let _ = events.try_send(MediaEvent::Timeout { silent_ms: silent.as_millis() as u64 });
-                    }
-                }
-            }
-            r = socket.recv_from(&mut buf) => {
-                let Ok((n, from)) = r else { continue };
-                let p = match rtp::classify(&buf[..n]) {
-                    Datagram::Rtp(p) => p,
-                    Datagram::Rtcp => { stats.rtcp.fetch_add(1, Ordering::Relaxed); continue }
-                    Datagram::Garbage => { stats.dropped.fetch_add(1, Ordering::Relaxed); continue }
-                };
-                let audio = p.payload_type == law.payload_type();
-                let event = Some(p.payload_type) == dtmf_pt;
-                if !audio && !event {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                // Symmetric RTP: answer where the far end's media really comes from (NAT), once.
-                if !latched {
-                    latched = true;
-                    if from != remote {
-                        tracing::debug!(%from, sdp = %remote, "RTP latched to the source address");
-                        remote = from;
-                    }
-                }
-                stats.received.fetch_add(1, Ordering::Relaxed);
-                last_rx = Instant::now();
-                timed_out = false;
-                if inbound.ssrc != Some(p.ssrc) {
-                    // A new stream (re-INVITE, a transfer on the far side): start over.
-                    inbound.ssrc = Some(p.ssrc);
-                    inbound.jb = JitterBuffer::new(cfg.jitter_depth);
-                    inbound.transit = None;
-                    inbound.base = None;
-                    inbound.received = 0;
-                    inbound.prior = (0, 0);
-                }
-                if event {
-                    if let Some(d) = inbound.dtmf.on_packet(p.timestamp, p.payload) {
-                        stats.dtmf_received.fetch_add(1, Ordering::Relaxed);
-                        let _ = events.try_send(MediaEvent::Dtmf(d));
-                    }
-                    continue;
-                }
-                let arrival = (started.elapsed().as_micros() as i64) * 8 / 1000;
-                let transit = arrival - i64::from(p.timestamp);
-                if let Some(prev) = inbound.transit {
-                    let d = (transit - prev).abs() as f64;
-                    inbound.jitter += (d - inbound.jitter) / 16.0;
-                    stats.jitter_us.store((inbound.jitter * 125.0) as u64, Ordering::Relaxed);
-                }
-                inbound.transit = Some(transit);
-                inbound.jb.push(p.seq, p.payload);
-                inbound.received += 1;
-                if inbound.base.is_none() {
-                    inbound.base = inbound.jb.highest();
-                }
-            }
-            _ = rtcp_tick.tick() => {
-                let sr = SenderReport {
-                    ssrc,
-                    ntp: rtcp::ntp_now(),
-                    rtp_timestamp: ts,
-                    packets: stats.sent.load(Ordering::Relaxed) as u32,
-                    octets,
-                    block: inbound.report(),
-                    cname: cname.clone(),
-                };
-                if rtcp_socket.send_to(&sr.encode(), remote_rtcp).await.is_ok() {
-                    stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            r = rtcp_socket.recv_from(&mut rtcp_buf) => {
-                let Ok((n, from)) = r else { continue };
-                let Some(report) = rtcp::parse(&rtcp_buf[..n]) else {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
-                stats.rtcp.fetch_add(1, Ordering::Relaxed);
-                if !rtcp_latched {
-                    rtcp_latched = true;
-                    remote_rtcp = from;
-                }
-                if let Some((_, mid)) = report.sender_report {
-                    inbound.last_sr = Some((mid, Instant::now()));
-                }
-                for b in report.blocks.iter().filter(|b| b.ssrc == ssrc) {
-                    stats.remote_fraction_lost.store(u64::from(b.fraction_lost), Ordering::Relaxed);
-                    stats.remote_cumulative_lost.store(i64::from(b.cumulative_lost), Ordering::Relaxed);
-                    stats.remote_jitter_us.store(u64::from(b.jitter) * 125, Ordering::Relaxed);
-                    if b.lsr != 0 {
-                        let now = rtcp::mid32(rtcp::ntp_now());
-                        let rtt = now.wrapping_sub(b.lsr).wrapping_sub(b.dlsr);
-                        stats.rtt_us.store(u64::from(rtt) * 1_000_000 / 65_536, Ordering::Relaxed);
-                    }
-                }
-            }
-            cmd = commands.recv() => match cmd {
-                None => break,
-                Some(Command::TapAudio(on)) => tap = on,
-                Some(Command::Play(pcm)) => { playing = true; playout.extend(pcm); }
-                Some(Command::StopPlayout) => { playout.clear(); }
-                Some(Command::Dtmf(d)) => {
+                Ok(Command::StopPlayout) => tx.playout.clear(),
+                Ok(Command::Dtmf(d)) => {
                     if let (Some(_), Some(pkts)) = (dtmf_pt, dtmf::packets(d, 100, 10)) {
-                        dtmf_out.extend(pkts);
+                        tx.dtmf.extend(pkts);
                     }
                 }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                // The Media handle is gone: the call is over.
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            }
+        }
+        if tx.next_packet(law, dtmf_pt) {
+            let _ = events.try_send(MediaEvent::PlayoutDone);
+        }
+        if socket.try_send_to(&tx.out, remote).is_ok() || socket.send_to(&tx.out, remote).await.is_ok() {
+            stats.sent.fetch_add(1, Ordering::Relaxed);
+            tx.octets = tx.octets.wrapping_add((tx.out.len() - 12) as u32);
+            let due = scheduled + TIMER_LEAD;
+            let now = Instant::now();
+            let off = now
+                .saturating_duration_since(due)
+                .max(due.saturating_duration_since(now));
+            let off = off.as_micros() as u64;
+            stats.send_timing.record(off);
+            if let Some(t) = &cfg.totals {
+                t.record(off);
+            }
+        }
+        // What arrived since the last tick.
+        loop {
+            let d = match rtp_reader.try_recv(&socket, &mut buf) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // An ICMP error queued on the socket, say: take the next.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::debug!("RTP receive: {e}");
+                    break;
+                }
+            };
+            let p = match rtp::classify(&buf[..d.len]) {
+                Datagram::Rtp(p) => p,
+                Datagram::Rtcp => {
+                    stats.rtcp.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                Datagram::Garbage => {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
+            let is_audio = p.payload_type == law.payload_type();
+            let is_event = Some(p.payload_type) == dtmf_pt;
+            if !is_audio && !is_event {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // Symmetric RTP: answer where the far end's media really comes from (NAT), once.
+            if !latched {
+                latched = true;
+                if d.from != remote {
+                    tracing::debug!(from = %d.from, sdp = %remote, "RTP latched to the source address");
+                    remote = d.from;
+                }
+            }
+            stats.received.fetch_add(1, Ordering::Relaxed);
+            last_rx = Instant::now();
+            timed_out = false;
+            if let Some(digit) =
+                inbound.on_packet(&p, is_event, d.at.saturating_duration_since(started), &stats)
+            {
+                stats.dtmf_received.fetch_add(1, Ordering::Relaxed);
+                let _ = events.try_send(MediaEvent::Dtmf(digit));
+            }
+        }
+        loop {
+            let d = match rtcp_reader.try_recv(&rtcp_socket, &mut buf) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::debug!("RTCP receive: {e}");
+                    break;
+                }
+            };
+            let Some(report) = rtcp::parse(&buf[..d.len]) else {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            stats.rtcp.fetch_add(1, Ordering::Relaxed);
+            if !rtcp_latched {
+                rtcp_latched = true;
+                remote_rtcp = d.from;
+            }
+            if let Some((_, mid)) = report.sender_report {
+                inbound.last_sr = Some((mid, d.at));
+            }
+            for b in report.blocks.iter().filter(|b| b.ssrc == tx.ssrc) {
+                stats
+                    .remote_fraction_lost
+                    .store(u64::from(b.fraction_lost), Ordering::Relaxed);
+                stats
+                    .remote_cumulative_lost
+                    .store(i64::from(b.cumulative_lost), Ordering::Relaxed);
+                stats
+                    .remote_jitter_us
+                    .store(u64::from(b.jitter) * 125, Ordering::Relaxed);
+                if b.lsr != 0 {
+                    let now = rtcp::mid32(rtcp::ntp_now());
+                    let rtt = now.wrapping_sub(b.lsr).wrapping_sub(b.dlsr);
+                    stats
+                        .rtt_us
+                        .store(u64::from(rtt) * 1_000_000 / 65_536, Ordering::Relaxed);
+                }
+            }
+        }
+        // One frame out per tick, whatever arrived.
+        if tap {
+            inbound.frame(law, &mut audio);
+            if audio.len() >= FRAME * batch {
+                let full = std::mem::replace(&mut audio, Vec::with_capacity(FRAME * batch));
+                if events.try_send(MediaEvent::Audio(full)).is_err() {
+                    stats.frames_dropped.fetch_add(batch as u64, Ordering::Relaxed);
+                }
+            }
+        } else {
+            inbound.skip();
+        }
+        let js = inbound.jb.stats;
+        stats.lost.store(js.lost, Ordering::Relaxed);
+        stats.late.store(js.late, Ordering::Relaxed);
+        stats.duplicate.store(js.duplicate, Ordering::Relaxed);
+        if let Some(limit) = cfg.timeout {
+            let silent = last_rx.elapsed();
+            if !timed_out && silent >= limit {
+                timed_out = true;
+                let _ = events.try_send(MediaEvent::Timeout {
+                    silent_ms: silent.as_millis() as u64,
+                });
+            }
+        }
+        if Instant::now() >= next_rtcp {
+            next_rtcp += cfg.rtcp_interval;
+            let sr = SenderReport {
+                ssrc: tx.ssrc,
+                ntp: rtcp::ntp_now(),
+                rtp_timestamp: tx.ts,
+                packets: stats.sent.load(Ordering::Relaxed) as u32,
+                octets: tx.octets,
+                block: inbound.report(),
+                cname: cname.clone(),
+            };
+            if rtcp_socket.try_send_to(&sr.encode(), remote_rtcp).is_ok() {
+                stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

@@ -271,3 +271,55 @@ async fn rtcp_reports_both_ways() {
     assert!(rtt < 50_000, "round trip on loopback: {rtt} µs");
     assert!(m.stats.rtcp_sent.load(Ordering::Relaxed) >= 1);
 }
+
+/// The loop reads its socket once per 20 ms; the interarrival jitter (RFC 3550) still comes from when each
+/// packet really arrived (the kernel's receive time). Packets 10 and 30 ms apart in turn, for a 20 ms clock: every
+/// transit differs from the one before by 10 ms, so the jitter climbs towards 10 ms. Read at the ticks instead,
+/// both packets of a pair would seem to arrive together, or 20 ms apart.
+#[tokio::test]
+async fn jitter_is_computed_from_arrival_times_and_send_timing_is_added_up() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let totals = std::sync::Arc::new(outdial_media::SendTiming::default());
+    let cfg = MediaConfig {
+        totals: Some(totals.clone()),
+        ..Default::default()
+    };
+    let (m, local) = session(&peer, cfg).await;
+    let payload = [0xFFu8; 160];
+    let mut out = Vec::new();
+    // Steady first: 20 ms apart for 20 ms of timestamps.
+    let start = tokio::time::Instant::now();
+    for i in 0..25u16 {
+        rtp::build(&mut out, 0, false, i, u32::from(i) * 160, 9, &payload);
+        tokio::time::sleep_until(start + Duration::from_millis(20 * u64::from(i))).await;
+        peer.send_to(&out, local).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let steady = m.stats.jitter_us.load(Ordering::Relaxed);
+    assert!(steady < 3_000, "a steady stream has little jitter: {steady} µs");
+    let start = tokio::time::Instant::now();
+    for i in 25..125u16 {
+        let k = u64::from(i - 25);
+        let at = 20 * k + if k % 2 == 1 { 10 } else { 0 };
+        tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+        rtp::build(&mut out, 0, false, i, u32::from(i) * 160, 9, &payload);
+        peer.send_to(&out, local).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let uneven = m.stats.jitter_us.load(Ordering::Relaxed);
+    assert!(
+        (7_000..13_000).contains(&uneven),
+        "transits 10 ms apart each time: {uneven} µs"
+    );
+    // Every packet sent is in the call's send timing and in the totals (the loop stops when Media is dropped).
+    let stats = m.stats.clone();
+    drop(m);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let sent = stats.sent.load(Ordering::Relaxed);
+    let (own, _) = stats.send_timing.snapshot();
+    let (all, max_us) = totals.snapshot();
+    assert!(sent > 100, "{sent}");
+    assert_eq!(own.iter().sum::<u64>(), sent);
+    assert_eq!(all.iter().sum::<u64>(), sent);
+    assert!(max_us > 0);
+}

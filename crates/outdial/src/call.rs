@@ -274,7 +274,12 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, mut commands: mpsc::Receiver
                     match parse_answer(&String::from_utf8_lossy(&sdp)) {
                         Ok(answer) => {
                             // Three frames per event: the detector's wake-ups drop to 17 a second, for 40 ms.
-                            let cfg = MediaConfig { timeout: ctx.media_timeout, frames_per_event: 3, ..Default::default() };
+                            let cfg = MediaConfig {
+                                timeout: ctx.media_timeout,
+                                frames_per_event: 3,
+                                totals: Some(ctx.send_timing.clone()),
+                                ..Default::default()
+                            };
                             media = rtp.take().map(|r| r.start(&answer, cfg));
                             detection = Detection::new(conv.request.machine_detection, bot.machine_detection_config.as_ref());
                             // The bot's first prompts wait for the verdict.
@@ -586,6 +591,7 @@ async fn next_media(media: &mut Option<Media>) -> MediaEvent {
 async fn record_media_stats(ctx: &Ctx, id: uuid::Uuid, m: &Media) {
     use std::sync::atomic::Ordering::Relaxed;
     let s = &m.stats;
+    let (buckets, max_us) = s.send_timing.snapshot();
     let data = json!({
         "packetsSent": s.sent.load(Relaxed),
         "packetsReceived": s.received.load(Relaxed),
@@ -603,13 +609,13 @@ async fn record_media_stats(ctx: &Ctx, id: uuid::Uuid, m: &Media) {
             "jitterMs": s.remote_jitter_us.load(Relaxed) as f64 / 1000.0,
             "rttMs": s.rtt_us.load(Relaxed) as f64 / 1000.0,
         },
-        "sendLateness": {
-            "maxMs": s.send_late_max_us.load(Relaxed) as f64 / 1000.0,
-            "buckets": outdial_media::session::SEND_LATE_BOUNDS_US
+        "sendOffset": {
+            "maxMs": max_us as f64 / 1000.0,
+            "buckets": outdial_media::session::SEND_TIMING_BOUNDS_US
                 .iter()
                 .map(|b| format!("<{}ms", *b as f64 / 1000.0))
                 .chain(std::iter::once(">=20ms".to_string()))
-                .zip(s.send_late.iter().map(|c| serde_json::Value::from(c.load(Relaxed))))
+                .zip(buckets.map(serde_json::Value::from))
                 .collect::<serde_json::Map<String, serde_json::Value>>(),
         },
     });

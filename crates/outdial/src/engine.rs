@@ -43,6 +43,8 @@ pub struct Ctx {
     /// No RTP for this long ends an answered call with `error`; None = never.
     pub media_timeout: Option<Duration>,
     pub health: Arc<TrunkHealth>,
+    /// How far from their schedule all calls' RTP packets left (the `outdial_rtp_send_offset_*` metrics).
+    pub send_timing: Arc<outdial_media::SendTiming>,
 }
 
 impl Ctx {

@@ -98,6 +98,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         cfg.sip.trunk_down_after,
     ));
     let stt = load_stt(&cfg.speech).await;
+    let send_timing = Arc::new(outdial_media::SendTiming::default());
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),
         notifier,
@@ -124,7 +125,9 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
             .context("HTTP client for bots")?,
         media_timeout: (cfg.sip.media_timeout_sec > 0)
             .then(|| Duration::from_secs(cfg.sip.media_timeout_sec)),
+        send_timing: send_timing.clone(),
     }));
+    tokio::spawn(publish_send_timing(send_timing));
     // A bot that speaks with the Piper voice: load it now, not during its first call.
     let piper_bot = catalog
         .snapshot()
@@ -167,6 +170,25 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         })
         .await?;
     Ok(())
+}
+
+/// Publishes how far from their 20 ms schedule the RTP packets of all calls left, every second: the number of
+/// packets per bucket (`below` 0.5, 1, 2, 5, 10, 20 ms, and `+Inf`) and the largest deviation.
+async fn publish_send_timing(timing: Arc<outdial_media::SendTiming>) {
+    let labels: Vec<String> = outdial_media::session::SEND_TIMING_BOUNDS_US
+        .iter()
+        .map(|b| format!("{}ms", *b as f64 / 1000.0))
+        .chain(std::iter::once("+Inf".to_string()))
+        .collect();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let (buckets, max_us) = timing.snapshot();
+        for (label, n) in labels.iter().zip(buckets) {
+            metrics::counter!("outdial_rtp_send_offset_packets_total", "below" => label.clone()).absolute(n);
+        }
+        metrics::gauge!("outdial_rtp_send_offset_max_seconds").set(max_us as f64 / 1e6);
+    }
 }
 
 fn redact(url: &str) -> String {
