@@ -5,6 +5,8 @@
 # dials with machineDetection "detect", so each call's detector finds a machine and keeps listening for a beep.
 #
 #   CALLS=1000 RATE=100 WINDOW=20 bench/media.sh
+# MEDIA_THREADS / MEDIA_REALTIME set sip.media_threads / sip.media_realtime; FAR_END_NICE runs sipp at that nice
+# level (the far end is on the same cores here; in production it is another machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS=${CALLS:-1000}
@@ -36,6 +38,8 @@ level = "warn"
 [sip]
 rtp_ports = "20000-40000"
 media_timeout_sec = 0
+media_threads = ${MEDIA_THREADS:-0}
+media_realtime = ${MEDIA_REALTIME:-true}
 [[trunks]]
 name = "sipp"
 address = "127.0.0.1:$sipp_port"

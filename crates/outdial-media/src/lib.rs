@@ -11,10 +11,12 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod threads;
 pub mod wav;
 
 pub use g711::Law;
 pub use session::{FRAME, Media, MediaConfig, MediaEvent, SendTiming, Stats};
+pub use threads::MediaThreads;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -114,8 +114,7 @@ pub struct MediaConfig {
     pub jitter_depth: usize,
     /// 20 ms frames per [`MediaEvent::Audio`] (fewer wake-ups of the consumer, at that much latency).
     pub frames_per_event: usize,
-    /// The runtime the loop runs on; the current one when None. (A runtime kept for media was measured on 2
-    /// cores: 25 % more CPU per call for a slightly shorter tail of send lateness; the gateway does not use one.)
+    /// The runtime the loop runs on (a [`crate::MediaThreads`] thread); the current one when None.
     pub runtime: Option<tokio::runtime::Handle>,
     /// How often we send RTCP (a sender report with a reception report block).
     pub rtcp_interval: Duration,

@@ -48,6 +48,10 @@ pub struct Sip {
     pub max_call_duration_sec: u64,
     /// No RTP for this long ends an answered call (reasonCode `error`); 0 = never.
     pub media_timeout_sec: u64,
+    /// Threads that run the calls' media (RTP) loops; 0 = half the cores, at least one.
+    pub media_threads: usize,
+    /// Run those threads at a real-time priority (needs CAP_SYS_NICE; without it they run normally).
+    pub media_realtime: bool,
     /// DNS servers (`ip:port`) for trunk names and SRV lookups; the system's when empty.
     pub nameservers: Vec<String>,
     /// A trunk is down after this many keep-alive OPTIONS in a row go unanswered.
@@ -119,6 +123,8 @@ impl Default for Sip {
             rtp_ports: "20000-30000".into(),
             max_call_duration_sec: 14400,
             media_timeout_sec: 30,
+            media_threads: 0,
+            media_realtime: true,
             nameservers: Vec::new(),
             trunk_down_after: 3,
         }

@@ -45,6 +45,8 @@ pub struct Ctx {
     pub health: Arc<TrunkHealth>,
     /// How far from their schedule all calls' RTP packets left (the `outdial_rtp_send_offset_*` metrics).
     pub send_timing: Arc<outdial_media::SendTiming>,
+    /// The threads the calls' media loops run on (`sip.media_threads`).
+    pub media_threads: Arc<outdial_media::MediaThreads>,
 }
 
 impl Ctx {

@@ -99,6 +99,17 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     ));
     let stt = load_stt(&cfg.speech).await;
     let send_timing = Arc::new(outdial_media::SendTiming::default());
+    let threads = match cfg.sip.media_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+        n => n,
+    };
+    let media_threads = outdial_media::MediaThreads::start(threads, cfg.sip.media_realtime)?;
+    let realtime = if media_threads.realtime {
+        " at real-time priority"
+    } else {
+        ""
+    };
+    tracing::info!("{} media thread(s){realtime}", media_threads.len());
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),
         notifier,
@@ -126,6 +137,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         media_timeout: (cfg.sip.media_timeout_sec > 0)
             .then(|| Duration::from_secs(cfg.sip.media_timeout_sec)),
         send_timing: send_timing.clone(),
+        media_threads: Arc::new(media_threads),
     }));
     tokio::spawn(publish_send_timing(send_timing));
     // A bot that speaks with the Piper voice: load it now, not during its first call.

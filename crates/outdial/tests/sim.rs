@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 async fn setup() -> (outdial_sim::Sim, Gateway) {
+    setup_with("").await
+}
+
+/// The simulated callee and the gateway, with `extra` at the start of the gateway's configuration.
+async fn setup_with(extra: &str) -> (outdial_sim::Sim, Gateway) {
     let sim = outdial_sim::start(
         "127.0.0.1:0".parse().unwrap(),
         outdial_sim::SimOptions {
@@ -19,7 +24,7 @@ async fn setup() -> (outdial_sim::Sim, Gateway) {
     .await
     .unwrap();
     let g = Gateway::start(&common::with_bot(&format!(
-        "[[trunks]]\nname = \"sim\"\naddress = \"{}\"\nkeepAliveSec = 1\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
+        "{extra}[[trunks]]\nname = \"sim\"\naddress = \"{}\"\nkeepAliveSec = 1\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
         sim.addr
     )).await)
     .await;
@@ -94,6 +99,45 @@ async fn every_kind_of_callee() {
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(sim.stats.invites.load(Relaxed), 6);
     assert!(sim.stats.rtp_received.load(Relaxed) > 50, "{:?}", sim.stats);
+}
+
+/// `sip.media_threads`: the calls' RTP runs on threads of its own (at real-time priority when allowed). A person
+/// is found and the call's media figures add up: every packet sent is in its send-offset histogram.
+#[tokio::test]
+async fn media_on_threads_of_its_own() {
+    let (sim, g) = setup_with("[sip]\nmedia_threads = 2\nmedia_realtime = true\n\n").await;
+    assert!(g.log().contains("2 media thread(s)"), "{}", g.log());
+    let (id, got) = dial(
+        &g,
+        "+15550100",
+        json!({"machineDetection": "detect", "notifyEvents": ["machineDetection"]}),
+    )
+    .await;
+    assert_eq!(
+        status(&got, "machineDetection").await["machineDetection"],
+        "human"
+    );
+    common::hang_up(&g, &id).await;
+    status(&got, "completed").await;
+    let stats = common::events(&g, &id)
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "media-stats")
+        .expect("media-stats in the timeline");
+    let sent = stats["data"]["packetsSent"].as_u64().unwrap();
+    assert!(sent >= 100, "{stats}");
+    let in_buckets: u64 = stats["data"]["sendOffset"]["buckets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(in_buckets, sent, "{stats}");
+    assert!(
+        stats["data"]["packetsReceived"].as_u64().unwrap() >= 100,
+        "{stats}"
+    );
+    assert!(sim.stats.rtp_received.load(std::sync::atomic::Ordering::Relaxed) >= 100);
 }
 
 #[tokio::test]
