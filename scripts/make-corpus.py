@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Generates the labelled detection corpus of DETECTION.md from OS packages only (espeak-ng, sox), reproducibly
-(fixed seed): people answering, answering machines with and without beeps, fax tones; varied voices, speeds,
+"""Generates the labelled detection corpus of DETECTION.md from OS packages only (espeak-ng, sox; and the Piper
+neural voice when it is installed), reproducibly (fixed seed): people answering, answering machines with and without
+beeps, fax tones; varied voices, speeds,
 levels, background noise, A-law/µ-law round trips and packet loss. Writes OUT/*.wav (8 kHz µ-law) and
 OUT/labels.csv (file,label,split,speech_end_ms,beep_end_ms). One file in three is in the held-out `test` split;
 the rest is `tune` (the only split parameters may be tuned on).
 
     scripts/make-corpus.py [OUT]          (default: target/corpus)
+
+Every fourth person and answering machine speaks with the Piper voice (`outdial say --engine piper`, from
+scripts/install.sh) when it works: set OUTDIAL to the binary (default: `outdial` on the PATH, else the release build
+in CARGO_TARGET_DIR or target/). Without it those speak with espeak-ng, and the script says so.
     outdial detect --report OUT           (accuracy on the held-out split)
 """
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,10 +64,35 @@ def read(path):
     return [int.from_bytes(data[i : i + 2], "little", signed=True) for i in range(0, len(data), 2)]
 
 
+def outdial_binary():
+    if os.environ.get("OUTDIAL"):
+        return os.environ["OUTDIAL"]
+    on_path = shutil.which("outdial")
+    if on_path:
+        return on_path
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    return os.path.join(target, "release", "outdial")
+
+
+def piper_works(tmp):
+    """Whether `outdial say --engine piper` speaks here."""
+    try:
+        out = os.path.join(tmp, "probe.wav")
+        subprocess.run([outdial_binary(), "say", "--engine", "piper", "-o", out, "Hello."], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return os.path.getsize(out) > 1000
+    except (OSError, subprocess.CalledProcessError):
+        return False
+
+
 def speech(tmp, text, voice, speed, pitch):
     raw = os.path.join(tmp, "tts.wav")
     out = os.path.join(tmp, "tts8k.wav")
-    run("espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", raw, text)
+    if voice == "piper":
+        # One speaker at its own pace: speed and pitch do not apply.
+        run(outdial_binary(), "say", "--engine", "piper", "-o", raw, text)
+    else:
+        run("espeak-ng", "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", raw, text)
     run("sox", raw, "-r", str(RATE), "-c", "1", "-b", "16", "-e", "signed-integer", out)
     s = read(out)
     # Trim espeak's own leading/trailing silence so that timings are exact.
@@ -112,6 +143,9 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        piper = piper_works(tmp)
+        print("Piper voice: " + ("used for every fourth person and machine" if piper else
+                                 "not available (outdial say --engine piper failed); espeak-ng speaks instead"))
 
         def variant():
             return dict(
@@ -136,7 +170,7 @@ def main():
         # then waiting in silence.
         for i in range(72):
             text = HUMAN[i % len(HUMAN)]
-            voice = VOICES[(i * 3) % len(VOICES)]
+            voice = "piper" if piper and i % 4 == 1 else VOICES[(i * 3) % len(VOICES)]
             s = speech(tmp, text, voice, rng.randint(140, 190), rng.randint(30, 70))
             lead = rng.choice([200, 400, 800, 1200, 1800])
             audio = silence(lead) + s
@@ -150,7 +184,7 @@ def main():
         # Answering machines: a greeting (some start with "Hello!" and a pause), with or without a beep.
         for i in range(72):
             text = GREETINGS[i % len(GREETINGS)]
-            voice = VOICES[(i * 5 + 1) % len(VOICES)]
+            voice = "piper" if piper and i % 4 == 2 else VOICES[(i * 5 + 1) % len(VOICES)]
             s = speech(tmp, text, voice, rng.randint(150, 200), rng.randint(30, 70))
             audio = silence(rng.choice([100, 300, 600, 1000]))
             if i % 5 == 4:

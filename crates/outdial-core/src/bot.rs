@@ -310,7 +310,7 @@ mod tests {
         let cfg = tuned.machine_detection_config.unwrap();
         assert_eq!(
             (cfg.greeting_ms, cfg.maximum_words),
-            (2200, 5),
+            (2200, 6),
             "absent fields keep their defaults"
         );
         assert_eq!(

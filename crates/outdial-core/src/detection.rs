@@ -48,7 +48,7 @@ impl Default for MachineDetectionConfig {
             total_analysis_ms: 5000,
             min_word_length_ms: 100,
             between_words_silence_ms: 50,
-            maximum_words: 5,
+            maximum_words: 6,
             maximum_word_length_ms: 5000,
             vad_threshold: 0.5,
             min_voice_level_db: -50.0,

@@ -3,8 +3,8 @@
 //!
 //! * voice activity and cadence ([`cadence`], Asterisk `app_amd`-style rules on a neural VAD);
 //! * tones ([`tone`]): a stable single tone of 400–2100 Hz is a beep (reported at its trailing edge, after a
-//!   short guard that rejects SIT sequences); 2100 Hz ≥ 500 ms (CED) or 1100 Hz ≥ 400 ms (CNG) before any
-//!   speech is a fax.
+//!   short guard that rejects SIT sequences); 2100 Hz ≥ 500 ms (CED) or a 1100 Hz burst of 300–700 ms (CNG,
+//!   also when lost packets split it) before any speech is a fax; after speech a 1100 Hz tone is a beep.
 //!
 //! The verdict is the first detector that is sure; after a `machine` verdict the tone detector keeps looking for
 //! the beep. The same code runs live and in `outdial detect FILE`.
@@ -119,10 +119,11 @@ impl Detector {
         let now = self.elapsed_ms;
         // After the verdict only the beep matters: the (costlier) voice detector rests.
         let voice = self.decided.is_none() && self.vad.is_voice(frame);
-        let tone = self.tones.feed(frame, now);
+        let fax_possible = self.decided.is_none() && self.cadence.words() == 0;
+        let tone = self.tones.feed(frame, now, fax_possible);
         // Tones first: a fax is certain, and a beep ends the greeting.
         match tone {
-            Some(tones::Found::Fax(cause)) if self.decided.is_none() && self.cadence.words() == 0 => {
+            Some(tones::Found::Fax(cause)) => {
                 out.push(self.decide(Verdict::Fax, cause, 0.99));
                 return out;
             }

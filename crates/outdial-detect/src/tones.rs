@@ -81,8 +81,14 @@ impl Tones {
             && r.level_max - r.level_min <= MAX_LEVEL_SPREAD_DB
     }
 
-    /// One frame ending at `now_ms`.
-    pub fn feed(&mut self, frame: &[i16], now_ms: u64) -> Option<Found> {
+    /// A CNG burst (1100 Hz ± 38, 0.5 s; 300–700 ms allowed, since lost packets shorten or split it).
+    fn is_cng(r: &Run) -> bool {
+        (r.freq() - 1100.0).abs() <= 38.0 && (300..=700).contains(&r.len_ms())
+    }
+
+    /// One frame ending at `now_ms`. `fax_possible`: nothing has been decided and no one has spoken yet; only then
+    /// is a fax tone a fax (afterwards a 1100 Hz tone is a beep like any other).
+    pub fn feed(&mut self, frame: &[i16], now_ms: u64, fax_possible: bool) -> Option<Found> {
         let tone = self.tracker.analyse(frame).filter(|t| t.purity >= MIN_PURITY);
         let start_ms = now_ms - 20;
         let continues = |r: &Run, t: &Tone| (t.frequency_hz - r.freq()).abs() <= MAX_DRIFT_HZ;
@@ -110,6 +116,7 @@ impl Tones {
         // Fax tones are known while they sound.
         if let Some(r) = self.run
             && !self.fax_reported
+            && fax_possible
         {
             let f = r.freq();
             if (f - 2100.0).abs() <= 15.0 + 8.0 && r.len_ms() >= 500 {
@@ -120,8 +127,8 @@ impl Tones {
         // A CNG burst is 0.5 s then silence: judged when it ends.
         if let Some(r) = ended
             && !self.fax_reported
-            && (r.freq() - 1100.0).abs() <= 38.0
-            && (400..=700).contains(&r.len_ms())
+            && fax_possible
+            && Self::is_cng(&r)
         {
             self.fax_reported = true;
             return Some(Found::Fax("CNG".into()));
@@ -154,6 +161,11 @@ impl Tones {
                     level_max: p.level_max.max(r.level_max),
                     ..r
                 };
+                // A CNG burst split by lost packets.
+                if fax_possible && !self.fax_reported && Self::is_cng(&r) {
+                    self.fax_reported = true;
+                    return Some(Found::Fax("CNG".into()));
+                }
             }
             self.pending = self.is_beep(&r).then_some(r);
             return None;

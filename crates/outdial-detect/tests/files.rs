@@ -81,3 +81,46 @@ fn call_progress_tones_and_noise_are_not_beeps() {
     let (a, _) = run("pink_noise_5s.wav");
     assert_ne!(a.decision.verdict, Verdict::Human, "{a:?}");
 }
+
+fn tone(hz: f32, ms: usize) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|i| (12000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+/// Lost packets split a CNG burst in two (neither half is 0.5 s long): still a fax, not a beep.
+#[test]
+fn a_cng_burst_split_by_lost_packets_is_still_a_fax() {
+    let mut audio = vec![0i16; 8 * 300];
+    audio.extend(tone(1100.0, 240));
+    audio.extend(vec![0i16; 8 * 40]);
+    audio.extend(tone(1100.0, 220));
+    audio.extend(vec![0i16; 8 * 3000]);
+    let a = analyse(&Config::default(), &audio);
+    assert_eq!(
+        (a.decision.verdict, a.decision.cause.as_str()),
+        (Verdict::Fax, "CNG"),
+        "{a:?}"
+    );
+    assert_eq!(a.greeting_end, None, "{a:?}");
+}
+
+/// After a greeting, a 1100 Hz beep of 0.5 s (CNG's frequency and length) is the greeting's end, not a fax.
+#[test]
+fn a_1100_hz_beep_after_a_greeting_ends_it() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/audio/greeting_8k_ulaw.wav");
+    let mut audio = wav::read_8k(&path).unwrap();
+    audio.extend(vec![0i16; 8 * 400]);
+    audio.extend(tone(1100.0, 500));
+    let truth = audio.len() as u64 / 8;
+    audio.extend(vec![0i16; 8 * 3000]);
+    let a = analyse(&Config::default(), &audio);
+    assert_eq!(a.decision.verdict, Verdict::Machine, "{a:?}");
+    let beep = a.greeting_end.expect("the beep");
+    assert!(
+        beep.time_ms.abs_diff(truth) <= 100,
+        "beep end {} vs {truth}",
+        beep.time_ms
+    );
+    assert!(beep.frequency_hz.abs_diff(1100) <= 10, "{beep:?}");
+}

@@ -12,6 +12,7 @@ mod health;
 mod invite;
 mod prompts;
 mod recognition;
+mod say;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -85,6 +86,8 @@ enum Command {
         #[arg(long, default_value = "ask")]
         bot_script: String,
     },
+    /// Speak a text with the gateway's text-to-speech (espeak-ng, or the Piper voice) into an 8 kHz WAV file.
+    Say(say::SayArgs),
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
     HashSecret,
     /// Print the OpenAPI document.
@@ -160,6 +163,11 @@ fn main() -> std::process::ExitCode {
                 }
             };
         }
+        Command::Say(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(say::run(args))),
         Command::HashSecret => hash_secret(),
         Command::Openapi => serde_json::to_string_pretty(&outdial_api::openapi_document())
             .map(|s| println!("{s}"))

@@ -77,3 +77,52 @@ fn bad_files_and_bad_config_are_reported() {
     ]);
     assert_eq!(lines[0]["verdict"], "unknown", "{:?}", lines[0]);
 }
+
+/// `outdial say`: the gateway's text to speech into an 8 kHz WAV that the detector hears as a person; an unknown
+/// engine is refused with the choices.
+#[test]
+fn say_writes_speech_the_detector_hears() {
+    let dir = std::env::temp_dir().join(format!("outdial-say-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = dir.join("hello.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["say", "--voice", "en-us+f2", "-o"])
+        .arg(&wav)
+        .arg("Hello? Who is this?")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pcm = outdial_media::wav::read_8k(&wav).unwrap();
+    let loud = pcm.iter().filter(|s| s.unsigned_abs() > 3000).count();
+    assert!(
+        pcm.len() > 8 * 800 && loud > 800,
+        "{} samples, {loud} loud",
+        pcm.len()
+    );
+    // The detector on it, followed by silence: a person.
+    let padded = dir.join("padded.wav");
+    let mut audio = vec![0i16; 8 * 300];
+    audio.extend(&pcm);
+    audio.extend(vec![0i16; 8 * 3000]);
+    std::fs::write(&padded, outdial_media::wav::encode_pcm16(&audio, 8000)).unwrap();
+    let (code, lines, _) = detect(&[padded.to_str().unwrap()]);
+    assert_eq!(
+        (code, lines[0]["verdict"].as_str()),
+        (0, Some("human")),
+        "{lines:?}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["say", "--engine", "festival", "-o"])
+        .arg(dir.join("x.wav"))
+        .arg("Hello")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown engine \"festival\": espeak or piper"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
