@@ -38,8 +38,24 @@ impl Reader {
         }
     }
 
+    /// The next datagram that waits; None when none does (or the socket fails, which is logged).
+    pub fn next(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> Option<Datagram> {
+        loop {
+            match self.try_recv(socket, buf) {
+                Ok(d) => return Some(d),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                // An ICMP error queued on the socket, say: take the next.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
+                Err(e) => {
+                    tracing::debug!("receive on the media socket: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+
     /// The next datagram that waits, or `WouldBlock` when none does.
-    pub fn try_recv(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
+    fn try_recv(&mut self, socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
         let cmsg = &mut self.cmsg;
         let (len, from, stamp) = socket.try_io(Interest::READABLE, || {
             let mut iov = [IoSliceMut::new(buf)];

@@ -478,17 +478,7 @@ async fn run(
             }
         }
         // What arrived since the last tick.
-        loop {
-            let d = match rtp_reader.try_recv(&socket, &mut buf) {
-                Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                // An ICMP error queued on the socket, say: take the next.
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                Err(e) => {
-                    tracing::debug!("RTP receive: {e}");
-                    break;
-                }
-            };
+        while let Some(d) = rtp_reader.next(&socket, &mut buf) {
             let p = match rtp::classify(&buf[..d.len]) {
                 Datagram::Rtp(p) => p,
                 Datagram::Rtcp => {
@@ -524,16 +514,7 @@ async fn run(
                 let _ = events.try_send(MediaEvent::Dtmf(digit));
             }
         }
-        loop {
-            let d = match rtcp_reader.try_recv(&rtcp_socket, &mut buf) {
-                Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
-                Err(e) => {
-                    tracing::debug!("RTCP receive: {e}");
-                    break;
-                }
-            };
+        while let Some(d) = rtcp_reader.next(&rtcp_socket, &mut buf) {
             let Some(report) = rtcp::parse(&buf[..d.len]) else {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
