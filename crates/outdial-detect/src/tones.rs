@@ -12,6 +12,14 @@ const MAX_DRIFT_HZ: f32 = 20.0;
 /// … and by this much in level.
 const MAX_LEVEL_SPREAD_DB: f32 = 6.0;
 const MIN_PURITY: f32 = 0.8;
+/// Frames without the tone (lost packets left silent) that do not end a run when the tone comes back after them.
+const MAX_GAP_FRAMES: u32 = 2;
+
+/// A frame with next to nothing in it (below −50 dBFS RMS), as a lost packet left silent.
+fn silent(frame: &[i16]) -> bool {
+    let energy: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    energy < 100.0 * 100.0 * frame.len() as f64
+}
 
 #[derive(Debug, PartialEq)]
 pub enum Found {
@@ -42,6 +50,8 @@ impl Run {
 pub struct Tones {
     tracker: ToneTracker,
     run: Option<Run>,
+    /// Frames without the tone since the open run's last tone frame.
+    gap: u32,
     /// A finished run waiting out the guard before it is reported as a beep.
     pending: Option<Run>,
     /// End and frequency of the last tone run, to recognise sequences.
@@ -58,6 +68,7 @@ impl Tones {
         Tones {
             tracker: ToneTracker::default(),
             run: None,
+            gap: 0,
             pending: None,
             last: None,
             fax_reported: false,
@@ -100,8 +111,13 @@ impl Tones {
                 r.frames += 1;
                 r.level_min = r.level_min.min(t.level_db);
                 r.level_max = r.level_max.max(t.level_db);
+                self.gap = 0;
             }
+            // A frame or two of silence (a lost packet) does not end the run, if the same tone comes back. (A
+            // dual tone's beating dips are not silent: they still end it.)
+            (Some(_), None) if self.gap < MAX_GAP_FRAMES && silent(frame) => self.gap += 1,
             (_, t) => {
+                self.gap = 0;
                 ended = self.run.take();
                 self.run = t.map(|t| Run {
                     start_ms,

@@ -124,3 +124,34 @@ fn a_1100_hz_beep_after_a_greeting_ends_it() {
     );
     assert!(beep.frequency_hz.abs_diff(1100) <= 10, "{beep:?}");
 }
+
+/// Lost packets left silent inside a beep (as `outdial detect` sees them in a recording) do not cut it: a 0.8 s
+/// beep with three one-frame holes ends where it ends, and a 160 ms beep split in two is still found.
+#[test]
+fn holes_from_lost_packets_do_not_cut_a_beep() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/audio/greeting_8k_ulaw.wav");
+    let greeting = wav::read_8k(&path).unwrap();
+    let hole = vec![0i16; 160];
+    for (beep_ms, holes_at) in [(800usize, vec![460usize, 500, 680]), (160, vec![40])] {
+        let mut audio = greeting.clone();
+        audio.extend(vec![0i16; 8 * 400]);
+        let beep_start = audio.len();
+        audio.extend(tone(1400.0, beep_ms));
+        for at in holes_at {
+            // Lost packets are whole 20 ms frames of the recording.
+            let i = (beep_start + at * 8) / 160 * 160;
+            audio[i..i + 160].copy_from_slice(&hole);
+        }
+        let truth = audio.len() as u64 / 8;
+        audio.extend(vec![0i16; 8 * 3000]);
+        let a = analyse(&Config::default(), &audio);
+        let Some(beep) = a.greeting_end.clone() else {
+            panic!("the {beep_ms} ms beep: {a:?}");
+        };
+        assert!(
+            beep.time_ms.abs_diff(truth) <= 60,
+            "{beep_ms} ms beep: end {} vs {truth}",
+            beep.time_ms
+        );
+    }
+}
