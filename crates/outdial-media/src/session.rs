@@ -505,7 +505,7 @@ async fn run(
                 }
             }
             stats.received.fetch_add(1, Ordering::Relaxed);
-            last_rx = Instant::now();
+            last_rx = d.at;
             timed_out = false;
             if let Some(digit) =
                 inbound.on_packet(&p, is_event, d.at.saturating_duration_since(started), &stats)
@@ -562,8 +562,9 @@ async fn run(
         stats.lost.store(js.lost, Ordering::Relaxed);
         stats.late.store(js.late, Ordering::Relaxed);
         stats.duplicate.store(js.duplicate, Ordering::Relaxed);
+        let now = Instant::now();
         if let Some(limit) = cfg.timeout {
-            let silent = last_rx.elapsed();
+            let silent = now.saturating_duration_since(last_rx);
             if !timed_out && silent >= limit {
                 timed_out = true;
                 let _ = events.try_send(MediaEvent::Timeout {
@@ -571,7 +572,7 @@ async fn run(
                 });
             }
         }
-        if Instant::now() >= next_rtcp {
+        if now >= next_rtcp {
             next_rtcp += cfg.rtcp_interval;
             let sr = SenderReport {
                 ssrc: tx.ssrc,

@@ -70,12 +70,9 @@ impl MediaThreads {
         self.handles[i].clone()
     }
 
-    pub fn len(&self) -> usize {
+    /// How many threads run.
+    pub fn count(&self) -> usize {
         self.handles.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.handles.is_empty()
     }
 }
 

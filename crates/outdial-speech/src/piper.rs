@@ -49,6 +49,12 @@ pub fn find_default() -> Result<(PathBuf, PathBuf, PathBuf), SpeechError> {
 }
 
 impl Piper {
+    /// Loads the installed default voice ([`find_default`]); it takes about a second, so call it off the runtime.
+    pub fn load_default() -> Result<Piper, SpeechError> {
+        let (model, config, lib) = find_default()?;
+        Piper::load(&model, &config, &lib)
+    }
+
     /// Loads the voice `model` with its `config` (the `.onnx.json`), ONNX Runtime from `ort_library`.
     pub fn load(model: &Path, config: &Path, ort_library: &Path) -> Result<Piper, SpeechError> {
         let err = |what: &str, e: &dyn std::fmt::Display| SpeechError::Tts(format!("Piper: {what}: {e}"));

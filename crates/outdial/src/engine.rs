@@ -57,11 +57,7 @@ impl Ctx {
             let piper = self
                 .piper
                 .get_or_init(|| async {
-                    let loaded = tokio::task::spawn_blocking(|| {
-                        let (model, config, lib) = outdial_speech::piper::find_default()?;
-                        outdial_speech::Piper::load(&model, &config, &lib)
-                    })
-                    .await;
+                    let loaded = tokio::task::spawn_blocking(outdial_speech::Piper::load_default).await;
                     match loaded {
                         Ok(Ok(p)) => Some(Arc::new(p) as Arc<dyn outdial_speech::TtsProvider>),
                         Ok(Err(e)) => {

@@ -29,11 +29,7 @@ pub async fn run(args: SayArgs) -> anyhow::Result<()> {
     let engine: Arc<dyn TtsProvider> = match args.engine.as_str() {
         "espeak" => Arc::new(outdial_speech::Espeak::find()?),
         "piper" => {
-            let piper = tokio::task::spawn_blocking(|| {
-                let (model, config, lib) = outdial_speech::piper::find_default()?;
-                outdial_speech::Piper::load(&model, &config, &lib)
-            })
-            .await??;
+            let piper = tokio::task::spawn_blocking(outdial_speech::Piper::load_default).await??;
             Arc::new(piper)
         }
         other => anyhow::bail!("unknown engine {other:?}: espeak or piper"),

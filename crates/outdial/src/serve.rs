@@ -109,7 +109,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     } else {
         ""
     };
-    tracing::info!("{} media thread(s){realtime}", media_threads.len());
+    tracing::info!("{} media thread(s){realtime}", media_threads.count());
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),
         notifier,

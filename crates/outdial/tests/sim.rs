@@ -47,12 +47,11 @@ async fn dial(g: &Gateway, number: &str, extra: Value) -> (String, common::Got) 
     (id, got)
 }
 
-#[tokio::test]
-async fn every_kind_of_callee() {
-    let (sim, g) = setup().await;
-    // A person: answered, verdict human, the call goes on until hung up.
+/// Dials the simulated person in `detect` mode: the verdict is human; then hangs up. The conversation id and the
+/// terminal notification.
+async fn a_person_answers(g: &Gateway) -> (String, Value) {
     let (id, got) = dial(
-        &g,
+        g,
         "+15550100",
         json!({"machineDetection": "detect", "notifyEvents": ["machineDetection"]}),
     )
@@ -61,8 +60,16 @@ async fn every_kind_of_callee() {
         status(&got, "machineDetection").await["machineDetection"],
         "human"
     );
-    common::hang_up(&g, &id).await;
-    assert_eq!(status(&got, "completed").await["detection"]["result"], "human");
+    common::hang_up(g, &id).await;
+    (id, status(&got, "completed").await)
+}
+
+#[tokio::test]
+async fn every_kind_of_callee() {
+    let (sim, g) = setup().await;
+    // A person: answered, verdict human, the call goes on until hung up.
+    let (_, completed) = a_person_answers(&g).await;
+    assert_eq!(completed["detection"]["result"], "human");
 
     // A machine with disconnect: hung up as voicemail.
     let (_, got) = dial(&g, "+15550101", json!({"machineDetection": "disconnect"})).await;
@@ -107,18 +114,7 @@ async fn every_kind_of_callee() {
 async fn media_on_threads_of_its_own() {
     let (sim, g) = setup_with("[sip]\nmedia_threads = 2\nmedia_realtime = true\n\n").await;
     assert!(g.log().contains("2 media thread(s)"), "{}", g.log());
-    let (id, got) = dial(
-        &g,
-        "+15550100",
-        json!({"machineDetection": "detect", "notifyEvents": ["machineDetection"]}),
-    )
-    .await;
-    assert_eq!(
-        status(&got, "machineDetection").await["machineDetection"],
-        "human"
-    );
-    common::hang_up(&g, &id).await;
-    status(&got, "completed").await;
+    let (id, _) = a_person_answers(&g).await;
     let stats = common::events(&g, &id)
         .await
         .into_iter()
