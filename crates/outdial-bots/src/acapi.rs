@@ -194,7 +194,7 @@ impl BotConnector for AcApi {
             disconnect: self.resolve(&created, "disconnectURL").ok(),
         };
         let (events_tx, events) = mpsc::channel(64);
-        let (commands, commands_rx) = mpsc::channel(64);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
         let (pushed_tx, pushed) = mpsc::channel(16);
         if let Some(url) = proactive {
             tokio::spawn(listen(self.clone(), url, conversation.to_string(), pushed_tx));
@@ -211,6 +211,7 @@ impl BotConnector for AcApi {
         Ok(BotSession {
             events,
             commands,
+            audio: None,
             media: None,
         })
     }
@@ -230,7 +231,7 @@ async fn run(
     urls: Urls,
     mut refresh: Option<Duration>,
     events: mpsc::Sender<FromBot>,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
     mut pushed: mpsc::Receiver<Vec<Value>>,
 ) {
     let mut seen: HashSet<String> = HashSet::new();
@@ -279,7 +280,6 @@ async fn run(
                         }
                     }
                 }
-                Some(Command::Audio(_)) => {}
                 Some(Command::Close { reason, reason_code, done }) => {
                     disconnect(reason, reason_code).await;
                     let _ = done.send(());

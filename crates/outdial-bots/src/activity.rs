@@ -37,27 +37,7 @@ pub fn message(text: &str, confidence: f32, language: &str) -> Value {
     Value::Object(a)
 }
 
-/// What a bot's activity asks for, as outdial understands it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BotAction {
-    /// Say this (SSML when it starts with `<speak`).
-    Say(String),
-    /// Hang up, with the bot's reason if it gave one.
-    Hangup(Option<String>),
-    /// Blind transfer to a `tel:`/`sip:` target.
-    Transfer {
-        target: String,
-        reason: Option<String>,
-        /// `transferSipHeaders`: `[{"name", "value"}]`, added to the REFER.
-        headers: Vec<(String, String)>,
-    },
-    /// Send these DTMF digits.
-    SendDtmf(String),
-    /// Play the audio at this URL (`playUrlUrl`; `playUrlMediaFormat` e.g. `wav/lpcm16`, `raw/mulaw`).
-    PlayUrl { url: String, format: Option<String> },
-    /// An event outdial does not act on (yet): its name.
-    Other(String),
-}
+pub use outdial_core::action::{ActivitySettings, BotAction};
 
 /// Reads a bot activity: the action and the settings it carries (`activityParams` and `sessionParams` merged,
 /// session first).
@@ -69,7 +49,11 @@ pub fn read(a: &Value) -> (BotAction, Map<String, Value>) {
         }
     }
     let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
-    let action = match (a["type"].as_str(), a["name"].as_str()) {
+    // Types and names are matched without regard to case: AudioCodes' own samples send `"type": "Event"`.
+    let kind = a["type"].as_str().map(str::to_ascii_lowercase);
+    let name = a["name"].as_str();
+    let lower = name.map(str::to_ascii_lowercase);
+    let action = match (kind.as_deref(), lower.as_deref()) {
         (Some("message"), _) => BotAction::Say(a["text"].as_str().unwrap_or_default().to_string()),
         (Some("event"), Some("hangup")) => BotAction::Hangup(text("hangupReason")),
         (Some("event"), Some("transfer" | "handover")) => BotAction::Transfer {
@@ -83,13 +67,17 @@ pub fn read(a: &Value) -> (BotAction, Map<String, Value>) {
                 .filter_map(|h| Some((h["name"].as_str()?.to_string(), h["value"].as_str()?.to_string())))
                 .collect(),
         },
-        (Some("event"), Some("sendDtmf")) => BotAction::SendDtmf(text("dtmfDigits").unwrap_or_default()),
-        (Some("event"), Some("playUrl")) => BotAction::PlayUrl {
+        (Some("event"), Some("senddtmf")) => BotAction::SendDtmf(text("dtmfDigits").unwrap_or_default()),
+        (Some("event"), Some("playurl")) => BotAction::PlayUrl {
             url: text("playUrlUrl").unwrap_or_default(),
             format: text("playUrlMediaFormat"),
         },
-        (_, Some(name)) => BotAction::Other(name.to_string()),
-        (kind, None) => BotAction::Other(kind.unwrap_or("unknown").to_string()),
+        (Some("event"), Some("startrecognition")) => BotAction::StartRecognition,
+        (Some("event"), Some("stoprecognition")) => BotAction::StopRecognition,
+        (Some("event"), Some("abortprompts")) => BotAction::AbortPrompts,
+        (Some("event"), Some("config")) => BotAction::Config,
+        (_, Some(_)) => BotAction::Unknown(name.unwrap_or_default().to_string()),
+        (kind, None) => BotAction::Unknown(kind.unwrap_or("unknown").to_string()),
     };
     (action, params)
 }
@@ -129,6 +117,18 @@ mod tests {
                 format: Some("raw/mulaw".into())
             }
         );
+        // Matched without regard to case (AudioCodes' sample bot sends "Event").
+        let (a, _) = read(&json!({"type": "Event", "name": "hangup"}));
+        assert_eq!(a, BotAction::Hangup(None));
+        let (a, _) = read(&json!({"type": "event", "name": "abortPrompts"}));
+        assert_eq!(a, BotAction::AbortPrompts);
+        let (a, _) = read(&json!({"type": "event", "name": "StartRecognition"}));
+        assert_eq!(a, BotAction::StartRecognition);
+        let (a, p) = read(&json!({"type": "event", "name": "config", "sessionParams": {"bargeIn": true}}));
+        assert_eq!(a, BotAction::Config);
+        assert_eq!(ActivitySettings::from_params(&p).barge_in, Some(true));
+        let (a, _) = read(&json!({"type": "event", "name": "somethingNew"}));
+        assert_eq!(a, BotAction::Unknown("somethingNew".into()));
         let e = event("machineDetection", json!("voicemail-prompt-start"), "en-US");
         assert_eq!(
             (e["type"].as_str(), e["name"].as_str()),

@@ -22,6 +22,9 @@ pub enum BotError {
     /// An answer that does not follow the protocol.
     #[error("bot answered outside the protocol: {0}")]
     Protocol(String),
+    /// The bot's type or settings cannot be served by this build.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// What a bot conversation produces.
@@ -92,8 +95,6 @@ pub trait BotConnector: Send + Sync {
 
 enum Command {
     Send(Vec<Value>, Option<oneshot::Sender<()>>),
-    /// The person's audio, in the session's format (streaming bots only).
-    Audio(Vec<u8>),
     Close {
         reason: String,
         reason_code: String,
@@ -105,7 +106,10 @@ enum Command {
 /// order and never twice at once. Dropping the session closes the conversation with reason `call ended`.
 pub struct BotSession {
     pub events: mpsc::Receiver<FromBot>,
-    commands: mpsc::Sender<Command>,
+    /// Activities and the close: never dropped, in order.
+    commands: mpsc::UnboundedSender<Command>,
+    /// The person's audio (streaming bots): bounded, dropped (and counted) when the bot falls behind.
+    audio: Option<mpsc::Sender<Vec<u8>>>,
     /// The audio format of a streaming bot (None: the bot takes text, outdial does the speech).
     media: Option<MediaFormat>,
 }
@@ -118,24 +122,26 @@ impl BotSession {
 
     /// The person's audio for a streaming bot, in [`BotSession::media_format`]; dropped when the bot falls behind.
     pub fn send_audio(&self, bytes: Vec<u8>) {
-        let _ = self.commands.try_send(Command::Audio(bytes));
-    }
-
-    /// Queues activities for the bot.
-    pub async fn send(&self, activities: Vec<Value>) {
-        let _ = self.commands.send(Command::Send(activities, None)).await;
-    }
-
-    /// Sends activities and waits until the bot has answered them (or the exchange failed).
-    pub async fn deliver(&self, activities: Vec<Value>) {
-        let (done, delivered) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Send(activities, Some(done)))
-            .await
-            .is_ok()
+        if let Some(audio) = &self.audio
+            && audio.try_send(bytes).is_err()
         {
-            let _ = delivered.await;
+            metrics::counter!("outdial_bot_audio_dropped_total").increment(1);
+        }
+    }
+
+    /// Queues activities for the bot (never dropped; sent in order by the session's task).
+    pub fn send(&self, activities: Vec<Value>) {
+        let _ = self.commands.send(Command::Send(activities, None));
+    }
+
+    /// Queues activities; the returned future resolves once the bot has answered them (or the exchange failed).
+    pub fn deliver(&self, activities: Vec<Value>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (done, delivered) = oneshot::channel();
+        let queued = self.commands.send(Command::Send(activities, Some(done))).is_ok();
+        async move {
+            if queued {
+                let _ = delivered.await;
+            }
         }
     }
 
@@ -147,7 +153,7 @@ impl BotSession {
             reason_code: reason_code.to_string(),
             done,
         };
-        if self.commands.send(cmd).await.is_ok() {
+        if self.commands.send(cmd).is_ok() {
             let _ = told.await;
         }
     }

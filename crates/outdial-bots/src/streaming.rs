@@ -172,17 +172,19 @@ impl BotConnector for AcStreaming {
         )
         .await?;
         let (events_tx, events) = mpsc::channel(256);
-        let (commands, commands_rx) = mpsc::channel(256);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (audio, audio_rx) = mpsc::channel(256);
         tokio::spawn(run(
             self.clone(),
             conversation.to_string(),
             ws,
             events_tx,
-            commands_rx,
+            (commands_rx, audio_rx),
         ));
         Ok(BotSession {
             events,
             commands,
+            audio: Some(audio),
             media: Some(format),
         })
     }
@@ -194,7 +196,7 @@ async fn run(
     conversation: String,
     mut ws: Socket,
     events: mpsc::Sender<FromBot>,
-    mut commands: mpsc::Receiver<Command>,
+    (mut commands, mut audio): (mpsc::UnboundedReceiver<Command>, mpsc::Receiver<Vec<u8>>),
 ) {
     let mut seen: HashSet<String> = HashSet::new();
     let mut streaming = false;
@@ -212,12 +214,6 @@ async fn run(
                         }
                         r
                     }
-                    Some(Command::Audio(bytes)) if streaming => {
-                        let v = json!({"type": "userStream.chunk", "conversationId": conversation,
-                                       "audioChunk": b64.encode(bytes)});
-                        send(&mut ws, &v).await
-                    }
-                    Some(Command::Audio(_)) => Ok(()),
                     Some(Command::Close { reason, reason_code, done }) => {
                         end(&mut ws, &conversation, &reason, &reason_code).await;
                         let _ = done.send(());
@@ -230,6 +226,15 @@ async fn run(
                 };
                 if let Err(e) = out {
                     tracing::warn!(conversation, "bot WebSocket: {e}");
+                }
+            }
+            Some(bytes) = audio.recv() => {
+                if streaming {
+                    let v = json!({"type": "userStream.chunk", "conversationId": conversation,
+                                   "audioChunk": b64.encode(bytes)});
+                    if let Err(e) = send(&mut ws, &v).await {
+                        tracing::warn!(conversation, "bot WebSocket: {e}");
+                    }
                 }
             }
             frame = ws.next() => {

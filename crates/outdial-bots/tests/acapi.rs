@@ -137,15 +137,14 @@ async fn a_conversation_from_start_to_disconnect() {
     a.validate().await.unwrap();
     let mut s = a.open("c-1").await.unwrap();
     let start = outdial_bots::activity::start(json!({"callee": "+123456789"}), "en-US");
-    s.send(vec![start.clone()]).await;
+    s.send(vec![start.clone()]);
     let FromBot::Activity(greeting) = next(&mut s).await else {
         panic!()
     };
     assert_eq!(greeting["text"], "Hello Alice");
     assert_eq!(bot.lock().received, vec![start]);
     // The repeated m1 is dropped; the hangup comes through.
-    s.send(vec![outdial_bots::activity::message("yes please", 0.9, "en-US")])
-        .await;
+    s.send(vec![outdial_bots::activity::message("yes please", 0.9, "en-US")]);
     let FromBot::Activity(hangup) = next(&mut s).await else {
         panic!()
     };
@@ -173,17 +172,17 @@ async fn tokens_failures_and_retries() {
     let mut s = api(&url, "secret-token").open("c-1").await.unwrap();
     // One 500 is retried; two end the bot conversation.
     bot.lock().fail_next = 1;
-    s.send(vec![json!({"type": "event", "name": "x"})]).await;
+    s.send(vec![json!({"type": "event", "name": "x"})]);
     assert!(matches!(next(&mut s).await, FromBot::Activity(_)));
     bot.lock().fail_next = 2;
-    s.send(vec![json!({"type": "event", "name": "y"})]).await;
+    s.send(vec![json!({"type": "event", "name": "y"})]);
     match next(&mut s).await {
         FromBot::Failed(BotError::Unreachable(why)) => assert!(why.ends_with("HTTP 500"), "{why}"),
         other => panic!("{other:?}"),
     }
     // An unknown conversation is refused with 404.
     let mut other = api(&url, "secret-token").open("c-2").await.unwrap();
-    other.send(vec![json!({"type": "event", "name": "z"})]).await;
+    other.send(vec![json!({"type": "event", "name": "z"})]);
     assert!(matches!(
         next(&mut other).await,
         FromBot::Failed(BotError::Refused { status: 404, .. })

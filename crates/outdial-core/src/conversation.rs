@@ -98,6 +98,95 @@ impl ReasonCode {
     }
 }
 
+/// Who ended a call (`hangupBy` in notifications and records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HangupBy {
+    /// The far end: a final response, or its BYE.
+    Callee,
+    /// The bot: `hangup` or a transfer.
+    Bot,
+    /// The gateway: a timeout, detection, the API, a failure.
+    System,
+}
+
+impl HangupBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HangupBy::Callee => "callee",
+            HangupBy::Bot => "bot",
+            HangupBy::System => "system",
+        }
+    }
+}
+
+/// The kinds of a conversation's timeline events (docs/calls.md, "The timeline"). Their names on the wire are
+/// [`EventKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    Accepted,
+    Dialing,
+    Ringing,
+    SipProvisional,
+    Answered,
+    MachineDetection,
+    GreetingEnd,
+    Prompt,
+    PlayUrlFailed,
+    Recognition,
+    RecognitionFailed,
+    BotActivity,
+    BotEvent,
+    BargeIn,
+    Dtmf,
+    TransferProgress,
+    MediaStats,
+    FallbackPrompt,
+    Notification,
+    Ended,
+    Failed,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Accepted => "accepted",
+            EventKind::Dialing => "dialing",
+            EventKind::Ringing => "ringing",
+            EventKind::SipProvisional => "sip-provisional",
+            EventKind::Answered => "answered",
+            EventKind::MachineDetection => "machine-detection",
+            EventKind::GreetingEnd => "greeting-end",
+            EventKind::Prompt => "prompt",
+            EventKind::PlayUrlFailed => "play-url-failed",
+            EventKind::Recognition => "recognition",
+            EventKind::RecognitionFailed => "recognition-failed",
+            EventKind::BotActivity => "bot-activity",
+            EventKind::BotEvent => "bot-event",
+            EventKind::BargeIn => "barge-in",
+            EventKind::Dtmf => "dtmf",
+            EventKind::TransferProgress => "transfer-progress",
+            EventKind::MediaStats => "media-stats",
+            EventKind::FallbackPrompt => "fallback-prompt",
+            EventKind::Notification => "notification",
+            EventKind::Ended => "ended",
+            EventKind::Failed => "failed",
+        }
+    }
+
+    /// The event of entering a state.
+    pub fn of_state(state: ConversationState) -> EventKind {
+        match state {
+            ConversationState::Accepted => EventKind::Accepted,
+            ConversationState::Dialing => EventKind::Dialing,
+            ConversationState::Ringing => EventKind::Ringing,
+            ConversationState::Answered => EventKind::Answered,
+            ConversationState::Ended => EventKind::Ended,
+            ConversationState::Failed => EventKind::Failed,
+        }
+    }
+}
+
 /// A stored conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -128,7 +217,7 @@ pub struct Conversation {
     #[serde(default)]
     pub sbc_session_id: Option<String>,
     #[serde(default)]
-    pub hangup_by: Option<String>,
+    pub hangup_by: Option<HangupBy>,
     #[serde(default)]
     pub bot_operation_result: Option<String>,
     #[serde(default)]
@@ -219,8 +308,8 @@ impl Conversation {
             if let Some(s) = self.sip_status {
                 put("sipStatus", serde_json::json!(s));
             }
-            if let Some(h) = &self.hangup_by {
-                put("hangupBy", Value::String(h.clone()));
+            if let Some(h) = self.hangup_by {
+                put("hangupBy", Value::String(h.as_str().into()));
             }
             if let (Some(d), Some(r)) = (self.dialing_at, self.ringing_at) {
                 put("postDialDelayMs", serde_json::json!(r - d));
@@ -289,7 +378,7 @@ impl Conversation {
             reason: self.reason.clone(),
             sip_status: self.sip_status,
             sbc_session_id: self.sbc_session_id.clone(),
-            hangup_by: self.hangup_by.clone(),
+            hangup_by: self.hangup_by,
             bot_operation_result: self.bot_operation_result.clone(),
             bot_operation_data: self.bot_operation_data.clone(),
             detection: self.detection.clone(),
@@ -331,7 +420,7 @@ pub struct ConversationView {
     #[serde(rename = "sbcSessionID", skip_serializing_if = "Option::is_none")]
     pub sbc_session_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hangup_by: Option<String>,
+    pub hangup_by: Option<HangupBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bot_operation_result: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -411,7 +500,7 @@ mod tests {
         c.reason = Some("Client disconnected".into());
         c.sbc_session_id = Some("abc".into());
         c.sip_status = Some(200);
-        c.hangup_by = Some("callee".into());
+        c.hangup_by = Some(HangupBy::Callee);
         c.bot_operation_result = Some("sale".into());
         let done = c.notification(ConversationStatus::Completed, 2, 13_501);
         assert_eq!(done["callDuration"], json!(10.5));

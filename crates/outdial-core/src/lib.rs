@@ -4,6 +4,7 @@
 //! configuration file) is validated here, by one set of rules, so that the API and the configuration
 //! file can never disagree about what is valid.
 
+pub mod action;
 pub mod application;
 pub mod bot;
 pub mod conversation;
@@ -14,9 +15,12 @@ pub mod time;
 pub mod trunk;
 pub mod validate;
 
+pub use action::{ActivitySettings, BotAction};
 pub use application::{Application, Effect, Policy, Role};
 pub use bot::{Bot, BotType};
-pub use conversation::{Conversation, ConversationState, ConversationStatus, ReasonCode};
+pub use conversation::{
+    Conversation, ConversationState, ConversationStatus, EventKind, HangupBy, ReasonCode,
+};
 pub use detection::MachineDetectionConfig;
 pub use dialout::{DialoutRequest, MachineDetection};
 pub use trunk::{Transport, Trunk};

@@ -136,32 +136,56 @@ impl Default for MediaConfig {
 }
 
 /// A running session: its events, and the means to play audio and send DTMF. Dropping it stops the loop.
+///
+/// Control never gets lost: commands, and the events that are not audio (`PlayoutDone`, `Dtmf`, `Timeout`), go
+/// through unbounded channels. Only the caller's audio is bounded: a consumer that falls behind loses frames,
+/// counted in [`Stats::frames_dropped`].
 pub struct Media {
-    pub events: mpsc::Receiver<MediaEvent>,
+    control: mpsc::UnboundedReceiver<MediaEvent>,
+    audio: mpsc::Receiver<MediaEvent>,
     pub stats: Arc<Stats>,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::UnboundedSender<Command>,
 }
 
 impl Media {
     /// Queues 8 kHz PCM to be sent after what is already queued.
     pub fn play(&self, pcm: Vec<i16>) {
-        let _ = self.commands.try_send(Command::Play(pcm));
+        let _ = self.commands.send(Command::Play(pcm));
     }
 
     /// Whether the caller's audio is handed out as [`MediaEvent::Audio`] (on at the start). Turning it off when
     /// nobody listens saves a wake-up of the consumer every 20 ms.
     pub fn tap_audio(&self, on: bool) {
-        let _ = self.commands.try_send(Command::TapAudio(on));
+        let _ = self.commands.send(Command::TapAudio(on));
     }
 
     /// Drops what is queued (barge-in).
     pub fn stop_playout(&self) {
-        let _ = self.commands.try_send(Command::StopPlayout);
+        let _ = self.commands.send(Command::StopPlayout);
     }
 
     /// Sends a digit as RFC 4733 events (when the far end accepted telephone-event).
     pub fn send_dtmf(&self, digit: char) {
-        let _ = self.commands.try_send(Command::Dtmf(digit));
+        let _ = self.commands.send(Command::Dtmf(digit));
+    }
+
+    /// The next event that has already come, control events first; None when there is none now (or the loop
+    /// has stopped). Never registers a waker: the media thread does not wake the caller.
+    pub fn try_next(&mut self) -> Option<MediaEvent> {
+        self.control
+            .try_recv()
+            .ok()
+            .or_else(|| self.audio.try_recv().ok())
+    }
+
+    /// The next event, waiting for it; None once the loop has stopped.
+    pub async fn next(&mut self) -> Option<MediaEvent> {
+        tokio::select! {
+            biased;
+            Some(e) = self.control.recv() => Some(e),
+            Some(e) = self.audio.recv() => Some(e),
+            else => None,
+        }
     }
 }
 
@@ -178,8 +202,9 @@ pub(crate) fn start(
     cfg: MediaConfig,
     stats: Arc<Stats>,
 ) -> Media {
-    let (events_tx, events) = mpsc::channel(256);
-    let (commands, commands_rx) = mpsc::channel(64);
+    let (control_tx, control) = mpsc::unbounded_channel();
+    let (audio_tx, audio) = mpsc::channel(256);
+    let (commands, commands_rx) = mpsc::unbounded_channel();
     let runtime = cfg
         .runtime
         .clone()
@@ -187,15 +212,28 @@ pub(crate) fn start(
     let loop_stats = stats.clone();
     runtime.spawn(async move {
         match (UdpSocket::from_std(sockets.0), UdpSocket::from_std(sockets.1)) {
-            (Ok(rtp), Ok(rtcp)) => run((rtp, rtcp), peer, cfg, loop_stats, events_tx, commands_rx).await,
+            (Ok(rtp), Ok(rtcp)) => {
+                let events = Events {
+                    control: control_tx,
+                    audio: audio_tx,
+                };
+                run((rtp, rtcp), peer, cfg, loop_stats, events, commands_rx).await
+            }
             (Err(e), _) | (_, Err(e)) => tracing::error!("RTP socket unusable: {e}"),
         }
     });
     Media {
-        events,
+        control,
+        audio,
         stats,
         commands,
     }
+}
+
+/// Where the loop's events go: control (never dropped) and audio (bounded).
+struct Events {
+    control: mpsc::UnboundedSender<MediaEvent>,
+    audio: mpsc::Sender<MediaEvent>,
 }
 
 /// The receiving half's state.
@@ -394,8 +432,8 @@ async fn run(
     peer: Peer,
     cfg: MediaConfig,
     stats: Arc<Stats>,
-    events: mpsc::Sender<MediaEvent>,
-    mut commands: mpsc::Receiver<Command>,
+    events: Events,
+    mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let Peer {
         mut remote,
@@ -461,7 +499,7 @@ async fn run(
             }
         }
         if tx.next_packet(law, dtmf_pt) {
-            let _ = events.try_send(MediaEvent::PlayoutDone);
+            let _ = events.control.send(MediaEvent::PlayoutDone);
         }
         if socket.try_send_to(&tx.out, remote).is_ok() || socket.send_to(&tx.out, remote).await.is_ok() {
             stats.sent.fetch_add(1, Ordering::Relaxed);
@@ -511,7 +549,7 @@ async fn run(
                 inbound.on_packet(&p, is_event, d.at.saturating_duration_since(started), &stats)
             {
                 stats.dtmf_received.fetch_add(1, Ordering::Relaxed);
-                let _ = events.try_send(MediaEvent::Dtmf(digit));
+                let _ = events.control.send(MediaEvent::Dtmf(digit));
             }
         }
         while let Some(d) = rtcp_reader.next(&rtcp_socket, &mut buf) {
@@ -551,7 +589,7 @@ async fn run(
             inbound.frame(law, &mut audio);
             if audio.len() >= FRAME * batch {
                 let full = std::mem::replace(&mut audio, Vec::with_capacity(FRAME * batch));
-                if events.try_send(MediaEvent::Audio(full)).is_err() {
+                if events.audio.try_send(MediaEvent::Audio(full)).is_err() {
                     stats.frames_dropped.fetch_add(batch as u64, Ordering::Relaxed);
                 }
             }
@@ -567,7 +605,7 @@ async fn run(
             let silent = now.saturating_duration_since(last_rx);
             if !timed_out && silent >= limit {
                 timed_out = true;
-                let _ = events.try_send(MediaEvent::Timeout {
+                let _ = events.control.send(MediaEvent::Timeout {
                     silent_ms: silent.as_millis() as u64,
                 });
             }

@@ -40,7 +40,7 @@ async fn recv(peer: &UdpSocket) -> (Vec<u8>, std::net::SocketAddr) {
 
 async fn event(m: &mut Media, want: impl Fn(&MediaEvent) -> bool) -> MediaEvent {
     loop {
-        let e = tokio::time::timeout(Duration::from_secs(3), m.events.recv())
+        let e = tokio::time::timeout(Duration::from_secs(3), m.next())
             .await
             .expect("an event in time")
             .unwrap();

@@ -47,6 +47,8 @@ pub enum Script {
     /// Plays its own recording with `playUrl` (`/audio/prompt.wav`, "Yes please."), then one that does not exist,
     /// then hangs up.
     PlayUrl,
+    /// Plays `/audio/slow.wav`, a recording its server answers only after 10 s (a slow media server).
+    PlayUrlSlow,
 }
 
 #[derive(Default)]
@@ -212,6 +214,10 @@ fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec
                 ),
             ]
         }
+        Script::PlayUrlSlow => vec![activity(
+            "event",
+            json!({"name": "playUrl", "activityParams": {"playUrlUrl": format!("{base}/audio/slow.wav")}}),
+        )],
         Script::Silent
         | Script::Broken
         | Script::Slow
@@ -320,6 +326,13 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
         .route(
             "/audio/prompt.wav",
             get(|| async { ([("content-type", "audio/wav")], crate::YES_PLEASE) }),
+        )
+        .route(
+            "/audio/slow.wav",
+            get(|| async {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                ([("content-type", "audio/wav")], crate::YES_PLEASE)
+            }),
         )
         .with_state(inner.clone());
     let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -376,7 +376,7 @@ impl Call {
                     Some(_) => {}
                 },
                 // What the caller plays: counted when loud (tests check that the bot was heard).
-                Some(e) = media.events.recv() => {
+                Some(e) = media.next() => {
                     if let outdial_media::MediaEvent::Audio(f) = e {
                         let loud = outdial_detect::vad::level_db(&f) > -35.0;
                         if loud {

@@ -161,7 +161,7 @@ pub(crate) async fn drive(
     session_header: String,
     mut redirects_left: u8,
     events: mpsc::Sender<CallEvent>,
-    mut control: mpsc::Receiver<Control>,
+    mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut route = Some(first);
     loop {
@@ -217,7 +217,7 @@ async fn invite_once(
     session_header: &str,
     follow: bool,
     events: &mpsc::Sender<CallEvent>,
-    control: &mut mpsc::Receiver<Control>,
+    control: &mut mpsc::UnboundedReceiver<Control>,
 ) -> Option<String> {
     let (state_tx, mut states) = dialogs.new_dialog_state_channel();
     let our_sdp = String::from_utf8_lossy(opt.offer.as_deref().unwrap_or_default()).into_owned();

@@ -138,14 +138,34 @@ enum Control {
 /// A call in progress: its events, and the means to end it.
 pub struct Call {
     pub events: mpsc::Receiver<CallEvent>,
-    control: mpsc::Sender<Control>,
+    control: CallControl,
+}
+
+impl std::ops::Deref for Call {
+    type Target = CallControl;
+    fn deref(&self) -> &CallControl {
+        &self.control
+    }
 }
 
 impl Call {
+    /// A handle that controls the call from elsewhere (a task waiting for a REFER's answer).
+    pub fn control(&self) -> CallControl {
+        self.control.clone()
+    }
+}
+
+/// The means to act on a call: its requests are never dropped (an unbounded queue to the dialog's task).
+#[derive(Clone)]
+pub struct CallControl {
+    control: mpsc::UnboundedSender<Control>,
+}
+
+impl CallControl {
     /// Ends the call: CANCEL while it is not answered (a 200 that crosses the CANCEL is ACKed and BYE'd by the
-    /// stack), BYE once it is. The outcome still arrives as an event.
-    pub async fn hangup(&self) {
-        let _ = self.control.send(Control::Hangup).await;
+    /// stack), BYE once it is. The outcome still arrives as an event. Returns at once.
+    pub fn hangup(&self) {
+        let _ = self.control.send(Control::Hangup);
     }
 
     /// Asks the far end to transfer the call to `target` (a SIP URI; REFER, RFC 3515). Returns the REFER's
@@ -200,7 +220,6 @@ impl Call {
     ) -> Result<u16, String> {
         self.control
             .send(cmd)
-            .await
             .map_err(|_| "the call has ended".to_string())?;
         answer.await.map_err(|_| "the call has ended".to_string())?
     }
@@ -392,7 +411,7 @@ impl SipAgent {
             ..Default::default()
         };
         let (events_tx, events) = mpsc::channel(16);
-        let (control, control_rx) = mpsc::channel(4);
+        let (control, control_rx) = mpsc::unbounded_channel();
         let dialogs = self.dialogs.clone();
         let session_header = req
             .session_id_header
@@ -417,7 +436,10 @@ impl SipAgent {
             )
             .await;
         });
-        Ok(Call { events, control })
+        Ok(Call {
+            events,
+            control: CallControl { control },
+        })
     }
 }
 

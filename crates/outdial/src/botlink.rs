@@ -1,15 +1,18 @@
-//! The conversation's link to its bot (PRODUCT.md 7): opened at the answer (or before the INVITE when the bot
-//! asked for `dialoutInitiated`), it carries the `start` event, the machine-detection and DTMF events to the bot,
-//! and the bot's activities back to the conversation task. Every event sent is also kept in the timeline.
+//! The conversation's link to its bot (docs/bots.md): the engine's [`ToBot`] activities written in the bot
+//! protocol's encoding, and the person's audio for streaming bots. The bot's own events come back on the receiver
+//! [`BotLink::open`] returns.
 
 use crate::engine::Ctx;
+use outdial_bots::BotError;
 use outdial_bots::acapi::AcApi;
 use outdial_bots::streaming::AcStreaming;
 use outdial_bots::{BotConnector, BotSession, FromBot, MediaFormat, activity};
-use outdial_core::{Bot, BotType, Conversation};
+use outdial_conversation::ToBot;
+use outdial_core::{Bot, BotType};
 use outdial_media::g711::{ulaw_decode, ulaw_encode};
 use outdial_media::resample::resample;
-use serde_json::{Value, json};
+use serde_json::Value;
+use tokio::sync::mpsc;
 
 pub struct BotLink {
     session: BotSession,
@@ -17,50 +20,39 @@ pub struct BotLink {
 }
 
 impl BotLink {
-    /// Opens the bot conversation of `conv`.
-    pub async fn open(ctx: &Ctx, bot: &Bot, conv: &Conversation) -> Result<BotLink, String> {
-        let session = connector(ctx, bot)?
-            .open(&conv.id.to_string())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(BotLink {
+    /// Opens the bot conversation of `conv`; returns it with the receiver of the bot's events.
+    pub async fn open(
+        ctx: &Ctx,
+        bot: &Bot,
+        conversation: uuid::Uuid,
+    ) -> Result<(BotLink, mpsc::Receiver<FromBot>), BotError> {
+        let mut session = connector(ctx, bot)?.open(&conversation.to_string()).await?;
+        let events = std::mem::replace(&mut session.events, mpsc::channel(1).1);
+        let link = BotLink {
             session,
             language: bot.language.clone(),
-        })
+        };
+        Ok((link, events))
     }
 
-    async fn send(&self, ctx: &Ctx, conv: &Conversation, activity: Value) {
-        let data =
-            json!({"type": activity["type"], "name": activity["name"], "value": activity.get("value")});
-        record(ctx, conv, &data).await;
-        self.session.send(vec![activity]).await;
+    /// An activity in the AudioCodes Bot API encoding (docs/bots.md).
+    fn activity(&self, what: ToBot) -> Value {
+        match what {
+            ToBot::Start(params) => activity::start(params, &self.language),
+            ToBot::DialoutInitiated(params) => activity::event("dialoutInitiated", params, &self.language),
+            ToBot::Event { name, value } => activity::event(name, value, &self.language),
+            ToBot::Message { text, confidence } => activity::message(&text, confidence, &self.language),
+        }
     }
 
-    /// The `start` event with the call's fields.
-    pub async fn start(&self, ctx: &Ctx, conv: &Conversation) {
-        let a = activity::start(conv.start_parameters(), &self.language);
-        self.send(ctx, conv, a).await;
+    /// Queues an activity (never waits).
+    pub fn send(&self, what: ToBot) {
+        self.session.send(vec![self.activity(what)]);
     }
 
-    /// `dialoutInitiated`, delivered before it returns (the bot has it before the INVITE goes out).
-    pub async fn dialout_initiated(&self, ctx: &Ctx, conv: &Conversation) {
-        let a = activity::event("dialoutInitiated", conv.start_parameters(), &self.language);
-        record(ctx, conv, &json!({"type": "event", "name": "dialoutInitiated"})).await;
-        self.session.deliver(vec![a]).await;
-    }
-
-    /// An event such as `machineDetection`, `DTMF`.
-    pub async fn event(&self, ctx: &Ctx, conv: &Conversation, name: &str, value: Value) {
-        let a = activity::event(name, value, &self.language);
-        self.send(ctx, conv, a).await;
-    }
-
-    /// What the person said, as a `message` with the recognition's confidence.
-    pub async fn message(&self, ctx: &Ctx, conv: &Conversation, text: &str, confidence: f32) {
-        let a = activity::message(text, confidence, &self.language);
-        let data = json!({"type": "message", "text": text, "confidence": confidence});
-        record(ctx, conv, &data).await;
-        self.session.send(vec![a]).await;
+    /// Queues an activity; the future resolves once the bot has answered it.
+    pub fn deliver(&self, what: ToBot) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.session.deliver(vec![self.activity(what)])
     }
 
     /// Whether this is a streaming bot: the person's audio goes to it and its audio to the person (no local speech
@@ -90,11 +82,6 @@ impl BotLink {
             .map_or_else(Vec::new, |f| decode_raw(f, bytes))
     }
 
-    /// The bot's next activity (or its failure).
-    pub async fn next(&mut self) -> Option<FromBot> {
-        self.session.events.recv().await
-    }
-
     pub async fn close(&self, reason: &str, reason_code: &str) {
         self.session.close(reason, reason_code).await;
     }
@@ -114,19 +101,12 @@ pub fn decode_raw(format: MediaFormat, bytes: &[u8]) -> Vec<i16> {
     }
 }
 
-/// An event sent to the bot, in the conversation's timeline.
-async fn record(ctx: &Ctx, conv: &Conversation, data: &Value) {
-    if let Err(e) = ctx.store.append_event(conv.id, "bot-event", data).await {
-        tracing::warn!(conversation = %conv.id, "cannot record a bot event: {e}");
-    }
-}
-
 /// The connector of a bot, by its type.
-pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, String> {
+pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, BotError> {
     let url = bot
         .bot_url
         .as_deref()
-        .ok_or_else(|| format!("bot unreachable: bot '{}' has no botUrl", bot.name))?;
+        .ok_or_else(|| BotError::Unreachable(format!("bot '{}' has no botUrl", bot.name)))?;
     let connector = match bot.bot_type {
         BotType::AcApi => match (
             &bot.oauth_token_url,
@@ -145,30 +125,18 @@ pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, String> 
             _ => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
         },
         BotType::AcApiStreaming => {
-            let c = AcStreaming::new(url, bot.token.clone(), &bot.name).map_err(|e| e.to_string())?;
+            let c = AcStreaming::new(url, bot.token.clone(), &bot.name)?;
             return Ok(Box::new(c));
         }
         other => {
-            return Err(format!(
+            return Err(BotError::Unsupported(format!(
                 "bot type {} is not supported by this build (ac-api and ac-api-streaming only)",
                 serde_json::to_value(other)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_default()
-            ));
+            )));
         }
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     Ok(Box::new(connector))
-}
-
-/// The next thing the bot says, once there is a bot (never before).
-pub async fn next_from(link: &mut Option<BotLink>) -> FromBot {
-    match link.as_mut() {
-        Some(l) => match l.next().await {
-            Some(e) => e,
-            None => std::future::pending().await,
-        },
-        None => std::future::pending().await,
-    }
 }

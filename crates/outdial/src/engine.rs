@@ -6,12 +6,10 @@ use crate::health::{TrunkHealth, TrunkState};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use outdial_api::engine::{AcceptedCall, CallEngine, HangupOutcome};
-use outdial_core::conversation::{Conversation, ConversationState, ConversationStatus, ReasonCode};
-use outdial_core::time::now_ms;
+use outdial_core::conversation::{Conversation, ReasonCode};
 use outdial_core::{Application, Bot, Trunk};
-use outdial_notify::Notifier;
 use outdial_sip::SipAgent;
-use outdial_store::{Kind, OutboxRow, OutboxStatus, Store};
+use outdial_store::{Kind, Store, StoreError};
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,7 +20,6 @@ use uuid::Uuid;
 /// What every conversation task shares.
 pub struct Ctx {
     pub store: Arc<dyn Store>,
-    pub notifier: Arc<Notifier>,
     pub agent: Arc<SipAgent>,
     /// Address RTP binds to and offers.
     pub rtp_ip: IpAddr,
@@ -36,6 +33,8 @@ pub struct Ctx {
     pub stt: Option<Arc<dyn outdial_speech::SttProvider>>,
     /// Silence that ends the person's utterance.
     pub stt_end_silence_ms: u32,
+    /// The one writer of conversation state and notifications.
+    pub recorder: crate::recorder::Recorder,
     /// The HTTP client of bot connections (one connection pool for all calls).
     pub bot_client: reqwest::Client,
     /// OAuth access tokens towards bots, shared by all calls.
@@ -79,64 +78,38 @@ impl Ctx {
     }
 }
 
-/// The notification of `status` for this conversation (when it has a `notifyUrl`), numbered in order.
-pub fn notify(
-    conv: &mut Conversation,
-    status: ConversationStatus,
-    secret: Option<&str>,
-    now: i64,
-) -> Vec<OutboxRow> {
-    let Some(url) = conv.request.notify_url.clone() else {
-        return Vec::new();
-    };
-    conv.notify_seq += 1;
-    vec![OutboxRow {
-        event_id: Uuid::new_v4(),
-        conversation_id: conv.id,
-        sequence: conv.notify_seq,
-        url,
-        body: conv.notification(status, conv.notify_seq, now).to_string(),
-        secret: secret.map(str::to_string),
-        status: OutboxStatus::Pending,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-        created_at: now,
-        delivered_at: None,
-    }]
-}
-
-/// Ends a conversation: its terminal state (`ended` after an answer, else `failed`), the event and the terminal
-/// notification, in one transaction; then wakes the notifier.
-pub async fn end(
-    ctx: &Ctx,
-    conv: &mut Conversation,
-    reason_code: ReasonCode,
-    reason: &str,
-    hangup_by: &str,
-    notify_secret: Option<String>,
-) -> outdial_store::Result<()> {
-    let now = now_ms();
-    conv.state = if conv.connect_time.is_some() {
-        ConversationState::Ended
-    } else {
-        ConversationState::Failed
-    };
-    conv.reason_code = Some(reason_code);
-    conv.reason = Some(reason.to_string());
-    conv.hangup_by = Some(hangup_by.to_string());
-    conv.ended_at = Some(now);
-    conv.updated_at = now;
-    let status = conv.state.outcome().unwrap_or(ConversationStatus::Failed);
-    let outbox = notify(conv, status, notify_secret.as_deref(), now);
-    let data = json!({"reasonCode": reason_code, "reason": reason, "hangupBy": hangup_by, "sipStatus": conv.sip_status});
-    ctx.store
-        .transition(conv, conv.state.as_str(), &data, &outbox)
-        .await?;
-    if !outbox.is_empty() {
-        ctx.notifier.wake();
-    }
-    Ok(())
+/// A call's RTP figures, for its timeline.
+pub fn media_stats(m: &outdial_media::Media) -> serde_json::Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = &m.stats;
+    let (buckets, max_us) = s.send_timing.snapshot();
+    json!({
+        "packetsSent": s.sent.load(Relaxed),
+        "packetsReceived": s.received.load(Relaxed),
+        "packetsLost": s.lost.load(Relaxed),
+        "packetsLate": s.late.load(Relaxed),
+        "packetsDuplicate": s.duplicate.load(Relaxed),
+        "datagramsDropped": s.dropped.load(Relaxed),
+        "jitterMs": s.jitter_us.load(Relaxed) as f64 / 1000.0,
+        "dtmfReceived": s.dtmf_received.load(Relaxed),
+        "rtcpSent": s.rtcp_sent.load(Relaxed),
+        "rtcpReceived": s.rtcp.load(Relaxed),
+        "remote": {
+            "fractionLost": s.remote_fraction_lost.load(Relaxed) as f64 / 256.0,
+            "packetsLost": s.remote_cumulative_lost.load(Relaxed),
+            "jitterMs": s.remote_jitter_us.load(Relaxed) as f64 / 1000.0,
+            "rttMs": s.rtt_us.load(Relaxed) as f64 / 1000.0,
+        },
+        "sendOffset": {
+            "maxMs": max_us as f64 / 1000.0,
+            "buckets": outdial_media::session::SEND_TIMING_BOUNDS_US
+                .iter()
+                .map(|b| format!("<{}ms", *b as f64 / 1000.0))
+                .chain(std::iter::once(">=20ms".to_string()))
+                .zip(buckets.map(serde_json::Value::from))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+        },
+    })
 }
 
 pub struct Engine {
@@ -162,40 +135,33 @@ impl Engine {
     pub async fn recover(&self) -> anyhow::Result<usize> {
         let store = &*self.ctx.store;
         let left = store.live_conversations().await?;
-        for mut c in left.iter().cloned() {
-            let secret = notify_secret_of(store, &c).await;
-            end(
-                &self.ctx,
-                &mut c,
-                ReasonCode::Error,
-                "gateway restarted",
-                "system",
-                secret,
-            )
-            .await?;
+        let n = left.len();
+        for c in left {
+            let secret = notify_secret_of(store, &c).await?;
+            self.ctx
+                .recorder
+                .end(c, ReasonCode::Error, "gateway restarted", secret.as_deref())
+                .await?;
         }
-        Ok(left.len())
+        Ok(n)
     }
 }
 
-/// The signing key a conversation's notifications use: its application's, else its bot's.
-async fn notify_secret_of(store: &dyn Store, c: &Conversation) -> Option<String> {
+/// The signing key a conversation's notifications use: its application's, else its bot's. A store that fails
+/// is an error (the notification would otherwise go out unsigned); an object that is gone has no key.
+async fn notify_secret_of(store: &dyn Store, c: &Conversation) -> Result<Option<String>, StoreError> {
     let app: Option<Application> = store
         .get_object(Kind::Application, &c.client_id)
-        .await
-        .ok()
-        .flatten()
+        .await?
         .and_then(|d| serde_json::from_value(d).ok());
     if let Some(s) = app.and_then(|a| a.notify_secret) {
-        return Some(s);
+        return Ok(Some(s));
     }
     let bot: Option<Bot> = store
         .get_object(Kind::Bot, &c.bot)
-        .await
-        .ok()
-        .flatten()
+        .await?
         .and_then(|d| serde_json::from_value(d).ok());
-    bot.and_then(|b| b.notify_secret)
+    Ok(bot.and_then(|b| b.notify_secret))
 }
 
 #[async_trait]
@@ -239,7 +205,7 @@ impl CallEngine for Engine {
     }
 
     async fn test_bot(&self, bot: &Bot) -> Result<(), String> {
-        let connector = crate::botlink::connector(&self.ctx, bot)?;
+        let connector = crate::botlink::connector(&self.ctx, bot).map_err(|e| e.to_string())?;
         connector.validate().await.map_err(|e| e.to_string())
     }
 

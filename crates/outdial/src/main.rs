@@ -5,13 +5,12 @@ mod call;
 mod config;
 mod demo;
 mod detect;
-mod detection;
 mod dial;
 mod engine;
+mod fetch;
 mod health;
 mod invite;
-mod prompts;
-mod recognition;
+mod recorder;
 mod say;
 mod serve;
 

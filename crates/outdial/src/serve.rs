@@ -112,7 +112,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     tracing::info!("{} media thread(s){realtime}", media_threads.count());
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),
-        notifier,
+        recorder: crate::recorder::Recorder::new(store.clone(), notifier),
         agent,
         health,
         rtp_ip,

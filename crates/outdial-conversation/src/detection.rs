@@ -1,4 +1,4 @@
-//! Machine detection in an answered call (PRODUCT.md 3.3, DETECTION.md): the caller's audio goes to the
+//! Machine detection in an answered call (docs/detection.md): the caller's audio goes to the
 //! detector until it has nothing more to say, and its findings become steps for the conversation task:
 //!
 //! * `disconnect`: a machine or a fax → hang up (`machine-detected`, `voicemail detected` / `fax detected`);
@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 
 #[derive(Debug, PartialEq)]
 pub enum Step {
-    /// The verdict (the conversation's `detection` record): store it, notify when asked.
-    Verdict(Value),
+    /// The verdict, and the conversation's `detection` record: store it, notify when asked.
+    Verdict(Verdict, Value),
     /// A `machineDetection` event for the bot, with this value.
     BotEvent(&'static str),
     /// Hang up with reasonCode `machine-detected` and this reason.
@@ -65,7 +65,7 @@ impl Detection {
                         "confidence": (f64::from(d.confidence) * 100.0).round() / 100.0,
                         "latencyMs": d.latency_ms,
                     });
-                    steps.push(Step::Verdict(self.record.clone()));
+                    steps.push(Step::Verdict(d.verdict, self.record.clone()));
                     match (d.verdict, self.mode) {
                         (Verdict::Fax, _) => steps.push(Step::HangUp("fax detected")),
                         (Verdict::Machine, MachineDetection::Disconnect) => {

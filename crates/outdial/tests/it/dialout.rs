@@ -2,7 +2,7 @@
 //! idempotency, trunk rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, BASIC, Gateway, client, error_of};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! receiver gets the notifications. sipp's exit code says whether it saw the SIP it expected.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, Gateway, receiver, status};
 use outdial_testkit::Sipp;

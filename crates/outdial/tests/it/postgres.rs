@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, BASIC, Gateway, client, temp_dir};
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! AudioCodes bot (outdial-sim, Bot API HTTP mode) on real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, Gateway, receiver, status};
 use outdial_sim::bot::{RefBot, Script};
@@ -337,4 +337,28 @@ async fn proactive_messages_over_the_websocket_url() {
     assert_eq!(pushed["data"]["text"], "This is a proactive message. Goodbye.");
     // Spoken before the hangup (about 2.5 s).
     assert!(done["callDuration"].as_f64().unwrap() > 2.0, "{done}");
+}
+
+/// The conversation never goes deaf while slow work is in flight (docs/architecture.md): the far end hangs up
+/// while the bot's `playUrl` is being fetched from a server that answers only after 10 s.
+#[tokio::test]
+async fn a_far_end_bye_during_a_slow_play_url_ends_the_call_at_once() {
+    // sipp answers, holds the call 2 s, then sends BYE.
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "2000"]);
+    let (_bot, g) = setup(&format!("127.0.0.1:{}", sipp.port), Script::PlayUrlSlow, "").await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &seed_request(&url)).await;
+    status(&got, "answered").await;
+    let answered = tokio::time::Instant::now();
+    let done = status(&got, "completed").await;
+    let took = answered.elapsed();
+    assert_eq!(done["reasonCode"], "client-disconnected", "{done}");
+    // BYE 2 s after the answer; the fetch would take 10 s.
+    assert!(took < Duration::from_secs(3), "ended {took:?} after the answer");
+    let events = common::events(&g, &id).await;
+    assert!(
+        !events.iter().any(|e| e["kind"] == "prompt"),
+        "the slow recording was never played: {events:?}"
+    );
+    assert_eq!(sipp.exit_code(), 0, "sipp's BYE was answered");
 }

@@ -1,7 +1,7 @@
 //! Administration API, configuration file and conversation records against the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, BASIC, Gateway, client, error_of};
 use reqwest::Method;

@@ -1,7 +1,7 @@
 //! Media end to end: sipp answers and plays recorded RTP (pcap) to the real binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::Gateway;
 use outdial_testkit::Sipp;

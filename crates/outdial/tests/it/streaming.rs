@@ -2,7 +2,7 @@
 //! endpoint, audio both ways. The far end is the simulated callee: it says "Hello? Who is this?" and hears the bot.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{Gateway, receiver, status};
 use outdial_sim::bot::{RefBot, Script};

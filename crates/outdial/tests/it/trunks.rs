@@ -3,7 +3,7 @@
 //! trunk named without a port is found by SRV through `sip.nameservers`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, Gateway, error_of};
 use outdial_testkit::{Dns, Record, Sipp, Stunnel, TestCa};

@@ -2,7 +2,7 @@
 //! revocation, restarts, expiry, roles, scopes (names, tags, deny, legacy), 403 versus 404.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, BASIC, Gateway, client, error_of};
 use reqwest::Method;

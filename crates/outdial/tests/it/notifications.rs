@@ -2,7 +2,7 @@
 //! the record, survival of `kill -9`, recovery of conversations a crash left unfinished, SSRF refusal.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::http::HeaderMap;

@@ -6,7 +6,7 @@ use outdial_sip::CallEvent;
 use outdial_testkit::Sipp;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 use common::*;
 
 #[tokio::test]
@@ -52,7 +52,7 @@ async fn answer_then_our_bye() {
     let mut call = a.call(request(sipp.port)).unwrap();
     let (_, fin) = final_event(&mut call).await;
     assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    call.hangup().await;
+    call.hangup();
     assert_eq!(
         next(&mut call).await,
         CallEvent::Ended {
@@ -100,7 +100,7 @@ async fn ringing_then_cancel() {
             break;
         }
     }
-    call.hangup().await;
+    call.hangup();
     let (_, fin) = final_event(&mut call).await;
     assert_eq!(
         fin,
@@ -160,7 +160,7 @@ async fn an_answer_crossing_our_cancel_is_acked_and_hung_up() {
             break;
         }
     }
-    call.hangup().await;
+    call.hangup();
     let (_, fin) = final_event(&mut call).await;
     assert_eq!(
         fin,
@@ -188,7 +188,7 @@ async fn digest_challenges_are_answered_with_credentials() {
         let mut call = a.call(req).unwrap();
         let (_, fin) = final_event(&mut call).await;
         assert!(matches!(fin, CallEvent::Answered { .. }), "{scenario}: {fin:?}");
-        call.hangup().await;
+        call.hangup();
         assert_eq!(
             next(&mut call).await,
             CallEvent::Ended {
@@ -226,7 +226,7 @@ async fn the_session_id_header_names_the_call() {
         }
         other => panic!("{other:?}"),
     }
-    call.hangup().await;
+    call.hangup();
     assert_eq!(
         next(&mut call).await,
         CallEvent::Ended {
@@ -259,7 +259,7 @@ async fn garbage_from_the_network_harms_no_call() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The call still works: our BYE reaches sipp and is answered.
-    call.hangup().await;
+    call.hangup();
     assert_eq!(
         next(&mut call).await,
         CallEvent::Ended {
@@ -297,7 +297,7 @@ async fn redirections_are_followed_to_the_best_contact() {
         matches!(fin, CallEvent::Answered { .. }),
         "answered by the Contact of the 302: {fin:?}"
     );
-    call.hangup().await;
+    call.hangup();
     assert_eq!(
         next(&mut call).await,
         CallEvent::Ended {
@@ -430,7 +430,7 @@ async fn refer_before_the_answer_is_refused() {
         call.refer_with("sip:agent@example.com", bad_name).await,
         Err("transfer header \"Bad Name\" is not a valid SIP header".into())
     );
-    call.hangup().await;
+    call.hangup();
     let (_, fin) = final_event(&mut call).await;
     assert!(matches!(fin, CallEvent::Failed { .. }), "{fin:?}");
     no_dialogs_left(&a).await;

@@ -6,7 +6,7 @@ use outdial_sip::{CallEvent, SipAgent, SipOptions, SipTransport, TlsClient};
 use outdial_testkit::{Dns, Record, Sipp, Stunnel, TestCa};
 use std::time::Duration;
 
-mod common;
+use crate::common;
 use common::*;
 
 async fn agent_with_dns(dns: &Dns) -> std::sync::Arc<SipAgent> {

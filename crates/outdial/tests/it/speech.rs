@@ -4,7 +4,7 @@
 //! please.") and the reference bot over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{Gateway, receiver, status};
 use outdial_sim::bot::{RefBot, Script};

@@ -2,7 +2,7 @@
 //! outcome a dialer expects.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN, Gateway, receiver, status};
 use serde_json::{Value, json};

@@ -1,0 +1,95 @@
+//! The loop that runs a [`Machine`]: the next input (whatever comes first), the machine's effects, again — until
+//! the conversation is over. It awaits nothing but its inputs; the [`Io`] carries out quick effects at once and
+//! spawns slow ones, whose results come back through [`Io::next_input`].
+
+use crate::{Effect, Input, Machine, TimerId};
+use outdial_core::Conversation;
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often a call collects its media events. The media runs on threads of its own; a media thread waking the
+/// conversation task for each event would cost a futex call and a context switch each time (measured: 20 % more
+/// CPU per call, docs/architecture.md), so the events are collected, three 20 ms frames at a time.
+pub const MEDIA_POLL: Duration = Duration::from_millis(60);
+
+/// The world of one conversation, as the driver sees it.
+pub trait Io: Send {
+    /// Carries out an effect without waiting: quick ones at once, slow ones spawned (their results come back
+    /// as inputs). Timers are the driver's own and never reach the `Io`.
+    fn execute(&mut self, effect: Effect);
+
+    /// The next input from the world: SIP, the bot, recognition, API commands, results of slow work. Must be
+    /// cancel-safe (the driver races it against its timers).
+    fn next_input(&mut self) -> impl Future<Output = Input> + Send;
+
+    /// A media event that has already come, if any (collected every [`MEDIA_POLL`]).
+    fn poll_media(&mut self) -> Option<Input> {
+        None
+    }
+
+    /// Whether media runs (and is worth polling).
+    fn media_running(&self) -> bool {
+        false
+    }
+
+    /// After the end: what is left to close or record (the bot told why, media statistics, the store written).
+    fn finish(self, conversation: &Conversation) -> impl Future<Output = ()> + Send;
+}
+
+/// Armed timers, by id.
+#[derive(Debug, Default)]
+struct Timers(HashMap<TimerId, Instant>);
+
+impl Timers {
+    /// The next timer to fire: waits until it is due and returns it (never, when none is armed).
+    async fn next(&self) -> TimerId {
+        match self.0.iter().min_by_key(|(_, at)| **at) {
+            Some((id, at)) => {
+                tokio::time::sleep_until(*at).await;
+                *id
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Runs the conversation to its end and returns it as it ended.
+pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
+    let mut timers = Timers::default();
+    let effects = machine.start();
+    dispatch(effects, &mut io, &mut timers);
+    let mut media_tick = tokio::time::interval(MEDIA_POLL);
+    media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !machine.is_over() {
+        tokio::select! {
+            input = io.next_input() => dispatch(machine.on(input), &mut io, &mut timers),
+            id = timers.next() => {
+                timers.0.remove(&id);
+                dispatch(machine.on(Input::Timer(id)), &mut io, &mut timers);
+            }
+            _ = media_tick.tick(), if io.media_running() => {
+                while !machine.is_over() && let Some(input) = io.poll_media() {
+                    dispatch(machine.on(input), &mut io, &mut timers);
+                }
+            }
+        }
+    }
+    io.finish(machine.conversation()).await;
+    machine.conversation().clone()
+}
+
+fn dispatch<I: Io>(effects: Vec<Effect>, io: &mut I, timers: &mut Timers) {
+    for e in effects {
+        match e {
+            Effect::SetTimer(id, after) => {
+                timers.0.insert(id, Instant::now() + after);
+            }
+            Effect::CancelTimer(id) => {
+                timers.0.remove(&id);
+            }
+            other => io.execute(other),
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! What can happen to a conversation: everything the machine reacts to.
+
+use crate::TimerId;
+use outdial_core::{ActivitySettings, BotAction};
+use serde_json::Value;
+
+/// One input of the machine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Sip(SipInput),
+    Media(MediaInput),
+    Bot(BotInput),
+    Stt(SttInput),
+    /// The result of [`crate::SpeechEffect::Synthesize`]: 8 kHz PCM.
+    Synthesized {
+        job: u64,
+        result: Result<Vec<i16>, String>,
+    },
+    /// The result of [`crate::Effect::Fetch`] (`playUrl`): 8 kHz PCM.
+    Fetched {
+        job: u64,
+        result: Result<Vec<i16>, String>,
+    },
+    /// A timer set with [`crate::Effect::SetTimer`] fired.
+    Timer(TimerId),
+    Api(ApiCommand),
+}
+
+/// The SIP call's events, in the order of the SIP layer's contract.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SipInput {
+    Trying,
+    /// 180 / 183.
+    Ringing {
+        status: u16,
+        early_media: bool,
+    },
+    /// 200 OK, ACKed. `media` says whether its SDP answer can be used (else why not).
+    Answered {
+        sbc_session_id: String,
+        media: Result<(), String>,
+    },
+    /// The call never connected: a final response ≥ 300 (`status`), or a local failure (`status` None).
+    Failed {
+        status: Option<u16>,
+        reason: String,
+    },
+    /// The answered call ended; `by_remote` when the far end sent BYE (with its Reason text, if any).
+    Ended {
+        by_remote: bool,
+        reason: Option<String>,
+    },
+    /// The far end's NOTIFY about our REFER.
+    TransferProgress {
+        status: u16,
+        done: bool,
+    },
+    /// The final answer to our REFER (or why it could not be sent).
+    ReferAnswered(Result<u16, String>),
+    /// The SIP layer stopped without an outcome.
+    Closed,
+}
+
+/// The media loop's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaInput {
+    /// The caller's audio (8 kHz, whole 20 ms frames).
+    Audio(Vec<i16>),
+    Dtmf {
+        digit: char,
+        duration_ms: u32,
+    },
+    /// Everything given to play has been sent.
+    PlayoutDone,
+    /// No RTP for the media timeout.
+    Timeout {
+        silent_ms: u64,
+    },
+}
+
+/// The bot conversation's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BotInput {
+    /// The bot conversation is open; `streams` when the bot takes the caller's audio and sends its own.
+    Opened {
+        streams: bool,
+    },
+    /// It could not be opened.
+    OpenFailed(String),
+    /// The activities of a [`crate::BotEffect::Deliver`] were answered.
+    Delivered,
+    /// One of the bot's activities: what it asks for, its settings, and how it goes into the timeline.
+    Activity {
+        action: BotAction,
+        settings: ActivitySettings,
+        record: Value,
+    },
+    /// A streaming bot's audio (8 kHz).
+    Audio(Vec<i16>),
+    AudioEnd,
+    /// A streaming bot heard the person start speaking.
+    SpeechStarted,
+    /// What a streaming bot's recognition heard.
+    Recognition {
+        text: String,
+        confidence: f32,
+    },
+    /// The bot conversation failed for good.
+    Failed(String),
+}
+
+/// The speech recogniser's events.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SttInput {
+    SpeechStarted,
+    Partial(String),
+    Final {
+        text: String,
+        confidence: f32,
+        audio_ms: u64,
+        took_ms: u64,
+    },
+    Failed(String),
+    /// The recognition stream ended (it was finished, or there is no engine).
+    Closed,
+}
+
+/// Commands of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCommand {
+    /// `DELETE /conversations/{id}` (or the engine going away).
+    Hangup,
+}

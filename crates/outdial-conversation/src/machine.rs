@@ -1,0 +1,461 @@
+//! The machine's state, its entry point [`Machine::on`], the SIP lifecycle (docs/calls.md) and the one way a
+//! conversation ends ([`Machine::end`]).
+
+use crate::detection::Detection;
+use crate::listener::Listener;
+use crate::prompts::Prompts;
+use crate::speaking::Speaking;
+use crate::{
+    ApiCommand, BotEffect, BotInput, Effect, Input, MediaEffect, Record, SipEffect, SipInput, SpeechEffect,
+    TimerId, ToBot,
+};
+use outdial_core::conversation::{ConversationState, ConversationStatus, EventKind};
+use outdial_core::time::now_ms;
+use outdial_core::{Bot, Conversation, HangupBy, ReasonCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// What the machine needs to know about the call beyond the conversation itself.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// The bot's settings (events it wants, barge-in, language, fallback prompt, detection tuning).
+    pub bot: Bot,
+    /// No call lasts longer than this after the answer.
+    pub max_call_duration: Duration,
+    /// The `dialing` event's data: what the INVITE is (Call-ID, Request-URI, trunk, destination).
+    pub dialing: Value,
+}
+
+/// Where the call is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Phase {
+    /// Not started.
+    New,
+    /// The bot asked for `dialoutInitiated`: it hears of the call before the INVITE.
+    Initiating,
+    /// INVITE sent, no final answer yet.
+    Calling,
+    Answered,
+    /// The bot failed: its fallback prompt plays, then the call ends with this reason.
+    Fallback {
+        reason: String,
+        skip_playout_done: bool,
+    },
+    Over,
+}
+
+/// The bot conversation, as far as the machine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    None,
+    Opening,
+    Open { streams: bool },
+}
+
+/// Whether the person's words are being recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listening {
+    Off,
+    On,
+    /// The bot said `stopRecognition`: only the bot starts it again.
+    StoppedByBot,
+}
+
+/// The conversation of one call: `on(input) → effects`, no I/O.
+pub struct Machine {
+    pub(crate) conv: Conversation,
+    pub(crate) cfg: CallSettings,
+    pub(crate) phase: Phase,
+    pub(crate) link: Link,
+    pub(crate) media_on: bool,
+    pub(crate) prompts: Prompts,
+    pub(crate) speaking: Speaking,
+    pub(crate) detection: Option<Detection>,
+    pub(crate) listening: Listening,
+    pub(crate) barge_in: bool,
+    pub(crate) language: String,
+    pub(crate) no_input_ms: u64,
+    pub(crate) no_input_count: u32,
+    pub(crate) no_input_armed: bool,
+    pub(crate) listener: Listener,
+    next_job: u64,
+    pub(crate) out: Vec<Effect>,
+}
+
+impl Machine {
+    pub fn new(conv: Conversation, cfg: CallSettings) -> Self {
+        Machine {
+            barge_in: cfg.bot.barge_in,
+            language: cfg.bot.language.clone(),
+            conv,
+            cfg,
+            phase: Phase::New,
+            link: Link::None,
+            media_on: false,
+            prompts: Prompts::default(),
+            speaking: Speaking::Idle,
+            detection: None,
+            listening: Listening::Off,
+            no_input_ms: 0,
+            no_input_count: 0,
+            no_input_armed: false,
+            listener: Listener::default(),
+            next_job: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// The conversation as it now is.
+    pub fn conversation(&self) -> &Conversation {
+        &self.conv
+    }
+
+    /// Whether the conversation has ended (the driver stops).
+    pub fn is_over(&self) -> bool {
+        self.phase == Phase::Over
+    }
+
+    /// Starts the call: `dialing`, the answer timeout, and the INVITE (after `dialoutInitiated` when the bot
+    /// asked for it).
+    pub fn start(&mut self) -> Vec<Effect> {
+        let now = now_ms();
+        self.conv.state = ConversationState::Dialing;
+        self.conv.dialing_at = Some(now);
+        self.conv.updated_at = now;
+        let dialing = self.cfg.dialing.clone();
+        self.transition(EventKind::Dialing, dialing, None);
+        let answer = Duration::from_secs_f64(self.conv.request.answer_timeout_sec);
+        self.emit(Effect::SetTimer(TimerId::AnswerTimeout, answer));
+        if self.wants("dialoutInitiated") {
+            self.phase = Phase::Initiating;
+            self.link = Link::Opening;
+            self.emit(Effect::Bot(BotEffect::Open));
+        } else {
+            self.invite();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Handles one input.
+    pub fn on(&mut self, input: Input) -> Vec<Effect> {
+        if self.phase != Phase::Over {
+            match input {
+                Input::Sip(e) => self.on_sip(e),
+                Input::Media(e) => self.on_media(e),
+                Input::Bot(e) => self.on_bot_input(e),
+                Input::Stt(e) => self.on_stt(e),
+                Input::Synthesized { job, result } => self.on_synthesized(job, result),
+                Input::Fetched { job, result } => self.on_fetched(job, result),
+                Input::Timer(t) => self.on_timer(t),
+                Input::Api(ApiCommand::Hangup) => {
+                    self.end_with_hangup(ReasonCode::Error, "ended by API".into(), HangupBy::System)
+                }
+            }
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    pub(crate) fn emit(&mut self, e: Effect) {
+        self.out.push(e);
+    }
+
+    pub(crate) fn job(&mut self) -> u64 {
+        self.next_job += 1;
+        self.next_job
+    }
+
+    pub(crate) fn wants(&self, event: &str) -> bool {
+        self.cfg.bot.send_events_to_bot.iter().any(|e| e == event)
+    }
+
+    pub(crate) fn answered(&self) -> bool {
+        self.phase == Phase::Answered
+    }
+
+    /// A state change with its event and, when `notify` is given and the dialout has a `notifyUrl`, its
+    /// notification (numbered in order).
+    pub(crate) fn transition(&mut self, kind: EventKind, data: Value, notify: Option<ConversationStatus>) {
+        let notify = notify.filter(|_| self.conv.request.notify_url.is_some());
+        if notify.is_some() {
+            self.conv.notify_seq += 1;
+        }
+        self.emit(Effect::Record(Record::Transition {
+            conversation: Box::new(self.conv.clone()),
+            kind,
+            data,
+            notify,
+        }));
+    }
+
+    pub(crate) fn record(&mut self, kind: EventKind, data: Value) {
+        self.emit(Effect::Record(Record::Event { kind, data }));
+    }
+
+    /// An event for the bot (when there is one), also kept in the timeline.
+    pub(crate) fn tell_bot(&mut self, name: &'static str, value: Value) {
+        if !matches!(self.link, Link::Open { .. }) {
+            return;
+        }
+        self.record(
+            EventKind::BotEvent,
+            json!({"type": "event", "name": name, "value": value}),
+        );
+        self.emit(Effect::Bot(BotEffect::Send(ToBot::Event { name, value })));
+    }
+
+    fn invite(&mut self) {
+        self.phase = Phase::Calling;
+        self.emit(Effect::Sip(SipEffect::Invite));
+    }
+
+    fn on_sip(&mut self, e: SipInput) {
+        if let Phase::Fallback { reason, .. } = &self.phase {
+            // The bot has failed and its fallback prompt plays: only the far end leaving matters now.
+            if matches!(e, SipInput::Ended { .. } | SipInput::Closed) {
+                let reason = reason.clone();
+                self.end(ReasonCode::Error, reason, HangupBy::System, false);
+            }
+            return;
+        }
+        match e {
+            SipInput::Trying => {}
+            SipInput::Ringing { status, early_media } => {
+                let data = json!({"sipStatus": status, "earlyMedia": early_media});
+                if self.conv.state == ConversationState::Dialing {
+                    let now = now_ms();
+                    self.conv.state = ConversationState::Ringing;
+                    self.conv.ringing_at = Some(now);
+                    self.conv.updated_at = now;
+                    let wanted = self.conv.request.notify_events.iter().any(|e| e == "ringing");
+                    self.transition(
+                        EventKind::Ringing,
+                        data,
+                        wanted.then_some(ConversationStatus::Ringing),
+                    );
+                } else {
+                    self.record(EventKind::SipProvisional, data);
+                }
+            }
+            SipInput::Answered {
+                sbc_session_id,
+                media,
+            } => self.on_answered(sbc_session_id, media),
+            SipInput::Failed { status, reason } => {
+                self.conv.sip_status = status;
+                let (rc, by) = match status {
+                    Some(s) => (ReasonCode::for_sip_status(s), HangupBy::Callee),
+                    None => (ReasonCode::Error, HangupBy::System),
+                };
+                self.end(rc, reason, by, false);
+            }
+            SipInput::Ended {
+                by_remote: true,
+                reason,
+            } => {
+                let reason = reason.unwrap_or_else(|| "Client disconnected".into());
+                self.end(ReasonCode::ClientDisconnected, reason, HangupBy::Callee, false);
+            }
+            SipInput::Ended { by_remote: false, .. } => self.end(
+                ReasonCode::Error,
+                "the call was ended".into(),
+                HangupBy::System,
+                false,
+            ),
+            SipInput::Closed => self.end(
+                ReasonCode::Error,
+                "the SIP call ended without an outcome".into(),
+                HangupBy::System,
+                false,
+            ),
+            SipInput::TransferProgress { status, done } => self.record(
+                EventKind::TransferProgress,
+                json!({"sipStatus": status, "done": done}),
+            ),
+            SipInput::ReferAnswered(result) => self.on_refer_answered(result),
+        }
+    }
+
+    fn on_answered(&mut self, sbc_session_id: String, media: Result<(), String>) {
+        self.emit(Effect::CancelTimer(TimerId::AnswerTimeout));
+        self.conv.sip_status = Some(200);
+        self.conv.sbc_session_id = Some(sbc_session_id);
+        if let Err(why) = media {
+            // A 200 whose SDP cannot be used never connected anybody: one notification, `failed`.
+            self.end_with_hangup(ReasonCode::Error, why, HangupBy::System);
+            return;
+        }
+        let now = now_ms();
+        self.phase = Phase::Answered;
+        self.conv.state = ConversationState::Answered;
+        self.conv.connect_time = Some(now);
+        self.conv.ringing_at.get_or_insert(now);
+        self.conv.updated_at = now;
+        let data = json!({"sbcSessionID": self.conv.sbc_session_id});
+        self.transition(EventKind::Answered, data, Some(ConversationStatus::Answered));
+        self.emit(Effect::Media(MediaEffect::Start));
+        self.media_on = true;
+        self.detection = Detection::new(
+            self.conv.request.machine_detection,
+            self.cfg.bot.machine_detection_config.as_ref(),
+        );
+        // The bot's first prompts wait for the verdict.
+        self.prompts.held = self.detection.is_some();
+        self.emit(Effect::SetTimer(TimerId::MaxDuration, self.cfg.max_call_duration));
+        match self.link {
+            Link::None => {
+                self.link = Link::Opening;
+                self.emit(Effect::Bot(BotEffect::Open));
+            }
+            Link::Open { streams } => self.bot_ready(streams),
+            Link::Opening => {}
+        }
+    }
+
+    /// The bot is there and the call answered: the `start` event, and listening when asked for at once.
+    pub(crate) fn bot_ready(&mut self, streams: bool) {
+        let params = self.conv.start_parameters();
+        self.record(
+            EventKind::BotEvent,
+            json!({"type": "event", "name": "start", "value": null}),
+        );
+        self.emit(Effect::Bot(BotEffect::Send(ToBot::Start(params))));
+        if (self.cfg.bot.dialout_start_recognition_on_connect || self.barge_in) && !streams {
+            self.listen();
+        }
+    }
+
+    pub(crate) fn on_bot_opened(&mut self, streams: bool) {
+        self.link = Link::Open { streams };
+        match self.phase {
+            Phase::Initiating => {
+                let params = self.conv.start_parameters();
+                self.record(
+                    EventKind::BotEvent,
+                    json!({"type": "event", "name": "dialoutInitiated"}),
+                );
+                self.emit(Effect::Bot(BotEffect::Deliver(ToBot::DialoutInitiated(params))));
+            }
+            Phase::Answered => self.bot_ready(streams),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_bot_open_failed(&mut self, why: String) {
+        self.link = Link::None;
+        match self.phase {
+            // The call goes on; the bot is opened again at the answer.
+            Phase::Initiating => {
+                tracing::warn!(conversation = %self.conv.id, "dialoutInitiated not sent: {why}");
+                self.invite();
+            }
+            Phase::Answered => self.fail_bot(why),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_delivered(&mut self) {
+        if self.phase == Phase::Initiating {
+            self.invite();
+        }
+    }
+
+    fn on_timer(&mut self, t: TimerId) {
+        match t {
+            TimerId::AnswerTimeout if matches!(self.phase, Phase::Initiating | Phase::Calling) => {
+                let secs = self.conv.request.answer_timeout_sec;
+                self.end_with_hangup(
+                    ReasonCode::NoAnswer,
+                    format!("answer timeout after {secs} s"),
+                    HangupBy::System,
+                );
+            }
+            TimerId::MaxDuration if self.answered() => self.end_with_hangup(
+                ReasonCode::Error,
+                "maximum call duration reached".into(),
+                HangupBy::System,
+            ),
+            TimerId::NoInput if self.no_input_armed => {
+                self.no_input_armed = false;
+                self.no_input_count += 1;
+                let n = self.no_input_count;
+                self.tell_bot("noUserInput", json!(n));
+            }
+            TimerId::BeepWait => self.on_beep_timeout(),
+            TimerId::FallbackEnd => {
+                if let Phase::Fallback { reason, .. } = &self.phase {
+                    let reason = reason.clone();
+                    self.end_with_hangup(ReasonCode::Error, reason, HangupBy::System);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts recognising the person's words (unless there is nobody to send them to).
+    pub(crate) fn listen(&mut self) {
+        if self.listening != Listening::On {
+            self.listening = Listening::On;
+            let language = self.language.clone();
+            self.emit(Effect::Speech(SpeechEffect::StartRecognition { language }));
+        }
+        self.tap(true);
+    }
+
+    pub(crate) fn tap(&mut self, on: bool) {
+        if self.media_on {
+            self.emit(Effect::Media(MediaEffect::Tap(on)));
+        }
+    }
+
+    pub(crate) fn on_bot_input(&mut self, e: BotInput) {
+        match e {
+            BotInput::Opened { streams } => self.on_bot_opened(streams),
+            BotInput::OpenFailed(why) => self.on_bot_open_failed(why),
+            BotInput::Delivered => self.on_delivered(),
+            other => self.on_bot_answered(other),
+        }
+    }
+
+    /// Ends with a hang-up towards the far end (CANCEL or BYE).
+    pub(crate) fn end_with_hangup(&mut self, rc: ReasonCode, reason: String, by: HangupBy) {
+        self.end(rc, reason, by, true);
+    }
+
+    /// Ends the conversation, once: the slot is freed, the terminal state recorded with its notification, the
+    /// bot told why.
+    pub(crate) fn end(&mut self, rc: ReasonCode, reason: String, by: HangupBy, hang_up: bool) {
+        if self.phase == Phase::Over {
+            return;
+        }
+        self.phase = Phase::Over;
+        if hang_up {
+            self.emit(Effect::Sip(SipEffect::Hangup));
+        }
+        self.emit(Effect::ReleaseSlot);
+        let now = now_ms();
+        let c = &mut self.conv;
+        c.state = if c.connect_time.is_some() {
+            ConversationState::Ended
+        } else {
+            ConversationState::Failed
+        };
+        c.reason_code = Some(rc);
+        c.reason = Some(reason.clone());
+        c.hangup_by = Some(by);
+        c.ended_at = Some(now);
+        c.updated_at = now;
+        let status = c.state.outcome().unwrap_or(ConversationStatus::Failed);
+        let kind = EventKind::of_state(c.state);
+        let data = json!({"reasonCode": rc, "reason": reason, "hangupBy": by, "sipStatus": c.sip_status});
+        self.transition(kind, data, Some(status));
+        if self.listening == Listening::On {
+            self.emit(Effect::Speech(SpeechEffect::StopRecognition));
+        }
+        if self.link != Link::None {
+            self.emit(Effect::Bot(BotEffect::Close {
+                reason,
+                reason_code: rc,
+            }));
+        }
+    }
+}

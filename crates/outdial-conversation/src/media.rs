@@ -1,0 +1,216 @@
+//! What the machine does with the caller's audio and the media loop's events: machine detection
+//! (docs/detection.md), barge-in, the no-input timer, recognition, and the end of a prompt.
+
+use crate::detection::Step;
+use crate::machine::{Link, Listening, Machine, Phase};
+use crate::speaking::Speaking;
+use crate::{BotEffect, Effect, MediaEffect, MediaInput, SpeechEffect, SttInput, TimerId, ToBot};
+use outdial_core::conversation::{ConversationStatus, EventKind};
+use outdial_core::time::now_ms;
+use outdial_core::{HangupBy, ReasonCode};
+use outdial_detect::Verdict;
+use serde_json::json;
+use std::time::Duration;
+
+impl Machine {
+    pub(crate) fn on_media(&mut self, e: MediaInput) {
+        if let Phase::Fallback {
+            reason,
+            skip_playout_done,
+        } = &mut self.phase
+        {
+            // The fallback prompt's end (an earlier prompt cut short reports its end first).
+            if e == MediaInput::PlayoutDone {
+                if *skip_playout_done {
+                    *skip_playout_done = false;
+                } else {
+                    let reason = reason.clone();
+                    self.end_with_hangup(ReasonCode::Error, reason, HangupBy::System);
+                }
+            }
+            return;
+        }
+        if !self.answered() {
+            return;
+        }
+        match e {
+            MediaInput::Timeout { silent_ms } => {
+                let reason = format!("media timeout: no RTP for {:.1} s", silent_ms as f64 / 1000.0);
+                self.end_with_hangup(ReasonCode::Error, reason, HangupBy::System);
+            }
+            MediaInput::Dtmf { digit, duration_ms } => {
+                let d = digit.to_string();
+                self.record(EventKind::Dtmf, json!({"digit": d, "durationMs": duration_ms}));
+                self.tell_bot("DTMF", json!(d));
+            }
+            MediaInput::Audio(frame) => self.on_audio(frame),
+            MediaInput::PlayoutDone => self.on_playout_done(),
+        }
+    }
+
+    fn streams(&self) -> bool {
+        self.link == (Link::Open { streams: true })
+    }
+
+    /// The caller's audio: to a streaming bot, to recognition, to the detector, to barge-in and no-input.
+    fn on_audio(&mut self, frame: Vec<i16>) {
+        let streams = self.streams();
+        let playing = self.speaking.playing();
+        if streams {
+            self.emit(Effect::Bot(BotEffect::Audio(frame.clone())));
+        } else if self.listening == Listening::On && (!playing || self.barge_in) {
+            // Recognition hears the person, but not over a prompt unless they may interrupt it.
+            self.emit(Effect::Speech(SpeechEffect::Feed(frame.clone())));
+        }
+        if let Some(d) = self.detection.as_mut().filter(|d| d.listening()) {
+            let steps: Vec<Step> = frame.chunks(crate::FRAME).flat_map(|f| d.on_frame(f)).collect();
+            self.apply(steps);
+            return;
+        }
+        if self.barge_in && playing {
+            // Barge-in: the person speaks over the prompt (two voiced frames in a row) → it stops.
+            if self.listener.heard(&frame) {
+                self.barge_in_now();
+            }
+            return;
+        }
+        if self.no_input_armed {
+            // Waiting for the person after a prompt: any speech disarms the no-input timer.
+            if self.listener.heard(&frame) {
+                self.disarm_no_input();
+            }
+            return;
+        }
+        if self.listening != Listening::On && !streams {
+            // Nobody listens to the caller's audio.
+            self.tap(false);
+        }
+    }
+
+    /// The person speaks over the prompt: it stops, and the barge-in goes into the timeline.
+    pub(crate) fn barge_in_now(&mut self) {
+        self.emit(Effect::Media(MediaEffect::StopPlayout));
+        let after = self.conv.connect_time.map_or(0, |t| now_ms() - t);
+        self.record(EventKind::BargeIn, json!({"afterAnswerMs": after}));
+    }
+
+    pub(crate) fn disarm_no_input(&mut self) {
+        if self.no_input_armed {
+            self.no_input_armed = false;
+            self.emit(Effect::CancelTimer(TimerId::NoInput));
+        }
+        self.no_input_count = 0;
+    }
+
+    fn on_playout_done(&mut self) {
+        if !self.speaking.on_playout_done() {
+            return;
+        }
+        // The bot has spoken: the person's answer is listened to (by us, unless the bot streams).
+        if !self.streams() && self.listening == Listening::Off {
+            self.listen();
+        } else if self.listening == Listening::On {
+            self.tap(true);
+        }
+        if self.no_input_ms > 0 {
+            self.no_input_armed = true;
+            self.listener.reset();
+            self.emit(Effect::SetTimer(
+                TimerId::NoInput,
+                Duration::from_millis(self.no_input_ms),
+            ));
+            self.tap(true);
+        }
+        if self.wants("playFinished") {
+            self.tell_bot("playFinished", serde_json::Value::Null);
+        }
+        self.pump();
+    }
+
+    /// Carries out the detector's steps.
+    pub(crate) fn apply(&mut self, steps: Vec<Step>) {
+        for step in steps {
+            match step {
+                Step::Verdict(verdict, record) => {
+                    self.conv.detection = Some(record.clone());
+                    self.conv.updated_at = now_ms();
+                    let wanted = self
+                        .conv
+                        .request
+                        .notify_events
+                        .iter()
+                        .any(|e| e == "machineDetection");
+                    let notify = wanted.then_some(ConversationStatus::MachineDetection);
+                    self.transition(EventKind::MachineDetection, record, notify);
+                    if verdict == Verdict::Machine {
+                        // What was prepared for a person is not said to a machine; the bot speaks after the
+                        // greeting.
+                        self.prompts.drop_messages();
+                    } else {
+                        self.prompts.held = false;
+                    }
+                }
+                Step::GreetingEnd(record) => {
+                    self.conv.detection = Some(record.clone());
+                    self.conv.updated_at = now_ms();
+                    self.transition(EventKind::GreetingEnd, record, None);
+                    self.prompts.held = false;
+                }
+                Step::BotEvent(value) => self.tell_bot("machineDetection", json!(value)),
+                Step::AwaitBeep => {
+                    let wait = Duration::from_secs_f64(self.conv.request.voicemail_end_timeout_sec);
+                    self.emit(Effect::SetTimer(TimerId::BeepWait, wait));
+                }
+                Step::HangUp(reason) => {
+                    self.end_with_hangup(ReasonCode::MachineDetected, reason.into(), HangupBy::System);
+                    return;
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// `voicemailEndTimeoutSec` passed without a beep.
+    pub(crate) fn on_beep_timeout(&mut self) {
+        let since_answer = self.conv.connect_time.map_or(0, |t| (now_ms() - t).max(0) as u64);
+        if let Some(d) = self.detection.as_mut() {
+            let steps = d.on_beep_timeout(since_answer);
+            self.apply(steps);
+        }
+    }
+
+    pub(crate) fn on_stt(&mut self, e: SttInput) {
+        match e {
+            SttInput::Final {
+                text,
+                confidence,
+                audio_ms,
+                took_ms,
+            } => {
+                self.disarm_no_input();
+                let data = json!({"text": text, "confidence": confidence, "audioMs": audio_ms, "recognitionMs": took_ms});
+                self.record(EventKind::Recognition, data);
+                if matches!(self.link, Link::Open { .. }) {
+                    let data = json!({"type": "message", "text": text, "confidence": confidence});
+                    self.record(EventKind::BotEvent, data);
+                    self.emit(Effect::Bot(BotEffect::Send(ToBot::Message { text, confidence })));
+                }
+            }
+            SttInput::Failed(reason) => {
+                tracing::warn!(conversation = %self.conv.id, "speech recognition failed: {reason}");
+                self.record(EventKind::RecognitionFailed, json!({"reason": reason}));
+            }
+            SttInput::Closed => {
+                if self.listening == Listening::On {
+                    self.listening = Listening::Off;
+                }
+            }
+            SttInput::SpeechStarted | SttInput::Partial(_) => {}
+        }
+    }
+
+    /// Whether a prompt's audio is being sent: for the streaming bot's barge-in.
+    pub(crate) fn prompt_playing(&self) -> bool {
+        !matches!(self.speaking, Speaking::Idle) && self.speaking.playing()
+    }
+}

@@ -1,0 +1,395 @@
+//! The bot's side of a call: events in order, prompts, listening, barge-in, no-input, detection, failures.
+
+use crate::world::*;
+use outdial_conversation::{
+    BotInput, Effect, MediaEffect, MediaInput, SipEffect, SpeechEffect, SttInput, ToBot,
+};
+use outdial_core::{ActivitySettings, BotAction, HangupBy, ReasonCode};
+
+fn tone(hz: f32, frames: usize) -> Vec<i16> {
+    (0..frames * 160)
+        .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin()) as i16)
+        .collect()
+}
+
+fn speech_like(frames: usize) -> Vec<i16> {
+    // A loud 300 Hz tone with harmonics at the level of speech: the voice detector hears it as voiced.
+    (0..frames * 160)
+        .map(|i| {
+            let t = i as f32 / 8000.0;
+            let s = (2.0 * std::f32::consts::PI * 300.0 * t).sin()
+                + 0.5 * (2.0 * std::f32::consts::PI * 600.0 * t).sin();
+            (6000.0 * s) as i16
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn dialout_initiated_reaches_the_bot_before_the_invite() {
+    let o = run(Script {
+        bot_cfg: |b| b.send_events_to_bot = vec!["dialoutInitiated".into()],
+        deliver: ms(400),
+        api_hangup: Some(secs(5)),
+        ..Script::default()
+    })
+    .await;
+    let invite = o.first(|e| *e == Effect::Sip(SipEffect::Invite)).unwrap();
+    assert_eq!(
+        invite,
+        ms(450),
+        "after the bot opened (50 ms) and answered (400 ms)"
+    );
+    assert_eq!(o.to_bot(), ["dialoutInitiated", "start"]);
+    assert_eq!(
+        o.count(|e| *e == Effect::Bot(outdial_conversation::BotEffect::Open)),
+        1,
+        "one bot conversation"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bot_that_cannot_be_reached_before_the_invite_does_not_stop_the_call() {
+    let o = run(Script {
+        bot_cfg: |b| b.send_events_to_bot = vec!["dialoutInitiated".into()],
+        bot_open: (ms(50), Err("bot unreachable".into())),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(o.first(|e| *e == Effect::Sip(SipEffect::Invite)), Some(ms(50)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_fallback_prompt_plays_to_the_end_then_the_call_ends() {
+    let o = run(Script {
+        bot_cfg: |b| b.fallback_prompt = Some("Sorry, we will call you back.".into()),
+        bot_open: (ms(50), Err("bot unreachable: HTTP 503".into())),
+        synth: (ms(200), Ok(1500)),
+        ..Script::default()
+    })
+    .await;
+    let (rc, reason, by, at) = o.end();
+    assert_eq!(
+        (rc, reason.as_str(), by),
+        (ReasonCode::Error, "bot unreachable: HTTP 503", HangupBy::System)
+    );
+    // answer 1 s + 50 ms + synthesis 200 ms + 1.5 s of audio
+    assert_about(at, ms(2750));
+    assert_eq!(o.events("fallback-prompt")[0]["audioMs"], 1500);
+    assert!(o.hung_up());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_fallback_prompt_a_failing_bot_ends_the_call_at_once() {
+    let o = run(Script {
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(secs(3), BotInput::Failed("bot unreachable: timeout".into()))],
+            _ => vec![],
+        },
+        ..Script::default()
+    })
+    .await;
+    let (rc, reason, _, at) = o.end();
+    assert_eq!(
+        (rc, reason.as_str(), at),
+        (ReasonCode::Error, "bot unreachable: timeout", ms(4050))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fax_is_hung_up_in_disconnect_mode() {
+    let media = (0..60)
+        .map(|i| (ms(60 * i), MediaInput::Audio(tone(2100.0, 3))))
+        .collect();
+    let o = run(Script {
+        request: |r| r.machine_detection = outdial_core::MachineDetection::Disconnect,
+        media,
+        ..Script::default()
+    })
+    .await;
+    let (rc, reason, _, at) = o.end();
+    assert_eq!(
+        (rc, reason.as_str()),
+        (ReasonCode::MachineDetected, "fax detected")
+    );
+    assert!(at < secs(4), "decided within 3 s of the answer: {at:?}");
+    assert_eq!(o.events("machine-detection")[0]["result"], "fax");
+}
+
+#[tokio::test(start_paused = true)]
+async fn prompts_wait_for_the_detection_verdict() {
+    // A short "hello" then silence (a person): the bot's greeting is held until the verdict.
+    let media = (0..150)
+        .map(|i| {
+            (
+                ms(60 * i),
+                MediaInput::Audio(if i < 8 { speech_like(3) } else { vec![0; 480] }),
+            )
+        })
+        .collect();
+    let o = run(Script {
+        request: |r| r.machine_detection = outdial_core::MachineDetection::Detect,
+        media,
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(ms(10), activity(BotAction::Say("Hello.".into())))],
+            _ => vec![],
+        },
+        api_hangup: Some(secs(10)),
+        ..Script::default()
+    })
+    .await;
+    let verdict = o.first(|e| matches!(e, Effect::Record(outdial_conversation::Record::Transition { kind, .. }) if kind.as_str() == "machine-detection"));
+    let synth = o.first(|e| matches!(e, Effect::Speech(SpeechEffect::Synthesize { .. })));
+    let (verdict, synth) = (verdict.expect("a verdict"), synth.expect("the greeting is said"));
+    assert!(
+        synth >= verdict,
+        "held until the verdict: synth {synth:?}, verdict {verdict:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_persons_words_go_to_the_bot_as_a_message() {
+    let o = run(Script {
+        bot_cfg: |b| b.dialout_start_recognition_on_connect = true,
+        stt: vec![(
+            secs(2),
+            SttInput::Final {
+                text: "yes please".into(),
+                confidence: 0.9,
+                audio_ms: 800,
+                took_ms: 150,
+            },
+        )],
+        api_hangup: Some(secs(5)),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(o.to_bot(), ["start", "message:yes please"]);
+    assert_eq!(o.events("recognition")[0]["recognitionMs"], 150);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recognition_starts_once_the_first_prompt_has_played() {
+    let o = run(Script {
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(
+                ms(10),
+                activity(BotAction::Say("Would you like to hear more?".into())),
+            )],
+            _ => vec![],
+        },
+        api_hangup: Some(secs(5)),
+        ..Script::default()
+    })
+    .await;
+    let start = o
+        .first(|e| matches!(e, Effect::Speech(SpeechEffect::StartRecognition { .. })))
+        .unwrap();
+    assert_about(start, ms(2160)); // at the end of the 1 s prompt
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_input_after_a_prompt_tells_the_bot() {
+    let settings = ActivitySettings {
+        no_input_timeout_ms: Some(3000),
+        ..Default::default()
+    };
+    let o = run(Script {
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(
+                ms(10),
+                with_settings(
+                    BotAction::Say("Hello?".into()),
+                    ActivitySettings {
+                        no_input_timeout_ms: Some(3000),
+                        ..Default::default()
+                    },
+                ),
+            )],
+            _ => vec![],
+        },
+        api_hangup: Some(secs(10)),
+        ..Script::default()
+    })
+    .await;
+    let _ = settings;
+    let sent = o.first(|e| {
+        matches!(
+            e,
+            Effect::Bot(outdial_conversation::BotEffect::Send(ToBot::Event {
+                name: "noUserInput",
+                ..
+            }))
+        )
+    });
+    assert_about(sent.unwrap(), ms(5160)); // 3 s after the prompt ended at 2.16 s
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_person_talking_over_the_prompt_stops_it() {
+    let o = run(Script {
+        bot_cfg: |b| b.barge_in = true,
+        synth: (ms(100), Ok(10_000)),
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(ms(10), activity(BotAction::Say("A very long prompt.".into())))],
+            _ => vec![],
+        },
+        media: vec![(ms(2000), MediaInput::Audio(speech_like(3)))],
+        api_hangup: Some(secs(8)),
+        ..Script::default()
+    })
+    .await;
+    let stop = o.first(|e| *e == Effect::Media(MediaEffect::StopPlayout));
+    assert_about(stop.unwrap(), secs(3)); // as soon as the speech came
+    assert_eq!(o.events("barge-in").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_prompts_drops_what_is_queued() {
+    let o = run(Script {
+        synth: (ms(100), Ok(5000)),
+        bot: |t| match t {
+            ToBot::Start(_) => vec![
+                (ms(10), activity(BotAction::Say("First message.".into()))),
+                (ms(10), activity(BotAction::Say("Second message.".into()))),
+                (ms(500), activity(BotAction::AbortPrompts)),
+            ],
+            _ => vec![],
+        },
+        api_hangup: Some(secs(10)),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(
+        o.count(|e| matches!(e, Effect::Speech(SpeechEffect::Synthesize { .. }))),
+        1,
+        "the second is never said"
+    );
+    assert_eq!(
+        o.first(|e| *e == Effect::Media(MediaEffect::StopPlayout)),
+        Some(ms(1550))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_play_url_goes_into_the_timeline_and_the_queue_goes_on() {
+    let o = run(Script {
+        fetch: (ms(100), Err("http://x/a.wav answered HTTP 404".into())),
+        bot: |t| match t {
+            ToBot::Start(_) => vec![
+                (
+                    ms(10),
+                    activity(BotAction::PlayUrl {
+                        url: "http://x/a.wav".into(),
+                        format: None,
+                    }),
+                ),
+                (ms(10), activity(BotAction::Hangup(Some("after the file".into())))),
+            ],
+            _ => vec![],
+        },
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(
+        o.events("play-url-failed")[0]["reason"],
+        "http://x/a.wav answered HTTP 404"
+    );
+    assert_eq!(o.end().1, "after the file");
+}
+
+#[tokio::test(start_paused = true)]
+async fn dtmf_from_the_person_reaches_the_bot() {
+    let o = run(Script {
+        media: vec![(
+            ms(500),
+            MediaInput::Dtmf {
+                digit: '5',
+                duration_ms: 100,
+            },
+        )],
+        api_hangup: Some(secs(3)),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(o.to_bot(), ["start", "DTMF"]);
+    assert_eq!(o.events("dtmf")[0]["digit"], "5");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_bots_settings_reach_the_terminal_record() {
+    let o = run(Script {
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(
+                ms(10),
+                with_settings(
+                    BotAction::Hangup(None),
+                    ActivitySettings {
+                        bot_operation_result: Some("sale".into()),
+                        ..Default::default()
+                    },
+                ),
+            )],
+            _ => vec![],
+        },
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(o.conversation.bot_operation_result.as_deref(), Some("sale"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_streaming_bots_audio_is_played_and_it_hears_the_person() {
+    let o = run(Script {
+        bot_open: (ms(50), Ok(true)),
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(ms(10), BotInput::Audio(vec![0; 1600]))],
+            _ => vec![],
+        },
+        media: vec![(ms(500), MediaInput::Audio(vec![0; 480]))],
+        api_hangup: Some(secs(3)),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(
+        o.count(|e| matches!(e, Effect::Media(MediaEffect::Play(p)) if p.len() == 1600)),
+        1
+    );
+    assert_eq!(
+        o.count(|e| matches!(e, Effect::Bot(outdial_conversation::BotEffect::Audio(_)))),
+        1
+    );
+    assert_eq!(
+        o.count(|e| matches!(e, Effect::Speech(_))),
+        0,
+        "no local speech for a streaming bot"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_recognition_is_honoured_until_the_bot_starts_it_again() {
+    let o = run(Script {
+        bot_cfg: |b| b.dialout_start_recognition_on_connect = true,
+        bot: |t| match t {
+            ToBot::Start(_) => vec![
+                (ms(10), activity(BotAction::StopRecognition)),
+                (ms(20), activity(BotAction::Say("Listen.".into()))),
+                (ms(3000), activity(BotAction::StartRecognition)),
+            ],
+            _ => vec![],
+        },
+        api_hangup: Some(secs(6)),
+        ..Script::default()
+    })
+    .await;
+    let starts: Vec<_> = o
+        .effects
+        .iter()
+        .filter(|(_, e)| matches!(e, Effect::Speech(SpeechEffect::StartRecognition { .. })))
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(
+        starts,
+        [ms(1050), ms(4050)],
+        "not after the prompt, only when the bot asks again"
+    );
+}

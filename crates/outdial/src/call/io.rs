@@ -1,0 +1,443 @@
+//! The real world of one conversation, for the driver: effects become SIP requests, media commands, bot
+//! activities, speech and store writes; SIP, bot and recognition events, API commands and the results of slow
+//! work become inputs. Slow work (synthesis, `playUrl` fetches, opening the bot, a REFER's answer,
+//! `dialoutInitiated`'s delivery) is spawned; its result comes back through `results`.
+
+use crate::botlink::BotLink;
+use crate::call::Command;
+use crate::engine::Ctx;
+use crate::fetch::fetch_audio;
+use crate::recorder::Recording;
+use outdial_bots::{BotError, FromBot, Speech, activity};
+use outdial_conversation::driver::Io;
+use outdial_conversation::{
+    ApiCommand, BotEffect, BotInput, Effect, Input, MediaEffect, MediaInput, Record, SipEffect, SipInput,
+    SpeechEffect, SttInput,
+};
+use outdial_core::conversation::EventKind;
+use outdial_core::{ActivitySettings, Bot, Conversation, ReasonCode};
+use outdial_limits::Lease;
+use outdial_media::{Answer, Media, MediaConfig, MediaEvent, RtpSession, parse_answer};
+use outdial_sip::{Call, CallEvent, CallRequest};
+use outdial_speech::stt::Upsampler;
+use outdial_speech::{SttEvent, SttOptions, SttStream};
+use serde_json::json;
+use std::future::pending;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+type Opened = Result<(BotLink, mpsc::Receiver<FromBot>), BotError>;
+
+pub struct CallIo {
+    ctx: Arc<Ctx>,
+    bot: Bot,
+    id: Uuid,
+    request: Option<CallRequest>,
+    rtp: Option<RtpSession>,
+    answer: Option<Answer>,
+    sip: Option<Call>,
+    media: Option<Media>,
+    link: Option<Arc<BotLink>>,
+    bot_events: Option<mpsc::Receiver<FromBot>>,
+    /// A bot conversation is being opened: its result comes here.
+    opened: (mpsc::UnboundedSender<Opened>, mpsc::UnboundedReceiver<Opened>),
+    opening: bool,
+    stt: Option<SttStream>,
+    upsampler: Upsampler,
+    warned_no_stt: bool,
+    results: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+    commands: Option<mpsc::Receiver<Command>>,
+    lease: Option<Lease>,
+    recording: Recording,
+    close_bot: Option<(String, ReasonCode)>,
+}
+
+impl CallIo {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: Arc<Ctx>,
+        bot: Bot,
+        id: Uuid,
+        request: CallRequest,
+        rtp: RtpSession,
+        commands: mpsc::Receiver<Command>,
+        lease: Lease,
+        recording: Recording,
+    ) -> Self {
+        CallIo {
+            ctx,
+            bot,
+            id,
+            request: Some(request),
+            rtp: Some(rtp),
+            answer: None,
+            sip: None,
+            media: None,
+            link: None,
+            bot_events: None,
+            opened: mpsc::unbounded_channel(),
+            opening: false,
+            stt: None,
+            upsampler: Upsampler::default(),
+            warned_no_stt: false,
+            results: mpsc::unbounded_channel(),
+            commands: Some(commands),
+            lease: Some(lease),
+            recording,
+            close_bot: None,
+        }
+    }
+
+    /// Runs slow work off the conversation task; its result comes back as an input.
+    fn spawn(&self, work: impl std::future::Future<Output = Input> + Send + 'static) {
+        let tx = self.results.0.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(work.await);
+        });
+    }
+
+    fn sip_input(&mut self, event: Option<CallEvent>) -> Option<Input> {
+        let e = match event {
+            None => {
+                self.sip = None;
+                SipInput::Closed
+            }
+            Some(CallEvent::Trying) => SipInput::Trying,
+            Some(CallEvent::Ringing { status, early_media }) => SipInput::Ringing { status, early_media },
+            Some(CallEvent::Answered {
+                sdp,
+                session_id,
+                call_id,
+            }) => {
+                let media = parse_answer(&String::from_utf8_lossy(&sdp))
+                    .map(|a| self.answer = Some(a))
+                    .map_err(|e| e.to_string());
+                SipInput::Answered {
+                    sbc_session_id: session_id.unwrap_or(call_id),
+                    media,
+                }
+            }
+            Some(CallEvent::Failed { status, reason }) => SipInput::Failed { status, reason },
+            Some(CallEvent::Ended { by_remote, reason }) => SipInput::Ended { by_remote, reason },
+            Some(CallEvent::TransferProgress { status, done }) => SipInput::TransferProgress { status, done },
+        };
+        Some(Input::Sip(e))
+    }
+
+    fn bot_input(&mut self, event: Option<FromBot>) -> Option<Input> {
+        let e = match event? {
+            FromBot::Activity(a) => {
+                let (action, params) = activity::read(&a);
+                let settings = ActivitySettings::from_params(&params);
+                let record = json!({"type": a["type"], "name": a.get("name"), "text": a.get("text"), "params": params});
+                BotInput::Activity {
+                    action,
+                    settings,
+                    record,
+                }
+            }
+            FromBot::Audio(bytes) => BotInput::Audio(self.link.as_ref()?.decode_audio(&bytes)),
+            FromBot::AudioEnd => BotInput::AudioEnd,
+            FromBot::Speech(Speech::Started) => BotInput::SpeechStarted,
+            FromBot::Speech(Speech::Recognition { text, confidence }) => {
+                BotInput::Recognition { text, confidence }
+            }
+            FromBot::Speech(Speech::Hypothesis(_)) => return None,
+            FromBot::Failed(e) => BotInput::Failed(e.to_string()),
+        };
+        Some(Input::Bot(e))
+    }
+
+    fn opened_input(&mut self, opened: Opened) -> Input {
+        self.opening = false;
+        match opened {
+            Ok((link, events)) => {
+                let streams = link.streams();
+                self.link = Some(Arc::new(link));
+                self.bot_events = Some(events);
+                Input::Bot(BotInput::Opened { streams })
+            }
+            Err(e) => Input::Bot(BotInput::OpenFailed(e.to_string())),
+        }
+    }
+
+    fn stt_input(&mut self, event: Option<SttEvent>) -> Option<Input> {
+        let e = match event {
+            None => {
+                self.stt = None;
+                SttInput::Closed
+            }
+            Some(SttEvent::SpeechStarted) => SttInput::SpeechStarted,
+            Some(SttEvent::Partial(t)) => SttInput::Partial(t.text),
+            Some(SttEvent::Final(t)) => {
+                metrics::histogram!("outdial_stt_seconds").record(t.took_ms as f64 / 1000.0);
+                SttInput::Final {
+                    text: t.text,
+                    confidence: t.confidence,
+                    audio_ms: t.audio_ms,
+                    took_ms: t.took_ms,
+                }
+            }
+            Some(SttEvent::Failed(e)) => SttInput::Failed(e),
+        };
+        Some(Input::Stt(e))
+    }
+
+    fn start_recognition(&mut self, language: String) {
+        if self.stt.as_ref().is_some_and(SttStream::is_open) {
+            return;
+        }
+        let Some(stt) = &self.ctx.stt else {
+            if !self.warned_no_stt {
+                self.warned_no_stt = true;
+                tracing::warn!(conversation = %self.id, "no speech-to-text engine: the person's words do not reach the bot");
+            }
+            let _ = self.results.0.send(Input::Stt(SttInput::Closed));
+            return;
+        };
+        self.upsampler = Upsampler::default();
+        self.stt = Some(stt.stream(SttOptions {
+            language,
+            end_silence_ms: self.ctx.stt_end_silence_ms,
+            ..Default::default()
+        }));
+    }
+
+    fn media(&mut self, e: MediaEffect) {
+        if let MediaEffect::Start = e {
+            if let (Some(rtp), Some(answer)) = (self.rtp.take(), &self.answer) {
+                // Three frames per event: the conversation's wake-ups drop to 17 a second, for 40 ms.
+                let cfg = MediaConfig {
+                    timeout: self.ctx.media_timeout,
+                    frames_per_event: 3,
+                    totals: Some(self.ctx.send_timing.clone()),
+                    runtime: Some(self.ctx.media_threads.pick()),
+                    ..Default::default()
+                };
+                self.media = Some(rtp.start(answer, cfg));
+            }
+            return;
+        }
+        let Some(m) = &self.media else {
+            return;
+        };
+        match e {
+            MediaEffect::Start => {}
+            MediaEffect::Play(pcm) => m.play(pcm),
+            MediaEffect::StopPlayout => m.stop_playout(),
+            MediaEffect::Tap(on) => m.tap_audio(on),
+            MediaEffect::SendDtmf(c) => m.send_dtmf(c),
+        }
+    }
+
+    fn bot(&mut self, e: BotEffect) {
+        match e {
+            BotEffect::Open => {
+                self.opening = true;
+                let (ctx, bot, id, tx) = (self.ctx.clone(), self.bot.clone(), self.id, self.opened.0.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(BotLink::open(&ctx, &bot, id).await);
+                });
+            }
+            BotEffect::Send(t) => {
+                if let Some(l) = &self.link {
+                    l.send(t);
+                }
+            }
+            BotEffect::Deliver(t) => match &self.link {
+                Some(l) => {
+                    let delivered = l.deliver(t);
+                    self.spawn(async move {
+                        delivered.await;
+                        Input::Bot(BotInput::Delivered)
+                    });
+                }
+                None => {
+                    let _ = self.results.0.send(Input::Bot(BotInput::Delivered));
+                }
+            },
+            BotEffect::Audio(pcm) => {
+                if let Some(l) = &self.link {
+                    l.send_audio(&pcm);
+                }
+            }
+            BotEffect::Close { reason, reason_code } => self.close_bot = Some((reason, reason_code)),
+        }
+    }
+
+    fn record(&mut self, r: Record) {
+        if let Record::Transition {
+            kind: EventKind::MachineDetection,
+            data,
+            ..
+        } = &r
+        {
+            let verdict = data["result"].as_str().unwrap_or("unknown").to_string();
+            metrics::counter!("outdial_detection_verdicts_total", "verdict" => verdict).increment(1);
+            let latency = data["latencyMs"].as_f64().unwrap_or(0.0) / 1000.0;
+            metrics::histogram!("outdial_detection_latency_seconds").record(latency);
+        }
+        self.recording.record(r);
+    }
+}
+
+impl Io for CallIo {
+    fn execute(&mut self, effect: Effect) {
+        match effect {
+            Effect::Sip(SipEffect::Invite) => {
+                if let Some(req) = self.request.take() {
+                    match self.ctx.agent.call(req) {
+                        Ok(call) => self.sip = Some(call),
+                        Err(e) => {
+                            let failed = SipInput::Failed {
+                                status: None,
+                                reason: e.to_string(),
+                            };
+                            let _ = self.results.0.send(Input::Sip(failed));
+                        }
+                    }
+                }
+            }
+            Effect::Sip(SipEffect::Hangup) => {
+                if let Some(c) = &self.sip {
+                    c.hangup();
+                }
+            }
+            Effect::Sip(SipEffect::Refer { target, headers }) => {
+                let control = self.sip.as_ref().map(Call::control);
+                self.spawn(async move {
+                    let answer = match control {
+                        Some(c) => c.refer_with(&target, headers).await,
+                        None => Err("the call has ended".to_string()),
+                    };
+                    Input::Sip(SipInput::ReferAnswered(answer))
+                });
+            }
+            Effect::Media(m) => self.media(m),
+            Effect::Bot(b) => self.bot(b),
+            Effect::Speech(SpeechEffect::Synthesize { job, text, language }) => {
+                let (ctx, bot) = (self.ctx.clone(), self.bot.clone());
+                self.spawn(async move {
+                    let result = match ctx.tts_for(&bot).await {
+                        Some(tts) => tts
+                            .synthesize(&text, &language, bot.voice_name.as_deref())
+                            .await
+                            .map_err(|e| e.to_string()),
+                        None => Err("no text-to-speech engine is installed".to_string()),
+                    };
+                    Input::Synthesized { job, result }
+                });
+            }
+            Effect::Speech(SpeechEffect::StartRecognition { language }) => self.start_recognition(language),
+            Effect::Speech(SpeechEffect::StopRecognition) => {
+                if let Some(s) = self.stt.as_mut() {
+                    s.finish();
+                }
+            }
+            Effect::Speech(SpeechEffect::Feed(pcm)) => {
+                if let Some(s) = &self.stt {
+                    s.push(self.upsampler.process(&pcm));
+                }
+            }
+            Effect::Fetch { job, url, format } => {
+                let client = self.ctx.bot_client.clone();
+                self.spawn(async move {
+                    let result = fetch_audio(&client, &url, format.as_deref())
+                        .await
+                        .map_err(|e| e.to_string());
+                    Input::Fetched { job, result }
+                });
+            }
+            Effect::Record(r) => self.record(r),
+            Effect::ReleaseSlot => drop(self.lease.take()),
+            // Timers are the driver's own.
+            Effect::SetTimer(..) | Effect::CancelTimer(_) => {}
+        }
+    }
+
+    async fn next_input(&mut self) -> Input {
+        loop {
+            let input = tokio::select! {
+                Some(input) = self.results.1.recv() => Some(input),
+                Some(opened) = self.opened.1.recv() => Some(self.opened_input(opened)),
+                event = recv(self.sip.as_mut().map(|c| &mut c.events)) => self.sip_input(event),
+                event = recv(self.bot_events.as_mut()) => {
+                    if event.is_none() {
+                        self.bot_events = None;
+                    }
+                    self.bot_input(event)
+                }
+                event = recv(self.stt.as_mut().map(|s| &mut s.events)) => self.stt_input(event),
+                command = recv(self.commands.as_mut()) => {
+                    // A closed channel means the engine is going away: hang up as well.
+                    if command.is_none() {
+                        self.commands = None;
+                    }
+                    Some(Input::Api(ApiCommand::Hangup))
+                }
+            };
+            if let Some(input) = input {
+                return input;
+            }
+        }
+    }
+
+    fn poll_media(&mut self) -> Option<Input> {
+        let e = match self.media.as_mut()?.try_next()? {
+            MediaEvent::Audio(frame) => MediaInput::Audio(frame),
+            MediaEvent::Dtmf(d) => MediaInput::Dtmf {
+                digit: d.digit,
+                duration_ms: d.duration_ms,
+            },
+            MediaEvent::PlayoutDone => MediaInput::PlayoutDone,
+            MediaEvent::Timeout { silent_ms } => MediaInput::Timeout { silent_ms },
+        };
+        Some(Input::Media(e))
+    }
+
+    fn media_running(&self) -> bool {
+        self.media.is_some()
+    }
+
+    async fn finish(mut self, conversation: &Conversation) {
+        drop(self.lease.take());
+        if let Some((reason, code)) = self.close_bot.take() {
+            let code = serde_json::to_value(code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "error".into());
+            if let Some(l) = self.link.take() {
+                l.close(&reason, &code).await;
+            } else if self.opening {
+                // Still opening: closed once it is open, without holding this task.
+                let mut opened = self.opened.1;
+                self.opened.1 = mpsc::unbounded_channel().1;
+                tokio::spawn(async move {
+                    if let Some(Ok((link, _))) = opened.recv().await {
+                        link.close(&reason, &code).await;
+                    }
+                });
+            }
+        }
+        if let Some(m) = self.media.take() {
+            metrics::counter!("outdial_media_frames_dropped_total")
+                .increment(m.stats.frames_dropped.load(std::sync::atomic::Ordering::Relaxed));
+            let data = crate::engine::media_stats(&m);
+            self.recording.record(Record::Event {
+                kind: EventKind::MediaStats,
+                data,
+            });
+        }
+        let _ = conversation;
+        self.recording.close().await;
+    }
+}
+
+/// The next message of an optional receiver (never, when there is none).
+async fn recv<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => pending().await,
+    }
+}

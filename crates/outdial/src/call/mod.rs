@@ -1,0 +1,80 @@
+//! One conversation's task (docs/architecture.md, "The conversation engine"): it prepares the call (an RTP port,
+//! the INVITE), then runs the conversation's state machine ([`outdial_conversation::Machine`]) with the driver
+//! loop against the real world ([`io::CallIo`]): SIP, media, the bot, speech, the store.
+
+mod io;
+
+use crate::engine::Ctx;
+use crate::invite::request;
+use outdial_api::engine::AcceptedCall;
+use outdial_conversation::{CallSettings, Machine, driver};
+use outdial_core::ReasonCode;
+use outdial_core::time::now_ms;
+use outdial_media::RtpSession;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+pub enum Command {
+    Hangup,
+}
+
+pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Command>) {
+    let AcceptedCall {
+        conversation,
+        bot,
+        trunk,
+        lease,
+        notify_secret,
+    } = call;
+    let id = conversation.id;
+    let rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
+        Ok(r) => r,
+        Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
+    };
+    // The INVITE reads the trunk's TLS CA file: off the runtime's threads.
+    let offer = rtp.offer(now_ms() as u64);
+    let local = ctx.rtp_ip.to_string();
+    let (conv, trunk_c) = (conversation.clone(), trunk.clone());
+    let req = match tokio::task::spawn_blocking(move || request(&conv, &trunk_c, offer, &local)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
+        Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
+    };
+    let dialing = json!({"callId": req.call_id, "requestUri": req.target, "trunk": trunk.name, "destination": req.destination});
+    let settings = CallSettings {
+        bot: bot.clone(),
+        max_call_duration: ctx.max_call_duration,
+        dialing,
+    };
+    let recording = ctx.recorder.start(id, notify_secret);
+    let io = io::CallIo::new(ctx.clone(), bot, id, req, rtp, commands, lease, recording);
+    let ended = driver::run(Machine::new(conversation, settings), io).await;
+    tracing::info!(
+        conversation = %id,
+        reason_code = ?ended.reason_code,
+        "conversation ended: {}",
+        ended.reason.as_deref().unwrap_or_default()
+    );
+}
+
+/// The call could not even be prepared: the conversation fails at once.
+async fn fail(
+    ctx: &Ctx,
+    conversation: outdial_core::Conversation,
+    lease: outdial_limits::Lease,
+    reason: String,
+    secret: Option<String>,
+) {
+    drop(lease);
+    let id = conversation.id;
+    if let Err(e) = ctx
+        .recorder
+        .end(conversation, ReasonCode::Error, &reason, secret.as_deref())
+        .await
+    {
+        tracing::error!(conversation = %id, "could not record the end of the conversation: {e}");
+    }
+    tracing::info!(conversation = %id, "conversation ended: {reason}");
+}

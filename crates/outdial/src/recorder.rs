@@ -1,0 +1,171 @@
+//! The one writer of conversation state: a state change goes into the store with its notification (the outbox)
+//! in one transaction, then the notifier is woken (docs/api.md, "Status notifications"). No other code writes
+//! conversation state.
+//!
+//! Each conversation gets a [`Recording`]: its records are written in order by a task of their own, so the
+//! conversation never waits for the store. A write that fails is retried (the store may come back); the
+//! conversation's records stay in order meanwhile.
+
+use outdial_conversation::Record;
+use outdial_core::conversation::{ConversationStatus, EventKind};
+use outdial_core::time::now_ms;
+use outdial_core::{Conversation, ReasonCode};
+use outdial_notify::Notifier;
+use outdial_store::{OutboxRow, OutboxStatus, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// How long a failing write is retried before it is given up (the store stays down this long).
+const RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Writes conversation state and its notifications.
+#[derive(Clone)]
+pub struct Recorder {
+    store: Arc<dyn Store>,
+    notifier: Arc<Notifier>,
+}
+
+impl Recorder {
+    pub fn new(store: Arc<dyn Store>, notifier: Arc<Notifier>) -> Self {
+        Recorder { store, notifier }
+    }
+
+    /// Writes one record now: a transition with its notification (signed with `secret`) in one transaction, or a
+    /// timeline event.
+    pub async fn write(&self, id: Uuid, record: &Record, secret: Option<&str>) -> Result<(), StoreError> {
+        match record {
+            Record::Transition {
+                conversation,
+                kind,
+                data,
+                notify,
+            } => {
+                let outbox = notify
+                    .map(|status| outbox_row(conversation, status, secret))
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>();
+                self.store
+                    .transition(conversation, kind.as_str(), data, &outbox)
+                    .await?;
+                if !outbox.is_empty() {
+                    self.notifier.wake();
+                }
+                Ok(())
+            }
+            Record::Event { kind, data } => self.store.append_event(id, kind.as_str(), data).await,
+        }
+    }
+
+    /// Ends a conversation that has no task (recovery after a crash): its terminal state and notification.
+    pub async fn end(
+        &self,
+        mut conv: Conversation,
+        reason_code: ReasonCode,
+        reason: &str,
+        secret: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        conv.state = if conv.connect_time.is_some() {
+            outdial_core::ConversationState::Ended
+        } else {
+            outdial_core::ConversationState::Failed
+        };
+        conv.reason_code = Some(reason_code);
+        conv.reason = Some(reason.to_string());
+        conv.hangup_by = Some(outdial_core::HangupBy::System);
+        conv.ended_at = Some(now);
+        conv.updated_at = now;
+        let status = conv.state.outcome().unwrap_or(ConversationStatus::Failed);
+        if conv.request.notify_url.is_some() {
+            conv.notify_seq += 1;
+        }
+        let data = serde_json::json!({"reasonCode": reason_code, "reason": reason, "hangupBy": "system", "sipStatus": conv.sip_status});
+        let record = Record::Transition {
+            kind: EventKind::of_state(conv.state),
+            conversation: Box::new(conv.clone()),
+            data,
+            notify: Some(status),
+        };
+        self.write(conv.id, &record, secret).await
+    }
+
+    /// Starts the ordered writer of one conversation.
+    pub fn start(&self, id: Uuid, secret: Option<String>) -> Recording {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
+        let recorder = self.clone();
+        let task = tokio::spawn(async move {
+            while let Some(record) = rx.recv().await {
+                recorder.write_retrying(id, &record, secret.as_deref()).await;
+            }
+        });
+        Recording { tx, task }
+    }
+
+    async fn write_retrying(&self, id: Uuid, record: &Record, secret: Option<&str>) {
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.write(id, record, secret).await {
+                Ok(()) => return,
+                Err(e) => {
+                    metrics::counter!("outdial_store_write_errors_total").increment(1);
+                    if started.elapsed() >= RETRY_FOR {
+                        tracing::error!(conversation = %id, "gave up recording {}: {e}", kind_of(record));
+                        return;
+                    }
+                    tracing::error!(conversation = %id, "cannot record {} (retrying in {wait:?}): {e}", kind_of(record));
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+fn kind_of(r: &Record) -> &'static str {
+    match r {
+        Record::Transition { kind, .. } | Record::Event { kind, .. } => kind.as_str(),
+    }
+}
+
+/// The outbox row of a notification: the conversation's `notify_seq` is its number.
+fn outbox_row(conv: &Conversation, status: ConversationStatus, secret: Option<&str>) -> Option<OutboxRow> {
+    let url = conv.request.notify_url.clone()?;
+    let now = now_ms();
+    Some(OutboxRow {
+        event_id: Uuid::new_v4(),
+        conversation_id: conv.id,
+        sequence: conv.notify_seq,
+        url,
+        body: conv.notification(status, conv.notify_seq, now).to_string(),
+        secret: secret.map(str::to_string),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        delivered_at: None,
+    })
+}
+
+/// The ordered writer of one conversation.
+pub struct Recording {
+    tx: mpsc::UnboundedSender<Record>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recording {
+    /// Queues a record (never waits, never drops).
+    pub fn record(&self, record: Record) {
+        let _ = self.tx.send(record);
+    }
+
+    /// Waits until everything queued is written (or given up).
+    pub async fn close(self) {
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,18 @@
+//! The gateway's integration tests: each starts the real `outdial` binary (shared fixtures in `common`). One test
+//! binary for the crate, so the fixtures compile once; nextest runs every test in a process of its own.
+
+mod admin;
+mod auth;
+mod bots;
+mod calls;
+mod common;
+mod demo;
+mod detect_cli;
+mod dialout;
+mod media;
+mod notifications;
+mod postgres;
+mod sim;
+mod speech;
+mod streaming;
+mod trunks;
