@@ -3,7 +3,7 @@
 
 use crate::machine::{Listening, Machine};
 use crate::speaking::Speaking;
-use crate::{BotInput, Effect, MediaEffect, SpeechEffect};
+use crate::{BotActivity, BotInput, Effect, MediaEffect, SpeechEffect};
 use outdial_core::conversation::EventKind;
 use outdial_core::{ActivitySettings, BotAction};
 use serde_json::json;
@@ -12,11 +12,12 @@ impl Machine {
     /// The bot's activities and audio (after the bot conversation is open).
     pub(crate) fn on_bot_answered(&mut self, e: BotInput) {
         match e {
-            BotInput::Activity {
-                action,
-                settings,
-                record,
-            } => {
+            BotInput::Activity(activity) => {
+                let BotActivity {
+                    action,
+                    settings,
+                    record,
+                } = *activity;
                 self.record(EventKind::BotActivity, record);
                 self.settle(settings);
                 match action {

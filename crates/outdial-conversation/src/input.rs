@@ -89,12 +89,8 @@ pub enum BotInput {
     OpenFailed(String),
     /// The activities of a [`crate::BotEffect::Deliver`] were answered.
     Delivered,
-    /// One of the bot's activities: what it asks for, its settings, and how it goes into the timeline.
-    Activity {
-        action: BotAction,
-        settings: ActivitySettings,
-        record: Value,
-    },
+    /// One of the bot's activities.
+    Activity(Box<BotActivity>),
     /// A streaming bot's audio (8 kHz).
     Audio(Vec<i16>),
     AudioEnd,
@@ -107,6 +103,14 @@ pub enum BotInput {
     },
     /// The bot conversation failed for good.
     Failed(String),
+}
+
+/// One of the bot's activities: what it asks for, its settings, and how it goes into the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BotActivity {
+    pub action: BotAction,
+    pub settings: ActivitySettings,
+    pub record: Value,
 }
 
 /// The speech recogniser's events.

@@ -19,7 +19,7 @@ impl Prompts {
     }
 
     /// The next action to carry out now: None while held, or when there is nothing.
-    pub fn next(&mut self) -> Option<BotAction> {
+    pub fn take_next(&mut self) -> Option<BotAction> {
         if self.held {
             return None;
         }
@@ -83,14 +83,16 @@ mod tests {
 
     #[test]
     fn held_prompts_wait_and_a_machine_drops_the_messages() {
-        let mut p = Prompts::default();
-        p.held = true;
+        let mut p = Prompts {
+            held: true,
+            ..Default::default()
+        };
         p.push(BotAction::Say("Hi there".into()));
         p.push(BotAction::SendDtmf("1".into()));
-        assert_eq!(p.next(), None);
+        assert_eq!(p.take_next(), None);
         p.drop_messages();
         p.held = false;
-        assert_eq!(p.next(), Some(BotAction::SendDtmf("1".into())));
-        assert_eq!(p.next(), None);
+        assert_eq!(p.take_next(), Some(BotAction::SendDtmf("1".into())));
+        assert_eq!(p.take_next(), None);
     }
 }

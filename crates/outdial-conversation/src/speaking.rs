@@ -74,7 +74,7 @@ impl Machine {
     /// Carries out the bot's actions, in order, while nothing is being said.
     pub(crate) fn pump(&mut self) {
         while self.answered() && self.speaking == Speaking::Idle {
-            let Some(action) = self.prompts.next() else {
+            let Some(action) = self.prompts.take_next() else {
                 return;
             };
             self.act(action);

@@ -4,8 +4,8 @@
 
 use outdial_conversation::driver::{self, Io};
 use outdial_conversation::{
-    ApiCommand, BotEffect, BotInput, CallSettings, Effect, Input, Machine, MediaEffect, MediaInput, Record,
-    SipEffect, SipInput, SpeechEffect, SttInput, ToBot,
+    ApiCommand, BotActivity, BotEffect, BotInput, CallSettings, Effect, Input, Machine, MediaEffect,
+    MediaInput, Record, SipEffect, SipInput, SpeechEffect, SttInput, ToBot,
 };
 use outdial_core::{ActivitySettings, Bot, BotAction, Conversation, DialoutRequest, HangupBy, ReasonCode};
 use serde_json::{Value, json};
@@ -32,19 +32,15 @@ pub fn silent(_: &ToBot) -> Vec<(Duration, BotInput)> {
 }
 
 pub fn activity(action: BotAction) -> BotInput {
-    BotInput::Activity {
-        action,
-        settings: ActivitySettings::default(),
-        record: json!({}),
-    }
+    with_settings(action, ActivitySettings::default())
 }
 
 pub fn with_settings(action: BotAction, settings: ActivitySettings) -> BotInput {
-    BotInput::Activity {
+    BotInput::Activity(Box::new(BotActivity {
         action,
         settings,
         record: json!({}),
-    }
+    }))
 }
 
 #[derive(Clone)]

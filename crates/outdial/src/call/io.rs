@@ -11,8 +11,8 @@ use crate::recorder::Recording;
 use outdial_bots::{BotError, FromBot, Speech, activity};
 use outdial_conversation::driver::Io;
 use outdial_conversation::{
-    ApiCommand, BotEffect, BotInput, Effect, Input, MediaEffect, MediaInput, Record, SipEffect, SipInput,
-    SpeechEffect, SttInput,
+    ApiCommand, BotActivity, BotEffect, BotInput, Effect, Input, MediaEffect, MediaInput, Record, SipEffect,
+    SipInput, SpeechEffect, SttInput,
 };
 use outdial_core::conversation::EventKind;
 use outdial_core::{ActivitySettings, Bot, Conversation, ReasonCode};
@@ -131,11 +131,11 @@ impl CallIo {
                 let (action, params) = activity::read(&a);
                 let settings = ActivitySettings::from_params(&params);
                 let record = json!({"type": a["type"], "name": a.get("name"), "text": a.get("text"), "params": params});
-                BotInput::Activity {
+                BotInput::Activity(Box::new(BotActivity {
                     action,
                     settings,
                     record,
-                }
+                }))
             }
             FromBot::Audio(bytes) => BotInput::Audio(self.link.as_ref()?.decode_audio(&bytes)),
             FromBot::AudioEnd => BotInput::AudioEnd,

@@ -1,5 +1,6 @@
 //! The gateway's integration tests: each starts the real `outdial` binary (shared fixtures in `common`). One test
 //! binary for the crate, so the fixtures compile once; nextest runs every test in a process of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly; helpers are shared.
 
 mod admin;
 mod auth;
