@@ -9,8 +9,62 @@ use outdial_core::application::ValidApplication;
 use outdial_core::{Bot, Trunk};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+
+/// A configuration value that is not valid: the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {why}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub why: String,
+}
+
+fn bad(key: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError { key, why: why.into() }
+}
+
+/// An RTP port range (`FIRST-LAST`, 1024 <= FIRST < LAST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl std::str::FromStr for PortRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("should be FIRST-LAST with 1024 <= FIRST < LAST <= 65535 (got '{s}')");
+        let (a, b) = s.split_once('-').ok_or_else(bad)?;
+        let (first, last): (u16, u16) = (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        );
+        if first < 1024 || first >= last {
+            return Err(bad());
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The configuration's values in their types, checked once: what `serve` runs with, and what `serve --check`
+/// checks (the two can never disagree).
+#[derive(Debug)]
+pub struct Checked {
+    pub declared: Declared,
+    pub rtp_ports: PortRange,
+    /// The address RTP binds to and offers (`sip.public_address`, else `sip.listen`'s).
+    pub rtp_ip: IpAddr,
+    pub nameservers: Vec<SocketAddr>,
+    pub log_format: LogFormat,
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -223,13 +277,64 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks every key of the file that serde cannot: declared objects, ranges, formats.
-    pub fn validate(&self, file: &str) -> anyhow::Result<Declared> {
+    /// Checks every key of the file that serde cannot (declared objects, ranges, formats, addresses) and
+    /// returns the values in their types.
+    pub fn validate(&self, file: &str) -> anyhow::Result<Checked> {
+        let declared = self.declared(file)?;
+        let typed = self.typed().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        let (rtp_ports, rtp_ip, nameservers, log_format) = typed;
+        Ok(Checked {
+            declared,
+            rtp_ports,
+            rtp_ip,
+            nameservers,
+            log_format,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn typed(&self) -> Result<(PortRange, IpAddr, Vec<SocketAddr>, LogFormat), ConfigError> {
+        let log_format = match self.log.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => return Err(bad("log.format", "should be \"text\" or \"json\"")),
+        };
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            bad(
+                "log.level",
+                format!("should be a tracing filter such as info ({e})"),
+            )
+        })?;
+        let rtp_ports = self.sip.rtp_ports.parse().map_err(|m| bad("sip.rtp_ports", m))?;
+        let rtp_ip = match (self.sip.listen.ip(), self.sip.public_address.as_deref()) {
+            (_, Some(p)) => p
+                .parse()
+                .map_err(|_| bad("sip.public_address", format!("'{p}' should be an IP address")))?,
+            (ip, None) if !ip.is_unspecified() => ip,
+            _ => {
+                let why = format!(
+                    "needed when sip.listen is a wildcard address ({})",
+                    self.sip.listen
+                );
+                return Err(bad("sip.public_address", why));
+            }
+        };
+        let nameservers = self
+            .sip
+            .nameservers
+            .iter()
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| bad("sip.nameservers", format!("'{s}' should be ip or ip:port")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((rtp_ports, rtp_ip, nameservers, log_format))
+    }
+
+    fn declared(&self, file: &str) -> anyhow::Result<Declared> {
         let mut d = Declared::default();
         let err = |section: String, msg: String| anyhow::anyhow!("{file}: {section}: {msg}");
-        if !["text", "json"].contains(&self.log.format.as_str()) {
-            bail!("{file}: log.format: should be \"text\" or \"json\"");
-        }
         if !(1..=24 * 3600).contains(&self.auth.token_lifetime_sec) {
             bail!("{file}: auth.token_lifetime_sec: should be from 1 to 86400");
         }
@@ -244,7 +349,6 @@ impl Config {
         }
         outdial_notify::NetworkPolicy::new(&self.notifications.deny_cidrs, &self.notifications.allow_cidrs)
             .map_err(|m| err("notifications.deny_cidrs / allow_cidrs".into(), m))?;
-        parse_port_range(&self.sip.rtp_ports).map_err(|m| err("sip.rtp_ports".into(), m))?;
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             bail!("{file}: store.url: should be sqlite://FILE or postgres://USER@HOST/DB");
         }
@@ -296,19 +400,6 @@ fn dup<'a>(names: impl Iterator<Item = &'a str>, section: &str, file: &str) -> a
         }
     }
     Ok(())
-}
-
-pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("should be FIRST-LAST with 1024 <= FIRST < LAST <= 65535 (got '{s}')");
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let (a, b): (u16, u16) = (
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    );
-    if a < 1024 || a >= b {
-        return Err(bad());
-    }
-    Ok((a, b))
 }
 
 /// The path of the configuration file, for messages.

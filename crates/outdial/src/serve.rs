@@ -17,12 +17,13 @@ use std::time::Duration;
 pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool) -> anyhow::Result<()> {
     let name = config::display_name(file.as_ref());
     let cfg = Config::load(file.as_deref(), &overrides)?;
-    let declared = cfg.validate(&name)?;
+    let checked = cfg.validate(&name)?;
     if check_only {
         println!("{name}: configuration is valid");
         return Ok(());
     }
-    init_logging(&cfg);
+    init_logging(&cfg, checked.log_format);
+    let declared = checked.declared;
 
     let store: Arc<dyn Store> = Arc::new(
         SqlStore::connect(&cfg.store.url)
@@ -58,32 +59,14 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     let notifier =
         outdial_notify::Notifier::new(store.clone(), policy, notify_settings).map_err(anyhow::Error::msg)?;
     tokio::spawn(notifier.clone().run());
-    let nameservers = cfg
-        .sip
-        .nameservers
-        .iter()
-        .map(|s| {
-            s.parse::<std::net::SocketAddr>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
-                .with_context(|| format!("sip.nameservers: '{s}' should be ip or ip:port"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let nameservers = checked.nameservers;
     let agent = outdial_sip::SipAgent::start_with(outdial_sip::SipOptions {
         listen: cfg.sip.listen,
         nameservers,
     })
     .await
     .with_context(|| "sip.listen / --sip-listen")?;
-    let rtp_ip = match (cfg.sip.listen.ip(), cfg.sip.public_address.as_deref()) {
-        (_, Some(p)) => p
-            .parse()
-            .with_context(|| format!("sip.public_address '{p}' should be an IP address"))?,
-        (ip, None) if !ip.is_unspecified() => ip,
-        _ => anyhow::bail!(
-            "sip.public_address: needed when sip.listen is a wildcard address ({})",
-            cfg.sip.listen
-        ),
-    };
+    let rtp_ip = checked.rtp_ip;
     tracing::info!(
         "SIP listening on udp and tcp {}, RTP on {rtp_ip} ports {}",
         agent.local_addr(),
@@ -116,7 +99,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         agent,
         health,
         rtp_ip,
-        rtp_ports: config::parse_port_range(&cfg.sip.rtp_ports).map_err(anyhow::Error::msg)?,
+        rtp_ports: (checked.rtp_ports.first, checked.rtp_ports.last),
         max_call_duration: Duration::from_secs(cfg.sip.max_call_duration_sec),
         tts: match outdial_speech::Espeak::find() {
             Ok(e) => Some(Arc::new(e)),
@@ -233,13 +216,13 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_logging(cfg: &Config) {
+fn init_logging(cfg: &Config, format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OUTDIAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if cfg.log.format == "json" {
+    if format == config::LogFormat::Json {
         let _ = builder.json().try_init();
     } else {
         let _ = builder.try_init();

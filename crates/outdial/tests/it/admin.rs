@@ -617,3 +617,46 @@ fn example_configuration_is_valid() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).ends_with("configuration is valid\n"));
 }
+
+/// `serve --check` rejects everything `serve` would reject: the values are checked once, in their types.
+#[test]
+fn check_rejects_what_serve_would_reject() {
+    for (toml, expect) in [
+        (
+            "[sip]\nnameservers = [\"dns.example\"]\n",
+            "sip.nameservers: 'dns.example' should be ip or ip:port",
+        ),
+        (
+            "[sip]\npublic_address = \"my-host\"\n",
+            "sip.public_address: 'my-host' should be an IP address",
+        ),
+        (
+            "[sip]\nlisten = \"0.0.0.0:5060\"\n",
+            "sip.public_address: needed when sip.listen is a wildcard address",
+        ),
+        (
+            "[log]\nlevel = \"info,[[\"\n",
+            "log.level: should be a tracing filter",
+        ),
+        (
+            "[log]\nformat = \"xml\"\n",
+            "log.format: should be \"text\" or \"json\"",
+        ),
+        (
+            "[sip]\nrtp_ports = \"40000\"\n",
+            "sip.rtp_ports: should be FIRST-LAST",
+        ),
+    ] {
+        let dir = common::temp_dir();
+        let file = dir.join("outdial.toml");
+        std::fs::write(&file, toml).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_outdial"))
+            .args(["serve", "--check", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
+        assert!(err.contains(expect), "{expect} in {err}");
+    }
+}
