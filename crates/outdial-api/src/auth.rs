@@ -86,13 +86,18 @@ pub struct Authenticator {
     decoding: DecodingKey,
 }
 
+/// A secret could not be hashed (Argon2 refused its input or parameters).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot hash the secret: {0}")]
+pub struct HashError(String);
+
 /// Hashes a secret with Argon2id (default parameters: m = 19 MiB, t = 2, p = 1).
-pub fn hash_secret(secret: &str) -> Result<String, String> {
+pub fn hash_secret(secret: &str) -> Result<String, HashError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(|e| HashError(e.to_string()))
 }
 
 /// Checks a secret against an Argon2 PHC hash.
@@ -113,7 +118,7 @@ fn unauthorized(m: &str) -> ApiError {
 }
 
 impl Authenticator {
-    pub fn new(settings: AuthSettings, catalog: Arc<Catalog>, signing_key: &[u8]) -> Result<Self, String> {
+    pub fn new(settings: AuthSettings, catalog: Arc<Catalog>, signing_key: &[u8]) -> Result<Self, HashError> {
         Ok(Authenticator {
             settings,
             catalog,

@@ -27,6 +27,20 @@ pub enum HangupOutcome {
     NotRunning,
 }
 
+/// What the engine answers when it cannot do what the API asks. Each carries the sentence the API's caller reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// The trunk cannot carry calls now (503).
+    #[error("{0}")]
+    TrunkDown(String),
+    /// The engine's transports are not ready (`/readyz`).
+    #[error("{0}")]
+    NotReady(String),
+    /// A bot did not pass its connection test.
+    #[error("{0}")]
+    BotTest(String),
+}
+
 #[async_trait]
 pub trait CallEngine: Send + Sync + 'static {
     /// Takes over an accepted conversation (already stored in state `accepted`).
@@ -34,12 +48,15 @@ pub trait CallEngine: Send + Sync + 'static {
     /// Ends a live conversation (reasonCode `error`, reason `ended by API`).
     async fn hangup(&self, id: Uuid) -> HangupOutcome;
     /// Whether calls can go out through this trunk now (`Err` says why not: 503).
-    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String>;
+    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), EngineError>;
     /// Readiness of the engine's own transports (`/readyz`).
-    fn ready(&self) -> Result<(), String>;
+    fn ready(&self) -> Result<(), EngineError>;
     /// The operator's "test connection" of a bot: Ok when the bot answers its protocol's validation.
-    async fn test_bot(&self, bot: &outdial_core::Bot) -> Result<(), String> {
-        Err(format!("bot '{}' cannot be tested by this engine", bot.name))
+    async fn test_bot(&self, bot: &outdial_core::Bot) -> Result<(), EngineError> {
+        Err(EngineError::BotTest(format!(
+            "bot '{}' cannot be tested by this engine",
+            bot.name
+        )))
     }
     /// The keep-alive state of each watched trunk (`up`, `down: why`, `unknown`), for `/readyz`.
     fn trunk_states(&self) -> Vec<(String, String)> {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use outdial_api::auth::{AuthSettings, Authenticator, hash_secret};
 use outdial_api::catalog::Catalog;
-use outdial_api::engine::{AcceptedCall, CallEngine, HangupOutcome};
+use outdial_api::engine::{AcceptedCall, CallEngine, EngineError, HangupOutcome};
 use outdial_api::{App, router};
 use outdial_core::Trunk;
 use outdial_limits::LocalLimiter;
@@ -34,14 +34,16 @@ impl CallEngine for HoldingEngine {
             None => HangupOutcome::NotRunning,
         }
     }
-    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String> {
+    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), EngineError> {
         if trunk.name == "down" {
-            Err("trunk 'down' is not answering OPTIONS".into())
+            Err(EngineError::TrunkDown(
+                "trunk 'down' is not answering OPTIONS".into(),
+            ))
         } else {
             Ok(())
         }
     }
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), EngineError> {
         Ok(())
     }
 }

@@ -4,6 +4,26 @@ use crate::TimerId;
 use outdial_core::{ActivitySettings, BotAction};
 use serde_json::Value;
 
+/// Why slow work or a request failed, in the words the dialer or the bot will read (the machine puts it into
+/// the conversation's `reason` or the timeline as it is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl Failure {
+    /// The failure of anything that can be displayed.
+    pub fn of(e: impl std::fmt::Display) -> Self {
+        Failure(e.to_string())
+    }
+}
+
 /// One input of the machine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
@@ -14,12 +34,12 @@ pub enum Input {
     /// The result of [`crate::SpeechEffect::Synthesize`]: 8 kHz PCM.
     Synthesized {
         job: u64,
-        result: Result<Vec<i16>, String>,
+        result: Result<Vec<i16>, Failure>,
     },
     /// The result of [`crate::Effect::Fetch`] (`playUrl`): 8 kHz PCM.
     Fetched {
         job: u64,
-        result: Result<Vec<i16>, String>,
+        result: Result<Vec<i16>, Failure>,
     },
     /// A timer set with [`crate::Effect::SetTimer`] fired.
     Timer(TimerId),
@@ -38,7 +58,7 @@ pub enum SipInput {
     /// 200 OK, ACKed. `media` says whether its SDP answer can be used (else why not).
     Answered {
         sbc_session_id: String,
-        media: Result<(), String>,
+        media: Result<(), Failure>,
     },
     /// The call never connected: a final response ≥ 300 (`status`), or a local failure (`status` None).
     Failed {
@@ -56,7 +76,7 @@ pub enum SipInput {
         done: bool,
     },
     /// The final answer to our REFER (or why it could not be sent).
-    ReferAnswered(Result<u16, String>),
+    ReferAnswered(Result<u16, Failure>),
     /// The SIP layer stopped without an outcome.
     Closed,
 }

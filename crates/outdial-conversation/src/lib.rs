@@ -25,5 +25,5 @@ mod speaking;
 pub const FRAME: usize = 160;
 
 pub use effect::{BotEffect, Effect, MediaEffect, Record, SipEffect, SpeechEffect, TimerId, ToBot};
-pub use input::{ApiCommand, BotActivity, BotInput, Input, MediaInput, SipInput, SttInput};
+pub use input::{ApiCommand, BotActivity, BotInput, Failure, Input, MediaInput, SipInput, SttInput};
 pub use machine::{CallSettings, Machine};

@@ -6,8 +6,8 @@ use crate::listener::Listener;
 use crate::prompts::Prompts;
 use crate::speaking::Speaking;
 use crate::{
-    ApiCommand, BotEffect, BotInput, Effect, Input, MediaEffect, Record, SipEffect, SipInput, SpeechEffect,
-    TimerId, ToBot,
+    ApiCommand, BotEffect, BotInput, Effect, Failure, Input, MediaEffect, Record, SipEffect, SipInput,
+    SpeechEffect, TimerId, ToBot,
 };
 use outdial_core::conversation::{ConversationState, ConversationStatus, EventKind};
 use outdial_core::time::now_ms;
@@ -275,11 +275,11 @@ impl Machine {
         }
     }
 
-    fn on_answered(&mut self, sbc_session_id: String, media: Result<(), String>) {
+    fn on_answered(&mut self, sbc_session_id: String, media: Result<(), Failure>) {
         self.emit(Effect::CancelTimer(TimerId::AnswerTimeout));
         self.conv.sip_status = Some(200);
         self.conv.sbc_session_id = Some(sbc_session_id);
-        if let Err(why) = media {
+        if let Err(Failure(why)) = media {
             // A 200 whose SDP cannot be used never connected anybody: one notification, `failed`.
             self.end_with_hangup(ReasonCode::Error, why, HangupBy::System);
             return;

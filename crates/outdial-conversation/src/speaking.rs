@@ -4,7 +4,7 @@
 
 use crate::machine::{Machine, Phase};
 use crate::prompts::sentences;
-use crate::{Effect, MediaEffect, SipEffect, SpeechEffect, TimerId};
+use crate::{Effect, Failure, MediaEffect, SipEffect, SpeechEffect, TimerId};
 use outdial_core::conversation::EventKind;
 use outdial_core::{BotAction, HangupBy, ReasonCode};
 use serde_json::json;
@@ -143,7 +143,7 @@ impl Machine {
         }));
     }
 
-    pub(crate) fn on_synthesized(&mut self, job: u64, result: Result<Vec<i16>, String>) {
+    pub(crate) fn on_synthesized(&mut self, job: u64, result: Result<Vec<i16>, Failure>) {
         if let Phase::Fallback { .. } = self.phase {
             return self.fallback_ready(job, result);
         }
@@ -208,7 +208,7 @@ impl Machine {
         }
     }
 
-    pub(crate) fn on_fetched(&mut self, job: u64, result: Result<Vec<i16>, String>) {
+    pub(crate) fn on_fetched(&mut self, job: u64, result: Result<Vec<i16>, Failure>) {
         let Speaking::Fetch { job: current, url } = &self.speaking else {
             return;
         };
@@ -224,7 +224,7 @@ impl Machine {
                 self.disarm_no_input();
                 self.record(EventKind::Prompt, data);
             }
-            Err(reason) => {
+            Err(Failure(reason)) => {
                 tracing::warn!(conversation = %self.conv.id, "playUrl: {reason}");
                 self.record(EventKind::PlayUrlFailed, json!({"url": url, "reason": reason}));
                 self.speaking = Speaking::Idle;
@@ -233,7 +233,7 @@ impl Machine {
         }
     }
 
-    pub(crate) fn on_refer_answered(&mut self, result: Result<u16, String>) {
+    pub(crate) fn on_refer_answered(&mut self, result: Result<u16, Failure>) {
         let Speaking::Transfer { target } = &self.speaking else {
             return;
         };
@@ -245,7 +245,7 @@ impl Machine {
             other => {
                 let reason = match other {
                     Ok(s) => format!("REFER answered {s}"),
-                    Err(e) => e,
+                    Err(Failure(e)) => e,
                 };
                 self.tell_bot("transferStatus", json!({"status": "failed", "reason": reason}));
                 self.speaking = Speaking::Idle;
@@ -294,7 +294,7 @@ impl Machine {
         }
     }
 
-    fn fallback_ready(&mut self, _job: u64, result: Result<Vec<i16>, String>) {
+    fn fallback_ready(&mut self, _job: u64, result: Result<Vec<i16>, Failure>) {
         let Phase::Fallback { reason, .. } = &self.phase else {
             return;
         };

@@ -19,6 +19,16 @@ pub enum MachineDetection {
 pub const METADATA_MAX_BYTES: usize = 16 * 1024;
 pub const NOTIFY_EVENTS: [&str; 2] = ["ringing", "machineDetection"];
 
+/// A caller the bot's rules refuse (400).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallerError {
+    /// No caller, and the bot does not allow exactly one.
+    #[error("{0}")]
+    Missing(ValidationError),
+    #[error("caller '{caller}' is not allowed for bot '{bot}'")]
+    NotAllowed { caller: String, bot: String },
+}
+
 /// A dial request, as documented (and as stored with the conversation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -189,17 +199,22 @@ impl DialoutRequest {
     }
 
     /// Applies the bot's caller rules and fills `caller` in when the bot allows exactly one.
-    /// Returns the message for a 400 on failure.
-    pub fn resolve_caller(&mut self, bot: &Bot) -> std::result::Result<(), String> {
+    pub fn resolve_caller(&mut self, bot: &Bot) -> std::result::Result<(), CallerError> {
         let allowed = bot.dialout_allowed_callers.as_deref().unwrap_or(&[]);
         match (&self.caller, allowed) {
             (None, [only]) => {
                 self.caller = Some(only.clone());
                 Ok(())
             }
-            (None, _) => Err(ValidationError::new("", "should have required property 'caller'").to_string()),
+            (None, _) => Err(CallerError::Missing(ValidationError::new(
+                "",
+                "should have required property 'caller'",
+            ))),
             (Some(c), list) if !list.is_empty() && !list.iter().any(|a| a == c) => {
-                Err(format!("caller '{c}' is not allowed for bot '{}'", bot.name))
+                Err(CallerError::NotAllowed {
+                    caller: c.clone(),
+                    bot: bot.name.clone(),
+                })
             }
             _ => Ok(()),
         }
@@ -326,13 +341,13 @@ mod tests {
         assert_eq!(r.caller.as_deref(), Some("1-800-111"));
         let mut r = DialoutRequest::parse(&json!({"bot": "Bot1", "target": "tel:+1"})).unwrap();
         assert_eq!(
-            r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err(),
+            r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err().to_string(),
             "request should have required property 'caller'"
         );
         let mut r = DialoutRequest::parse(&json!({"bot": "Bot1", "target": "tel:+1", "caller": "1-800-999"}))
             .unwrap();
         assert_eq!(
-            r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err(),
+            r.resolve_caller(&bot(json!(["1", "2"]))).unwrap_err().to_string(),
             "caller '1-800-999' is not allowed for bot 'Bot1'"
         );
     }

@@ -84,15 +84,14 @@ impl Notifier {
         store: Arc<dyn Store>,
         policy: NetworkPolicy,
         settings: Settings,
-    ) -> Result<Arc<Notifier>, String> {
+    ) -> Result<Arc<Notifier>, reqwest::Error> {
         let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(PolicyResolver(policy.clone()))
             .user_agent(concat!("outdial/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Arc::new(Notifier {
             store,
             client,

@@ -30,13 +30,18 @@ const ALWAYS_DENIED: [&str; 8] = [
     "ff00::/8",
 ];
 
+/// An entry of the operator's CIDR lists that is not a CIDR or an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a CIDR (like 10.0.0.0/8) or an IP address")]
+pub struct BadCidr(pub String);
+
 impl NetworkPolicy {
     /// Parses the operator's CIDR lists; an entry that is not a CIDR or address is an error naming it.
-    pub fn new(deny: &[String], allow: &[String]) -> Result<Self, String> {
-        let parse = |s: &String| -> Result<IpNet, String> {
+    pub fn new(deny: &[String], allow: &[String]) -> Result<Self, BadCidr> {
+        let parse = |s: &String| -> Result<IpNet, BadCidr> {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("'{s}' is not a CIDR (like 10.0.0.0/8) or an IP address"))
+                .map_err(|_| BadCidr(s.clone()))
         };
         Ok(NetworkPolicy {
             deny: deny.iter().map(parse).collect::<Result<_, _>>()?,
@@ -132,7 +137,7 @@ mod tests {
             "loopback is allowed by default"
         );
         assert_eq!(
-            NetworkPolicy::new(&["nope".into()], &[]).unwrap_err(),
+            NetworkPolicy::new(&["nope".into()], &[]).unwrap_err().to_string(),
             "'nope' is not a CIDR (like 10.0.0.0/8) or an IP address"
         );
     }

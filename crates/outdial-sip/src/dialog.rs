@@ -1,7 +1,7 @@
 //! One outbound call on the wire: the INVITE transaction (redirections, CANCEL), then the dialog until it ends,
 //! answering the far end's in-dialog requests and carrying ours (BYE, REFER, INFO).
 
-use crate::{CallEvent, Control, Reply, TlsClient, resolver, tls};
+use crate::{CallEvent, Control, Reply, RequestError, TlsClient, resolver, tls};
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
@@ -72,15 +72,15 @@ where
     Fut: std::future::Future<Output = rsipstack::Result<Option<rsipstack::sip::Response>>> + Send,
 {
     if !answered {
-        let _ = reply.send(Err("the call is not answered".into()));
+        let _ = reply.send(Err(RequestError::NotAnswered));
         return;
     }
     let dialog = dialog.clone();
     tokio::spawn(async move {
         let result = match send(dialog).await {
             Ok(Some(resp)) => Ok(resp.status_code.code()),
-            Ok(None) => Err("no response".to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(None) => Err(RequestError::NoResponse),
+            Err(e) => Err(RequestError::Transaction(e.to_string())),
         };
         let _ = reply.send(result);
     });

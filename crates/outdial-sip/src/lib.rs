@@ -38,6 +38,28 @@ pub enum SipError {
     },
 }
 
+/// Why an in-dialog request (REFER, INFO) was not answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the call has ended")]
+    Ended,
+    #[error("the call is not answered")]
+    NotAnswered,
+    /// A header the caller asked for cannot go into a SIP message as it is.
+    #[error("transfer header {0:?} is not a valid SIP header")]
+    BadHeader(String),
+    #[error("no response")]
+    NoResponse,
+    /// The transaction failed (timeout, transport).
+    #[error("{0}")]
+    Transaction(String),
+}
+
+/// Why an OPTIONS probe got no final response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeError(pub String);
+
 /// What happens to an outbound call, in order. Exactly one of `Failed`, `Answered` comes for an INVITE;
 /// after `Answered`, exactly one `Ended`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +137,7 @@ pub struct SipOptions {
     pub nameservers: Vec<SocketAddr>,
 }
 
-type Reply = tokio::sync::oneshot::Sender<Result<u16, String>>;
+type Reply = tokio::sync::oneshot::Sender<Result<u16, RequestError>>;
 
 #[derive(Debug)]
 enum Control {
@@ -170,19 +192,23 @@ impl CallControl {
 
     /// Asks the far end to transfer the call to `target` (a SIP URI; REFER, RFC 3515). Returns the REFER's
     /// final status (202: accepted); the transfer's progress then arrives as [`CallEvent::TransferProgress`].
-    pub async fn refer(&self, target: &str) -> Result<u16, String> {
+    pub async fn refer(&self, target: &str) -> Result<u16, RequestError> {
         self.refer_with(target, Vec::new()).await
     }
 
     /// REFER with extra headers (the bot's `transferSipHeaders`); names and values are checked as tokens and
     /// header text (no line breaks), so a bot cannot inject headers of its own.
-    pub async fn refer_with(&self, target: &str, headers: Vec<(String, String)>) -> Result<u16, String> {
+    pub async fn refer_with(
+        &self,
+        target: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<u16, RequestError> {
         for (n, v) in &headers {
             let token = !n.is_empty()
                 && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
             if !token || v.contains(['\r', '\n']) {
-                return Err(format!("transfer header {n:?} is not a valid SIP header"));
+                return Err(RequestError::BadHeader(n.clone()));
             }
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
@@ -199,7 +225,7 @@ impl CallControl {
     }
 
     /// Sends INFO with this body (e.g. `application/dtmf-relay`) and returns the final status.
-    pub async fn send_info(&self, content_type: &str, body: Vec<u8>) -> Result<u16, String> {
+    pub async fn send_info(&self, content_type: &str, body: Vec<u8>) -> Result<u16, RequestError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let content_type = content_type.to_string();
         self.request(
@@ -216,12 +242,10 @@ impl CallControl {
     async fn request(
         &self,
         cmd: Control,
-        answer: tokio::sync::oneshot::Receiver<Result<u16, String>>,
-    ) -> Result<u16, String> {
-        self.control
-            .send(cmd)
-            .map_err(|_| "the call has ended".to_string())?;
-        answer.await.map_err(|_| "the call has ended".to_string())?
+        answer: tokio::sync::oneshot::Receiver<Result<u16, RequestError>>,
+    ) -> Result<u16, RequestError> {
+        self.control.send(cmd).map_err(|_| RequestError::Ended)?;
+        answer.await.map_err(|_| RequestError::Ended)?
     }
 }
 
@@ -327,18 +351,21 @@ impl SipAgent {
         tls: &TlsClient,
         from_host: &str,
         timeout: std::time::Duration,
-    ) -> Result<u16, String> {
+    ) -> Result<u16, ProbeError> {
         let to = if transport == SipTransport::Tls {
             self.tls
                 .connect(&self.dialogs.endpoint.transport_layer, destination, tls)
-                .await?
+                .await
+                .map_err(ProbeError)?
         } else {
             let hp: rsipstack::sip::HostWithPort = destination
                 .try_into()
-                .map_err(|e| format!("invalid destination {destination}: {e}"))?;
+                .map_err(|e| ProbeError(format!("invalid destination {destination}: {e}")))?;
             SipAddr::new(transport.stack(), hp)
         };
-        probe::options(&self.dialogs, to, from_host, timeout).await
+        probe::options(&self.dialogs, to, from_host, timeout)
+            .await
+            .map_err(ProbeError)
     }
 
     pub fn local_addr(&self) -> SocketAddr {

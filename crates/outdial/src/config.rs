@@ -348,7 +348,7 @@ impl Config {
             bail!("{file}: notifications.retry_base_ms: should be from 10 to 3600000");
         }
         outdial_notify::NetworkPolicy::new(&self.notifications.deny_cidrs, &self.notifications.allow_cidrs)
-            .map_err(|m| err("notifications.deny_cidrs / allow_cidrs".into(), m))?;
+            .map_err(|m| err("notifications.deny_cidrs / allow_cidrs".into(), m.to_string()))?;
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             bail!("{file}: store.url: should be sqlite://FILE or postgres://USER@HOST/DB");
         }

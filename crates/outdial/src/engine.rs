@@ -5,7 +5,7 @@ use crate::call::{self, Command};
 use crate::health::{TrunkHealth, TrunkState};
 use async_trait::async_trait;
 use dashmap::DashMap;
-use outdial_api::engine::{AcceptedCall, CallEngine, HangupOutcome};
+use outdial_api::engine::{AcceptedCall, CallEngine, EngineError, HangupOutcome};
 use outdial_core::conversation::{Conversation, ReasonCode};
 use outdial_core::{Application, Bot, Trunk};
 use outdial_sip::SipAgent;
@@ -188,25 +188,27 @@ impl CallEngine for Engine {
         }
     }
 
-    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), String> {
+    fn trunk_usable(&self, trunk: &Trunk) -> Result<(), EngineError> {
         match self.ctx.health.down_reason(&trunk.name) {
-            Some(why) => Err(why),
+            Some(why) => Err(EngineError::TrunkDown(why)),
             None => Ok(()),
         }
     }
 
     /// Not ready when every trunk watched by keep-alive is down.
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), EngineError> {
         let states = self.ctx.health.states();
         if !states.is_empty() && states.iter().all(|(_, s)| matches!(s, TrunkState::Down { .. })) {
-            return Err("every trunk is down (no answer to keep-alive OPTIONS)".into());
+            let why = "every trunk is down (no answer to keep-alive OPTIONS)";
+            return Err(EngineError::NotReady(why.into()));
         }
         Ok(())
     }
 
-    async fn test_bot(&self, bot: &Bot) -> Result<(), String> {
-        let connector = crate::botlink::connector(&self.ctx, bot).map_err(|e| e.to_string())?;
-        connector.validate().await.map_err(|e| e.to_string())
+    async fn test_bot(&self, bot: &Bot) -> Result<(), EngineError> {
+        let test = |e: outdial_bots::BotError| EngineError::BotTest(e.to_string());
+        let connector = crate::botlink::connector(&self.ctx, bot).map_err(test)?;
+        connector.validate().await.map_err(test)
     }
 
     fn trunk_states(&self) -> Vec<(String, String)> {

@@ -7,6 +7,7 @@
 use crate::invite::route;
 use outdial_api::catalog::Catalog;
 use outdial_core::Trunk;
+use outdial_sip::ProbeError;
 use outdial_sip::SipAgent;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -58,7 +59,7 @@ impl TrunkHealth {
         v
     }
 
-    fn record(&self, trunk: &str, result: Result<u16, String>, down_after: u32) {
+    fn record(&self, trunk: &str, result: Result<u16, ProbeError>, down_after: u32) {
         let mut states = self.states.lock();
         let Some(entry) = states.get_mut(trunk) else {
             return;
@@ -86,7 +87,7 @@ impl TrunkHealth {
                     }
                     *state = TrunkState::Down {
                         failures: *misses,
-                        error,
+                        error: error.to_string(),
                     };
                     metrics::gauge!("outdial_trunk_up", "trunk" => trunk.to_string()).set(0.0);
                 } else {
@@ -109,7 +110,7 @@ pub async fn run(
     down_after: u32,
 ) {
     let down_after = down_after.max(1);
-    let (done_tx, mut done) = mpsc::channel::<(String, Result<u16, String>)>(64);
+    let (done_tx, mut done) = mpsc::channel::<(String, Result<u16, ProbeError>)>(64);
     let mut due: HashMap<String, Instant> = HashMap::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -155,7 +156,7 @@ pub async fn run(
                     Ok((destination, transport, tls)) => {
                         agent.probe(&destination, transport, &tls, &from, timeout).await
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(ProbeError(e.to_string())),
                 };
                 let _ = done_tx.send((name, result)).await;
             });

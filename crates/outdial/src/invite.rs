@@ -6,6 +6,15 @@ use outdial_core::dialout::callee_of;
 use outdial_core::{Conversation, Trunk};
 use outdial_sip::{CallRequest, SipTransport, TlsClient};
 
+/// A trunk's TLS settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the tlsCaFile {path} of trunk '{trunk}': {why}")]
+pub struct InviteError {
+    path: String,
+    trunk: String,
+    why: std::io::Error,
+}
+
 /// `host[:port]` of a trunk address or proxy (`sip:` prefix and parameters removed).
 fn host_port(address: &str) -> &str {
     let a = address
@@ -17,7 +26,7 @@ fn host_port(address: &str) -> &str {
 
 /// Where a trunk's requests go (`host[:port]` of its outbound proxy, else its address), over which transport,
 /// verified how (TLS).
-pub(crate) fn route(trunk: &Trunk) -> Result<(String, SipTransport, TlsClient), String> {
+pub(crate) fn route(trunk: &Trunk) -> Result<(String, SipTransport, TlsClient), InviteError> {
     let destination = host_port(trunk.outbound_proxy.as_deref().unwrap_or(&trunk.address)).to_string();
     Ok(match trunk.transport {
         outdial_core::Transport::Udp => (destination, SipTransport::Udp, TlsClient::default()),
@@ -27,12 +36,13 @@ pub(crate) fn route(trunk: &Trunk) -> Result<(String, SipTransport, TlsClient), 
 }
 
 /// How to verify a TLS trunk: its CA file (read at each call, so a renewed file is picked up) and server name.
-fn tls_of(trunk: &Trunk) -> Result<TlsClient, String> {
+fn tls_of(trunk: &Trunk) -> Result<TlsClient, InviteError> {
     let ca_pem = match &trunk.tls_ca_file {
-        Some(path) => Some(
-            std::fs::read(path)
-                .map_err(|e| format!("cannot read the tlsCaFile {path} of trunk '{}': {e}", trunk.name))?,
-        ),
+        Some(path) => Some(std::fs::read(path).map_err(|why| InviteError {
+            path: path.clone(),
+            trunk: trunk.name.clone(),
+            why,
+        })?),
         None => None,
     };
     Ok(TlsClient {
@@ -47,7 +57,7 @@ pub(crate) fn request(
     trunk: &Trunk,
     offer: String,
     local_host: &str,
-) -> Result<CallRequest, String> {
+) -> Result<CallRequest, InviteError> {
     let target = &conv.request.target;
     let trunk_host = host_port(&trunk.address);
     let uri = if target.starts_with("tel:") {

@@ -188,10 +188,7 @@ fn hash_secret() -> anyhow::Result<()> {
     if secret.len() < 8 {
         anyhow::bail!("the secret should have at least 8 characters");
     }
-    println!(
-        "{}",
-        outdial_api::auth::hash_secret(secret).map_err(anyhow::Error::msg)?
-    );
+    println!("{}", outdial_api::auth::hash_secret(secret)?);
     Ok(())
 }
 

@@ -45,19 +45,16 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         token_lifetime: Duration::from_secs(cfg.auth.token_lifetime_sec),
         cache_ttl: Duration::from_secs(cfg.auth.credential_cache_sec),
     };
-    let auth = Authenticator::new(settings, catalog.clone(), &store.signing_key().await?)
-        .map_err(anyhow::Error::msg)?;
+    let auth = Authenticator::new(settings, catalog.clone(), &store.signing_key().await?)?;
     let policy =
-        outdial_notify::NetworkPolicy::new(&cfg.notifications.deny_cidrs, &cfg.notifications.allow_cidrs)
-            .map_err(anyhow::Error::msg)?;
+        outdial_notify::NetworkPolicy::new(&cfg.notifications.deny_cidrs, &cfg.notifications.allow_cidrs)?;
     let notify_settings = outdial_notify::Settings {
         timeout: Duration::from_secs(cfg.notifications.timeout_sec),
         max_attempts: cfg.notifications.max_attempts,
         retry_base: Duration::from_millis(cfg.notifications.retry_base_ms),
         ..Default::default()
     };
-    let notifier =
-        outdial_notify::Notifier::new(store.clone(), policy, notify_settings).map_err(anyhow::Error::msg)?;
+    let notifier = outdial_notify::Notifier::new(store.clone(), policy, notify_settings)?;
     tokio::spawn(notifier.clone().run());
     let nameservers = checked.nameservers;
     let agent = outdial_sip::SipAgent::start_with(outdial_sip::SipOptions {
@@ -262,7 +259,7 @@ async fn apply_declared(store: &dyn Store, d: Declared, file: &str) -> anyhow::R
             (None, Some(secret)) => match existing.as_ref() {
                 // Keep the stored hash when it already matches: no new salt, verified-credential cache stays warm.
                 Some(old) if verify_secret(secret, &old.secret_hash) => old.secret_hash.clone(),
-                _ => hash_secret(secret).map_err(anyhow::Error::msg)?,
+                _ => hash_secret(secret)?,
             },
             (None, None) => unreachable!("validated: a secret or a hash"),
         };
@@ -321,7 +318,7 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
         enabled: true,
         policies,
         notify_secret: existing.and_then(|o| o.notify_secret),
-        secret_hash: hash_secret(&secret).map_err(anyhow::Error::msg)?,
+        secret_hash: hash_secret(&secret)?,
     };
     store
         .upsert_object(Kind::Application, &id, &serde_json::to_value(&app)?)

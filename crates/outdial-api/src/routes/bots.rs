@@ -158,7 +158,7 @@ pub async fn test_bot(
         },
         Err(e) => BotTest {
             success: false,
-            error: Some(e),
+            error: Some(e.to_string()),
         },
     };
     Ok(crate::error::json_response(

@@ -137,7 +137,8 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
     {
         return Err(forbidden(caller, &bot.name));
     }
-    req.resolve_caller(&bot).map_err(ApiError::BadRequest)?;
+    req.resolve_caller(&bot)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let trunk = snap.trunk_for(&bot).map_err(ApiError::Unavailable)?;
     if req.machine_detection != MachineDetection::Disabled && !trunk.machine_detection {
         return Err(ApiError::BadRequest(format!(
@@ -150,7 +151,9 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
             "the gateway is shutting down and accepts no new calls".into(),
         ));
     }
-    app.engine.trunk_usable(&trunk).map_err(ApiError::Unavailable)?;
+    app.engine
+        .trunk_usable(&trunk)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
 
     let now = now_ms();
     let body_hash = hex(&Sha256::digest(&bytes));

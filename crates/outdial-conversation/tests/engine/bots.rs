@@ -273,7 +273,12 @@ async fn abort_prompts_drops_what_is_queued() {
 #[tokio::test(start_paused = true)]
 async fn a_failed_play_url_goes_into_the_timeline_and_the_queue_goes_on() {
     let o = run(Script {
-        fetch: (ms(100), Err("http://x/a.wav answered HTTP 404".into())),
+        fetch: (
+            ms(100),
+            Err(outdial_conversation::Failure(
+                "http://x/a.wav answered HTTP 404".into(),
+            )),
+        ),
         bot: |t| match t {
             ToBot::Start(_) => vec![
                 (

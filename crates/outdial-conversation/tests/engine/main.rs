@@ -267,7 +267,9 @@ async fn an_unusable_sdp_answer_is_not_an_answered_call() {
             ms(500),
             SipInput::Answered {
                 sbc_session_id: "s".into(),
-                media: Err("the SDP answer has no usable audio stream: no PCMU or PCMA".into()),
+                media: Err(outdial_conversation::Failure(
+                    "the SDP answer has no usable audio stream: no PCMU or PCMA".into(),
+                )),
             },
         )],
         ..Script::default()

@@ -4,7 +4,7 @@
 
 use outdial_conversation::driver::{self, Io};
 use outdial_conversation::{
-    ApiCommand, BotActivity, BotEffect, BotInput, CallSettings, Effect, Input, Machine, MediaEffect,
+    ApiCommand, BotActivity, BotEffect, BotInput, CallSettings, Effect, Failure, Input, Machine, MediaEffect,
     MediaInput, Record, SipEffect, SipInput, SpeechEffect, SttInput, ToBot,
 };
 use outdial_core::{ActivitySettings, Bot, BotAction, Conversation, DialoutRequest, HangupBy, ReasonCode};
@@ -54,9 +54,9 @@ pub struct Script {
     pub bot_open: (Duration, Result<bool, String>),
     pub bot: BotScript,
     pub deliver: Duration,
-    pub synth: (Duration, Result<u64, String>),
-    pub fetch: (Duration, Result<u64, String>),
-    pub refer: (Duration, Result<u16, String>),
+    pub synth: (Duration, Result<u64, Failure>),
+    pub fetch: (Duration, Result<u64, Failure>),
+    pub refer: (Duration, Result<u16, Failure>),
     /// An API hang-up, this long after the start.
     pub api_hangup: Option<Duration>,
     /// Bot settings.

@@ -399,7 +399,9 @@ async fn info_and_refer_in_the_answered_call() {
     );
     // After the end, requests are refused clearly.
     assert_eq!(
-        call.refer("sip:agent@example.com").await,
+        call.refer("sip:agent@example.com")
+            .await
+            .map_err(|e| e.to_string()),
         Err("the call has ended".into())
     );
     no_dialogs_left(&a).await;
@@ -416,18 +418,24 @@ async fn refer_before_the_answer_is_refused() {
         }
     }
     assert_eq!(
-        call.refer("sip:agent@example.com").await,
+        call.refer("sip:agent@example.com")
+            .await
+            .map_err(|e| e.to_string()),
         Err("the call is not answered".into())
     );
     // The bot's transfer headers cannot smuggle in headers of their own.
     let injected = vec![("X-Reason".to_string(), "ok\r\nX-Evil: 1".to_string())];
     assert_eq!(
-        call.refer_with("sip:agent@example.com", injected).await,
+        call.refer_with("sip:agent@example.com", injected)
+            .await
+            .map_err(|e| e.to_string()),
         Err("transfer header \"X-Reason\" is not a valid SIP header".into())
     );
     let bad_name = vec![("Bad Name".to_string(), "1".to_string())];
     assert_eq!(
-        call.refer_with("sip:agent@example.com", bad_name).await,
+        call.refer_with("sip:agent@example.com", bad_name)
+            .await
+            .map_err(|e| e.to_string()),
         Err("transfer header \"Bad Name\" is not a valid SIP header".into())
     );
     call.hangup();

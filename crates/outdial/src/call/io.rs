@@ -11,14 +11,14 @@ use crate::recorder::Recording;
 use outdial_bots::{BotError, FromBot, Speech, activity};
 use outdial_conversation::driver::Io;
 use outdial_conversation::{
-    ApiCommand, BotActivity, BotEffect, BotInput, Effect, Input, MediaEffect, MediaInput, Record, SipEffect,
-    SipInput, SpeechEffect, SttInput,
+    ApiCommand, BotActivity, BotEffect, BotInput, Effect, Failure, Input, MediaEffect, MediaInput, Record,
+    SipEffect, SipInput, SpeechEffect, SttInput,
 };
 use outdial_core::conversation::EventKind;
 use outdial_core::{ActivitySettings, Bot, Conversation, ReasonCode};
 use outdial_limits::Lease;
 use outdial_media::{Answer, Media, MediaConfig, MediaEvent, RtpSession, parse_answer};
-use outdial_sip::{Call, CallEvent, CallRequest};
+use outdial_sip::{Call, CallEvent, CallRequest, RequestError};
 use outdial_speech::stt::Upsampler;
 use outdial_speech::{SttEvent, SttOptions, SttStream};
 use serde_json::json;
@@ -112,7 +112,7 @@ impl CallIo {
             }) => {
                 let media = parse_answer(&String::from_utf8_lossy(&sdp))
                     .map(|a| self.answer = Some(a))
-                    .map_err(|e| e.to_string());
+                    .map_err(Failure::of);
                 SipInput::Answered {
                     sbc_session_id: session_id.unwrap_or(call_id),
                     media,
@@ -309,8 +309,9 @@ impl Io for CallIo {
                 self.spawn(async move {
                     let answer = match control {
                         Some(c) => c.refer_with(&target, headers).await,
-                        None => Err("the call has ended".to_string()),
+                        None => Err(RequestError::Ended),
                     };
+                    let answer = answer.map_err(Failure::of);
                     Input::Sip(SipInput::ReferAnswered(answer))
                 });
             }
@@ -323,8 +324,8 @@ impl Io for CallIo {
                         Some(tts) => tts
                             .synthesize(&text, &language, bot.voice_name.as_deref())
                             .await
-                            .map_err(|e| e.to_string()),
-                        None => Err("no text-to-speech engine is installed".to_string()),
+                            .map_err(Failure::of),
+                        None => Err(Failure("no text-to-speech engine is installed".into())),
                     };
                     Input::Synthesized { job, result }
                 });
@@ -345,7 +346,7 @@ impl Io for CallIo {
                 self.spawn(async move {
                     let result = fetch_audio(&client, &url, format.as_deref())
                         .await
-                        .map_err(|e| e.to_string());
+                        .map_err(Failure::of);
                     Input::Fetched { job, result }
                 });
             }
