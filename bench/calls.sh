@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Call-setup benchmark (PRODUCT.md §10: ≥ 500 calls/s, every notification received).
+# Call-setup benchmark (BENCHMARKS.md, the bars: ≥ 500 calls/s, every notification received).
 # sipp answers every call, holds it 1 s and hangs up (BYE); the release gateway dials it through a trunk; the
 # driver posts dialouts at RATE/s for SECONDS with a notifyUrl and counts the notifications.
 #

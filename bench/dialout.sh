@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Admission benchmark of POST /api/v1/actions/dialout on the embedded store (PRODUCT.md section 10).
+# Admission benchmark of POST /api/v1/actions/dialout on the embedded store (BENCHMARKS.md, the bars).
 # Starts the release binary on a temporary SQLite file and runs wrk against it for each answer kind
 # (200 accepted, 429 rate-limited, 400 invalid) with Basic and with Bearer authentication.
 #

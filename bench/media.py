@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Media benchmark driver (PRODUCT.md §10): N concurrent answered calls with bidirectional G.711 RTP and machine
+"""Media benchmark driver (BENCHMARKS.md, the bars): N concurrent answered calls with bidirectional G.711 RTP and machine
 detection running; measures the gateway's CPU per call-second, memory per call and RTP send offset (how far each packet left from its 20 ms schedule, early or late).
 
     bench/media.py BASE CLIENT SECRET BOT N RATE WINDOW GATEWAY_PID

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Media benchmark (PRODUCT.md §10: ≤ 1 ms CPU per call-second with bidirectional G.711 RTP and detection running,
+# Media benchmark (BENCHMARKS.md, the bars: ≤ 1 ms CPU per call-second with bidirectional G.711 RTP and detection running,
 # at ≥ 1,000 concurrent calls on 2 cores; send jitter p99 < 5 ms; memory per call, no growth).
 # sipp answers every call and streams a looping voicemail greeting without beep (rtp_stream); the release gateway
 # dials with machineDetection "detect", so each call's detector finds a machine and keeps listening for a beep.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the labelled detection corpus of DETECTION.md from OS packages only (espeak-ng, sox; and the Piper
+"""Generates the labelled detection corpus of docs/detection.md from OS packages only (espeak-ng, sox; and the Piper
 neural voice when it is installed), reproducibly (fixed seed): people answering, answering machines with and without
 beeps, fax tones; varied voices, speeds,
 levels, background noise, A-law/µ-law round trips and packet loss. Writes OUT/*.wav (8 kHz µ-law) and

@@ -1,4 +1,4 @@
-//! Authentication (PRODUCT.md 4.1): HTTP Basic with the client secret, and Bearer tokens issued by the
+//! Authentication (docs/api.md, "Authentication"): HTTP Basic with the client secret, and Bearer tokens issued by the
 //! OAuth 2.0 client-credentials endpoint.
 //!
 //! * Secrets are stored as Argon2id hashes. A verified `(client id, secret)` pair is remembered under a keyed

@@ -1,7 +1,7 @@
 //! Errors of the HTTP API.
 //!
 //! Policy: every error answer is `{"error": "<one sentence a dialer developer can act on>"}` with the status of
-//! PRODUCT.md 4.3. Messages name the field, the value or the limit involved, never internals: an unexpected
+//! docs/api.md, "Dialing". Messages name the field, the value or the limit involved, never internals: an unexpected
 //! failure is logged with an id and answered with a 500 that quotes that id.
 
 use axum::http::{HeaderValue, StatusCode, header};

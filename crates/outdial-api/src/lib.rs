@@ -1,4 +1,4 @@
-//! outdial's HTTP API: the dialer-facing contract of PRODUCT.md section 4 (authentication, IAM, dialout,
+//! outdial's HTTP API: the dialer-facing contract of docs/api.md (authentication, IAM, dialout,
 //! conversations, administration) and the operational endpoints, with the OpenAPI document generated from
 //! the same handlers that serve the routes.
 

@@ -1,4 +1,4 @@
-//! The AudioCodes Bot API, HTTP mode (PROTOCOLS.md 1.1): validate with `GET botUrl`; create the conversation with
+//! The AudioCodes Bot API, HTTP mode (docs/bots.md): validate with `GET botUrl`; create the conversation with
 //! `POST botUrl`; send activities to `activitiesURL`; refresh at half of `expiresSeconds`; disconnect with the
 //! reason. The URLs the bot returns are resolved against `botUrl` (RFC 3986). Every request carries
 //! `Authorization: Bearer <token>` when the bot has a token.

@@ -1,4 +1,4 @@
-//! Activities (PROTOCOLS.md 1.2): what outdial sends to bots, and how to read what they send back.
+//! Activities (docs/bots.md): what outdial sends to bots, and how to read what they send back.
 
 use outdial_core::time::{iso, now_ms};
 use serde_json::{Map, Value, json};
@@ -21,7 +21,7 @@ pub fn event(name: &str, value: Value, language: &str) -> Value {
     Value::Object(a)
 }
 
-/// The call-initiation event: `start` with the call's fields in `parameters` (PRODUCT.md 7.1).
+/// The call-initiation event: `start` with the call's fields in `parameters` (docs/bots.md).
 pub fn start(parameters: Value, language: &str) -> Value {
     let mut a = base("event", language);
     a.insert("name".into(), "start".into());

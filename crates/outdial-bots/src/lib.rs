@@ -1,6 +1,6 @@
 //! Bot connectors. Every bot framework sits behind [`BotConnector`]: open a bot conversation for a call, send it
 //! activities, receive the bot's activities in order, close it with a reason. This crate has the AudioCodes Bot
-//! API in HTTP mode ([`acapi::AcApi`], PROTOCOLS.md 1.1) and streaming mode ([`streaming::AcStreaming`], 1.3);
+//! API in HTTP mode ([`acapi::AcApi`], docs/bots.md) and streaming mode ([`streaming::AcStreaming`], docs/bots.md, "Streaming bots");
 //! Direct Line and Dialogflow come next.
 
 pub mod acapi;
@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BotError {
-    /// Connection refused or reset, timeout, or a 5xx answer (PRODUCT.md 7.5).
+    /// Connection refused or reset, timeout, or a 5xx answer (docs/bots.md).
     #[error("bot unreachable: {0}")]
     Unreachable(String),
     /// A 4xx answer (bad token, unknown conversation, bad request).
@@ -54,7 +54,7 @@ pub enum Speech {
     },
 }
 
-/// Audio formats of streaming bots (PROTOCOLS.md 1.3).
+/// Audio formats of streaming bots (docs/bots.md, "Streaming bots").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaFormat {
     /// `raw/mulaw`: G.711 µ-law, 8 kHz.

@@ -1,4 +1,4 @@
-//! OAuth 2.0 client credentials towards bots (PROTOCOLS.md 1): the bot's `oauthTokenUrl`, `oauthClientId`,
+//! OAuth 2.0 client credentials towards bots (docs/bots.md): the bot's `oauthTokenUrl`, `oauthClientId`,
 //! `oauthClientSecret` and `oauthScope` give an access token that is sent as `Authorization: Bearer`. Tokens are
 //! cached (shared by all calls) until shortly before they expire.
 

@@ -1,4 +1,4 @@
-//! The AudioCodes Bot API in streaming mode (`ac-api-streaming`, PROTOCOLS.md 1.3): one WebSocket per call, JSON
+//! The AudioCodes Bot API in streaming mode (`ac-api-streaming`, docs/bots.md, "Streaming bots"): one WebSocket per call, JSON
 //! text frames. outdial sends `session.initiate` and waits for `session.accepted` (the bot picks the media
 //! format), then the call's activities, and the person's audio as `userStream.chunk` (base64) once the bot has
 //! answered `userStream.start`. The bot sends activities, its audio (`playStream.start` / `.chunk` / `.stop`) and

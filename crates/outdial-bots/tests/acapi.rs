@@ -1,4 +1,4 @@
-//! The AudioCodes Bot API connector against a fake bot that follows PROTOCOLS.md 1.1 (a real HTTP server on
+//! The AudioCodes Bot API connector against a fake bot that follows docs/bots.md (a real HTTP server on
 //! 127.0.0.1): relative URLs, Bearer tokens, refresh, de-duplication, retry, disconnect, failures.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 

@@ -1,4 +1,4 @@
-//! API client applications: a client id, a hashed secret and IAM policies (PRODUCT.md 4.2).
+//! API client applications: a client id, a hashed secret and IAM policies (docs/api.md, "Roles and scopes").
 
 use crate::validate::{Obj, Result};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Bots: connection settings and the outbound parameters of PRODUCT.md section 5.
+//! Bots: connection settings and the outbound parameters of docs/configuration.md and docs/api.md.
 
 use crate::validate::{Obj, Result, check_url, is_object_name};
 use serde::{Deserialize, Serialize};

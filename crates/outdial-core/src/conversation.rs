@@ -1,4 +1,4 @@
-//! Conversations: one dial request and everything that follows from it (PRODUCT.md 3.1–3.3).
+//! Conversations: one dial request and everything that follows from it (docs/calls.md).
 
 use crate::dialout::DialoutRequest;
 use crate::time::iso;
@@ -87,7 +87,7 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
-    /// The reasonCode of a final SIP response ≥ 300 before answer (PRODUCT.md 3.2).
+    /// The reasonCode of a final SIP response ≥ 300 before answer (docs/calls.md, "Every way a call ends").
     pub fn for_sip_status(status: u16) -> ReasonCode {
         match status {
             408 | 480 | 487 => ReasonCode::NoAnswer,
@@ -255,7 +255,7 @@ impl Conversation {
         }
     }
 
-    /// The body of a status notification (PRODUCT.md 4.4): the seed's fields for the status, `sequence` and
+    /// The body of a status notification (docs/api.md, "Status notifications"): the seed's fields for the status, `sequence` and
     /// `timestamp`, and on terminal notifications the rich fields.
     pub fn notification(&self, status: ConversationStatus, sequence: i64, now_ms: i64) -> Value {
         let mut n = serde_json::Map::new();
@@ -326,7 +326,7 @@ impl Conversation {
         Value::Object(n)
     }
 
-    /// The call's fields for the bot (PRODUCT.md 7.1): the `parameters` of the `start` event and the `value` of
+    /// The call's fields for the bot (docs/bots.md): the `parameters` of the `start` event and the `value` of
     /// `dialoutInitiated`. Fields without a value are left out, so the seed's dialout gives the seed's event plus
     /// `outboundTarget` and the two conversation ids.
     pub fn start_parameters(&self) -> Value {

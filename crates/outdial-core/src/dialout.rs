@@ -1,4 +1,4 @@
-//! The body of `POST /api/v1/actions/dialout` and its rules (PRODUCT.md 4.3).
+//! The body of `POST /api/v1/actions/dialout` and its rules (docs/api.md, "Dialing").
 
 use crate::bot::{Bot, is_sip_user};
 use crate::trunk::is_host;

@@ -1,4 +1,4 @@
-//! Authorization: roles, scopes and the allow/deny rule of PRODUCT.md 4.2.
+//! Authorization: roles, scopes and the allow/deny rule of docs/api.md, "Roles and scopes".
 
 use crate::application::{Effect, Policy, Role};
 use crate::bot::Bot;

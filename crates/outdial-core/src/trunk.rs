@@ -1,4 +1,4 @@
-//! Trunks: where outbound INVITEs go (PRODUCT.md section 6).
+//! Trunks: where outbound INVITEs go (docs/configuration.md).
 
 use crate::validate::{Obj, Result, is_object_name};
 use serde::{Deserialize, Serialize};

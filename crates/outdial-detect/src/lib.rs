@@ -1,5 +1,5 @@
 //! Who answered: a person, an answering machine, a fax — and, after a machine, where its greeting ends (the
-//! beep). DETECTION.md describes the approach. The detectors run in parallel on 20 ms frames of 8 kHz audio:
+//! beep). docs/detection.md describes the approach. The detectors run in parallel on 20 ms frames of 8 kHz audio:
 //!
 //! * voice activity and cadence ([`cadence`], Asterisk `app_amd`-style rules on a neural VAD);
 //! * tones ([`tone`]): a stable single tone of 400–2100 Hz is a beep (reported at its trailing edge, after a

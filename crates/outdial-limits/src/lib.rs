@@ -1,4 +1,4 @@
-//! Per-bot dialout limits (PRODUCT.md section 5): a rate limit (generic cell rate algorithm with fractional
+//! Per-bot dialout limits (docs/configuration.md and docs/api.md): a rate limit (generic cell rate algorithm with fractional
 //! rates, burst `max(1, ceil(r))`) and a concurrency limit (one lease per conversation, released when the
 //! conversation ends or when it expires).
 //!

@@ -1,4 +1,4 @@
-//! Delivery of status notifications (PRODUCT.md 4.4) from the store's outbox.
+//! Delivery of status notifications (docs/api.md, "Status notifications") from the store's outbox.
 //!
 //! The call engine writes a notification into the outbox in the same transaction as the state change that
 //! causes it; [`Notifier::run`] delivers what is due: at least once, a conversation's notifications in order

@@ -1,4 +1,4 @@
-//! A reference AudioCodes bot (Bot API, HTTP mode, PROTOCOLS.md 1.1) on 127.0.0.1: it greets the person by the
+//! A reference AudioCodes bot (Bot API, HTTP mode, docs/bots.md) on 127.0.0.1: it greets the person by the
 //! dialout's `participantName`, ends the call (`hangup` with a `botOperationResult`) or stays silent, as scripted,
 //! and keeps every activity it received so that tests and the demo can show what a bot sees. The same bot speaks
 //! the streaming mode at `/stream` ([`crate::streambot`]).

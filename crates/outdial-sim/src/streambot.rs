@@ -1,4 +1,4 @@
-//! The reference bot in streaming mode (`ac-api-streaming`, PROTOCOLS.md 1.3), at `/stream` of the reference
+//! The reference bot in streaming mode (`ac-api-streaming`, docs/bots.md, "Streaming bots"), at `/stream` of the reference
 //! bot: it accepts the session in `raw/lpcm16_8` (or the first format offered that it knows), answers the user
 //! stream, plays a 1.5 s prompt (a 440 Hz tone: this bot has no speech engine) when the `start` event arrives, and
 //! listens: once it has heard at least 0.4 s of the person's voice followed by 0.7 s of quiet, it hangs up with

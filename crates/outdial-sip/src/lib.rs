@@ -2,7 +2,7 @@
 //! everything else sees [`SipAgent`], [`CallRequest`], [`Call`] and our own [`CallEvent`]s. If the stack
 //! fails us, the inside of this crate changes and its sipp suite stays.
 //!
-//! Pitfalls handled here (ARCHITECTURE.md): we set our own Call-ID; every terminated dialog is removed from
+//! Pitfalls handled here (docs/architecture.md): we set our own Call-ID; every terminated dialog is removed from
 //! the dialog layer (it leaks otherwise); in-dialog requests from the far end are routed to their dialog, and
 //! anything else gets a correct answer (OPTIONS 200, stray requests 481) without touching other calls.
 

@@ -78,7 +78,7 @@ pub enum Created {
     Existing(IdempotencyRecord),
 }
 
-/// One status notification in the outbox (PRODUCT.md 4.4).
+/// One status notification in the outbox (docs/api.md, "Status notifications").
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxRow {

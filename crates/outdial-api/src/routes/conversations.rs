@@ -1,4 +1,4 @@
-//! `/api/v1/conversations`: records, timelines and API hang-up (PRODUCT.md 4.5). Reading needs
+//! `/api/v1/conversations`: records, timelines and API hang-up (docs/api.md, "Conversations"). Reading needs
 //! `VAIC/CALLS/READ` on the conversation's bot; hanging up needs `VAIC/BOTS/DIALOUT` on it.
 
 use super::dialout::ErrorBody;

@@ -1,4 +1,4 @@
-//! `POST /api/v1/actions/dialout` (PRODUCT.md 4.3).
+//! `POST /api/v1/actions/dialout` (docs/api.md, "Dialing").
 
 use crate::auth::Caller;
 use crate::body::read_json;

@@ -67,7 +67,7 @@ async fn the_start_event_is_the_seeds_and_the_bot_ends_the_call_with_its_result(
     for (k, v) in seed["parameters"].as_object().unwrap() {
         assert_eq!(&start["parameters"][k], v, "{k}");
     }
-    // … plus exactly the other fields of PRODUCT.md 7.1 that this request gives values to.
+    // … plus exactly the other fields of docs/bots.md that this request gives values to.
     let mut extra: Vec<&str> = start["parameters"]
         .as_object()
         .unwrap()

@@ -186,7 +186,7 @@ async fn the_bot_can_start_recognition_itself() {
     common::hang_up(&g, &id).await;
 }
 
-/// PRODUCT.md 7.5: a bot that cannot be reached at the answer → its fallback prompt is played to the end, then
+/// docs/bots.md: a bot that cannot be reached at the answer → its fallback prompt is played to the end, then
 /// `completed` / `error` with `bot unreachable: …` — never dead air.
 #[tokio::test]
 async fn an_unreachable_bot_plays_the_fallback_prompt_then_ends_with_error() {

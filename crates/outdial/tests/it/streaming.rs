@@ -1,4 +1,4 @@
-//! Streaming bots (`ac-api-streaming`, PROTOCOLS.md 1.3): one WebSocket per call to the reference bot's streaming
+//! Streaming bots (`ac-api-streaming`, docs/bots.md, "Streaming bots"): one WebSocket per call to the reference bot's streaming
 //! endpoint, audio both ways. The far end is the simulated callee: it says "Hello? Who is this?" and hears the bot.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
