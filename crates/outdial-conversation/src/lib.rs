@@ -19,6 +19,7 @@ pub mod listener;
 mod machine;
 mod media;
 pub mod prompts;
+mod sip;
 mod speaking;
 
 /// Samples per 20 ms frame at 8 kHz.

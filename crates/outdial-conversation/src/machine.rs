@@ -6,8 +6,7 @@ use crate::listener::Listener;
 use crate::prompts::Prompts;
 use crate::speaking::Speaking;
 use crate::{
-    ApiCommand, BotEffect, BotInput, Effect, Failure, Input, MediaEffect, Record, SipEffect, SipInput,
-    SpeechEffect, TimerId, ToBot,
+    ApiCommand, BotEffect, Effect, Input, MediaEffect, Record, SipEffect, SpeechEffect, TimerId, ToBot,
 };
 use outdial_core::conversation::{ConversationState, ConversationStatus, EventKind};
 use outdial_core::time::now_ms;
@@ -203,160 +202,9 @@ impl Machine {
         self.emit(Effect::Bot(BotEffect::Send(ToBot::Event { name, value })));
     }
 
-    fn invite(&mut self) {
+    pub(crate) fn invite(&mut self) {
         self.phase = Phase::Calling;
         self.emit(Effect::Sip(SipEffect::Invite));
-    }
-
-    fn on_sip(&mut self, e: SipInput) {
-        if let Phase::Fallback { reason, .. } = &self.phase {
-            // The bot has failed and its fallback prompt plays: only the far end leaving matters now.
-            if matches!(e, SipInput::Ended { .. } | SipInput::Closed) {
-                let reason = reason.clone();
-                self.end(ReasonCode::Error, reason, HangupBy::System, false);
-            }
-            return;
-        }
-        match e {
-            SipInput::Trying => {}
-            SipInput::Ringing { status, early_media } => {
-                let data = json!({"sipStatus": status, "earlyMedia": early_media});
-                if self.conv.state == ConversationState::Dialing {
-                    let now = now_ms();
-                    self.conv.state = ConversationState::Ringing;
-                    self.conv.ringing_at = Some(now);
-                    self.conv.updated_at = now;
-                    let wanted = self.conv.request.notify_events.iter().any(|e| e == "ringing");
-                    self.transition(
-                        EventKind::Ringing,
-                        data,
-                        wanted.then_some(ConversationStatus::Ringing),
-                    );
-                } else {
-                    self.record(EventKind::SipProvisional, data);
-                }
-            }
-            SipInput::Answered {
-                sbc_session_id,
-                media,
-            } => self.on_answered(sbc_session_id, media),
-            SipInput::Failed { status, reason } => {
-                self.conv.sip_status = status;
-                let (rc, by) = match status {
-                    Some(s) => (ReasonCode::for_sip_status(s), HangupBy::Callee),
-                    None => (ReasonCode::Error, HangupBy::System),
-                };
-                self.end(rc, reason, by, false);
-            }
-            SipInput::Ended {
-                by_remote: true,
-                reason,
-            } => {
-                let reason = reason.unwrap_or_else(|| "Client disconnected".into());
-                self.end(ReasonCode::ClientDisconnected, reason, HangupBy::Callee, false);
-            }
-            SipInput::Ended { by_remote: false, .. } => self.end(
-                ReasonCode::Error,
-                "the call was ended".into(),
-                HangupBy::System,
-                false,
-            ),
-            SipInput::Closed => self.end(
-                ReasonCode::Error,
-                "the SIP call ended without an outcome".into(),
-                HangupBy::System,
-                false,
-            ),
-            SipInput::TransferProgress { status, done } => self.record(
-                EventKind::TransferProgress,
-                json!({"sipStatus": status, "done": done}),
-            ),
-            SipInput::ReferAnswered(result) => self.on_refer_answered(result),
-        }
-    }
-
-    fn on_answered(&mut self, sbc_session_id: String, media: Result<(), Failure>) {
-        self.emit(Effect::CancelTimer(TimerId::AnswerTimeout));
-        self.conv.sip_status = Some(200);
-        self.conv.sbc_session_id = Some(sbc_session_id);
-        if let Err(Failure(why)) = media {
-            // A 200 whose SDP cannot be used never connected anybody: one notification, `failed`.
-            self.end_with_hangup(ReasonCode::Error, why, HangupBy::System);
-            return;
-        }
-        let now = now_ms();
-        self.phase = Phase::Answered;
-        self.conv.state = ConversationState::Answered;
-        self.conv.connect_time = Some(now);
-        self.conv.ringing_at.get_or_insert(now);
-        self.conv.updated_at = now;
-        let data = json!({"sbcSessionID": self.conv.sbc_session_id});
-        self.transition(EventKind::Answered, data, Some(ConversationStatus::Answered));
-        self.emit(Effect::Media(MediaEffect::Start));
-        self.media_on = true;
-        self.detection = Detection::new(
-            self.conv.request.machine_detection,
-            self.cfg.bot.machine_detection_config.as_ref(),
-        );
-        // The bot's first prompts wait for the verdict.
-        self.prompts.held = self.detection.is_some();
-        self.emit(Effect::SetTimer(TimerId::MaxDuration, self.cfg.max_call_duration));
-        match self.link {
-            Link::None => {
-                self.link = Link::Opening;
-                self.emit(Effect::Bot(BotEffect::Open));
-            }
-            Link::Open { streams } => self.bot_ready(streams),
-            Link::Opening => {}
-        }
-    }
-
-    /// The bot is there and the call answered: the `start` event, and listening when asked for at once.
-    pub(crate) fn bot_ready(&mut self, streams: bool) {
-        let params = self.conv.start_parameters();
-        self.record(
-            EventKind::BotEvent,
-            json!({"type": "event", "name": "start", "value": null}),
-        );
-        self.emit(Effect::Bot(BotEffect::Send(ToBot::Start(params))));
-        if (self.cfg.bot.dialout_start_recognition_on_connect || self.barge_in) && !streams {
-            self.listen();
-        }
-    }
-
-    pub(crate) fn on_bot_opened(&mut self, streams: bool) {
-        self.link = Link::Open { streams };
-        match self.phase {
-            Phase::Initiating => {
-                let params = self.conv.start_parameters();
-                self.record(
-                    EventKind::BotEvent,
-                    json!({"type": "event", "name": "dialoutInitiated"}),
-                );
-                self.emit(Effect::Bot(BotEffect::Deliver(ToBot::DialoutInitiated(params))));
-            }
-            Phase::Answered => self.bot_ready(streams),
-            _ => {}
-        }
-    }
-
-    pub(crate) fn on_bot_open_failed(&mut self, why: String) {
-        self.link = Link::None;
-        match self.phase {
-            // The call goes on; the bot is opened again at the answer.
-            Phase::Initiating => {
-                tracing::warn!(conversation = %self.conv.id, "dialoutInitiated not sent: {why}");
-                self.invite();
-            }
-            Phase::Answered => self.fail_bot(why),
-            _ => {}
-        }
-    }
-
-    pub(crate) fn on_delivered(&mut self) {
-        if self.phase == Phase::Initiating {
-            self.invite();
-        }
     }
 
     fn on_timer(&mut self, t: TimerId) {
@@ -404,15 +252,6 @@ impl Machine {
     pub(crate) fn tap(&mut self, on: bool) {
         if self.media_on {
             self.emit(Effect::Media(MediaEffect::Tap(on)));
-        }
-    }
-
-    pub(crate) fn on_bot_input(&mut self, e: BotInput) {
-        match e {
-            BotInput::Opened { streams } => self.on_bot_opened(streams),
-            BotInput::OpenFailed(why) => self.on_bot_open_failed(why),
-            BotInput::Delivered => self.on_delivered(),
-            other => self.on_bot_answered(other),
         }
     }
 

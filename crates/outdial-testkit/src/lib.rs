@@ -22,18 +22,48 @@ pub struct Sipp {
 }
 
 impl Sipp {
-    /// Starts `scenario` (a file of [`SCENARIOS`]) on a free UDP port of 127.0.0.1, for one call.
+    /// Starts `scenario` (a file of [`SCENARIOS`]) on a free UDP port of 127.0.0.1, for one call. A port that was
+    /// free when it was picked can be taken before sipp binds it (tests run side by side): then sipp exits, and
+    /// another port is tried.
     pub fn uas(scenario: &str, extra: &[&str]) -> Sipp {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::uas_on(port, scenario, extra)
+        for _ in 0..5 {
+            let port = std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut sipp = Self::spawn(port, scenario, extra);
+            if sipp.listening() {
+                return sipp;
+            }
+        }
+        panic!("sipp did not start on any of five free ports")
     }
 
     /// Starts `scenario` on this port of 127.0.0.1 (to bring a far end back where it was).
     pub fn uas_on(port: u16, scenario: &str, extra: &[&str]) -> Sipp {
+        let mut sipp = Self::spawn(port, scenario, extra);
+        assert!(sipp.listening(), "sipp did not start on port {port}");
+        sipp
+    }
+
+    /// Whether sipp is running and holds its port (waits up to 3 s for it to bind).
+    fn listening(&mut self) -> bool {
+        for _ in 0..300 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if std::net::UdpSocket::bind(("127.0.0.1", self.port)).is_err() {
+                // Taken: by sipp, unless it exits at once because someone else had it.
+                std::thread::sleep(Duration::from_millis(50));
+                return self.child.try_wait().ok().flatten().is_none();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    fn spawn(port: u16, scenario: &str, extra: &[&str]) -> Sipp {
         let child = Command::new("sipp")
             .current_dir(SCENARIOS)
             .args([
@@ -54,7 +84,6 @@ impl Sipp {
             .stderr(Stdio::null())
             .spawn()
             .expect("sipp is installed (Debian package sip-tester; scripts/test.sh installs it)");
-        std::thread::sleep(Duration::from_millis(300));
         Sipp { child, port }
     }
 

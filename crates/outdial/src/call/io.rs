@@ -8,49 +8,48 @@ use crate::call::Command;
 use crate::engine::Ctx;
 use crate::fetch::fetch_audio;
 use crate::recorder::Recording;
-use outdial_bots::{BotError, FromBot, Speech, activity};
+use outdial_bots::{BotError, FromBot};
 use outdial_conversation::driver::Io;
 use outdial_conversation::{
-    ApiCommand, BotActivity, BotEffect, BotInput, Effect, Failure, Input, MediaEffect, MediaInput, Record,
-    SipEffect, SipInput, SpeechEffect, SttInput,
+    ApiCommand, BotEffect, BotInput, Effect, Failure, Input, MediaEffect, MediaInput, Record, SipEffect,
+    SipInput, SpeechEffect, SttInput,
 };
 use outdial_core::conversation::EventKind;
-use outdial_core::{ActivitySettings, Bot, Conversation, ReasonCode};
+use outdial_core::{Bot, Conversation, ReasonCode};
 use outdial_limits::Lease;
-use outdial_media::{Answer, Media, MediaConfig, MediaEvent, RtpSession, parse_answer};
-use outdial_sip::{Call, CallEvent, CallRequest, RequestError};
+use outdial_media::{Answer, Media, MediaConfig, MediaEvent, RtpSession};
+use outdial_sip::{Call, CallRequest, RequestError};
 use outdial_speech::stt::Upsampler;
-use outdial_speech::{SttEvent, SttOptions, SttStream};
-use serde_json::json;
+use outdial_speech::{SttOptions, SttStream};
 use std::future::pending;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-type Opened = Result<(BotLink, mpsc::Receiver<FromBot>), BotError>;
+pub(super) type Opened = Result<(BotLink, mpsc::Receiver<FromBot>), BotError>;
 
 pub struct CallIo {
-    ctx: Arc<Ctx>,
-    bot: Bot,
-    id: Uuid,
-    request: Option<CallRequest>,
-    rtp: Option<RtpSession>,
-    answer: Option<Answer>,
-    sip: Option<Call>,
-    media: Option<Media>,
-    link: Option<Arc<BotLink>>,
-    bot_events: Option<mpsc::Receiver<FromBot>>,
+    pub(super) ctx: Arc<Ctx>,
+    pub(super) bot: Bot,
+    pub(super) id: Uuid,
+    pub(super) request: Option<CallRequest>,
+    pub(super) rtp: Option<RtpSession>,
+    pub(super) answer: Option<Answer>,
+    pub(super) sip: Option<Call>,
+    pub(super) media: Option<Media>,
+    pub(super) link: Option<Arc<BotLink>>,
+    pub(super) bot_events: Option<mpsc::Receiver<FromBot>>,
     /// A bot conversation is being opened: its result comes here.
-    opened: (mpsc::UnboundedSender<Opened>, mpsc::UnboundedReceiver<Opened>),
-    opening: bool,
-    stt: Option<SttStream>,
-    upsampler: Upsampler,
-    warned_no_stt: bool,
-    results: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
-    commands: Option<mpsc::Receiver<Command>>,
-    lease: Option<Lease>,
-    recording: Recording,
-    close_bot: Option<(String, ReasonCode)>,
+    pub(super) opened: (mpsc::UnboundedSender<Opened>, mpsc::UnboundedReceiver<Opened>),
+    pub(super) opening: bool,
+    pub(super) stt: Option<SttStream>,
+    pub(super) upsampler: Upsampler,
+    pub(super) warned_no_stt: bool,
+    pub(super) results: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+    pub(super) commands: Option<mpsc::Receiver<Command>>,
+    pub(super) lease: Option<Lease>,
+    pub(super) recording: Recording,
+    pub(super) close_bot: Option<(String, ReasonCode)>,
 }
 
 impl CallIo {
@@ -95,93 +94,6 @@ impl CallIo {
         tokio::spawn(async move {
             let _ = tx.send(work.await);
         });
-    }
-
-    fn sip_input(&mut self, event: Option<CallEvent>) -> Option<Input> {
-        let e = match event {
-            None => {
-                self.sip = None;
-                SipInput::Closed
-            }
-            Some(CallEvent::Trying) => SipInput::Trying,
-            Some(CallEvent::Ringing { status, early_media }) => SipInput::Ringing { status, early_media },
-            Some(CallEvent::Answered {
-                sdp,
-                session_id,
-                call_id,
-            }) => {
-                let media = parse_answer(&String::from_utf8_lossy(&sdp))
-                    .map(|a| self.answer = Some(a))
-                    .map_err(Failure::of);
-                SipInput::Answered {
-                    sbc_session_id: session_id.unwrap_or(call_id),
-                    media,
-                }
-            }
-            Some(CallEvent::Failed { status, reason }) => SipInput::Failed { status, reason },
-            Some(CallEvent::Ended { by_remote, reason }) => SipInput::Ended { by_remote, reason },
-            Some(CallEvent::TransferProgress { status, done }) => SipInput::TransferProgress { status, done },
-        };
-        Some(Input::Sip(e))
-    }
-
-    fn bot_input(&mut self, event: Option<FromBot>) -> Option<Input> {
-        let e = match event? {
-            FromBot::Activity(a) => {
-                let (action, params) = activity::read(&a);
-                let settings = ActivitySettings::from_params(&params);
-                let record = json!({"type": a["type"], "name": a.get("name"), "text": a.get("text"), "params": params});
-                BotInput::Activity(Box::new(BotActivity {
-                    action,
-                    settings,
-                    record,
-                }))
-            }
-            FromBot::Audio(bytes) => BotInput::Audio(self.link.as_ref()?.decode_audio(&bytes)),
-            FromBot::AudioEnd => BotInput::AudioEnd,
-            FromBot::Speech(Speech::Started) => BotInput::SpeechStarted,
-            FromBot::Speech(Speech::Recognition { text, confidence }) => {
-                BotInput::Recognition { text, confidence }
-            }
-            FromBot::Speech(Speech::Hypothesis(_)) => return None,
-            FromBot::Failed(e) => BotInput::Failed(e.to_string()),
-        };
-        Some(Input::Bot(e))
-    }
-
-    fn opened_input(&mut self, opened: Opened) -> Input {
-        self.opening = false;
-        match opened {
-            Ok((link, events)) => {
-                let streams = link.streams();
-                self.link = Some(Arc::new(link));
-                self.bot_events = Some(events);
-                Input::Bot(BotInput::Opened { streams })
-            }
-            Err(e) => Input::Bot(BotInput::OpenFailed(e.to_string())),
-        }
-    }
-
-    fn stt_input(&mut self, event: Option<SttEvent>) -> Option<Input> {
-        let e = match event {
-            None => {
-                self.stt = None;
-                SttInput::Closed
-            }
-            Some(SttEvent::SpeechStarted) => SttInput::SpeechStarted,
-            Some(SttEvent::Partial(t)) => SttInput::Partial(t.text),
-            Some(SttEvent::Final(t)) => {
-                metrics::histogram!("outdial_stt_seconds").record(t.took_ms as f64 / 1000.0);
-                SttInput::Final {
-                    text: t.text,
-                    confidence: t.confidence,
-                    audio_ms: t.audio_ms,
-                    took_ms: t.took_ms,
-                }
-            }
-            Some(SttEvent::Failed(e)) => SttInput::Failed(e),
-        };
-        Some(Input::Stt(e))
     }
 
     fn start_recognition(&mut self, language: String) {

@@ -2,6 +2,7 @@
 //! the INVITE), then runs the conversation's state machine ([`outdial_conversation::Machine`]) with the driver
 //! loop against the real world ([`io::CallIo`]): SIP, media, the bot, speech, the store.
 
+mod inputs;
 mod io;
 
 use crate::engine::Ctx;
