@@ -43,15 +43,24 @@ pub trait Io: Send {
 struct Timers(HashMap<TimerId, Instant>);
 
 impl Timers {
-    /// The next timer to fire: waits until it is due and returns it (never, when none is armed).
-    async fn next(&self) -> TimerId {
-        match self.0.iter().min_by_key(|(_, at)| **at) {
-            Some((id, at)) => {
-                tokio::time::sleep_until(*at).await;
-                *id
-            }
-            None => std::future::pending().await,
+    /// The earliest deadline, if any timer is armed.
+    fn earliest(&self) -> Option<Instant> {
+        self.0.values().min().copied()
+    }
+
+    /// Removes and returns the timers due at `now`, earliest first.
+    fn due(&mut self, now: Instant) -> Vec<TimerId> {
+        let mut due: Vec<(Instant, TimerId)> = self
+            .0
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, at)| (*at, *id))
+            .collect();
+        due.sort_by_key(|(at, _)| *at);
+        for (_, id) in &due {
+            self.0.remove(id);
         }
+        due.into_iter().map(|(_, id)| id).collect()
     }
 }
 
@@ -62,12 +71,21 @@ pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
     dispatch(effects, &mut io, &mut timers);
     let mut media_tick = tokio::time::interval(MEDIA_POLL);
     media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer for the earliest deadline, moved only when that deadline changes (a new one per loop would cost a
+    // timer-wheel registration for every input).
+    let mut armed = timers.earliest();
+    let wake = tokio::time::sleep_until(armed.unwrap_or_else(far_future));
+    tokio::pin!(wake);
     while !machine.is_over() {
         tokio::select! {
             input = io.next_input() => dispatch(machine.on(input), &mut io, &mut timers),
-            id = timers.next() => {
-                timers.0.remove(&id);
-                dispatch(machine.on(Input::Timer(id)), &mut io, &mut timers);
+            () = &mut wake, if armed.is_some() => {
+                for id in timers.due(Instant::now()) {
+                    if machine.is_over() {
+                        break;
+                    }
+                    dispatch(machine.on(Input::Timer(id)), &mut io, &mut timers);
+                }
             }
             _ = media_tick.tick(), if io.media_running() => {
                 while !machine.is_over() && let Some(input) = io.poll_media() {
@@ -75,9 +93,21 @@ pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
                 }
             }
         }
+        let next = timers.earliest();
+        if next != armed {
+            armed = next;
+            if let Some(at) = next {
+                wake.as_mut().reset(at);
+            }
+        }
     }
     io.finish(machine.conversation()).await;
     machine.conversation().clone()
+}
+
+/// A deadline that never comes (the pinned timer's value while no timer is armed).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 fn dispatch<I: Io>(effects: Vec<Effect>, io: &mut I, timers: &mut Timers) {

@@ -53,7 +53,10 @@ impl Sipp {
             if self.child.try_wait().ok().flatten().is_some() {
                 return false;
             }
-            if std::net::UdpSocket::bind(("127.0.0.1", self.port)).is_err() {
+            // sipp listens on UDP, or on TCP with `-t t1`.
+            let taken = std::net::UdpSocket::bind(("127.0.0.1", self.port)).is_err()
+                || std::net::TcpListener::bind(("127.0.0.1", self.port)).is_err();
+            if taken {
                 // Taken: by sipp, unless it exits at once because someone else had it.
                 std::thread::sleep(Duration::from_millis(50));
                 return self.child.try_wait().ok().flatten().is_none();
