@@ -86,6 +86,13 @@ const FIELDS: [&str; 11] = [
 ];
 
 /// Checks a `tel:` (RFC 3966 global number with visual separators) or `sip:`/`sips:` URI.
+/// A number without a scheme (`+15551234567`, `5551234`, with visual separators): taken as a `tel:` URI.
+fn is_bare_number(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    digits.bytes().any(|b| b.is_ascii_digit())
+        && digits.bytes().all(|b| b.is_ascii_digit() || b"-.()".contains(&b))
+}
+
 pub fn is_target(s: &str) -> bool {
     if s.len() > 512 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return false;
@@ -107,7 +114,20 @@ pub fn is_target(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("sips:").or_else(|| s.strip_prefix("sip:")) else {
         return false;
     };
-    let addr = rest.split([';', '?']).next().unwrap_or("");
+    // RFC 3261 19.1.5: a Request-URI has no headers; and only parameters known to be harmless are passed on.
+    if rest.contains('?') {
+        return false;
+    }
+    let mut parts = rest.split(';');
+    let addr = parts.next().unwrap_or("");
+    let params_ok = parts.all(|p| match p.split_once('=') {
+        Some(("user", v)) => matches!(v, "phone" | "ip"),
+        Some(("transport", v)) => matches!(v.to_ascii_lowercase().as_str(), "udp" | "tcp" | "tls"),
+        _ => false,
+    });
+    if !params_ok {
+        return false;
+    }
     let (user, hostport) = match addr.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, addr),
@@ -119,13 +139,31 @@ pub fn is_target(s: &str) -> bool {
 }
 
 impl DialoutRequest {
-    /// Validates the parts of the body that do not depend on the bot.
+    /// Validates the parts of the body that do not depend on the bot. Tolerant where dialers are sloppy
+    /// (docs/api.md, "Dialing"): a `caller` of `""` is absent, and a `target` that is a bare number is a `tel:` URI.
     pub fn parse(v: &Value) -> Result<DialoutRequest> {
+        let mut tolerant;
+        let v = if v.get("caller").is_some_and(|c| c == "") {
+            tolerant = v.clone();
+            if let Some(m) = tolerant.as_object_mut() {
+                m.remove("caller");
+            }
+            &tolerant
+        } else {
+            v
+        };
         let o = Obj::new(v, "")?;
         o.required(&["bot", "target"])?;
         o.only(&FIELDS)?;
         let bot = o.string("bot", 1, 64)?.unwrap_or_default().to_string();
-        let target = o.string("target", 1, 512)?.unwrap_or_default();
+        let given = o.string("target", 1, 512)?.unwrap_or_default();
+        let bare;
+        let target = if is_bare_number(given) {
+            bare = format!("tel:{given}");
+            bare.as_str()
+        } else {
+            given
+        };
         if !is_target(target) {
             return Err(o.error("target", "should be a tel: or sip: URI"));
         }
@@ -304,6 +342,22 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_caller_is_absent_and_a_bare_number_is_a_tel_uri() {
+        let r =
+            DialoutRequest::parse(&json!({"bot": "b", "target": "+1 555".replace(' ', ""), "caller": ""}))
+                .unwrap();
+        assert_eq!((r.target.as_str(), r.caller), ("tel:+1555", None));
+        let r =
+            DialoutRequest::parse(&json!({"bot": "b", "target": "(555) 123-4567".replace(' ', "")})).unwrap();
+        assert_eq!(r.target, "tel:(555)123-4567");
+        // Everything else keeps its rule.
+        assert!(DialoutRequest::parse(&json!({"bot": "b", "target": "+1 555"})).is_err());
+        assert!(DialoutRequest::parse(&json!({"bot": "b", "target": "abc"})).is_err());
+        assert!(DialoutRequest::parse(&json!({"bot": "b", "target": "+"})).is_err());
+        assert!(DialoutRequest::parse(&json!({"bot": "b", "target": "tel:1", "caller": " "})).is_err());
+    }
+
+    #[test]
     fn targets() {
         for ok in [
             "tel:+1-800-(555).1234",
@@ -323,6 +377,11 @@ mod tests {
             "sip:a b@host",
             "http://x",
             "tel:+1 2",
+            // No headers in a Request-URI, and only harmless parameters.
+            "sip:alice@example.com?Subject=hi",
+            "sip:alice@example.com;maddr=10.0.0.1",
+            "sip:alice@example.com;transport=sctp;lr",
+            "sip:alice@example.com;user=phone?X-Evil=1",
         ] {
             assert!(!is_target(bad), "{bad}");
         }

@@ -262,8 +262,7 @@ impl Notifier {
                         .headers()
                         .get("retry-after")
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s.min(3600)));
+                        .and_then(|v| retry_after(v, std::time::SystemTime::now()));
                     Outcome::Retry {
                         error: format!("receiver answered {s}"),
                         status: Some(code),
@@ -307,4 +306,50 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     last
+}
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): whole seconds, or an HTTP-date (IMF-fixdate, or the obsolete RFC 850
+/// and asctime forms), as the wait from `now`; a date in the past is no wait. At most an hour.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    let wait = match v.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(v).ok()?;
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        }
+    };
+    Some(wait.min(Duration::from_secs(3600)))
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::retry_after;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn both_forms_of_retry_after_are_honoured() {
+        // Sun, 06 Nov 1994 08:49:37 GMT, RFC 9110's example.
+        let date = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let now = date - Duration::from_secs(120);
+        assert_eq!(retry_after("5", now), Some(Duration::from_secs(5)));
+        assert_eq!(retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(retry_after(form, now), Some(Duration::from_secs(120)), "{form}");
+        }
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", date + Duration::from_secs(9)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after("99999", SystemTime::now()),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-3", now), None);
+    }
 }

@@ -347,3 +347,45 @@ async fn network_policy_refuses_without_connecting() {
     assert!(r.got.lock().is_empty(), "nothing reached the receiver");
     w.abort();
 }
+
+/// RFC 9110 §10.2.3: `Retry-After` may be an HTTP-date as well as seconds; both are honoured.
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let s = store().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let calls = Arc::new(Mutex::new(0u32));
+    let c2 = calls.clone();
+    let app = Router::new().route(
+        "/notify",
+        post(move || {
+            let c = c2.clone();
+            async move {
+                let mut n = c.lock();
+                *n += 1;
+                if *n == 1 {
+                    let at = std::time::SystemTime::now() + Duration::from_secs(3);
+                    let mut r = axum::response::IntoResponse::into_response(StatusCode::SERVICE_UNAVAILABLE);
+                    r.headers_mut()
+                        .insert("retry-after", httpdate::fmt_http_date(at).parse().unwrap());
+                    r
+                } else {
+                    axum::response::IntoResponse::into_response(StatusCode::OK)
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (c, _) = queue(&s, &format!("http://{addr}/notify"), 1, None).await;
+    let w = start(&s, NetworkPolicy::default(), fast());
+    let rows = settled(&s, c.id, 1).await;
+    assert_eq!((rows[0].status, rows[0].attempts), (OutboxStatus::Delivered, 2));
+    let events = s.events(c.id).await.unwrap();
+    let first = events.iter().find(|e| e.kind == "notification").unwrap();
+    assert_eq!(first.data["httpStatus"], 503);
+    let next = outdial_core::time::parse_iso(first.data["nextAttemptAt"].as_str().unwrap()).unwrap();
+    let waited = next - outdial_core::time::parse_iso(&first.at).unwrap();
+    // The date is 3 s ahead and whole seconds: at least 2 s, where the backoff alone would wait about 100 ms.
+    assert!(waited >= 2000, "retried after {waited} ms: {first:?}");
+    w.abort();
+}

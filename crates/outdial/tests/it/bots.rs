@@ -362,3 +362,30 @@ async fn a_far_end_bye_during_a_slow_play_url_ends_the_call_at_once() {
     );
     assert_eq!(sipp.exit_code(), 0, "sipp's BYE was answered");
 }
+
+/// The concurrency slot is free before the terminal notification: the far end hangs up while the bot's create
+/// request hangs (15 s), and the dialer that dials again on `completed` is not refused with 429.
+#[tokio::test]
+async fn the_slot_is_free_when_completed_arrives_even_with_a_hanging_bot() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "1000"]);
+    let (_bot, g) = setup(
+        &format!("127.0.0.1:{}", sipp.port),
+        Script::Slow,
+        "dialoutMaxConcurrentCalls = 1",
+    )
+    .await;
+    let (url, got) = receiver().await;
+    dial(&g, &seed_request(&url)).await;
+    status(&got, "answered").await;
+    let started = tokio::time::Instant::now();
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "client-disconnected", "{done}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the BYE was acted on at once"
+    );
+    let again = g
+        .post("/api/v1/actions/dialout", ADMIN, &seed_request(&url))
+        .await;
+    assert_eq!(again.status(), 200, "{:?}", again.text().await);
+}

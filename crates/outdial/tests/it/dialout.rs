@@ -358,3 +358,44 @@ async fn unknown_routes_and_methods_answer_json() {
     let (s, _) = error_of(g.get("/api/v1/actions/dialout", ADMIN).await).await;
     assert_eq!(s, 405);
 }
+
+/// What a public campaign dialer sends: an empty `caller` from an empty form field, and a bare E.164 number.
+#[tokio::test]
+async fn an_empty_caller_and_a_bare_number_are_accepted_as_dialers_send_them() {
+    let g = Gateway::start(&format!("{BASIC}\ndialoutAllowedCallers = [\"1-800-111\"]\n")).await;
+    let r = g
+        .post(
+            "/api/v1/actions/dialout",
+            ADMIN,
+            &json!({"bot": "Bot1", "target": "+15551234567", "caller": ""}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["conversationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rec: Value = g
+        .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rec["request"]["target"], "tel:+15551234567");
+    assert_eq!(
+        rec["request"]["caller"], "1-800-111",
+        "the bot's only caller, as when caller is left out"
+    );
+    // A SIP target may not smuggle headers or unknown parameters into the INVITE.
+    for target in [
+        "sip:alice@example.com?Subject=hi",
+        "sip:alice@example.com;maddr=10.0.0.1",
+    ] {
+        let (status, msg) = dial(&g, json!({"bot": "Bot1", "target": target})).await;
+        assert_eq!(
+            (status, msg.as_str()),
+            (400, "request/target should be a tel: or sip: URI"),
+            "{target}"
+        );
+    }
+}
