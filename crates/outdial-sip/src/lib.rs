@@ -7,6 +7,7 @@
 //! anything else gets a correct answer (OPTIONS 200, stray requests 481) without touching other calls.
 
 mod dialog;
+pub mod encode;
 mod probe;
 mod resolver;
 mod tls;
@@ -393,16 +394,19 @@ impl SipAgent {
             .as_str()
             .try_into()
             .map_err(|e| invalid("target", &req.target, &e))?;
-        let caller_s = format!("sip:{}@{}", req.from_user, req.from_host);
-        let caller: rsipstack::sip::Uri = caller_s
-            .as_str()
-            .try_into()
-            .map_err(|e| invalid("caller", &caller_s, &e))?;
-        let contact_s = format!("sip:{}@{}", req.from_user, self.local);
-        let contact: rsipstack::sip::Uri = contact_s
-            .as_str()
-            .try_into()
-            .map_err(|e| invalid("contact", &contact_s, &e))?;
+        // The user part is set as a value: the stack's URI encoder %-escapes what the grammar does not allow, so a
+        // caller can never end the user part early.
+        let with_user = |host: &str, what: &'static str| -> Result<rsipstack::sip::Uri, SipError> {
+            let s = format!("sip:{host}");
+            let mut uri: rsipstack::sip::Uri = s.as_str().try_into().map_err(|e| invalid(what, &s, &e))?;
+            uri.auth = Some(rsipstack::sip::uri::Auth {
+                user: req.from_user.clone(),
+                password: None,
+            });
+            Ok(uri)
+        };
+        let caller = with_user(&req.from_host, "caller")?;
+        let contact = with_user(&self.local.to_string(), "contact")?;
         let destination = match &req.destination {
             Some(d) => {
                 let hp: rsipstack::sip::HostWithPort =
@@ -416,8 +420,13 @@ impl SipAgent {
             .iter()
             .map(|(n, v)| rsipstack::sip::Header::Other(n.clone(), v.clone()))
             .collect::<Vec<_>>();
+        let display_name = req
+            .display_name
+            .as_deref()
+            .map(encode::quoted_string)
+            .transpose()?;
         let opt = InviteOption {
-            caller_display_name: req.display_name.clone(),
+            caller_display_name: display_name,
             caller,
             callee,
             destination,

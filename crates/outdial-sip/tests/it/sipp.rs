@@ -443,3 +443,31 @@ async fn refer_before_the_answer_is_refused() {
     assert!(matches!(fin, CallEvent::Failed { .. }), "{fin:?}");
     no_dialogs_left(&a).await;
 }
+
+/// docs/security.md: a display name and a caller cannot rewrite the From header. sipp checks the INVITE's From
+/// exactly (uas_check_from.xml); before the encoders, the display name closed its quotes and forged the caller.
+#[tokio::test]
+async fn hostile_display_names_and_callers_stay_inside_their_fields() {
+    let sipp = Sipp::uas("uas_check_from.xml", &[]);
+    let a = agent().await;
+    let mut req = request(sipp.port);
+    req.display_name = Some("x\" <sip:evil@attacker.example>;tag=1;q=\"".into());
+    req.from_user = "1;x@y".into(); // the API refuses "@" in a caller; the encoder holds anyway
+    let mut call = a.call(req).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(
+        matches!(
+            fin,
+            CallEvent::Failed {
+                status: Some(486),
+                ..
+            }
+        ),
+        "{fin:?}"
+    );
+    assert_eq!(sipp.exit_code(), 0, "sipp found the From header it expected");
+    // A line break can never reach a header.
+    let mut req = request(9);
+    req.display_name = Some("a\r\nX-Evil: 1".into());
+    assert!(a.call(req).is_err());
+}
