@@ -89,8 +89,27 @@ enum Command {
     Say(say::SayArgs),
     /// Print the Argon2id hash of a secret read from standard input (for clientSecretHash in the config file).
     HashSecret,
+    /// Applications, with local access to the store.
+    #[command(subcommand)]
+    Apps(AppsCommand),
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Recover a locked-out installation: make CLIENT_ID an enabled administrator (OUTDIAL/ADMIN *) with the
+    /// secret read from standard input. Works on the store directly (the gateway may be running).
+    ResetAdmin {
+        #[arg(long)]
+        client_id: String,
+        /// TOML configuration file (its store.url is used).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Store URL (overrides store.url).
+        #[arg(long)]
+        store: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -168,6 +187,15 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(say::run(args))),
         Command::HashSecret => hash_secret(),
+        Command::Apps(AppsCommand::ResetAdmin {
+            client_id,
+            config,
+            store,
+        }) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(serve::reset_admin(config, store, &client_id))),
         Command::Openapi => serde_json::to_string_pretty(&outdial_api::openapi_document())
             .map(|s| println!("{s}"))
             .map_err(Into::into),

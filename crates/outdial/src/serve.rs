@@ -294,6 +294,39 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
     if secret.len() < 8 {
         anyhow::bail!("OUTDIAL_ADMIN_CLIENT_SECRET: should have at least 8 characters");
     }
+    ensure_admin(store, &id, &secret).await?;
+    tracing::info!("bootstrap admin application '{id}' is set");
+    Ok(())
+}
+
+/// `outdial apps reset-admin`: recovers a locked-out installation, with local access to its store. The
+/// application `id` becomes an enabled administrator (`OUTDIAL/ADMIN *`) with the secret read from standard input.
+pub async fn reset_admin(file: Option<PathBuf>, store_url: Option<String>, id: &str) -> anyhow::Result<()> {
+    if !outdial_core::application::is_client_id(id) {
+        anyhow::bail!("--client-id: should be 1–128 characters of [A-Za-z0-9_.@-]");
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let secret = line.trim_end_matches(['\r', '\n']);
+    if secret.len() < 8 {
+        anyhow::bail!("the secret (standard input) should have at least 8 characters");
+    }
+    let overrides = Overrides {
+        store: store_url,
+        ..Default::default()
+    };
+    let cfg = Config::load(file.as_deref(), &overrides)?;
+    let store = SqlStore::connect(&cfg.store.url)
+        .await
+        .with_context(|| format!("store {}", redact(&cfg.store.url)))?;
+    ensure_admin(&store, id, secret).await?;
+    println!("application '{id}' is an administrator (OUTDIAL/ADMIN *) with the new secret");
+    Ok(())
+}
+
+/// Makes `id` an enabled administrator with this secret (kept when it already is one with it).
+async fn ensure_admin(store: &dyn Store, id: &str, secret: &str) -> anyhow::Result<()> {
+    let id = id.to_string();
     let existing: Option<Application> = store
         .get_object(Kind::Application, &id)
         .await?
@@ -306,7 +339,7 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
     if let Some(old) = &existing
         && old.enabled
         && old.policies == policies
-        && verify_secret(&secret, &old.secret_hash)
+        && verify_secret(secret, &old.secret_hash)
     {
         return Ok(());
     }
@@ -318,12 +351,11 @@ async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<()> {
         enabled: true,
         policies,
         notify_secret: existing.and_then(|o| o.notify_secret),
-        secret_hash: hash_secret(&secret)?,
+        secret_hash: hash_secret(secret)?,
     };
     store
         .upsert_object(Kind::Application, &id, &serde_json::to_value(&app)?)
         .await?;
-    tracing::info!("bootstrap admin application '{id}' is set");
     Ok(())
 }
 

@@ -44,6 +44,11 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + Sized + 'static
     fn check_delete(_snap: &Snapshot, _name: &str) -> ApiResult<()> {
         Ok(())
     }
+    /// Checks a change of a stored object against the others: `new` is None for a delete (the last
+    /// administrator cannot remove itself).
+    fn check_change(_snap: &Snapshot, _existing: &Self, _new: Option<&Self>) -> ApiResult<()> {
+        Ok(())
+    }
 }
 
 fn noun<R: Resource>() -> &'static str {
@@ -143,7 +148,9 @@ async fn store_update<R: Resource>(
     if !R::can_write(caller, existing) || !R::can_write(caller, &item) {
         return Err(forbidden::<R>(caller, "change", item.key()));
     }
-    R::check(&app.catalog.snapshot(), &item)?;
+    let snap = app.catalog.snapshot();
+    R::check(&snap, &item)?;
+    R::check_change(&snap, existing, Some(&item))?;
     app.store
         .replace_object(
             R::KIND,
@@ -204,7 +211,9 @@ pub async fn delete<R: Resource>(app: &AppState, caller: &Caller, name: &str) ->
     if !R::can_write(caller, &existing) {
         return Err(forbidden::<R>(caller, "delete", name));
     }
-    R::check_delete(&app.catalog.snapshot(), name)?;
+    let snap = app.catalog.snapshot();
+    R::check_delete(&snap, name)?;
+    R::check_change(&snap, &existing, None)?;
     app.store.delete_object(R::KIND, name).await?;
     app.catalog.reload().await?;
     tracing::info!(client = %caller.client_id, "{} '{name}' deleted", noun::<R>());

@@ -4,6 +4,7 @@ use super::admin::{self, Resource};
 use super::dialout::ErrorBody;
 use crate::AppState;
 use crate::auth::{Caller, hash_secret_blocking};
+use crate::catalog::Snapshot;
 use crate::error::{ApiError, ApiResult};
 use async_trait::async_trait;
 use axum::body::Body;
@@ -63,6 +64,38 @@ impl Resource for Application {
     fn may_know_missing(c: &Caller, _: &str) -> bool {
         iam::allows_global(&c.policies, Role::Admin)
     }
+    /// docs/security.md: the last enabled application holding `OUTDIAL/ADMIN *` cannot be deleted, disabled or
+    /// lose that policy — nobody could administer the gateway any more.
+    fn check_change(snap: &Snapshot, existing: &Self, new: Option<&Self>) -> ApiResult<()> {
+        let was_admin = is_admin(existing);
+        let stays_admin = new.is_some_and(is_admin);
+        if !was_admin || stays_admin {
+            return Ok(());
+        }
+        let others = snap
+            .apps
+            .values()
+            .filter(|a| a.client_id != existing.client_id && is_admin(a))
+            .count();
+        if others == 0 {
+            let what = if new.is_none() {
+                "deleted"
+            } else {
+                "disabled or lose OUTDIAL/ADMIN"
+            };
+            return Err(ApiError::Conflict(format!(
+                "application '{}' is the last administrator and cannot be {what}: make another application an \
+                 administrator first (a locked-out installation is recovered with `outdial apps reset-admin`)",
+                existing.client_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An enabled application that may administer everything.
+fn is_admin(a: &Application) -> bool {
+    a.enabled && iam::allows_global(&a.policies, Role::Admin)
 }
 
 fn admin_only(caller: &Caller) -> ApiResult<()> {
@@ -115,7 +148,7 @@ pub async fn get_application(
 /// Replace an application; an omitted `clientSecret` or `notifySecret` keeps its value.
 #[utoipa::path(put, path = "/api/v1/applications/{clientId}", tag = "applications", params(("clientId" = String, Path)),
     request_body = ApplicationInput,
-    responses((status = 200, body = ApplicationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ApplicationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The last administrator cannot be removed", body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn replace_application(
     State(app): State<AppState>,
@@ -131,7 +164,7 @@ pub async fn replace_application(
 /// Update an application with a JSON merge patch; a new `clientSecret` takes effect at once.
 #[utoipa::path(patch, path = "/api/v1/applications/{clientId}", tag = "applications", params(("clientId" = String, Path)),
     request_body(content = Object, content_type = "application/merge-patch+json"),
-    responses((status = 200, body = ApplicationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ApplicationView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The last administrator cannot be removed", body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn update_application(
     State(app): State<AppState>,
@@ -146,7 +179,7 @@ pub async fn update_application(
 
 /// Delete an application; its tokens stop working at once.
 #[utoipa::path(delete, path = "/api/v1/applications/{clientId}", tag = "applications", params(("clientId" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The last administrator cannot be removed", body = ErrorBody)),
     security(("basic" = []), ("bearer" = [])))]
 pub async fn delete_application(
     State(app): State<AppState>,

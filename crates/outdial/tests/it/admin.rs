@@ -660,3 +660,82 @@ fn check_rejects_what_serve_would_reject() {
         assert!(err.contains(expect), "{expect} in {err}");
     }
 }
+
+/// docs/security.md: the last administrator can neither delete nor disable itself (a fuzzing run once locked
+/// everyone out in 12 seconds); `outdial apps reset-admin` recovers an installation with access to its store.
+#[tokio::test]
+async fn the_last_administrator_cannot_lock_everyone_out() {
+    let g = Gateway::start("").await;
+    let admin_url = "/api/v1/applications/admin";
+    let r = g.send(reqwest::Method::DELETE, admin_url, ADMIN, None).await;
+    let (status, msg) = error_of(r).await;
+    assert_eq!(status, 409);
+    assert!(
+        msg.contains("'admin' is the last administrator and cannot be deleted"),
+        "{msg}"
+    );
+    for patch in [
+        json!({"enabled": false}),
+        json!({"policies": [{"role": "VAIC/CALLS/READ", "scope": "*"}]}),
+        json!({"policies": [{"role": "OUTDIAL/ADMIN", "scope": "*"}, {"role": "OUTDIAL/ADMIN", "scope": "*", "effect": "deny"}]}),
+    ] {
+        let r = g
+            .send(reqwest::Method::PATCH, admin_url, ADMIN, Some(&patch))
+            .await;
+        let (status, msg) = error_of(r).await;
+        assert_eq!(status, 409, "{patch}: {msg}");
+        assert!(msg.contains("cannot be disabled or lose OUTDIAL/ADMIN"), "{msg}");
+    }
+    // With a second administrator, the first may go; the second is then the last.
+    g.create(
+        "applications",
+        json!({"clientId": "ops", "clientSecret": "ops-secret-1", "policies": [{"role": "OUTDIAL/ADMIN", "scope": "*"}]}),
+    )
+    .await;
+    let r = g
+        .send(reqwest::Method::DELETE, admin_url, ("ops", "ops-secret-1"), None)
+        .await;
+    assert_eq!(r.status(), 204);
+    let r = g
+        .send(
+            reqwest::Method::DELETE,
+            "/api/v1/applications/ops",
+            ("ops", "ops-secret-1"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 409);
+    // Locked out (say the secret is lost): recovered locally, while the gateway runs.
+    let mut reset = std::process::Command::new(env!("CARGO_BIN_EXE_outdial"))
+        .args(["apps", "reset-admin", "--client-id", "rescue", "--store"])
+        .arg(format!("sqlite://{}/outdial.db", g.dir.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        reset
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"rescue-secret-1\n")
+            .unwrap();
+    }
+    let out = reset.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("'rescue' is an administrator"));
+    let mut status = 0;
+    for _ in 0..100 {
+        status = g
+            .get("/api/v1/applications", ("rescue", "rescue-secret-1"))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the rescued administrator works without a restart");
+}
