@@ -214,8 +214,8 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(cfg: &Config, format: config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OUTDIAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.level));
+    let level = std::env::var("OUTDIAL_LOG").unwrap_or_else(|_| cfg.log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::new(log_filter(&level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -223,6 +223,17 @@ fn init_logging(cfg: &Config, format: config::LogFormat) {
         let _ = builder.json().try_init();
     } else {
         let _ = builder.try_init();
+    }
+}
+
+/// The log filter of a level setting: the SIP stack logs every message it sends and receives, raw (with the
+/// numbers dialled), at `info`; it speaks only from `warn` unless the setting names it (`info,rsipstack=debug`),
+/// so that a default log holds one line per state change, not the SIP traffic (docs/operations.md, "Logs").
+fn log_filter(level: &str) -> String {
+    if level.contains("rsipstack") {
+        level.to_string()
+    } else {
+        format!("{level},rsipstack=warn")
     }
 }
 

@@ -360,3 +360,25 @@ async fn the_outbound_proxy_receives_the_invite() {
         format!("127.0.0.1:{}", proxy.port)
     );
 }
+
+/// docs/operations.md, "Logs": at `info` the log does not carry the SIP traffic (every message, raw, with the
+/// dialled number), only the conversation's own lines.
+#[tokio::test]
+async fn the_info_log_holds_no_sip_messages() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "300"]);
+    let g = gateway(sipp.port).await;
+    let (url, got) = receiver().await;
+    dial(&g, &url, json!({})).await;
+    status(&got, "completed").await;
+    assert_eq!(sipp.exit_code(), 0);
+    let log = g.log();
+    assert!(log.contains("conversation ended"), "{log}");
+    assert!(
+        !log.contains("raw_message"),
+        "SIP messages in the info log: {log}"
+    );
+    assert!(
+        !log.contains("INVITE sip:"),
+        "SIP messages in the info log: {log}"
+    );
+}
