@@ -1,5 +1,5 @@
 //! The OpenAPI document is generated from the handlers; this snapshot shows every change to the contract in
-//! review. Update with `INSTA_UPDATE=always cargo test -p outdial-api --test openapi` and read the diff.
+//! review. Update with `INSTA_UPDATE=always cargo nextest run -p outdial-api -E "test(openapi)"` and read the diff.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 #[test]
