@@ -2,8 +2,8 @@
 //! in one transaction, then the notifier is woken (docs/api.md, "Status notifications"). No other code writes
 //! conversation state.
 //!
-//! Each conversation gets a [`Recording`]: its records are written in order by a task of their own, so the
-//! conversation never waits for the store. A write that fails is retried (the store may come back); the
+//! Each conversation gets a [`Recording`]: its records are written in order, driven from the conversation's input
+//! loop beside its other inputs, so the conversation never waits for the store. A write that fails is retried (the store may come back); the
 //! conversation's records stay in order meanwhile.
 
 use outdial_conversation::Record;
@@ -12,9 +12,11 @@ use outdial_core::time::now_ms;
 use outdial_core::{Conversation, ReasonCode};
 use outdial_notify::Notifier;
 use outdial_store::{OutboxRow, OutboxStatus, Store, StoreError};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// How long a failing write is retried before it is given up (the store stays down this long).
@@ -92,16 +94,15 @@ impl Recorder {
         self.write(conv.id, &record, secret).await
     }
 
-    /// Starts the ordered writer of one conversation.
+    /// The ordered writer of one conversation.
     pub fn start(&self, id: Uuid, secret: Option<String>) -> Recording {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Record>();
-        let recorder = self.clone();
-        let task = tokio::spawn(async move {
-            while let Some(record) = rx.recv().await {
-                recorder.write_retrying(id, &record, secret.as_deref()).await;
-            }
-        });
-        Recording { tx, task }
+        Recording {
+            recorder: self.clone(),
+            id,
+            secret,
+            queue: VecDeque::new(),
+            writing: None,
+        }
     }
 
     async fn write_retrying(&self, id: Uuid, record: &Record, secret: Option<&str>) {
@@ -151,21 +152,52 @@ fn outbox_row(conv: &Conversation, status: ConversationStatus, secret: Option<&s
     })
 }
 
-/// The ordered writer of one conversation.
+/// The ordered writer of one conversation: records are written one after the other, in order, by the
+/// conversation's own task (driven from its input loop, so the loop never waits and no other task is woken).
 pub struct Recording {
-    tx: mpsc::UnboundedSender<Record>,
-    task: tokio::task::JoinHandle<()>,
+    recorder: Recorder,
+    id: Uuid,
+    secret: Option<String>,
+    queue: VecDeque<Record>,
+    writing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 impl Recording {
     /// Queues a record (never waits, never drops).
-    pub fn record(&self, record: Record) {
-        let _ = self.tx.send(record);
+    pub fn record(&mut self, record: Record) {
+        self.queue.push_back(record);
+        self.start_next();
+    }
+
+    fn start_next(&mut self) {
+        if self.writing.is_some() {
+            return;
+        }
+        if let Some(record) = self.queue.pop_front() {
+            let (recorder, id, secret) = (self.recorder.clone(), self.id, self.secret.clone());
+            self.writing = Some(Box::pin(async move {
+                recorder.write_retrying(id, &record, secret.as_deref()).await;
+            }));
+        }
+    }
+
+    /// Drives the write in progress to its end and starts the next; pending while there is none. Cancel-safe:
+    /// a write interrupted here goes on at the next call.
+    pub async fn progress(&mut self) {
+        match self.writing.as_mut() {
+            Some(w) => {
+                w.as_mut().await;
+                self.writing = None;
+                self.start_next();
+            }
+            None => std::future::pending().await,
+        }
     }
 
     /// Waits until everything queued is written (or given up).
-    pub async fn close(self) {
-        drop(self.tx);
-        let _ = self.task.await;
+    pub async fn close(mut self) {
+        while self.writing.is_some() {
+            self.progress().await;
+        }
     }
 }

@@ -282,6 +282,7 @@ impl Io for CallIo {
                     self.bot_input(event)
                 }
                 event = recv(self.stt.as_mut().map(|s| &mut s.events)) => self.stt_input(event),
+                () = self.recording.progress() => None,
                 command = recv(self.commands.as_mut()) => {
                     // A closed channel means the engine is going away: hang up as well.
                     if command.is_none() {
@@ -313,26 +314,8 @@ impl Io for CallIo {
         self.media.is_some()
     }
 
-    async fn finish(mut self, conversation: &Conversation) {
+    async fn finish(mut self, _conversation: &Conversation) {
         drop(self.lease.take());
-        if let Some((reason, code)) = self.close_bot.take() {
-            let code = serde_json::to_value(code)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "error".into());
-            if let Some(l) = self.link.take() {
-                l.close(&reason, &code).await;
-            } else if self.opening {
-                // Still opening: closed once it is open, without holding this task.
-                let mut opened = self.opened.1;
-                self.opened.1 = mpsc::unbounded_channel().1;
-                tokio::spawn(async move {
-                    if let Some(Ok((link, _))) = opened.recv().await {
-                        link.close(&reason, &code).await;
-                    }
-                });
-            }
-        }
         if let Some(m) = self.media.take() {
             metrics::counter!("outdial_media_frames_dropped_total")
                 .increment(m.stats.frames_dropped.load(std::sync::atomic::Ordering::Relaxed));
@@ -342,8 +325,28 @@ impl Io for CallIo {
                 data,
             });
         }
-        let _ = conversation;
-        self.recording.close().await;
+        // The bot is told while the last records are written: neither waits for the other.
+        let close_bot = async {
+            let Some((reason, code)) = self.close_bot.take() else {
+                return;
+            };
+            let code = serde_json::to_value(code)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "error".into());
+            if let Some(l) = self.link.take() {
+                l.close(&reason, &code).await;
+            } else if self.opening {
+                // Still opening: closed once it is open, without holding this task.
+                let mut opened = std::mem::replace(&mut self.opened.1, mpsc::unbounded_channel().1);
+                tokio::spawn(async move {
+                    if let Some(Ok((link, _))) = opened.recv().await {
+                        link.close(&reason, &code).await;
+                    }
+                });
+            }
+        };
+        tokio::join!(close_bot, self.recording.close());
     }
 }
 

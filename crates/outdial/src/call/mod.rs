@@ -34,14 +34,21 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
         Ok(r) => r,
         Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
     };
-    // The INVITE reads the trunk's TLS CA file: off the runtime's threads.
     let offer = rtp.offer(now_ms() as u64);
     let local = ctx.rtp_ip.to_string();
-    let (conv, trunk_c) = (conversation.clone(), trunk.clone());
-    let req = match tokio::task::spawn_blocking(move || request(&conv, &trunk_c, offer, &local)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
-        Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
+    let req = if trunk.tls_ca_file.is_some() {
+        // The INVITE reads the trunk's TLS CA file (renewals are picked up): off the runtime's threads.
+        let (conv, trunk_c) = (conversation.clone(), trunk.clone());
+        match tokio::task::spawn_blocking(move || request(&conv, &trunk_c, offer, &local)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    } else {
+        request(&conversation, &trunk, offer, &local).map_err(|e| e.to_string())
+    };
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return fail(&ctx, conversation, lease, e, notify_secret).await,
     };
     let dialing = json!({"callId": req.call_id, "requestUri": req.target, "trunk": trunk.name, "destination": req.destination});
     let settings = CallSettings {
