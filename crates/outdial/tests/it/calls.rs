@@ -382,3 +382,28 @@ async fn the_info_log_holds_no_sip_messages() {
         "SIP messages in the info log: {log}"
     );
 }
+
+/// A 200 OK whose SDP has no codec in common is not an answered call: the dialer gets one notification,
+/// `failed` / `error` with the reason, the far end gets ACK and BYE, and no bot conversation is opened.
+#[tokio::test]
+async fn a_200_without_a_common_codec_is_not_an_answered_call() {
+    let sipp = Sipp::uas("uas_answer_no_common_codec.xml", &[]);
+    let g = gateway(sipp.port).await;
+    let (url, got) = receiver().await;
+    dial(&g, &url, json!({})).await;
+    let done = status(&got, "failed").await;
+    assert_eq!(done["reasonCode"], "error", "{done}");
+    let reason = done["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the SDP answer has no usable audio stream"),
+        "{reason}"
+    );
+    assert_eq!(sipp.exit_code(), 0, "sipp got the ACK and our BYE");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let all: Vec<String> = got
+        .lock()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(all, ["failed"], "one notification only");
+}
