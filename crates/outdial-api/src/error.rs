@@ -107,6 +107,10 @@ impl IntoResponse for ApiError {
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
+            // Draining, a trunk down, the store away: try again shortly (or another node).
+            ApiError::Unavailable(_) => {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(5));
+            }
             _ => {}
         }
         r

@@ -154,4 +154,6 @@ pub enum SttInput {
 pub enum ApiCommand {
     /// `DELETE /conversations/{id}` (or the engine going away).
     Hangup,
+    /// The gateway shuts down and the drain time is over (docs/operations.md, "What happens when …").
+    Shutdown,
 }

@@ -149,6 +149,11 @@ impl Machine {
                 Input::Api(ApiCommand::Hangup) => {
                     self.end_with_hangup(ReasonCode::Error, "ended by API".into(), HangupBy::System)
                 }
+                Input::Api(ApiCommand::Shutdown) => self.end_with_hangup(
+                    ReasonCode::Error,
+                    "gateway shutting down".into(),
+                    HangupBy::System,
+                ),
             }
         }
         std::mem::take(&mut self.out)

@@ -76,6 +76,7 @@ pub struct Config {
     pub notifications: Notifications,
     pub speech: Speech,
     pub log: Log,
+    pub shutdown: Shutdown,
     pub applications: Vec<Value>,
     pub bots: Vec<Value>,
     pub trunks: Vec<Value>,
@@ -159,6 +160,21 @@ pub struct Log {
     pub format: String,
     /// A tracing filter, e.g. `info` or `outdial=debug,info`.
     pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shutdown {
+    /// On SIGTERM, calls may go on this long before they are ended (new dialouts get 503 meanwhile).
+    pub drain_timeout_sec: u64,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            drain_timeout_sec: 30,
+        }
+    }
 }
 
 impl Default for Http {

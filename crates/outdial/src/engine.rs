@@ -130,6 +130,30 @@ impl Engine {
         }
     }
 
+    /// How many conversations run now.
+    pub fn live(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Waits until no conversation runs, or `limit` has passed; true when none runs.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let until = tokio::time::Instant::now() + limit;
+        while !self.live.is_empty() {
+            if tokio::time::Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
+    /// Ends every running conversation (`error` / `gateway shutting down`, with BYE or CANCEL).
+    pub fn end_all(&self) {
+        for entry in self.live.iter() {
+            let _ = entry.value().try_send(Command::Shutdown);
+        }
+    }
+
     /// Ends conversations a previous run left unfinished (a crash): reasonCode `error`, reason
     /// `gateway restarted`, with their terminal notification.
     pub async fn recover(&self) -> anyhow::Result<usize> {

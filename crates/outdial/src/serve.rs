@@ -140,11 +140,11 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         );
     }
     let app = Arc::new(App::new(
-        store,
+        store.clone(),
         catalog,
         auth,
         Arc::new(LocalLimiter::new()),
-        engine,
+        engine.clone(),
     ));
 
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
@@ -153,15 +153,47 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     let addr = listener.local_addr()?;
     tracing::info!("outdial API listening on http://{addr} (OpenAPI at /openapi.json, docs at /docs)");
     println!("outdial listening on http://{addr}");
-    let drain = app.clone();
+    let drain_timeout = Duration::from_secs(cfg.shutdown.drain_timeout_sec);
+    let drain = drain(app.clone(), engine, store, drain_timeout);
     axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: no new dialouts accepted");
-            drain.start_draining();
-        })
+        .with_graceful_shutdown(drain)
         .await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// The graceful drain on SIGTERM (docs/operations.md, "What happens when …"): new dialouts get 503 and `/readyz`
+/// fails at once; calls go on for up to `shutdown.drain_timeout_sec`; then the rest are ended (BYE, the bot told,
+/// terminal notifications written); pending notifications get a few seconds to leave; then the API stops and the
+/// process exits 0. A second SIGTERM (or Ctrl-C) exits at once.
+async fn drain(app: Arc<App>, engine: Arc<Engine>, store: Arc<dyn Store>, timeout: Duration) {
+    shutdown_signal().await;
+    app.start_draining();
+    tracing::info!(
+        "draining: no new dialouts; {} call(s) may go on for up to {} s",
+        engine.live(),
+        timeout.as_secs()
+    );
+    let again = tokio::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!("second stop signal: exiting at once");
+        std::process::exit(0);
+    });
+    if !engine.wait_idle(timeout).await {
+        tracing::info!("drain time over: ending {} call(s)", engine.live());
+        engine.end_all();
+        engine.wait_idle(Duration::from_secs(10)).await;
+    }
+    // Pending notifications get a few seconds to leave (the outbox keeps the rest for the next start).
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < until {
+        match store.due_notifications(outdial_core::time::now_ms(), 1).await {
+            Ok(rows) if rows.is_empty() => break,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => break,
+        }
+    }
+    again.abort();
 }
 
 /// Publishes how far from their 20 ms schedule the RTP packets of all calls left, every second: the number of

@@ -283,13 +283,15 @@ impl Io for CallIo {
                 }
                 event = recv(self.stt.as_mut().map(|s| &mut s.events)) => self.stt_input(event),
                 () = self.recording.progress() => None,
-                command = recv(self.commands.as_mut()) => {
+                command = recv(self.commands.as_mut()) => match command {
+                    Some(Command::Hangup) => Some(Input::Api(ApiCommand::Hangup)),
+                    Some(Command::Shutdown) => Some(Input::Api(ApiCommand::Shutdown)),
                     // A closed channel means the engine is going away: hang up as well.
-                    if command.is_none() {
+                    None => {
                         self.commands = None;
+                        Some(Input::Api(ApiCommand::Shutdown))
                     }
-                    Some(Input::Api(ApiCommand::Hangup))
-                }
+                },
             };
             if let Some(input) = input {
                 return input;

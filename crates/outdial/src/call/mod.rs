@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub enum Command {
     Hangup,
+    /// The drain time is over: end the call.
+    Shutdown,
 }
 
 pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Command>) {

@@ -407,3 +407,48 @@ async fn a_200_without_a_common_codec_is_not_an_answered_call() {
         .collect();
     assert_eq!(all, ["failed"], "one notification only");
 }
+
+/// SIGTERM drains: new dialouts get 503 with Retry-After and /readyz fails at once; the call in progress goes on
+/// for `shutdown.drain_timeout_sec`, is then ended with BYE and its terminal notification; the process exits 0.
+#[tokio::test]
+async fn sigterm_drains_then_ends_calls_with_bye_and_exits_0() {
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let mut g = Gateway::start(&common::with_bot(&format!(
+        "[shutdown]\ndrain_timeout_sec = 2\n\n[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{}\"\nkeepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n",
+        sipp.port
+    )).await)
+    .await;
+    let (url, got) = receiver().await;
+    dial(&g, &url, json!({})).await;
+    status(&got, "answered").await;
+    let stopped = tokio::time::Instant::now();
+    g.terminate();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = g
+        .post(
+            "/api/v1/actions/dialout",
+            ADMIN,
+            &json!({"bot": "Bot1", "target": "tel:+1555", "caller": "1-800-111"}),
+        )
+        .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_eq!(g.get("/readyz", ADMIN).await.status(), 503);
+    // The call is still up during the drain time, then ended by us.
+    let done = status(&got, "completed").await;
+    let after = stopped.elapsed();
+    assert_eq!(
+        (done["reasonCode"].as_str(), done["reason"].as_str()),
+        (Some("error"), Some("gateway shutting down"))
+    );
+    assert!(
+        after >= std::time::Duration::from_millis(1900),
+        "ended after the drain time, not at once: {after:?}"
+    );
+    assert_eq!(sipp.exit_code(), 0, "sipp got our BYE");
+    assert_eq!(
+        g.wait_exit(std::time::Duration::from_secs(10)),
+        Some(0),
+        "exit 0 after the drain"
+    );
+}
