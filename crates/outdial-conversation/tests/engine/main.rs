@@ -391,3 +391,24 @@ async fn a_refused_transfer_is_told_to_the_bot_and_the_call_goes_on() {
     assert_eq!(o.end().1, "ended by API");
     assert_eq!(o.to_bot(), ["start", "transferStatus"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_after_the_drain_time_ends_the_call_with_bye() {
+    let o = run(Script {
+        shutdown: Some(secs(3)),
+        ..Script::default()
+    })
+    .await;
+    let (rc, reason, by, at) = o.end();
+    assert_eq!(
+        (rc, reason.as_str(), by, at),
+        (
+            ReasonCode::Error,
+            "gateway shutting down",
+            HangupBy::System,
+            secs(3)
+        )
+    );
+    assert!(o.hung_up(), "BYE");
+    assert_eq!(o.notifications(), ["answered", "completed"]);
+}

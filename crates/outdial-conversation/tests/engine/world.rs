@@ -59,6 +59,8 @@ pub struct Script {
     pub refer: (Duration, Result<u16, Failure>),
     /// An API hang-up, this long after the start.
     pub api_hangup: Option<Duration>,
+    /// The gateway's shutdown (drain time over), this long after the start.
+    pub shutdown: Option<Duration>,
     /// Bot settings.
     pub bot_cfg: fn(&mut Bot),
     pub request: fn(&mut DialoutRequest),
@@ -96,6 +98,7 @@ impl Default for Script {
             fetch: (ms(100), Ok(500)),
             refer: (ms(50), Ok(202)),
             api_hangup: None,
+            shutdown: None,
             bot_cfg: |_| {},
             request: |_| {},
             max_duration: secs(3600),
@@ -350,11 +353,17 @@ pub async fn run(script: Script) -> Outcome {
         done,
         script: script.clone(),
     };
-    if let Some(at) = script.api_hangup {
-        tokio::spawn(async move {
-            tokio::time::sleep(at).await;
-            let _ = inputs.send(Input::Api(ApiCommand::Hangup));
-        });
+    for (at, command) in [
+        (script.api_hangup, ApiCommand::Hangup),
+        (script.shutdown, ApiCommand::Shutdown),
+    ] {
+        if let Some(at) = at {
+            let inputs = inputs.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(at).await;
+                let _ = inputs.send(Input::Api(command));
+            });
+        }
     }
     let machine = Machine::new(conv, settings);
     let conversation = driver::run(machine, world).await;
