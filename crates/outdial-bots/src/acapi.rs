@@ -31,6 +31,7 @@ impl AcApi {
         let bot_url =
             Url::parse(bot_url).map_err(|e| BotError::Protocol(format!("botUrl {bot_url}: {e}")))?;
         let client = reqwest::Client::builder()
+            .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .build()

@@ -86,7 +86,10 @@ impl Notifier {
         settings: Settings,
     ) -> Result<Arc<Notifier>, reqwest::Error> {
         let policy = Arc::new(policy);
+        // docs/security.md: proxies from the environment (HTTP_PROXY, …) are ignored; through a proxy the policy
+        // would never see the address the name resolves to.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(PolicyResolver(policy.clone()))

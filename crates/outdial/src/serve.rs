@@ -109,7 +109,9 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         stt,
         stt_end_silence_ms: cfg.speech.end_silence_ms,
         bot_tokens: Default::default(),
+        // Bots are reached directly: environment proxies are ignored (docs/security.md).
         bot_client: reqwest::Client::builder()
+            .no_proxy()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .build()

@@ -243,3 +243,36 @@ async fn metadata_addresses_are_refused() {
     );
     assert_eq!(rec["notifications"][0]["attempts"], 1);
 }
+
+/// docs/security.md: a proxy in the environment (HTTP_PROXY) does not carry notifications past the network policy:
+/// proxies from the environment are ignored, so the policy sees every address a notifyUrl resolves to.
+#[tokio::test]
+async fn environment_proxies_do_not_bypass_the_network_policy() {
+    // A "proxy" that only counts who connects to it.
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    proxy.set_nonblocking(true).unwrap();
+    let config = format!("{BASIC}\n[notifications]\ndeny_cidrs = [\"127.0.0.0/8\", \"::1\"]\n");
+    let g = Gateway::start_with(&config, &[("HTTP_PROXY", &proxy_url), ("http_proxy", &proxy_url)]).await;
+    let id = dial(&g, ADMIN, "http://localhost:9/n").await;
+    let mut rec = Value::Null;
+    for _ in 0..200 {
+        rec = g
+            .get(&format!("/api/v1/conversations/{id}"), ADMIN)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if rec["notifications"][0]["status"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(rec["notifications"][0]["status"], "failed", "{rec}");
+    let err = rec["notifications"][0]["lastError"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("refused by the notification network policy"),
+        "{err}"
+    );
+    assert!(proxy.accept().is_err(), "nobody connected to the proxy");
+}
