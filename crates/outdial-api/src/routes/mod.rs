@@ -71,11 +71,30 @@ pub fn router_with_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /docs for the API".into()) })
         .method_not_allowed_fallback(|| async { MethodNotAllowed })
         .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn(protective_headers))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("handler panicked"))
         }))
         .with_state(state);
     (router, doc)
+}
+
+/// docs/security.md: no page of the gateway (the `/docs` console included) may be framed by another site, and
+/// no answer is sniffed into another content type.
+async fn protective_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::HeaderValue;
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r
 }
 
 /// The whole HTTP surface.

@@ -739,3 +739,17 @@ async fn the_last_administrator_cannot_lock_everyone_out() {
     }
     assert_eq!(status, 200, "the rescued administrator works without a restart");
 }
+
+/// docs/security.md: the console and the API cannot be framed by another site.
+#[tokio::test]
+async fn the_console_cannot_be_framed() {
+    let g = Gateway::start("").await;
+    for path in ["/docs/", "/openapi.json", "/api/v1/bots"] {
+        let r = g.get(path, ADMIN).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["content-security-policy"], "frame-ancestors 'none'", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
+}
