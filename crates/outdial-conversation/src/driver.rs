@@ -35,7 +35,7 @@ pub trait Io: Send {
     }
 
     /// After the end: what is left to close or record (the bot told why, media statistics, the store written).
-    fn finish(self, conversation: &Conversation) -> impl Future<Output = ()> + Send;
+    fn finish(self) -> impl Future<Output = ()> + Send;
 }
 
 /// Armed timers, by id.
@@ -101,7 +101,7 @@ pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
             }
         }
     }
-    io.finish(machine.conversation()).await;
+    io.finish().await;
     machine.conversation().clone()
 }
 

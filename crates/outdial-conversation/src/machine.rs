@@ -276,21 +276,7 @@ impl Machine {
             self.emit(Effect::Sip(SipEffect::Hangup));
         }
         self.emit(Effect::ReleaseSlot);
-        let now = now_ms();
-        let c = &mut self.conv;
-        c.state = if c.connect_time.is_some() {
-            ConversationState::Ended
-        } else {
-            ConversationState::Failed
-        };
-        c.reason_code = Some(rc);
-        c.reason = Some(reason.clone());
-        c.hangup_by = Some(by);
-        c.ended_at = Some(now);
-        c.updated_at = now;
-        let status = c.state.outcome().unwrap_or(ConversationStatus::Failed);
-        let kind = EventKind::of_state(c.state);
-        let data = json!({"reasonCode": rc, "reason": reason, "hangupBy": by, "sipStatus": c.sip_status});
+        let (kind, data, status) = self.conv.finish(rc, &reason, by, now_ms());
         self.transition(kind, data, Some(status));
         if self.listening == Listening::On {
             self.emit(Effect::Speech(SpeechEffect::StopRecognition));

@@ -3,7 +3,6 @@
 
 use crate::detection::Step;
 use crate::machine::{Link, Listening, Machine, Phase};
-use crate::speaking::Speaking;
 use crate::{BotEffect, Effect, MediaEffect, MediaInput, SpeechEffect, SttInput, TimerId, ToBot};
 use outdial_core::conversation::{ConversationStatus, EventKind};
 use outdial_core::time::now_ms;
@@ -56,12 +55,22 @@ impl Machine {
     fn on_audio(&mut self, frame: Vec<i16>) {
         let streams = self.streams();
         let playing = self.speaking.playing();
-        if streams {
-            self.emit(Effect::Bot(BotEffect::Audio(frame.clone())));
-        } else if self.listening == Listening::On && (!playing || self.barge_in) {
-            // Recognition hears the person, but not over a prompt unless they may interrupt it.
-            self.emit(Effect::Speech(SpeechEffect::Feed(frame.clone())));
+        // Recognition hears the person, but not over a prompt unless they may interrupt it.
+        let recognise = !streams && self.listening == Listening::On && (!playing || self.barge_in);
+        self.listen_to(&frame, streams, playing);
+        // The frame itself goes last, where it is needed (no copy of it).
+        if self.is_over() {
+            return;
         }
+        if streams {
+            self.emit(Effect::Bot(BotEffect::Audio(frame)));
+        } else if recognise {
+            self.emit(Effect::Speech(SpeechEffect::Feed(frame)));
+        }
+    }
+
+    /// What the gateway itself hears in the caller's audio: detection, barge-in, no-input.
+    fn listen_to(&mut self, frame: &[i16], streams: bool, playing: bool) {
         if let Some(d) = self.detection.as_mut().filter(|d| d.listening()) {
             let steps: Vec<Step> = frame.chunks(crate::FRAME).flat_map(|f| d.on_frame(f)).collect();
             self.apply(steps);
@@ -69,14 +78,14 @@ impl Machine {
         }
         if self.barge_in && playing {
             // Barge-in: the person speaks over the prompt (two voiced frames in a row) → it stops.
-            if self.listener.heard(&frame) {
+            if self.listener.heard(frame) {
                 self.barge_in_now();
             }
             return;
         }
         if self.no_input_armed {
             // Waiting for the person after a prompt: any speech disarms the no-input timer.
-            if self.listener.heard(&frame) {
+            if self.listener.heard(frame) {
                 self.disarm_no_input();
             }
             return;
@@ -211,6 +220,6 @@ impl Machine {
 
     /// Whether a prompt's audio is being sent: for the streaming bot's barge-in.
     pub(crate) fn prompt_playing(&self) -> bool {
-        !matches!(self.speaking, Speaking::Idle) && self.speaking.playing()
+        self.speaking.playing()
     }
 }

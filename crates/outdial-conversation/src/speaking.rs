@@ -165,6 +165,7 @@ impl Machine {
             return;
         }
         let mut effects = Vec::new();
+        let mut first_heard = false;
         match result {
             Ok(pcm) if !pcm.is_empty() => {
                 let first_ms = pcm.len() / 8;
@@ -172,6 +173,7 @@ impl Machine {
                 *audio_out = true;
                 if !*heard {
                     *heard = true;
+                    first_heard = true;
                     let part = *parts - rest.len() - 1;
                     let data = json!({"chars": *chars, "parts": *parts, "firstPart": part, "firstAudioMs": first_ms});
                     effects.push(Effect::Record(crate::Record::Event {
@@ -196,7 +198,6 @@ impl Machine {
             None => *synthesizing = false,
         }
         let done = !*synthesizing && !*audio_out;
-        let first_heard = effects.iter().any(|e| matches!(e, Effect::Record(_)));
         self.out.extend(effects);
         if first_heard {
             self.disarm_no_input();

@@ -255,6 +255,30 @@ impl Conversation {
         }
     }
 
+    /// Puts the conversation in its terminal state (`ended` after an answer, else `failed`) with its reason, and
+    /// returns the event of that state, its data and the status of the terminal notification (docs/calls.md).
+    pub fn finish(
+        &mut self,
+        reason_code: ReasonCode,
+        reason: &str,
+        by: HangupBy,
+        now_ms: i64,
+    ) -> (EventKind, Value, ConversationStatus) {
+        self.state = if self.connect_time.is_some() {
+            ConversationState::Ended
+        } else {
+            ConversationState::Failed
+        };
+        self.reason_code = Some(reason_code);
+        self.reason = Some(reason.to_string());
+        self.hangup_by = Some(by);
+        self.ended_at = Some(now_ms);
+        self.updated_at = now_ms;
+        let data = serde_json::json!({"reasonCode": reason_code, "reason": reason, "hangupBy": by, "sipStatus": self.sip_status});
+        let status = self.state.outcome().unwrap_or(ConversationStatus::Failed);
+        (EventKind::of_state(self.state), data, status)
+    }
+
     /// The body of a status notification (docs/api.md, "Status notifications"): the seed's fields for the status, `sequence` and
     /// `timestamp`, and on terminal notifications the rich fields.
     pub fn notification(&self, status: ConversationStatus, sequence: i64, now_ms: i64) -> Value {

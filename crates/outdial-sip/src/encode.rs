@@ -27,25 +27,25 @@ pub fn quoted_string(value: &str) -> Result<String, SipError> {
     Ok(out)
 }
 
-/// Reverses [`quoted_string`] (for tests and logs): quoted-pairs become their character.
-pub fn unquote(inner: &str) -> String {
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reverses [`quoted_string`] (for tests and logs): quoted-pairs become their character.
+    pub fn unquote(inner: &str) -> String {
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
 
     #[test]
     fn display_names_cannot_leave_their_quotes() {

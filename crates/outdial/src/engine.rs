@@ -148,9 +148,10 @@ impl Engine {
     }
 
     /// Ends every running conversation (`error` / `gateway shutting down`, with BYE or CANCEL).
-    pub fn end_all(&self) {
-        for entry in self.live.iter() {
-            let _ = entry.value().try_send(Command::Shutdown);
+    pub async fn end_all(&self) {
+        let senders: Vec<_> = self.live.iter().map(|e| e.value().clone()).collect();
+        for tx in senders {
+            let _ = tx.send(Command::Shutdown).await;
         }
     }
 

@@ -7,7 +7,7 @@
 //! conversation's records stay in order meanwhile.
 
 use outdial_conversation::Record;
-use outdial_core::conversation::{ConversationStatus, EventKind};
+use outdial_core::conversation::ConversationStatus;
 use outdial_core::time::now_ms;
 use outdial_core::{Conversation, ReasonCode};
 use outdial_notify::Notifier;
@@ -69,24 +69,12 @@ impl Recorder {
         reason: &str,
         secret: Option<&str>,
     ) -> Result<(), StoreError> {
-        let now = now_ms();
-        conv.state = if conv.connect_time.is_some() {
-            outdial_core::ConversationState::Ended
-        } else {
-            outdial_core::ConversationState::Failed
-        };
-        conv.reason_code = Some(reason_code);
-        conv.reason = Some(reason.to_string());
-        conv.hangup_by = Some(outdial_core::HangupBy::System);
-        conv.ended_at = Some(now);
-        conv.updated_at = now;
-        let status = conv.state.outcome().unwrap_or(ConversationStatus::Failed);
+        let (kind, data, status) = conv.finish(reason_code, reason, outdial_core::HangupBy::System, now_ms());
         if conv.request.notify_url.is_some() {
             conv.notify_seq += 1;
         }
-        let data = serde_json::json!({"reasonCode": reason_code, "reason": reason, "hangupBy": "system", "sipStatus": conv.sip_status});
         let record = Record::Transition {
-            kind: EventKind::of_state(conv.state),
+            kind,
             conversation: Box::new(conv.clone()),
             data,
             notify: Some(status),

@@ -183,7 +183,7 @@ async fn drain(app: Arc<App>, engine: Arc<Engine>, store: Arc<dyn Store>, timeou
     });
     if !engine.wait_idle(timeout).await {
         tracing::info!("drain time over: ending {} call(s)", engine.live());
-        engine.end_all();
+        engine.end_all().await;
         engine.wait_idle(Duration::from_secs(10)).await;
     }
     // Pending notifications get a few seconds to leave (the outbox keeps the rest for the next start).

@@ -189,10 +189,6 @@ async fn recognition_starts_once_the_first_prompt_has_played() {
 
 #[tokio::test(start_paused = true)]
 async fn no_input_after_a_prompt_tells_the_bot() {
-    let settings = ActivitySettings {
-        no_input_timeout_ms: Some(3000),
-        ..Default::default()
-    };
     let o = run(Script {
         bot: |t| match t {
             ToBot::Start(_) => vec![(
@@ -211,7 +207,6 @@ async fn no_input_after_a_prompt_tells_the_bot() {
         ..Script::default()
     })
     .await;
-    let _ = settings;
     let sent = o.first(|e| {
         matches!(
             e,

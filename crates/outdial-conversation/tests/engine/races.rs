@@ -122,7 +122,7 @@ async fn a_200_crossing_the_cancel_is_ignored_after_the_end() {
             early_media: false,
         },
     )];
-    sip.push((ms(5001), answered_at(ms(5001))));
+    sip.push((ms(5001), answered()));
     let o = run(Script {
         sip,
         request: |r| r.answer_timeout_sec = 5.0,

@@ -67,8 +67,7 @@ pub struct Script {
     pub max_duration: Duration,
 }
 
-pub fn answered_at(at: Duration) -> SipInput {
-    let _ = at;
+pub fn answered() -> SipInput {
     SipInput::Answered {
         sbc_session_id: "sbc-1".into(),
         media: Ok(()),
@@ -87,7 +86,7 @@ impl Default for Script {
                         early_media: false,
                     },
                 ),
-                (ms(1000), answered_at(ms(1000))),
+                (ms(1000), answered()),
             ],
             media: Vec::new(),
             stt: Vec::new(),
@@ -309,7 +308,7 @@ impl Io for World {
         self.media_running
     }
 
-    async fn finish(self, _: &Conversation) {
+    async fn finish(self) {
         let _ = self.done.send(self.log);
     }
 }

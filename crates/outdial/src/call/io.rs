@@ -15,7 +15,7 @@ use outdial_conversation::{
     SipInput, SpeechEffect, SttInput,
 };
 use outdial_core::conversation::EventKind;
-use outdial_core::{Bot, Conversation, ReasonCode};
+use outdial_core::{Bot, ReasonCode};
 use outdial_limits::Lease;
 use outdial_media::{Answer, Media, MediaConfig, MediaEvent, RtpSession};
 use outdial_sip::{Call, CallRequest, RequestError};
@@ -316,7 +316,7 @@ impl Io for CallIo {
         self.media.is_some()
     }
 
-    async fn finish(mut self, _conversation: &Conversation) {
+    async fn finish(mut self) {
         drop(self.lease.take());
         if let Some(m) = self.media.take() {
             metrics::counter!("outdial_media_frames_dropped_total")
