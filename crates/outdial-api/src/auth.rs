@@ -8,7 +8,9 @@
 //!   or deleted. Argon2 runs on the blocking pool, at most a few at once (a guessing client cannot starve the
 //!   gateway), and an unknown client id is checked against a dummy hash so that timing does not reveal it.
 //! * Tokens are JWTs (HS256) signed with a key kept in the store (survives restarts, shared by a cluster).
-//!   They expire, and stop working when their application is disabled or deleted.
+//!   They expire, and stop working when their application is disabled or deleted. A token names its application's
+//!   identity and secret generation: it never works for another application with the same client id, nor after
+//!   the secret was rotated (docs/security.md).
 
 use crate::catalog::Catalog;
 use crate::error::ApiError;
@@ -64,6 +66,12 @@ struct Claims {
     jti: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     scope: String,
+    /// The application's identity ([`outdial_core::Application::uid`]; empty for one stored without).
+    #[serde(default)]
+    aid: String,
+    /// The generation of the application's secret the token was issued under.
+    #[serde(default)]
+    sgen: u32,
 }
 
 struct Verified {
@@ -237,19 +245,28 @@ impl Authenticator {
             _ => unauthorized("invalid access token"),
         })?;
         let snap = self.catalog.snapshot();
+        let issued_to = |app: &outdial_core::Application| {
+            let aid = app.uid.map(|u| u.simple().to_string()).unwrap_or_default();
+            aid == data.claims.aid && app.secret_generation == data.claims.sgen
+        };
         match snap.apps.get(&data.claims.sub) {
-            Some(app) if app.enabled => {
+            Some(app) if app.enabled && issued_to(app) => {
                 let scopes = data.claims.scope.split_whitespace().map(str::to_string).collect();
                 Ok(caller_of(app, scopes))
             }
             _ => Err(unauthorized(
-                "access token revoked: its application is disabled or deleted",
+                "access token revoked: its application is disabled, deleted or has a new secret",
             )),
         }
     }
 
     /// Issues a token; returns it with its lifetime in seconds.
     pub fn issue_token(&self, client_id: &str, scopes: &[String]) -> Result<(String, u64), ApiError> {
+        let snap = self.catalog.snapshot();
+        let app = snap
+            .apps
+            .get(client_id)
+            .ok_or_else(|| unauthorized("invalid client credentials"))?;
         let now = chrono::Utc::now().timestamp();
         let life = self.settings.token_lifetime.as_secs();
         let claims = Claims {
@@ -259,6 +276,8 @@ impl Authenticator {
             exp: now + life as i64,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             scope: scopes.join(" "),
+            aid: app.uid.map(|u| u.simple().to_string()).unwrap_or_default(),
+            sgen: app.secret_generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ApiError::internal)?;

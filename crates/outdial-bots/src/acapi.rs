@@ -12,7 +12,8 @@ use url::Url;
 
 #[derive(Debug, Clone)]
 pub struct AcApi {
-    client: reqwest::Client,
+    /// docs/security.md: every request (botUrl, the URLs the bot hands back) passes the bots' network policy.
+    client: outdial_net::Guarded,
     bot_url: Url,
     auth: Auth,
 }
@@ -26,15 +27,12 @@ enum Auth {
 }
 
 impl AcApi {
-    /// `timeout` bounds every request to the bot.
+    /// `timeout` bounds every request to the bot; the built-in network policy applies.
     pub fn new(bot_url: &str, token: Option<String>, timeout: Duration) -> Result<Self, BotError> {
         let bot_url =
             Url::parse(bot_url).map_err(|e| BotError::Protocol(format!("botUrl {bot_url}: {e}")))?;
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .build()
+        let policy = outdial_net::NetworkPolicy::built_in(outdial_net::Purpose::Bots);
+        let client = outdial_net::Guarded::new(policy, timeout, timeout.min(Duration::from_secs(5)))
             .map_err(|e| BotError::Protocol(e.to_string()))?;
         Ok(AcApi {
             client,
@@ -45,7 +43,7 @@ impl AcApi {
 
     /// With a client shared by many bots (connection pools are per client; its timeouts apply).
     pub fn with_client(
-        client: reqwest::Client,
+        client: outdial_net::Guarded,
         bot_url: &str,
         token: Option<String>,
     ) -> Result<Self, BotError> {
@@ -60,7 +58,7 @@ impl AcApi {
 
     /// With OAuth client credentials towards the bot; tokens come from (and go into) `cache`.
     pub fn with_oauth(
-        client: reqwest::Client,
+        client: outdial_net::Guarded,
         bot_url: &str,
         oauth: oauth::Client,
         cache: oauth::TokenCache,
@@ -105,7 +103,7 @@ impl AcApi {
         url: &Url,
         body: Option<&Value>,
     ) -> Result<Value, BotError> {
-        let mut req = self.client.request(method, url.clone());
+        let mut req = self.client.request(method, url.clone())?;
         match &self.auth {
             Auth::None => {}
             Auth::Token(t) => req = req.bearer_auth(t),
@@ -115,6 +113,9 @@ impl AcApi {
             req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| {
+            if let Some(r) = outdial_net::refusal(&e) {
+                return BotError::Policy(r.clone());
+            }
             BotError::Unreachable(if e.is_timeout() {
                 format!("{url}: no answer in time")
             } else {
@@ -130,16 +131,16 @@ impl AcApi {
             return Err(BotError::Unreachable(format!("{url}: HTTP {}", status.as_u16())));
         }
         if !status.is_success() {
-            let body: String = text.chars().take(200).collect();
             return Err(BotError::Refused {
                 status: status.as_u16(),
-                body,
+                bytes: text.len(),
             });
         }
         if text.trim().is_empty() {
             return Ok(json!({}));
         }
-        serde_json::from_str(&text).map_err(|e| BotError::Protocol(format!("{url}: not JSON ({e})")))
+        serde_json::from_str(&text)
+            .map_err(|_| BotError::Protocol(format!("{url}: a {}-byte answer that is not JSON", text.len())))
     }
 
     fn resolve(&self, answer: &Value, key: &str) -> Result<Url, BotError> {
@@ -173,7 +174,10 @@ impl BotConnector for AcApi {
         if answer["type"] == "ac-bot-api" && answer["success"] == true {
             Ok(())
         } else {
-            Err(BotError::Protocol(format!("validation answered {answer}")))
+            Err(BotError::Protocol(format!(
+                "validation answered a {}-byte answer without type ac-bot-api and success true",
+                answer.to_string().len()
+            )))
         }
     }
 
@@ -327,13 +331,14 @@ async fn listen(api: AcApi, url: String, conversation: String, pushed: mpsc::Sen
             return;
         }
     };
-    let mut ws = match crate::streaming::connect(&url, token.as_deref(), Duration::from_secs(10)).await {
-        Ok(ws) => ws,
-        Err(e) => {
-            tracing::warn!(conversation, "the bot's websocketURL: {e}");
-            return;
-        }
-    };
+    let mut ws =
+        match crate::streaming::connect(&api.client, &url, token.as_deref(), Duration::from_secs(10)).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                tracing::warn!(conversation, "the bot's websocketURL: {e}");
+                return;
+            }
+        };
     loop {
         tokio::select! {
             () = pushed.closed() => return,

@@ -16,15 +16,32 @@ pub enum BotError {
     /// Connection refused or reset, timeout, or a 5xx answer (docs/bots.md).
     #[error("bot unreachable: {0}")]
     Unreachable(String),
-    /// A 4xx answer (bad token, unknown conversation, bad request).
-    #[error("bot refused the request: HTTP {status}: {body}")]
-    Refused { status: u16, body: String },
+    /// A 4xx answer (bad token, unknown conversation, bad request). docs/security.md: the answer's body is never
+    /// echoed, only its status and size (a bot URL must not become a way to read other services).
+    #[error("bot refused the request: HTTP {status} ({bytes}-byte answer)")]
+    Refused { status: u16, bytes: usize },
+    /// A streaming bot answered `session.error`, with its reason.
+    #[error("the bot refused the session: {0}")]
+    SessionRefused(String),
+    /// The address is refused by the bots' network policy (docs/security.md, "Outbound requests").
+    #[error(transparent)]
+    Policy(#[from] outdial_net::Refused),
     /// An answer that does not follow the protocol.
     #[error("bot answered outside the protocol: {0}")]
     Protocol(String),
     /// The bot's type or settings cannot be served by this build.
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl From<outdial_net::GuardedError> for BotError {
+    fn from(e: outdial_net::GuardedError) -> Self {
+        match e {
+            outdial_net::GuardedError::Refused(r) => BotError::Policy(r),
+            outdial_net::GuardedError::Resolve { .. } => BotError::Unreachable(e.to_string()),
+            other => BotError::Protocol(other.to_string()),
+        }
+    }
 }
 
 /// What a bot conversation produces.

@@ -29,7 +29,8 @@ const MARGIN: Duration = Duration::from_secs(30);
 
 impl TokenCache {
     /// A valid access token for `client`: the cached one, or a new one from the token endpoint.
-    pub async fn token(&self, http: &reqwest::Client, client: &Client) -> Result<String, BotError> {
+    /// docs/security.md: the token endpoint passes the bots' network policy, and its answers are never echoed.
+    pub async fn token(&self, http: &outdial_net::Guarded, client: &Client) -> Result<String, BotError> {
         if let Some((t, until)) = self.tokens.lock().get(client)
             && Instant::now() < *until
         {
@@ -44,12 +45,17 @@ impl TokenCache {
             form.push(("scope", s.as_str()));
         }
         let url = &client.token_url;
+        let parsed =
+            url::Url::parse(url).map_err(|e| BotError::Protocol(format!("token endpoint {url}: {e}")))?;
         let resp = http
-            .post(url)
+            .request(reqwest::Method::POST, parsed)?
             .form(&form)
             .send()
             .await
-            .map_err(|e| BotError::Unreachable(format!("token endpoint {url}: {e}")))?;
+            .map_err(|e| match outdial_net::refusal(&e) {
+                Some(r) => BotError::Policy(r.clone()),
+                None => BotError::Unreachable(format!("token endpoint {url}: {e}")),
+            })?;
         let status = resp.status();
         let text = resp
             .text()
@@ -64,11 +70,15 @@ impl TokenCache {
         if !status.is_success() {
             return Err(BotError::Refused {
                 status: status.as_u16(),
-                body: format!("token endpoint: {}", text.chars().take(200).collect::<String>()),
+                bytes: text.len(),
             });
         }
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| BotError::Protocol(format!("token endpoint {url}: not JSON ({e})")))?;
+        let v: Value = serde_json::from_str(&text).map_err(|_| {
+            BotError::Protocol(format!(
+                "token endpoint {url}: a {}-byte answer that is not JSON",
+                text.len()
+            ))
+        })?;
         let token = v["access_token"]
             .as_str()
             .ok_or_else(|| BotError::Protocol(format!("token endpoint {url}: no access_token")))?

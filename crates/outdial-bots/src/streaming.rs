@@ -27,6 +27,8 @@ const OFFERED: [MediaFormat; 3] = [
 
 #[derive(Debug, Clone)]
 pub struct AcStreaming {
+    /// docs/security.md: the socket's address passes the bots' network policy.
+    guard: outdial_net::Guarded,
     url: String,
     token: Option<String>,
     bot_name: String,
@@ -35,7 +37,12 @@ pub struct AcStreaming {
 
 impl AcStreaming {
     /// `bot_url`: `ws://`, `wss://` (or `http(s)://`, taken as the same address over WebSocket).
-    pub fn new(bot_url: &str, token: Option<String>, bot_name: &str) -> Result<Self, BotError> {
+    pub fn new(
+        guard: outdial_net::Guarded,
+        bot_url: &str,
+        token: Option<String>,
+        bot_name: &str,
+    ) -> Result<Self, BotError> {
         let url = ws_url(bot_url);
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(BotError::Protocol(format!(
@@ -43,6 +50,7 @@ impl AcStreaming {
             )));
         }
         Ok(AcStreaming {
+            guard,
             url,
             token,
             bot_name: bot_name.to_string(),
@@ -51,7 +59,7 @@ impl AcStreaming {
     }
 
     async fn connect(&self) -> Result<Socket, BotError> {
-        connect(&self.url, self.token.as_deref(), self.timeout).await
+        connect(&self.guard, &self.url, self.token.as_deref(), self.timeout).await
     }
 
     /// Sends `first` and waits for `session.accepted` (its media format) or `session.error`.
@@ -64,7 +72,7 @@ impl AcStreaming {
                 .map_err(|_| BotError::Unreachable("no session.accepted within 10 s".into()))?;
             let v = match frame {
                 Some(Ok(Message::Text(t))) => serde_json::from_str::<Value>(&t)
-                    .map_err(|_| BotError::Protocol(format!("not JSON: {}", clip(&t))))?,
+                    .map_err(|_| BotError::Protocol(format!("a {}-byte frame that is not JSON", t.len())))?,
                 Some(Ok(Message::Close(_))) | None => {
                     return Err(BotError::Unreachable("the bot closed the WebSocket".into()));
                 }
@@ -81,10 +89,8 @@ impl AcStreaming {
                         });
                 }
                 Some("session.error") => {
-                    return Err(BotError::Refused {
-                        status: 0,
-                        body: v["reason"].as_str().unwrap_or("session.error").to_string(),
-                    });
+                    let reason = v["reason"].as_str().unwrap_or("session.error");
+                    return Err(BotError::SessionRefused(clip(reason)));
                 }
                 _ => {}
             }
@@ -103,8 +109,15 @@ pub(crate) fn ws_url(url: &str) -> String {
     }
 }
 
-/// A WebSocket to `url` (`ws://` / `wss://`), with `Authorization: Bearer <token>` when there is a token.
-pub(crate) async fn connect(url: &str, token: Option<&str>, timeout: Duration) -> Result<Socket, BotError> {
+/// A WebSocket to `url` (`ws://` / `wss://`), with `Authorization: Bearer <token>` when there is a token. The
+/// address is resolved and checked by `guard`'s network policy, and the connection made to a checked address.
+pub(crate) async fn connect(
+    guard: &outdial_net::Guarded,
+    url: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Socket, BotError> {
+    let parsed = url::Url::parse(url).map_err(|e| BotError::Protocol(format!("WebSocket URL {url}: {e}")))?;
     let mut request = url
         .into_client_request()
         .map_err(|e| BotError::Protocol(format!("WebSocket URL {url}: {e}")))?;
@@ -114,17 +127,26 @@ pub(crate) async fn connect(url: &str, token: Option<&str>, timeout: Duration) -
             .map_err(|_| BotError::Protocol("the bot token is not a valid header value".into()))?;
         request.headers_mut().insert("Authorization", value);
     }
-    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+    let open = async {
+        let addrs = guard.resolve(&parsed).await?;
+        let stream = tokio::net::TcpStream::connect(&addrs[..])
+            .await
+            .map_err(|e| BotError::Unreachable(format!("{url}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok::<_, BotError>(tokio_tungstenite::client_async_tls_with_config(request, stream, None, None).await)
+    };
+    match tokio::time::timeout(timeout, open).await {
         Err(_) => Err(BotError::Unreachable(format!(
             "no WebSocket connection to {url} within {} s",
             timeout.as_secs()
         ))),
-        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => Err(BotError::Refused {
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r)))) => Err(BotError::Refused {
             status: r.status().as_u16(),
-            body: String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string(),
+            bytes: r.body().as_ref().map_or(0, Vec::len),
         }),
-        Ok(Err(e)) => Err(BotError::Unreachable(format!("{url}: {e}"))),
-        Ok(Ok((ws, _))) => Ok(ws),
+        Ok(Ok(Err(e))) => Err(BotError::Unreachable(format!("{url}: {e}"))),
+        Ok(Ok(Ok((ws, _)))) => Ok(ws),
     }
 }
 
@@ -153,10 +175,17 @@ impl BotConnector for AcStreaming {
                 if v["type"] == "connection.validated" && v["success"] != false {
                     Ok(())
                 } else {
-                    Err(BotError::Protocol(format!("validation answered {}", clip(&t))))
+                    Err(BotError::Protocol(format!(
+                        "validation answered a {}-byte frame that is not connection.validated",
+                        t.len()
+                    )))
                 }
             }
-            other => Err(BotError::Protocol(format!("validation answered {other:?}"))),
+            Some(Ok(_)) => Err(BotError::Protocol(
+                "validation answered a frame that is not text".into(),
+            )),
+            Some(Err(e)) => Err(BotError::Unreachable(e.to_string())),
+            None => Err(BotError::Unreachable("the bot closed the WebSocket".into())),
         }
     }
 

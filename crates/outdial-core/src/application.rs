@@ -82,6 +82,27 @@ pub struct Application {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_secret: Option<String>,
     pub secret_hash: String,
+    /// The application's immutable identity, made when it is created: a token names it, so the token of a
+    /// deleted application never works for a new one with the same client id (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<uuid::Uuid>,
+    /// Counts the secret's changes: a token names the generation it was issued under, so rotating the secret
+    /// revokes every earlier token.
+    #[serde(default)]
+    pub secret_generation: u32,
+}
+
+/// The identity and secret generation of an application about to be stored with `secret_hash`: a new
+/// application gets a new identity; an existing one keeps its identity (an application stored before identities
+/// existed gets one now), and its generation moves on when the secret changed.
+pub fn identity_after(existing: Option<&Application>, secret_hash: &str) -> (uuid::Uuid, u32) {
+    match existing {
+        None => (uuid::Uuid::new_v4(), 0),
+        Some(old) => (
+            old.uid.unwrap_or_else(uuid::Uuid::new_v4),
+            old.secret_generation + u32::from(old.secret_hash != secret_hash),
+        ),
+    }
 }
 
 /// What an application looks like through the API: no secret, no hash.

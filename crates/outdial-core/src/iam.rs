@@ -9,6 +9,12 @@ pub enum ScopeEntry {
     All,
     Name(String),
     Tag(String),
+    /// `oauth=<value>`: the application may be granted the OAuth scope `<value>` at `/oauth/token` (the legacy
+    /// `dialoutAuthScope` model, docs/security.md). It names no bot.
+    OAuth(String),
+    /// `trunk=<name>`: in a `VAIC/BOTS/WRITE` policy, the application may put the bots it writes on this trunk.
+    /// It names no bot.
+    Trunk(String),
 }
 
 /// A parsed scope: `*`, `bot1`, `name=bot1`, `tag=sales`, or a comma list of them.
@@ -30,6 +36,16 @@ impl Scope {
                     return Err("should not have an empty 'tag=' entry".into());
                 }
                 ScopeEntry::Tag(tag.to_string())
+            } else if let Some(value) = e.strip_prefix("oauth=") {
+                if value.is_empty() || value.contains(char::is_whitespace) {
+                    return Err("should not have an empty 'oauth=' entry or one with spaces".into());
+                }
+                ScopeEntry::OAuth(value.to_string())
+            } else if let Some(trunk) = e.strip_prefix("trunk=") {
+                if trunk.is_empty() {
+                    return Err("should not have an empty 'trunk=' entry".into());
+                }
+                ScopeEntry::Trunk(trunk.to_string())
             } else if let Some(name) = e.strip_prefix("name=") {
                 if name.is_empty() {
                     return Err("should not have an empty 'name=' entry".into());
@@ -49,6 +65,16 @@ impl Scope {
             ScopeEntry::All => true,
             ScopeEntry::Name(n) => *n == bot.name,
             ScopeEntry::Tag(t) => bot.authorization_tag.as_deref() == Some(t.as_str()),
+            ScopeEntry::OAuth(_) | ScopeEntry::Trunk(_) => false,
+        })
+    }
+
+    /// Whether the scope lets its holder be granted the OAuth scope `value` (`oauth=<value>` or `*`).
+    pub fn grants_oauth(&self, value: &str) -> bool {
+        self.0.iter().any(|e| match e {
+            ScopeEntry::All => true,
+            ScopeEntry::OAuth(v) => v == value,
+            _ => false,
         })
     }
 
@@ -57,7 +83,7 @@ impl Scope {
         self.0.iter().any(|e| match e {
             ScopeEntry::All => true,
             ScopeEntry::Name(n) => n == name,
-            ScopeEntry::Tag(_) => false,
+            ScopeEntry::Tag(_) | ScopeEntry::OAuth(_) | ScopeEntry::Trunk(_) => false,
         })
     }
 }
@@ -79,40 +105,65 @@ pub fn allows_global(policies: &[Policy], role: Role) -> bool {
     allowed && !denied
 }
 
+/// Some allow policy of `role` (or `OUTDIAL/ADMIN`) has a scope that `matches`, and no deny policy of those
+/// roles does: a deny always wins.
+fn decide(policies: &[Policy], role: Role, matches: impl Fn(&Scope) -> bool) -> bool {
+    let relevant = |p: &&Policy| p.role == role || p.role == Role::Admin;
+    let (mut allowed, mut denied) = (false, false);
+    for p in policies.iter().filter(relevant) {
+        if matches(&scope_of(p)) {
+            match p.effect {
+                Effect::Allow => allowed = true,
+                Effect::Deny => denied = true,
+            }
+        }
+    }
+    allowed && !denied
+}
+
 /// Whether the policies grant `role` on `bot`: some allow policy covers it and no deny policy does.
 pub fn allows_bot(policies: &[Policy], role: Role, bot: &Bot) -> bool {
-    let relevant = |p: &&Policy| p.role == role || p.role == Role::Admin;
-    let allowed = policies
-        .iter()
-        .filter(relevant)
-        .any(|p| p.effect == Effect::Allow && scope_of(p).covers(bot));
-    let denied = policies
-        .iter()
-        .filter(relevant)
-        .any(|p| p.effect == Effect::Deny && scope_of(p).covers(bot));
-    allowed && !denied
+    decide(policies, role, |s| s.covers(bot))
 }
 
 /// For a bot that does not exist: may the caller learn that (404), or must it get 403?
 /// Only when an allow policy would cover the name whatever the bot's tag, and no deny policy covers it.
 pub fn may_know_missing(policies: &[Policy], role: Role, name: &str) -> bool {
-    let relevant = |p: &&Policy| p.role == role || p.role == Role::Admin;
-    let allowed = policies
-        .iter()
-        .filter(relevant)
-        .any(|p| p.effect == Effect::Allow && scope_of(p).covers_name(name));
-    let denied = policies
-        .iter()
-        .filter(relevant)
-        .any(|p| p.effect == Effect::Deny && scope_of(p).covers_name(name));
-    allowed && !denied
+    decide(policies, role, |s| s.covers_name(name))
 }
 
-/// The legacy model: a bot with `dialoutAuthScope` may be dialled by a bearer token granted that scope.
-pub fn legacy_scope_allows(bot: &Bot, granted: &[String]) -> bool {
-    bot.dialout_auth_scope
-        .as_deref()
-        .is_some_and(|s| granted.iter().any(|g| g == s))
+/// Whether the application may put bots on trunk `name` (docs/security.md): `trunk=<name>` or `*` in a
+/// `VAIC/BOTS/WRITE` (or `OUTDIAL/ADMIN`) policy.
+pub fn may_use_trunk(policies: &[Policy], name: &str) -> bool {
+    decide(policies, Role::BotsWrite, |s| {
+        s.0.iter().any(|e| match e {
+            ScopeEntry::All => true,
+            ScopeEntry::Trunk(t) => t == name,
+            _ => false,
+        })
+    })
+}
+
+/// Whether the application may be granted the OAuth scope `value` at `/oauth/token` (docs/security.md):
+/// `oauth=<value>` or `*` in a `VAIC/BOTS/DIALOUT` (or `OUTDIAL/ADMIN`) policy.
+pub fn may_hold_oauth_scope(policies: &[Policy], value: &str) -> bool {
+    decide(policies, Role::Dialout, |s| s.grants_oauth(value))
+}
+
+/// The legacy model: a bot with `dialoutAuthScope` may be dialled with a bearer token granted that scope, while
+/// the application may still hold it, and unless a deny policy of role `VAIC/BOTS/DIALOUT` covers the bot (a deny
+/// always wins).
+pub fn legacy_scope_allows(policies: &[Policy], bot: &Bot, granted: &[String]) -> bool {
+    let denied = policies.iter().any(|p| {
+        (p.role == Role::Dialout || p.role == Role::Admin)
+            && p.effect == Effect::Deny
+            && scope_of(p).covers(bot)
+    });
+    !denied
+        && bot
+            .dialout_auth_scope
+            .as_deref()
+            .is_some_and(|s| granted.iter().any(|g| g == s) && may_hold_oauth_scope(policies, s))
 }
 
 #[cfg(test)]
@@ -189,6 +240,38 @@ mod tests {
             pol(Role::Dialout, "Ghost", Effect::Deny),
         ];
         assert!(!may_know_missing(&denied, Role::Dialout, "Ghost"));
+    }
+
+    #[test]
+    fn oauth_scopes_need_a_policy_and_deny_wins() {
+        let mut b = bot("Bot1", Some("sales"));
+        b.dialout_auth_scope = Some("dial:bot1".into());
+        let granted = ["dial:bot1".to_string()];
+        let holder = [pol(Role::Dialout, "oauth=dial:bot1", Effect::Allow)];
+        assert!(may_hold_oauth_scope(&holder, "dial:bot1"));
+        assert!(!may_hold_oauth_scope(&holder, "dial:bot2"));
+        assert!(legacy_scope_allows(&holder, &b, &granted));
+        assert!(!allows_bot(&holder, Role::Dialout, &b), "oauth= names no bot");
+        let reader = [pol(Role::CallsRead, "*", Effect::Allow)];
+        assert!(!may_hold_oauth_scope(&reader, "dial:bot1"));
+        assert!(
+            !legacy_scope_allows(&reader, &b, &granted),
+            "a token granted earlier stops working"
+        );
+        let denied = [
+            pol(Role::Dialout, "oauth=dial:bot1", Effect::Allow),
+            pol(Role::Dialout, "tag=sales", Effect::Deny),
+        ];
+        assert!(!legacy_scope_allows(&denied, &b, &granted));
+        let denied_scope = [
+            pol(Role::Dialout, "*", Effect::Allow),
+            pol(Role::Dialout, "oauth=dial:bot1", Effect::Deny),
+        ];
+        assert!(!may_hold_oauth_scope(&denied_scope, "dial:bot1"));
+        assert_eq!(
+            Scope::parse("oauth=").unwrap_err(),
+            "should not have an empty 'oauth=' entry or one with spaces"
+        );
     }
 
     #[test]

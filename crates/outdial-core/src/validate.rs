@@ -275,6 +275,10 @@ pub fn check_url(s: &str, schemes: &[&str]) -> std::result::Result<url::Url, Str
     if !schemes.contains(&u.scheme()) || u.host_str().is_none_or(str::is_empty) {
         return Err(format!("should be an absolute {} URL", schemes.join(" or ")));
     }
+    // docs/security.md: secrets go in write-only fields (token, notifySecret), never in a URL that is shown.
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("should not contain credentials (user:password@)".into());
+    }
     Ok(u)
 }
 

@@ -7,10 +7,9 @@
 //! recorded on the conversation's timeline. Rows survive restarts: a notification written before a crash is
 //! delivered by the next run.
 
-mod policy;
 mod sign;
 
-pub use policy::{NetworkPolicy, PolicyResolver, Refused};
+pub use outdial_net::{NetworkPolicy, Purpose, Refused};
 pub use sign::signature;
 
 use outdial_core::time::now_ms;
@@ -69,8 +68,8 @@ pub enum Outcome {
 
 pub struct Notifier {
     store: Arc<dyn Store>,
-    client: reqwest::Client,
-    policy: Arc<NetworkPolicy>,
+    /// docs/security.md: every notification passes the `[notifications]` network policy.
+    client: outdial_net::Guarded,
     settings: Settings,
     wake: Arc<Notify>,
     in_flight: Mutex<HashSet<Uuid>>,
@@ -85,20 +84,10 @@ impl Notifier {
         policy: NetworkPolicy,
         settings: Settings,
     ) -> Result<Arc<Notifier>, reqwest::Error> {
-        let policy = Arc::new(policy);
-        // docs/security.md: proxies from the environment (HTTP_PROXY, …) are ignored; through a proxy the policy
-        // would never see the address the name resolves to.
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(PolicyResolver(policy.clone()))
-            .user_agent(concat!("outdial/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = outdial_net::Guarded::new(policy, settings.timeout, settings.timeout)?;
         Ok(Arc::new(Notifier {
             store,
             client,
-            policy,
             settings,
             wake: Arc::new(Notify::new()),
             in_flight: Mutex::new(HashSet::new()),
@@ -231,20 +220,11 @@ impl Notifier {
             Ok(u) if matches!(u.scheme(), "http" | "https") => u,
             _ => return give_up(format!("notifyUrl '{}' is not an http(s) URL", row.url)),
         };
-        // Literal addresses never reach the resolver: check them here.
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
-            Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
-            _ => None,
+        let mut req = match self.client.request(reqwest::Method::POST, url) {
+            Ok(r) => r,
+            Err(e) => return give_up(e.to_string()),
         };
-        if let Some(ip) = literal
-            && let Err(r) = self.policy.check(ip)
-        {
-            return give_up(r.to_string());
-        }
-        let mut req = self
-            .client
-            .post(url)
+        req = req
             .header("content-type", "application/json")
             .header("x-outdial-event-id", row.event_id.to_string())
             .body(row.body.clone());
@@ -279,9 +259,7 @@ impl Notifier {
                 }
             }
             Err(e) => {
-                let refused = std::iter::successors(std::error::Error::source(&e), |s| s.source())
-                    .find_map(|s| s.downcast_ref::<Refused>());
-                if let Some(r) = refused {
+                if let Some(r) = outdial_net::refusal(&e) {
                     give_up(r.to_string())
                 } else if e.is_timeout() {
                     Outcome::Retry {

@@ -8,7 +8,7 @@ use axum::routing::post;
 use outdial_core::conversation::{Conversation, ConversationState};
 use outdial_core::dialout::DialoutRequest;
 use outdial_core::time::now_ms;
-use outdial_notify::{NetworkPolicy, Notifier, Settings, signature};
+use outdial_notify::{NetworkPolicy, Notifier, Purpose, Settings, signature};
 use outdial_store::{OutboxRow, OutboxStatus, SqlStore, Store};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -168,7 +168,7 @@ async fn delivered_with_event_id_sequence_and_a_verifiable_signature() {
     let r = receiver(vec![]).await;
     let url = format!("http://{}/notify", r.addr);
     let (c, rows) = queue(&s, &url, 2, Some("0123456789abcdef-secret")).await;
-    let w = start(&s, NetworkPolicy::default(), fast());
+    let w = start(&s, NetworkPolicy::built_in(Purpose::Notifications), fast());
     let done = settled(&s, c.id, 2).await;
     assert!(
         done.iter()
@@ -223,7 +223,7 @@ async fn receiver_down_then_up_gets_everything_in_order() {
     let (c, _) = queue(&s, &url, 3, None).await;
     let w = start(
         &s,
-        NetworkPolicy::default(),
+        NetworkPolicy::built_in(Purpose::Notifications),
         Settings {
             max_attempts: 10,
             ..fast()
@@ -266,7 +266,7 @@ async fn server_errors_and_429_are_retried_other_4xx_are_not() {
     let r = receiver(vec![(500, 0), (429, 0), (200, 0), (400, 0)]).await;
     let url = format!("http://{}/notify", r.addr);
     let (c, _) = queue(&s, &url, 2, None).await;
-    let w = start(&s, NetworkPolicy::default(), fast());
+    let w = start(&s, NetworkPolicy::built_in(Purpose::Notifications), fast());
     let rows = settled(&s, c.id, 2).await;
     assert_eq!((rows[0].status, rows[0].attempts), (OutboxStatus::Delivered, 3));
     assert_eq!((rows[1].status, rows[1].attempts), (OutboxStatus::Failed, 1));
@@ -300,7 +300,7 @@ async fn slow_receivers_time_out_and_are_retried_then_given_up() {
     let r = receiver(vec![(200, 1500), (200, 0)]).await;
     let url = format!("http://{}/notify", r.addr);
     let (c, _) = queue(&s, &url, 1, None).await;
-    let w = start(&s, NetworkPolicy::default(), fast());
+    let w = start(&s, NetworkPolicy::built_in(Purpose::Notifications), fast());
     let rows = settled(&s, c.id, 1).await;
     assert_eq!(
         (rows[0].status, rows[0].attempts),
@@ -329,7 +329,8 @@ async fn slow_receivers_time_out_and_are_retried_then_given_up() {
 async fn network_policy_refuses_without_connecting() {
     let s = store().await;
     let r = receiver(vec![]).await;
-    let policy = NetworkPolicy::new(&["127.0.0.0/8".into(), "::1".into()], &[]).unwrap();
+    let policy =
+        NetworkPolicy::new(Purpose::Notifications, &["127.0.0.0/8".into(), "::1".into()], &[]).unwrap();
     let (c1, _) = queue(&s, "http://169.254.169.254/latest/meta-data", 1, None).await;
     let (c2, _) = queue(&s, &format!("http://localhost:{}/notify", r.addr.port()), 1, None).await;
     let (c3, _) = queue(&s, &format!("http://{}/notify", r.addr), 1, None).await;
@@ -377,7 +378,7 @@ async fn retry_after_as_an_http_date_is_honoured() {
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let (c, _) = queue(&s, &format!("http://{addr}/notify"), 1, None).await;
-    let w = start(&s, NetworkPolicy::default(), fast());
+    let w = start(&s, NetworkPolicy::built_in(Purpose::Notifications), fast());
     let rows = settled(&s, c.id, 1).await;
     assert_eq!((rows[0].status, rows[0].attempts), (OutboxStatus::Delivered, 2));
     let events = s.events(c.id).await.unwrap();

@@ -116,6 +116,11 @@ impl RefBot {
     pub fn set_script(&self, script: Script) {
         self.inner.lock().script = script;
     }
+
+    /// Where the `playUrl` scripts say the recordings are (`http://host:port`); the bot's own server by default.
+    pub fn set_media_base(&self, base: &str) {
+        self.inner.lock().base = base.to_string();
+    }
 }
 
 fn activity(kind: &str, fields: Value) -> Value {

@@ -125,7 +125,7 @@ pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, BotError
             _ => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
         },
         BotType::AcApiStreaming => {
-            let c = AcStreaming::new(url, bot.token.clone(), &bot.name)?;
+            let c = AcStreaming::new(ctx.bot_client.clone(), url, bot.token.clone(), &bot.name)?;
             return Ok(Box::new(c));
         }
         other => {

@@ -64,6 +64,10 @@ pub struct Checked {
     pub rtp_ip: IpAddr,
     pub nameservers: Vec<SocketAddr>,
     pub log_format: LogFormat,
+    /// Where `notifyUrl`s may go (`[notifications]` lists).
+    pub notify_policy: outdial_net::NetworkPolicy,
+    /// Where bot URLs, their token endpoints and `playUrl`s may go (`[bot_network]` lists).
+    pub bot_policy: outdial_net::NetworkPolicy,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -74,6 +78,7 @@ pub struct Config {
     pub store: StoreCfg,
     pub auth: Auth,
     pub notifications: Notifications,
+    pub bot_network: BotNetwork,
     pub speech: Speech,
     pub log: Log,
     pub shutdown: Shutdown,
@@ -139,6 +144,15 @@ pub struct Notifications {
     /// CIDRs notifyUrl targets may never resolve to (added to the built-in link-local and metadata ranges).
     pub deny_cidrs: Vec<String>,
     /// CIDRs allowed even when a deny entry covers them.
+    pub allow_cidrs: Vec<String>,
+}
+
+/// docs/security.md, "Outbound requests": the networks bot URLs, OAuth token endpoints and `playUrl`s may reach,
+/// on top of the built-in refusals (link-local, metadata).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BotNetwork {
+    pub deny_cidrs: Vec<String>,
     pub allow_cidrs: Vec<String>,
 }
 
@@ -299,12 +313,30 @@ impl Config {
         let declared = self.declared(file)?;
         let typed = self.typed().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
         let (rtp_ports, rtp_ip, nameservers, log_format) = typed;
+        let policy = |purpose, key: &'static str, deny: &[String], allow: &[String]| {
+            outdial_net::NetworkPolicy::new(purpose, deny, allow)
+                .map_err(|e| anyhow::anyhow!("{file}: {key}: {e}"))
+        };
+        let n = &self.notifications;
+        let b = &self.bot_network;
         Ok(Checked {
             declared,
             rtp_ports,
             rtp_ip,
             nameservers,
             log_format,
+            notify_policy: policy(
+                outdial_net::Purpose::Notifications,
+                "notifications.deny_cidrs / allow_cidrs",
+                &n.deny_cidrs,
+                &n.allow_cidrs,
+            )?,
+            bot_policy: policy(
+                outdial_net::Purpose::Bots,
+                "bot_network.deny_cidrs / allow_cidrs",
+                &b.deny_cidrs,
+                &b.allow_cidrs,
+            )?,
         })
     }
 
@@ -350,7 +382,6 @@ impl Config {
 
     fn declared(&self, file: &str) -> anyhow::Result<Declared> {
         let mut d = Declared::default();
-        let err = |section: String, msg: String| anyhow::anyhow!("{file}: {section}: {msg}");
         if !(1..=24 * 3600).contains(&self.auth.token_lifetime_sec) {
             bail!("{file}: auth.token_lifetime_sec: should be from 1 to 86400");
         }
@@ -363,8 +394,6 @@ impl Config {
         if !(10..=3_600_000).contains(&self.notifications.retry_base_ms) {
             bail!("{file}: notifications.retry_base_ms: should be from 10 to 3600000");
         }
-        outdial_notify::NetworkPolicy::new(&self.notifications.deny_cidrs, &self.notifications.allow_cidrs)
-            .map_err(|m| err("notifications.deny_cidrs / allow_cidrs".into(), m.to_string()))?;
         if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres")) {
             bail!("{file}: store.url: should be sqlite://FILE or postgres://USER@HOST/DB");
         }

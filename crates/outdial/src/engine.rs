@@ -36,7 +36,8 @@ pub struct Ctx {
     /// The one writer of conversation state and notifications.
     pub recorder: crate::recorder::Recorder,
     /// The HTTP client of bot connections (one connection pool for all calls).
-    pub bot_client: reqwest::Client,
+    /// docs/security.md, "Outbound requests": bots, their token endpoints and `playUrl`s.
+    pub bot_client: outdial_net::Guarded,
     /// OAuth access tokens towards bots, shared by all calls.
     pub bot_tokens: outdial_bots::oauth::TokenCache,
     /// No RTP for this long ends an answered call with `error`; None = never.

@@ -5,8 +5,10 @@ use std::time::Duration;
 /// Why a `playUrl` could not be played (the sentence goes into the timeline's `play-url-failed`).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("playUrlUrl {url}: {why}")]
+    #[error("playUrl {url}: {why}")]
     BadUrl { url: String, why: String },
+    #[error("playUrl {url}: {why}")]
+    Refused { url: String, why: String },
     #[error("cannot fetch {url}: {why}")]
     Unreachable { url: String, why: String },
     #[error("{url} answered HTTP {status}")]
@@ -28,7 +30,7 @@ const PLAY_URL_MAX_BYTES: usize = 5 * 1024 * 1024;
 /// 16-bit PCM when `format` says so (`raw/mulaw`, `raw/alaw`, `raw/lpcm16_8`, `raw/lpcm16`), else a WAV file of any
 /// rate and encoding the WAV reader knows.
 pub async fn fetch_audio(
-    client: &reqwest::Client,
+    client: &outdial_net::Guarded,
     url: &str,
     format: Option<&str>,
 ) -> Result<Vec<i16>, FetchError> {
@@ -41,15 +43,24 @@ pub async fn fetch_audio(
         let why = "only http and https URLs are played".to_string();
         return Err(FetchError::BadUrl { url: u(), why });
     }
+    // docs/security.md: the audio is fetched through the bots' network policy.
+    let request = client
+        .request(reqwest::Method::GET, parsed)
+        .map_err(|e| FetchError::Refused {
+            url: u(),
+            why: e.to_string(),
+        })?;
     let fetch = async {
-        let mut r = client
-            .get(parsed)
-            .send()
-            .await
-            .map_err(|e| FetchError::Unreachable {
+        let mut r = request.send().await.map_err(|e| match outdial_net::refusal(&e) {
+            Some(r) => FetchError::Refused {
+                url: u(),
+                why: r.to_string(),
+            },
+            None => FetchError::Unreachable {
                 url: u(),
                 why: e.to_string(),
-            })?;
+            },
+        })?;
         if !r.status().is_success() {
             let status = r.status().as_u16();
             return Err(FetchError::Status { url: u(), status });

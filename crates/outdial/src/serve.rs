@@ -7,7 +7,7 @@ use anyhow::Context;
 use outdial_api::auth::{AuthSettings, Authenticator, hash_secret, verify_secret};
 use outdial_api::catalog::Catalog;
 use outdial_api::{App, router};
-use outdial_core::application::{Application, Effect, Policy, Role};
+use outdial_core::application::{Application, Effect, Policy, Role, identity_after};
 use outdial_limits::LocalLimiter;
 use outdial_store::{Kind, SqlStore, Store};
 use std::path::PathBuf;
@@ -46,15 +46,13 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         cache_ttl: Duration::from_secs(cfg.auth.credential_cache_sec),
     };
     let auth = Authenticator::new(settings, catalog.clone(), &store.signing_key().await?)?;
-    let policy =
-        outdial_notify::NetworkPolicy::new(&cfg.notifications.deny_cidrs, &cfg.notifications.allow_cidrs)?;
     let notify_settings = outdial_notify::Settings {
         timeout: Duration::from_secs(cfg.notifications.timeout_sec),
         max_attempts: cfg.notifications.max_attempts,
         retry_base: Duration::from_millis(cfg.notifications.retry_base_ms),
         ..Default::default()
     };
-    let notifier = outdial_notify::Notifier::new(store.clone(), policy, notify_settings)?;
+    let notifier = outdial_notify::Notifier::new(store.clone(), checked.notify_policy, notify_settings)?;
     tokio::spawn(notifier.clone().run());
     let nameservers = checked.nameservers;
     let agent = outdial_sip::SipAgent::start_with(outdial_sip::SipOptions {
@@ -109,13 +107,13 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         stt,
         stt_end_silence_ms: cfg.speech.end_silence_ms,
         bot_tokens: Default::default(),
-        // Bots are reached directly: environment proxies are ignored (docs/security.md).
-        bot_client: reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .context("HTTP client for bots")?,
+        // docs/security.md, "Outbound requests": every bot URL passes the `[bot_network]` policy.
+        bot_client: outdial_net::Guarded::new(
+            checked.bot_policy,
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+        )
+        .context("HTTP client for bots")?,
         media_timeout: (cfg.sip.media_timeout_sec > 0)
             .then(|| Duration::from_secs(cfg.sip.media_timeout_sec)),
         send_timing: send_timing.clone(),
@@ -308,6 +306,7 @@ async fn apply_declared(store: &dyn Store, d: Declared, file: &str) -> anyhow::R
             },
             (None, None) => unreachable!("validated: a secret or a hash"),
         };
+        let (uid, secret_generation) = identity_after(existing.as_ref(), &secret_hash);
         let app = Application {
             client_id: v.client_id.clone(),
             name: v.name,
@@ -315,6 +314,8 @@ async fn apply_declared(store: &dyn Store, d: Declared, file: &str) -> anyhow::R
             policies: v.policies,
             notify_secret: v.notify_secret,
             secret_hash,
+            uid: Some(uid),
+            secret_generation,
         };
         if existing.as_ref() != Some(&app) {
             store
@@ -388,6 +389,8 @@ async fn ensure_admin(store: &dyn Store, id: &str, secret: &str) -> anyhow::Resu
     {
         return Ok(());
     }
+    let secret_hash = hash_secret(secret)?;
+    let (uid, secret_generation) = identity_after(existing.as_ref(), &secret_hash);
     let app = Application {
         client_id: id.clone(),
         name: existing
@@ -396,7 +399,9 @@ async fn ensure_admin(store: &dyn Store, id: &str, secret: &str) -> anyhow::Resu
         enabled: true,
         policies,
         notify_secret: existing.and_then(|o| o.notify_secret),
-        secret_hash: hash_secret(secret)?,
+        secret_hash,
+        uid: Some(uid),
+        secret_generation,
     };
     store
         .upsert_object(Kind::Application, &id, &serde_json::to_value(&app)?)

@@ -24,6 +24,9 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + Sized + 'static
     const NAME_FIELD: &'static str;
     /// Write-only properties that a PUT without them keeps.
     const SECRETS: &'static [&'static str];
+    /// Where secrets go (docs/security.md): when one of these properties changes, the secrets listed with it are
+    /// cleared unless the same request gives them again, so that a new address never receives the old secrets.
+    const SECRETS_BOUND_TO: &'static [(&'static str, &'static [&'static str])] = &[];
 
     /// Validates a body into the object to store; `existing` is the stored one on PUT and PATCH.
     async fn build(input: &Value, existing: Option<&Self>) -> ApiResult<Self>;
@@ -48,6 +51,32 @@ pub trait Resource: Serialize + DeserializeOwned + Send + Sync + Sized + 'static
     /// administrator cannot remove itself).
     fn check_change(_snap: &Snapshot, _existing: &Self, _new: Option<&Self>) -> ApiResult<()> {
         Ok(())
+    }
+    /// Permissions a write needs beyond [`Resource::can_write`] (a bot's trunk): `existing` is None on create.
+    fn authorize(_caller: &Caller, _existing: Option<&Self>, _new: &Self) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+/// Clears from `merged` the secrets bound to a property whose value changed from `old`, unless `given` (the
+/// request's own body) has them ([`Resource::SECRETS_BOUND_TO`]).
+fn drop_stale_secrets<R: Resource>(old: &Value, merged: &mut Value, given: &Value) {
+    let Value::Object(m) = merged else { return };
+    for (field, secrets) in R::SECRETS_BOUND_TO {
+        if old.get(*field) == m.get(*field) {
+            continue;
+        }
+        for s in *secrets {
+            if given.get(*s).is_none() && m.remove(*s).is_some() {
+                tracing::info!(
+                    "{} '{}': {s} cleared because {field} changed",
+                    noun::<R>(),
+                    m.get(R::NAME_FIELD)
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("")
+                );
+            }
+        }
     }
 }
 
@@ -109,6 +138,7 @@ pub async fn create<R: Resource>(
     if !R::can_write(caller, &item) {
         return Err(forbidden::<R>(caller, "create", item.key()));
     }
+    R::authorize(caller, None, &item)?;
     R::check(&app.catalog.snapshot(), &item)?;
     app.store
         .insert_object(
@@ -148,6 +178,7 @@ async fn store_update<R: Resource>(
     if !R::can_write(caller, existing) || !R::can_write(caller, &item) {
         return Err(forbidden::<R>(caller, "change", item.key()));
     }
+    R::authorize(caller, Some(existing), &item)?;
     let snap = app.catalog.snapshot();
     R::check(&snap, &item)?;
     R::check_change(&snap, existing, Some(&item))?;
@@ -174,6 +205,7 @@ pub async fn replace<R: Resource>(
     check_name::<R>(&mut input, name)?;
     let existing = load::<R>(app, caller, name).await?;
     let old = existing.editable();
+    let given = input.clone();
     if let (Value::Object(new), Value::Object(old)) = (&mut input, &old) {
         for s in R::SECRETS {
             if !new.contains_key(*s)
@@ -183,6 +215,7 @@ pub async fn replace<R: Resource>(
             }
         }
     }
+    drop_stale_secrets::<R>(&old, &mut input, &given);
     let item = R::build(&input, Some(&existing)).await?;
     store_update(app, caller, &existing, item).await
 }
@@ -199,8 +232,10 @@ pub async fn update<R: Resource>(
         return Err(ApiError::BadRequest("request should be object".into()));
     }
     let existing = load::<R>(app, caller, name).await?;
-    let mut merged = existing.editable();
+    let old = existing.editable();
+    let mut merged = old.clone();
     merge_patch(&mut merged, &patch);
+    drop_stale_secrets::<R>(&old, &mut merged, &patch);
     check_name::<R>(&mut merged, name)?;
     let item = R::build(&merged, Some(&existing)).await?;
     store_update(app, caller, &existing, item).await

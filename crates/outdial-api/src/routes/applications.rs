@@ -11,7 +11,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use outdial_core::application::{Application, ApplicationInput, ApplicationView, Role, ValidApplication};
+use outdial_core::application::{
+    Application, ApplicationInput, ApplicationView, Role, ValidApplication, identity_after,
+};
 use outdial_core::iam;
 use outdial_store::Kind;
 use serde_json::{Value, json};
@@ -33,6 +35,7 @@ impl Resource for Application {
                 ));
             }
         };
+        let (uid, secret_generation) = identity_after(existing, &secret_hash);
         Ok(Application {
             client_id: v.client_id,
             name: v.name,
@@ -40,6 +43,8 @@ impl Resource for Application {
             policies: v.policies,
             notify_secret: v.notify_secret,
             secret_hash,
+            uid: Some(uid),
+            secret_generation,
         })
     }
     fn key(&self) -> &str {

@@ -22,6 +22,11 @@ impl Resource for Bot {
     const KIND: Kind = Kind::Bot;
     const NAME_FIELD: &'static str = "name";
     const SECRETS: &'static [&'static str] = &outdial_core::bot::BOT_SECRETS;
+    /// The token and the OAuth access token go to `botUrl`; the client secret goes to `oauthTokenUrl`.
+    const SECRETS_BOUND_TO: &'static [(&'static str, &'static [&'static str])] = &[
+        ("botUrl", &["token", "oauthClientSecret"]),
+        ("oauthTokenUrl", &["oauthClientSecret"]),
+    ];
 
     async fn build(input: &Value, _existing: Option<&Self>) -> ApiResult<Self> {
         Bot::parse(input).map_err(|e| ApiError::BadRequest(e.to_string()))
@@ -44,6 +49,21 @@ impl Resource for Bot {
     fn may_know_missing(c: &Caller, name: &str) -> bool {
         iam::may_know_missing(&c.policies, Role::BotsRead, name)
             || iam::may_know_missing(&c.policies, Role::BotsWrite, name)
+    }
+    /// docs/security.md: choosing a bot's trunk needs `trunk=<name>` (or `*`) in a `VAIC/BOTS/WRITE` policy.
+    fn authorize(c: &Caller, existing: Option<&Self>, b: &Self) -> ApiResult<()> {
+        match &b.trunk {
+            Some(t)
+                if existing.and_then(|e| e.trunk.as_ref()) != Some(t)
+                    && !iam::may_use_trunk(&c.policies, t) =>
+            {
+                Err(ApiError::Forbidden(format!(
+                    "application '{}' is not allowed to put bots on trunk '{t}'",
+                    c.client_id
+                )))
+            }
+            _ => Ok(()),
+        }
     }
     fn check(snap: &Snapshot, b: &Self) -> ApiResult<()> {
         match &b.trunk {

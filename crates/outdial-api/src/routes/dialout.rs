@@ -133,7 +133,7 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
         );
     };
     if !iam::allows_bot(&caller.policies, Role::Dialout, &bot)
-        && !iam::legacy_scope_allows(&bot, &caller.scopes)
+        && !iam::legacy_scope_allows(&caller.policies, &bot, &caller.scopes)
     {
         return Err(forbidden(caller, &bot.name));
     }

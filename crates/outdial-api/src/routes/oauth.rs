@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use outdial_core::iam;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -169,24 +170,22 @@ pub async fn token(State(app): State<AppState>, headers: HeaderMap, body: Body) 
         }
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };
-    // Legacy model: a scope can be granted when it is some bot's dialoutAuthScope.
+    // Legacy model (docs/security.md): a scope is granted only to an application whose policies allow it
+    // (`oauth=<value>`), whatever bots exist; the refusal is the same for every value, so it reveals none.
     let requested: Vec<String> = scope
         .as_deref()
         .unwrap_or("")
         .split_whitespace()
         .map(str::to_string)
         .collect();
-    let snap = app.catalog.snapshot();
-    if let Some(unknown) = requested.iter().find(|s| {
-        !snap
-            .bots
-            .values()
-            .any(|b| b.dialout_auth_scope.as_deref() == Some(s.as_str()))
-    }) {
+    if requested
+        .iter()
+        .any(|s| !iam::may_hold_oauth_scope(&caller.policies, s))
+    {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
-            &format!("scope '{unknown}' is not known"),
+            "the requested scope is not granted to this client",
         );
     }
     match app.auth.issue_token(&caller.client_id, &requested) {

@@ -22,6 +22,9 @@ impl Resource for Trunk {
     const KIND: Kind = Kind::Trunk;
     const NAME_FIELD: &'static str = "name";
     const SECRETS: &'static [&'static str] = &outdial_core::trunk::TRUNK_SECRETS;
+    /// Digest answers go to whoever the trunk's address (or proxy) is.
+    const SECRETS_BOUND_TO: &'static [(&'static str, &'static [&'static str])] =
+        &[("address", &["password"]), ("outboundProxy", &["password"])];
 
     async fn build(input: &Value, _existing: Option<&Self>) -> ApiResult<Self> {
         Trunk::parse(input).map_err(|e| ApiError::BadRequest(e.to_string()))

@@ -102,20 +102,21 @@ async fn bots_crud_with_validation_and_write_only_secrets() {
         error_of(r).await,
         (400, "request/dialoutMaxConcurrentCalls should be <= 300".into())
     );
-    // PUT replaces (omitted fields go back to defaults) but keeps write-only secrets; no renames.
+    // PUT replaces (omitted fields go back to defaults) but keeps write-only secrets while the bot stays where it
+    // is; no renames.
     let r = g
         .send(
             Method::PUT,
             "/api/v1/bots/B2",
             ADMIN,
-            Some(&json!({"botUrl": "https://bot.example/v2"})),
+            Some(&json!({"botUrl": "https://bot.example/api"})),
         )
         .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(
         (v["dialoutMaxConcurrentCalls"].as_u64(), v["botUrl"].as_str()),
-        (Some(0), Some("https://bot.example/v2"))
+        (Some(0), Some("https://bot.example/api"))
     );
     let r = g
         .send(
@@ -134,6 +135,17 @@ async fn bots_crud_with_validation_and_write_only_secrets() {
     );
     let db = stored_doc(&g, "bots", "B2").await;
     assert_eq!(db["token"], "s3cret-token", "PUT without token kept it");
+    // docs/security.md: a new address never receives the old token.
+    let r = g
+        .send(
+            Method::PUT,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"botUrl": "https://bot.example/v2"})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(stored_doc(&g, "bots", "B2").await["token"], Value::Null);
     assert_eq!(g.get("/api/v1/bots/B2", ADMIN).await.status(), 200);
     assert_eq!(
         g.send(Method::DELETE, "/api/v1/bots/B2", ADMIN, None)

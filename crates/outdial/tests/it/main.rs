@@ -13,6 +13,7 @@ mod dialout;
 mod media;
 mod notifications;
 mod postgres;
+mod security;
 mod sim;
 mod speech;
 mod streaming;

@@ -1,0 +1,11 @@
+//! The gateway's one network policy (docs/security.md, "Outbound requests"). Every URL the gateway fetches on
+//! behalf of configuration, a dialer or a bot goes through a [`Guarded`] client: status notifications
+//! (`notifyUrl`), the bots' addresses (`botUrl`, the URLs a bot hands back, `websocketURL`), their OAuth token
+//! endpoints (`oauthTokenUrl`) and the audio of `playUrl`. The operator sets one [`NetworkPolicy`] per
+//! [`Purpose`]; link-local and cloud metadata addresses are always refused, in every IPv6 form that embeds them.
+
+mod client;
+mod policy;
+
+pub use client::{Guarded, GuardedError, refusal};
+pub use policy::{BadCidr, NetworkPolicy, PolicyResolver, Purpose, Refused};
