@@ -147,7 +147,7 @@ impl NetworkPolicy {
         if always {
             return false;
         }
-        !(self.deny.iter().any(|n| n.contains(&ip)) && !self.allow.iter().any(|n| n.contains(&ip)))
+        !self.deny.iter().any(|n| n.contains(&ip)) || self.allow.iter().any(|n| n.contains(&ip))
     }
 }
 

@@ -6,6 +6,7 @@
 //! validated JSON documents; conversations as a document plus the columns that are queried.
 
 mod batch;
+mod sealed;
 mod sql;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use outdial_core::conversation::{Conversation, ConversationEvent, ConversationSt
 use serde_json::Value;
 use uuid::Uuid;
 
+pub use sealed::{BadKey, MasterKey, Sealer};
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,11 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported store URL '{0}': use sqlite://FILE or postgres://…")]
     Url(String),
+    /// A stored secret cannot be opened (no master key, an unknown key, a damaged value).
+    #[error("{0}")]
+    Sealed(String),
+    #[error("cannot set up the store file {path}: {why}")]
+    File { path: String, why: String },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -47,6 +54,15 @@ impl Kind {
             Kind::Bot => "bots",
             Kind::Trunk => "trunks",
             Kind::Application => "applications",
+        }
+    }
+
+    /// The write-only properties that hold secrets (sealed at rest, docs/security.md).
+    pub fn secret_fields(self) -> &'static [&'static str] {
+        match self {
+            Kind::Bot => &outdial_core::bot::BOT_SECRETS,
+            Kind::Trunk => &outdial_core::trunk::TRUNK_SECRETS,
+            Kind::Application => &["notifySecret"],
         }
     }
 

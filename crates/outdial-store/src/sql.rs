@@ -1,6 +1,7 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::batch::{ConvRow, EventRow, Write, Writer};
+use crate::sealed::{self, Sealer};
 use crate::{
     ConversationFilter, Created, IdempotencyRecord, Kind, OutboxRow, OutboxStatus, Result, Store, StoreError,
 };
@@ -10,6 +11,7 @@ use outdial_core::time::{iso, now_ms};
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -31,6 +33,8 @@ pub struct SqlStore {
     backend: Backend,
     /// Group commit of conversation writes.
     writer: Writer,
+    /// Seals secrets at rest when the operator set a master key (docs/security.md).
+    sealer: Option<Arc<Sealer>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -46,8 +50,15 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqlStore {
-    /// Connects (`sqlite://FILE`, `sqlite::memory:`, `postgres://…`) and runs the migrations.
+    /// Connects (`sqlite://FILE`, `sqlite::memory:`, `postgres://…`) and runs the migrations; secrets are stored
+    /// as they are.
     pub async fn connect(url: &str) -> Result<SqlStore> {
+        Self::connect_with(url, None).await
+    }
+
+    /// Connects; secrets are sealed with `sealer` when there is one. A SQLite file and its WAL and shared-memory
+    /// files are readable by their owner only (0600), also when they existed before.
+    pub async fn connect_with(url: &str, sealer: Option<Sealer>) -> Result<SqlStore> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -58,6 +69,10 @@ impl SqlStore {
         };
         let store = match backend {
             Backend::Sqlite => {
+                if let Some(path) = sqlite_path(url) {
+                    create_private(&path)?;
+                    owner_only(&path)?;
+                }
                 let url = sqlite_url(url);
                 let opts = || {
                     AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).after_connect(|conn, _| {
@@ -82,6 +97,7 @@ impl SqlStore {
                     write,
                     read,
                     backend,
+                    sealer: None,
                 }
             }
             Backend::Postgres => {
@@ -95,6 +111,7 @@ impl SqlStore {
                     write: pool.clone(),
                     read: pool,
                     backend,
+                    sealer: None,
                 }
             }
         };
@@ -102,7 +119,94 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&store.write).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&store.write).await?,
         }
-        Ok(store)
+        if let Some(path) = sqlite_path(url) {
+            owner_only(&path)?;
+        }
+        Ok(SqlStore {
+            sealer: sealer.map(Arc::new),
+            ..store
+        })
+    }
+
+    fn sealer(&self) -> Option<&Sealer> {
+        self.sealer.as_deref()
+    }
+
+    fn open_doc(&self, kind: Kind, body: &str) -> Result<Value> {
+        let mut doc: Value = serde_json::from_str(body).map_err(corrupt)?;
+        sealed::map_secrets(kind, &mut doc, |s| sealed::open(self.sealer(), s))?;
+        Ok(doc)
+    }
+
+    fn seal_doc(&self, kind: Kind, doc: &Value) -> Result<String> {
+        let mut doc = doc.clone();
+        sealed::map_secrets(kind, &mut doc, |s| Ok(sealed::seal(self.sealer(), s)))?;
+        Ok(doc.to_string())
+    }
+
+    /// Seals with the current master key every stored secret that is in clear or sealed with a previous key
+    /// (start-up, after a key was set or rotated). Returns how many values were sealed again.
+    pub async fn reseal(&self) -> Result<usize> {
+        let Some(sealer) = self.sealer() else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for kind in [Kind::Bot, Kind::Trunk, Kind::Application] {
+            let rows = sqlx::query(audited(format!("SELECT name, body FROM {}", kind.table())))
+                .fetch_all(&self.write)
+                .await?;
+            for r in rows {
+                let (name, body): (String, String) = (r.try_get("name")?, r.try_get("body")?);
+                let mut doc: Value = serde_json::from_str(&body).map_err(corrupt)?;
+                let mut changed = false;
+                sealed::map_secrets(kind, &mut doc, |s| {
+                    if !sealed::stale(sealer, s) {
+                        return Ok(s.to_string());
+                    }
+                    changed = true;
+                    Ok(sealer.seal(&sealed::open(Some(sealer), s)?))
+                })?;
+                if changed {
+                    sqlx::query(audited(format!(
+                        "UPDATE {} SET body = $2 WHERE name = $1",
+                        kind.table()
+                    )))
+                    .bind(&name)
+                    .bind(doc.to_string())
+                    .execute(&self.write)
+                    .await?;
+                    n += 1;
+                }
+            }
+        }
+        let rows = sqlx::query("SELECT event_id, secret FROM outbox WHERE secret IS NOT NULL")
+            .fetch_all(&self.write)
+            .await?;
+        for r in rows {
+            let (id, secret): (String, String) = (r.try_get("event_id")?, r.try_get("secret")?);
+            if sealed::stale(sealer, &secret) {
+                sqlx::query("UPDATE outbox SET secret = $2 WHERE event_id = $1")
+                    .bind(&id)
+                    .bind(sealer.seal(&sealed::open(Some(sealer), &secret)?))
+                    .execute(&self.write)
+                    .await?;
+                n += 1;
+            }
+        }
+        if let Some(r) = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'")
+            .fetch_optional(&self.write)
+            .await?
+        {
+            let secret: String = r.try_get("secret")?;
+            if sealed::stale(sealer, &secret) {
+                sqlx::query("UPDATE signing_keys SET secret = $1 WHERE id = 'current'")
+                    .bind(sealer.seal(&sealed::open(Some(sealer), &secret)?))
+                    .execute(&self.write)
+                    .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     pub fn backend(&self) -> Backend {
@@ -124,6 +228,52 @@ impl SqlStore {
         .await?;
         Ok(())
     }
+}
+
+/// The file of a `sqlite:` URL (None for an in-memory database).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
+}
+
+fn file_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    |e| StoreError::File {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    }
+}
+
+/// docs/security.md: the database file is created 0600 before SQLite opens it (SQLite gives the WAL and
+/// shared-memory files the mode of the database file). Only before connecting: closing a descriptor of the file
+/// would drop the process's POSIX locks on it, which SQLite's connections rely on.
+fn create_private(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(file_error(path))?;
+    }
+    Ok(())
+}
+
+/// Narrows the database file and its `-wal`, `-shm` and `-journal` files to 0600 when an earlier version left them
+/// wider (by path: no descriptor is opened, so SQLite's locks stay).
+fn owner_only(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(meta) = std::fs::metadata(&p)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(file_error(path))?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates the SQLite file when missing (`mode=rwc`).
@@ -158,7 +308,7 @@ fn event_row(id: Uuid, kind: &str, data: &Value, at: i64) -> EventRow {
     }
 }
 
-fn outbox_from(r: &AnyRow) -> Result<OutboxRow> {
+fn outbox_from(sealer: Option<&Sealer>, r: &AnyRow) -> Result<OutboxRow> {
     let event_id: String = r.try_get("event_id")?;
     let conv: String = r.try_get("conversation_id")?;
     let status: String = r.try_get("status")?;
@@ -168,7 +318,10 @@ fn outbox_from(r: &AnyRow) -> Result<OutboxRow> {
         sequence: r.try_get("sequence")?,
         url: r.try_get("url")?,
         body: r.try_get("body")?,
-        secret: r.try_get("secret")?,
+        secret: r
+            .try_get::<Option<String>, _>("secret")?
+            .map(|s| sealed::open(sealer, &s))
+            .transpose()?,
         status: OutboxStatus::parse(&status).ok_or_else(|| corrupt(format!("outbox status '{status}'")))?,
         attempts: r.try_get("attempts")?,
         next_attempt_at: r.try_get("next_attempt_at")?,
@@ -209,7 +362,7 @@ impl Store for SqlStore {
         .fetch_all(&self.read)
         .await?;
         rows.iter()
-            .map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt))
+            .map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
             .collect()
     }
 
@@ -221,7 +374,7 @@ impl Store for SqlStore {
         .bind(name)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| serde_json::from_str(&r.try_get::<String, _>("body")?).map_err(corrupt))
+        row.map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
             .transpose()
     }
 
@@ -232,7 +385,7 @@ impl Store for SqlStore {
         );
         let done = sqlx::query(audited(sql))
             .bind(name)
-            .bind(doc.to_string())
+            .bind(self.seal_doc(kind, doc)?)
             .bind(now_ms())
             .execute(&self.write)
             .await?;
@@ -249,7 +402,7 @@ impl Store for SqlStore {
         );
         let done = sqlx::query(audited(sql))
             .bind(name)
-            .bind(doc.to_string())
+            .bind(self.seal_doc(kind, doc)?)
             .bind(now_ms())
             .execute(&self.write)
             .await?;
@@ -267,7 +420,7 @@ impl Store for SqlStore {
         );
         sqlx::query(audited(sql))
             .bind(name)
-            .bind(doc.to_string())
+            .bind(self.seal_doc(kind, doc)?)
             .bind(now_ms())
             .execute(&self.write)
             .await?;
@@ -454,8 +607,15 @@ impl Store for SqlStore {
         outbox: &[OutboxRow],
     ) -> Result<()> {
         let event = event_row(conv.id, kind, data, conv.updated_at);
+        let outbox = outbox
+            .iter()
+            .map(|r| OutboxRow {
+                secret: r.secret.as_deref().map(|s| sealed::seal(self.sealer(), s)),
+                ..r.clone()
+            })
+            .collect();
         self.writer
-            .write(Write::Update(conv_row(conv)?, event, outbox.to_vec()))
+            .write(Write::Update(conv_row(conv)?, event, outbox))
             .await
     }
 
@@ -469,7 +629,7 @@ impl Store for SqlStore {
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(outbox_from).collect()
+        rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
     }
 
     async fn record_attempt(&self, row: &OutboxRow, event: &Value) -> Result<()> {
@@ -482,7 +642,7 @@ impl Store for SqlStore {
             .bind(conversation.to_string())
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(outbox_from).collect()
+        rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
     }
 
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()> {
@@ -527,14 +687,14 @@ impl Store for SqlStore {
         // Insert-if-absent then read, so concurrent first starts of several nodes agree on one key.
         let candidate: [u8; 32] = rand::random();
         sqlx::query("INSERT INTO signing_keys (id, secret, created_at) VALUES ('current', $1, $2) ON CONFLICT (id) DO NOTHING")
-            .bind(b64.encode(candidate))
+            .bind(sealed::seal(self.sealer(), &b64.encode(candidate)))
             .bind(now_ms())
             .execute(&self.write)
             .await?;
         let row = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'")
             .fetch_one(&self.write)
             .await?;
-        let s: String = row.try_get("secret")?;
+        let s = sealed::open(self.sealer(), &row.try_get::<String, _>("secret")?)?;
         b64.decode(s).map_err(corrupt)
     }
 }

@@ -82,6 +82,7 @@ pub struct Config {
     pub speech: Speech,
     pub log: Log,
     pub shutdown: Shutdown,
+    pub secrets: Secrets,
     pub applications: Vec<Value>,
     pub bots: Vec<Value>,
     pub trunks: Vec<Value>,
@@ -174,6 +175,17 @@ pub struct Log {
     pub format: String,
     /// A tracing filter, e.g. `info` or `outdial=debug,info`.
     pub level: String,
+}
+
+/// The master key of the secrets at rest (docs/operations.md, "Secrets at rest"); `OUTDIAL_MASTER_KEY` and
+/// `OUTDIAL_MASTER_KEY_PREVIOUS` take precedence over the files.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Secrets {
+    /// A file holding the key (64 hex digits or base64 of 32 bytes), mode 0600.
+    pub key_file: Option<PathBuf>,
+    /// While rotating: the file of the key the store was sealed with before.
+    pub previous_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

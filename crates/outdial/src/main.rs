@@ -12,6 +12,7 @@ mod health;
 mod invite;
 mod recorder;
 mod say;
+mod secrets;
 mod serve;
 
 use clap::{Parser, Subcommand};

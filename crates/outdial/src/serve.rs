@@ -9,7 +9,7 @@ use outdial_api::catalog::Catalog;
 use outdial_api::{App, router};
 use outdial_core::application::{Application, Effect, Policy, Role, identity_after};
 use outdial_limits::LocalLimiter;
-use outdial_store::{Kind, SqlStore, Store};
+use outdial_store::{Kind, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +25,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     init_logging(&cfg, checked.log_format);
     let declared = checked.declared;
 
-    let store: Arc<dyn Store> = Arc::new(
-        SqlStore::connect(&cfg.store.url)
-            .await
-            .with_context(|| format!("store {}", redact(&cfg.store.url)))?,
-    );
+    let store: Arc<dyn Store> = Arc::new(crate::secrets::open_store(&cfg.store.url, &cfg.secrets).await?);
     apply_declared(&*store, declared, &name).await?;
     bootstrap_admin(&*store).await?;
 
@@ -215,7 +211,7 @@ async fn publish_send_timing(timing: Arc<outdial_media::SendTiming>) {
     }
 }
 
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url.split_once('@') {
         Some((scheme_user, host)) => {
             let scheme = scheme_user.split("://").next().unwrap_or("");
@@ -362,9 +358,7 @@ pub async fn reset_admin(file: Option<PathBuf>, store_url: Option<String>, id: &
         ..Default::default()
     };
     let cfg = Config::load(file.as_deref(), &overrides)?;
-    let store = SqlStore::connect(&cfg.store.url)
-        .await
-        .with_context(|| format!("store {}", redact(&cfg.store.url)))?;
+    let store = crate::secrets::open_store(&cfg.store.url, &cfg.secrets).await?;
     ensure_admin(&store, id, secret).await?;
     println!("application '{id}' is an administrator (OUTDIAL/ADMIN *) with the new secret");
     Ok(())

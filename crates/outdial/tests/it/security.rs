@@ -452,3 +452,133 @@ async fn changing_where_secrets_go_clears_them_and_trunks_need_permission() {
         "t1 is not named"
     );
 }
+
+/// What python3's sqlite3 reads from the gateway's database: the first column of `sql`'s rows.
+fn sqlite_column(g: &Gateway, sql: &str) -> Vec<String> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys;c=sqlite3.connect(sys.argv[1]);[print(r[0]) for r in c.execute(sys.argv[2])]",
+        )
+        .arg(g.dir.join("outdial.db"))
+        .arg(sql)
+        .output()
+        .expect("python3 is installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const KEY1: &str = "8f1c2a9d4e7b6c3a1f0e9d8c7b6a5f4e3d2c1b0a99887766554433221100ffee";
+const KEY2: &str = "0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20";
+
+/// Finding 6: the store is private to its owner, and the secrets in it are encrypted with the master key.
+#[tokio::test]
+async fn the_store_is_private_and_its_secrets_are_sealed() {
+    use std::os::unix::fs::PermissionsExt;
+    let sipp = outdial_testkit::Sipp::uas("uas_486_reject.xml", &[]);
+    let config = r#"
+[[trunks]]
+name = "t1"
+address = "127.0.0.1:SIPP"
+username = "trunk-user"
+password = "TRUNK-PASSWORD-1"
+keepAliveSec = 0
+[[bots]]
+name = "Bot1"
+botUrl = "http://127.0.0.1:9/bot"
+token = "BOT-TOKEN-1"
+oauthTokenUrl = "http://127.0.0.1:9/token"
+oauthClientId = "outdial"
+oauthClientSecret = "OAUTH-SECRET-1"
+notifySecret = "NOTIFY-SECRET-0123456789"
+"#
+    .replace("SIPP", &sipp.port.to_string());
+    let mut g = Gateway::start_with(&config, &[("OUTDIAL_MASTER_KEY", KEY1)]).await;
+    // A notification waiting in the outbox carries the bot's signing secret.
+    let (url, got) = common::receiver().await;
+    common::dialout(
+        &g,
+        &json!({"bot": "Bot1", "target": "tel:+1", "caller": "1", "notifyUrl": url}),
+    )
+    .await;
+    common::status(&got, "failed").await;
+    let secrets = [
+        "TRUNK-PASSWORD-1",
+        "BOT-TOKEN-1",
+        "OAUTH-SECRET-1",
+        "NOTIFY-SECRET-0123456789",
+    ];
+    let mut raw = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let p = g.dir.join(format!("outdial.db{suffix}"));
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", p.display());
+        raw.extend(std::fs::read(&p).unwrap());
+    }
+    let raw = String::from_utf8_lossy(&raw);
+    for s in secrets {
+        assert!(!raw.contains(s), "{s} is in the database file in clear");
+    }
+    let sealed = |v: &str| v.starts_with("enc:v1:");
+    assert!(
+        sqlite_column(&g, "select secret from signing_keys")
+            .iter()
+            .all(|v| sealed(v))
+    );
+    assert!(
+        sqlite_column(&g, "select secret from outbox")
+            .iter()
+            .all(|v| sealed(v))
+    );
+    let bot: Value = serde_json::from_str(&sqlite_column(&g, "select body from bots")[0]).unwrap();
+    assert!(sealed(bot["token"].as_str().unwrap()), "{bot}");
+
+    // Without the key the gateway does not start, and says why.
+    let err = g.restart_with(&[]).unwrap_err();
+    assert!(
+        err.contains("the store holds encrypted secrets and no master key is set"),
+        "{err}"
+    );
+    // Rotation: the new key with the previous one re-seals everything; then the new key alone is enough.
+    g.restart_with(&[
+        ("OUTDIAL_MASTER_KEY", KEY2),
+        ("OUTDIAL_MASTER_KEY_PREVIOUS", KEY1),
+    ])
+    .unwrap();
+    g.restart_with(&[("OUTDIAL_MASTER_KEY", KEY2)]).unwrap();
+    let r = g.get("/api/v1/bots/Bot1", ADMIN).await;
+    assert_eq!(r.status(), 200, "the store opens with the rotated key");
+    let err = g.restart_with(&[("OUTDIAL_MASTER_KEY", KEY1)]).unwrap_err();
+    assert!(err.contains("which is not configured"), "{err}");
+}
+
+/// Finding 6: a store sealed without a key at first is sealed as soon as a key is set; a key file must be private.
+#[tokio::test]
+async fn a_key_set_later_seals_the_store_and_key_files_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut g = Gateway::start(
+        "[[trunks]]\nname = \"t1\"\naddress = \"127.0.0.1:9\"\nusername = \"u\"\npassword = \"TRUNK-PASSWORD-2\"\n",
+    )
+    .await;
+    assert!(g.log().contains("secrets are stored in clear"), "start-up warns");
+    let trunk: Value = serde_json::from_str(&sqlite_column(&g, "select body from trunks")[0]).unwrap();
+    assert_eq!(trunk["password"], "TRUNK-PASSWORD-2");
+    let key = g.dir.join("master.key");
+    std::fs::write(&key, KEY1).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file_env = [("OUTDIAL_SECRETS__KEY_FILE", key.to_str().unwrap())];
+    let err = g.restart_with(&file_env).unwrap_err();
+    assert!(err.contains("is readable by other users (mode 644)"), "{err}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    g.restart_with(&file_env).unwrap();
+    let trunk: Value = serde_json::from_str(&sqlite_column(&g, "select body from trunks")[0]).unwrap();
+    assert!(
+        trunk["password"].as_str().unwrap().starts_with("enc:v1:"),
+        "{trunk}"
+    );
+    assert!(sqlite_column(&g, "select secret from signing_keys")[0].starts_with("enc:v1:"));
+}

@@ -124,6 +124,13 @@ impl Gateway {
         self.spawn().expect("gateway restarts");
     }
 
+    /// Stops the process and starts it again on the same database with another environment; the log on failure.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) -> Result<(), String> {
+        self.kill();
+        self.env = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        self.spawn()
+    }
+
     /// Sends SIGTERM (a graceful stop).
     pub fn terminate(&self) {
         if let Some(c) = &self.child {
