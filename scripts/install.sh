@@ -57,4 +57,10 @@ fi
 if [ "${1:-}" = --test ]; then
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
   command -v cargo-machete >/dev/null || cargo install --locked cargo-machete
+  # The OpenAPI document is checked against the running gateway (crates/outdial/tests/it/schemathesis.rs).
+  if ! command -v st >/dev/null || ! st --version | grep -q "4.32.5"; then
+    echo "installing: schemathesis (pip)"
+    python3 -m pip install -q --disable-pip-version-check schemathesis==4.32.5 \
+      || python3 -m pip install -q --disable-pip-version-check --break-system-packages schemathesis==4.32.5
+  fi
 fi

@@ -122,9 +122,10 @@ pub struct ApplicationView {
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationInput {
     /// 1–128 characters of `[A-Za-z0-9_.@-]`.
+    #[schema(pattern = "^[A-Za-z0-9_.@-]{1,128}$")]
     pub client_id: String,
     /// Write-only; 8–256 characters. Required on create; on replace or update, omitted keeps the current one.
-    #[schema(write_only)]
+    #[schema(write_only, min_length = 8, max_length = 256)]
     pub client_secret: Option<String>,
     pub name: Option<String>,
     pub enabled: Option<bool>,

@@ -33,6 +33,7 @@ pub const BOT_TYPES: [&str; 5] = [
 #[serde(rename_all = "camelCase")]
 pub struct Bot {
     /// Unique, 1–64 characters of `[A-Za-z0-9_.-]`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub name: String,
     #[serde(rename = "type", default)]
     pub bot_type: BotType,

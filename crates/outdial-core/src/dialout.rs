@@ -34,6 +34,7 @@ pub enum CallerError {
 #[serde(rename_all = "camelCase")]
 pub struct DialoutRequest {
     /// Name of a configured bot.
+    #[schema(min_length = 1, max_length = 64)]
     pub bot: String,
     /// `tel:` URI (RFC 3966) or `sip:`/`sips:` URI of the callee.
     #[schema(example = "tel:+123456789")]
@@ -54,13 +55,15 @@ pub struct DialoutRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
-    /// 1–300 seconds, default 20.
+    /// 1–300 seconds, default 20; fractions are kept.
     #[serde(default = "twenty")]
+    #[schema(minimum = 1, maximum = 300)]
     pub answer_timeout_sec: f64,
     #[serde(default)]
     pub machine_detection: MachineDetection,
     /// 1–300 seconds, default 20; used with `detect`.
     #[serde(default = "twenty")]
+    #[schema(minimum = 1, maximum = 300)]
     pub voicemail_end_timeout_sec: f64,
     /// Extra notifications: `ringing`, `machineDetection`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -29,6 +29,7 @@ pub enum Srtp {
 #[serde(rename_all = "camelCase")]
 pub struct Trunk {
     /// Unique, 1–64 characters of `[A-Za-z0-9_.-]`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,64}$")]
     pub name: String,
     /// `host[:port]` or a SIP URI; DNS SRV is used when no port is given.
     pub address: String,

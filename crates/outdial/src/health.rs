@@ -136,11 +136,11 @@ pub async fn run(
         let now = Instant::now();
         for (name, trunk) in watched {
             let every = Duration::from_secs(u64::from(trunk.keep_alive_sec));
-            health
-                .states
-                .lock()
-                .entry(name.clone())
-                .or_insert((TrunkState::Unknown, 0));
+            health.states.lock().entry(name.clone()).or_insert_with(|| {
+                // docs/operations.md: 0 from the moment a trunk is watched until its first answer.
+                metrics::gauge!("outdial_trunk_up", "trunk" => name.to_string()).set(0.0);
+                (TrunkState::Unknown, 0)
+            });
             let next = due.entry(name.clone()).or_insert(now + every);
             if now < *next || in_flight.contains(name) {
                 continue;

@@ -23,6 +23,8 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         return Ok(());
     }
     init_logging(&cfg, checked.log_format);
+    // The metrics recorder before any task that records (a gauge set before it would be lost).
+    let _ = outdial_api::metrics::handle();
     let declared = checked.declared;
 
     let store: Arc<dyn Store> = Arc::new(crate::secrets::open_store(&cfg.store.url, &cfg.secrets).await?);

@@ -40,12 +40,16 @@ pub struct ListQuery {
     pub bot: Option<String>,
     /// A state (`accepted`, `dialing`, `ringing`, `answered`, `ended`, `failed`), or `completed` (= ended), or
     /// `live` (not yet ended); several comma-separated.
+    #[param(
+        pattern = "^(accepted|dialing|ringing|answered|ended|failed|completed|live)(,(accepted|dialing|ringing|answered|ended|failed|completed|live))*$"
+    )]
     pub status: Option<String>,
     /// Created at or after (RFC 3339).
     pub since: Option<String>,
     /// Created before (RFC 3339).
     pub until: Option<String>,
     /// 1–500, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,

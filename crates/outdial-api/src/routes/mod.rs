@@ -60,12 +60,15 @@ fn documented() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route (no state needed).
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    documented().split_for_parts().1
+    let mut doc = documented().split_for_parts().1;
+    crate::openapi::tighten(&mut doc);
+    doc
 }
 
 /// The whole HTTP surface, with its OpenAPI document.
 pub fn router_with_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (api, doc) = documented().split_for_parts();
+    let (api, mut doc) = documented().split_for_parts();
+    crate::openapi::tighten(&mut doc);
     let router = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc.clone()))
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /docs for the API".into()) })

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::error::json_response;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -13,10 +13,12 @@ pub async fn healthz() -> Response {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
-/// Ready to accept calls: store reachable, SIP transport up, not draining.
+/// Ready to accept calls: store reachable, SIP transport up, not draining. Anyone gets the status; `checks`
+/// (store, SIP, draining, each trunk's state) only with valid credentials (docs/security.md).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Ready"), (status = 503, description = "Not ready; `checks` says why")))]
-pub async fn readyz(State(app): State<AppState>) -> Response {
+    responses((status = 200, description = "Ready; `checks` for authenticated callers"),
+        (status = 503, description = "Not ready; `checks` says why, for authenticated callers")))]
+pub async fn readyz(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let store = match app.store.ping().await {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("error: {e}"),
@@ -33,10 +35,11 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         .map(|(name, state)| (name, state.into()))
         .collect();
     let ok = store == "ok" && engine == "ok" && !draining;
-    let body = json!({
-        "status": if ok { "ready" } else { "not ready" },
-        "checks": {"store": store, "sip": engine, "draining": draining, "trunks": trunks},
-    });
+    let mut body = json!({"status": if ok { "ready" } else { "not ready" }});
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if authorization.is_some() && app.auth.authenticate(authorization).await.is_ok() {
+        body["checks"] = json!({"store": store, "sip": engine, "draining": draining, "trunks": trunks});
+    }
     json_response(
         if ok {
             StatusCode::OK

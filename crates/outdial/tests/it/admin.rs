@@ -575,7 +575,8 @@ async fn health_ready_metrics_openapi_docs() {
     let g = Gateway::start(BASIC).await;
     let c = client();
     assert_eq!(c.get(g.url("/healthz")).send().await.unwrap().status(), 200);
-    let ready: Value = c
+    // docs/security.md: anyone learns whether the gateway is ready; only an authenticated caller learns why.
+    let anonymous: Value = c
         .get(g.url("/readyz"))
         .send()
         .await
@@ -583,7 +584,20 @@ async fn health_ready_metrics_openapi_docs() {
         .json()
         .await
         .unwrap();
+    assert_eq!(anonymous, json!({"status": "ready"}));
+    let wrong: Value = c
+        .get(g.url("/readyz"))
+        .basic_auth(ADMIN.0, Some("wrong-secret"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wrong, json!({"status": "ready"}));
+    let ready: Value = g.get("/readyz", ADMIN).await.json().await.unwrap();
     assert_eq!(ready["checks"]["store"], "ok");
+    assert_eq!(ready["checks"]["trunks"]["t1"], "unknown", "{ready}");
     let doc: Value = c
         .get(g.url("/openapi.json"))
         .send()
@@ -617,6 +631,12 @@ async fn health_ready_metrics_openapi_docs() {
         m.contains("outdial_http_requests_total{method=\"GET\",route=\"/api/v1/bots\",status=\"200\"} 1"),
         "{m}"
     );
+    // docs/operations.md, "Metrics": every metric says what it is, and a watched trunk is 0 until it answers.
+    assert!(
+        m.contains("# HELP outdial_http_requests_total API requests by method, route template and status"),
+        "{m}"
+    );
+    assert!(m.contains("outdial_trunk_up{trunk=\"t1\"} 0"), "{m}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod dialout;
 mod media;
 mod notifications;
 mod postgres;
+mod schemathesis;
 mod security;
 mod sim;
 mod speech;

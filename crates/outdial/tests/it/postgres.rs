@@ -54,14 +54,7 @@ async fn the_gateway_runs_on_postgresql() {
         .await
         .unwrap();
     assert_eq!(rec["bot"], "Bot1");
-    let ready: Value = client()
-        .get(g.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = g.get("/readyz", ADMIN).await.json().await.unwrap();
     assert_eq!(ready["checks"]["store"], "ok");
     g.kill();
     outdial_store::testing::drop_postgres(&url).await;

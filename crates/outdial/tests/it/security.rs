@@ -506,6 +506,20 @@ notifySecret = "NOTIFY-SECRET-0123456789"
     )
     .await;
     common::status(&got, "failed").await;
+    // Latencies are histograms (buckets add up across nodes; quantiles of a summary did not even stay ordered).
+    let metrics = client()
+        .get(g.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("outdial_notification_lag_seconds_bucket{le=\"0.005\"}")
+            && !metrics.contains("quantile="),
+        "{metrics}"
+    );
     let secrets = [
         "TRUNK-PASSWORD-1",
         "BOT-TOKEN-1",
@@ -581,4 +595,49 @@ async fn a_key_set_later_seals_the_store_and_key_files_must_be_private() {
         "{trunk}"
     );
     assert!(sqlite_column(&g, "select secret from signing_keys")[0].starts_with("enc:v1:"));
+}
+
+/// Finding 9: credentials never ride in a URL (the documented notification has no Authorization header; bot
+/// secrets are write-only fields), and `answerTimeoutSec` keeps its fractions.
+#[tokio::test]
+async fn urls_with_credentials_are_refused_and_fractions_are_kept() {
+    let g = Gateway::start(BOTS).await;
+    let dial = |extra: Value| {
+        let mut body = json!({"bot": "Support", "target": "tel:+1", "caller": "1"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let r = g
+        .post(
+            "/api/v1/actions/dialout",
+            ADMIN,
+            &dial(json!({"notifyUrl": "https://dialer:s3cret@example.com/notify"})),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (
+            400,
+            "request/notifyUrl should not contain credentials (user:password@)".into()
+        )
+    );
+    let r = g
+        .post(
+            "/api/v1/bots",
+            ADMIN,
+            &json!({"name": "Creds", "botUrl": "https://bot:s3cret@example.com/bot"}),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (
+            400,
+            "request/botUrl should not contain credentials (user:password@)".into()
+        )
+    );
+    let id = common::dialout(&g, &dial(json!({"answerTimeoutSec": 20.5}))).await;
+    let rec = common::conversation(&g, &id).await;
+    assert_eq!(rec["request"]["answerTimeoutSec"], 20.5, "{rec}");
 }

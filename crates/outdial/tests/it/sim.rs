@@ -93,14 +93,7 @@ async fn every_kind_of_callee() {
     assert_eq!(f["reasonCode"], "no-answer");
 
     // The keep-alive OPTIONS are answered: the trunk is up.
-    let r: Value = common::client()
-        .get(g.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = g.get("/readyz", common::ADMIN).await.json().await.unwrap();
     assert_eq!(r["checks"]["trunks"]["sim"], "up (200)", "{r}");
     // The simulated callee saw every INVITE and got our RTP on the answered calls.
     use std::sync::atomic::Ordering::Relaxed;

@@ -13,7 +13,7 @@ use std::time::Duration;
 const BOT: &str = "\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n";
 
 async fn readyz(g: &Gateway) -> (u16, Value) {
-    let r = common::client().get(g.url("/readyz")).send().await.unwrap();
+    let r = g.get("/readyz", ADMIN).await;
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
