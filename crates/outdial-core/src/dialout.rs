@@ -176,6 +176,13 @@ impl DialoutRequest {
         {
             return Err(o.error("caller", "should contain only SIP user-part characters"));
         }
+        // docs/security.md, "SIP messages": the SIP stack reads a user part that starts with these as URI
+        // parameters or headers.
+        if let Some(c) = caller
+            && c.starts_with([';', '?'])
+        {
+            return Err(o.error("caller", "should not start with ';' or '?'"));
+        }
         let caller_host = o.string("callerHost", 1, 253)?;
         if let Some(h) = caller_host
             && !is_host(h)
@@ -183,6 +190,16 @@ impl DialoutRequest {
             return Err(o.error("callerHost", "should be a host name or IP address"));
         }
         let caller_display_name = o.text("callerDisplayName", 0, 128)?;
+        // docs/security.md, "SIP messages": a display name the SIP stack re-reads when it builds the call's other
+        // requests; '<' and a final '"' do not survive that reading, so they are refused here, not lost later.
+        if let Some(d) = caller_display_name {
+            if d.contains('<') {
+                return Err(o.error("callerDisplayName", "should not contain '<'"));
+            }
+            if d.ends_with('"') {
+                return Err(o.error("callerDisplayName", "should not end with '\"'"));
+            }
+        }
         let notify_url = o.string("notifyUrl", 1, 2048)?;
         if let Some(u) = notify_url {
             check_url(u, &["http", "https"]).map_err(|m| o.error("notifyUrl", m))?;
@@ -328,6 +345,10 @@ mod tests {
         assert_eq!(
             err(json!({"bot": "b", "target": "tel:+1", "answerTimeoutSec": 301})),
             "request/answerTimeoutSec should be <= 300"
+        );
+        assert_eq!(
+            err(json!({"bot": "b", "target": "tel:+1", "caller": "?1"})),
+            "request/caller should not start with ';' or '?'"
         );
         assert_eq!(
             err(json!({"bot": "b", "target": "tel:+1", "machineDetection": "maybe"})),

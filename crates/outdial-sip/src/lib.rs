@@ -405,6 +405,10 @@ impl SipAgent {
             });
             Ok(uri)
         };
+        if req.from_user.starts_with([';', '?']) {
+            let why = "a user part cannot start with ';' or '?' (read as URI parameters or headers)";
+            return Err(invalid("caller", &req.from_user, &why));
+        }
         let caller = with_user(&req.from_host, "caller")?;
         let contact = with_user(&self.local.to_string(), "contact")?;
         let destination = match &req.destination {

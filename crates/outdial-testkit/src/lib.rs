@@ -119,24 +119,49 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio on a free UDP port, relaying initial INVITEs to 127.0.0.1:`upstream_port`.
     pub fn relay_to(upstream_port: u16) -> Kamailio {
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio/sbc-lite.cfg.in"))
+                .unwrap();
+        Self::start(&template.replace("@UPSTREAM_PORT@", &upstream_port.to_string()))
+    }
+
+    /// Starts Kamailio as an independent SIP parser: each INVITE is answered 486 after the values Kamailio parsed
+    /// from its From and To are logged (read them with [`Kamailio::parsed`]).
+    pub fn parser() -> Kamailio {
+        let template =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio/parser.cfg.in")).unwrap();
+        Self::start(&template)
+    }
+
+    /// What Kamailio parsed out of the INVITE with this Call-ID: field (`fn`, `fU`, `fd`, `ft`, `from`, `tU`,
+    /// `fromcount`, `tocount`, or `malformed`) → value; empty until the INVITE was seen.
+    pub fn parsed(&self, call_id: &str) -> std::collections::HashMap<String, String> {
+        let log = std::fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default();
+        let mut out = std::collections::HashMap::new();
+        for line in log.lines() {
+            let Some(rest) = line.split_once("PARSED ").map(|(_, r)| r) else {
+                continue;
+            };
+            let Some((field, rest)) = rest.split_once(' ') else {
+                continue;
+            };
+            if let Some(value) = rest.strip_prefix(call_id).and_then(|v| v.strip_prefix(' ')) {
+                out.insert(field.to_string(), value.to_string());
+            }
+        }
+        out
+    }
+
+    fn start(template: &str) -> Kamailio {
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let template =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/kamailio/sbc-lite.cfg.in"))
-                .unwrap();
         let dir = std::env::temp_dir().join(format!("outdial-kamailio-{port}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = dir.join("kamailio.cfg");
-        std::fs::write(
-            &cfg,
-            template
-                .replace("@LISTEN_PORT@", &port.to_string())
-                .replace("@UPSTREAM_PORT@", &upstream_port.to_string()),
-        )
-        .unwrap();
+        std::fs::write(&cfg, template.replace("@LISTEN_PORT@", &port.to_string())).unwrap();
         let log = std::fs::File::create(dir.join("kamailio.log")).unwrap();
         // Its own process group: Kamailio forks workers, and they must go with it.
         let child = Command::new("kamailio")

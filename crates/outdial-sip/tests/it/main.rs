@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly; helpers are shared.
 
 mod common;
+mod encoding;
 mod sipp;
 mod transport;

@@ -91,6 +91,14 @@ async fn every_validation_rule_has_its_message() {
             "request/callerDisplayName should NOT contain control characters",
         ),
         (
+            with("callerDisplayName", json!("x\" <sip:evil@attacker.example>")),
+            "request/callerDisplayName should not contain '<'",
+        ),
+        (
+            with("callerDisplayName", json!("Clinic \"Front\"")),
+            "request/callerDisplayName should not end with '\"'",
+        ),
+        (
             with("notifyUrl", json!("ftp://x/y")),
             "request/notifyUrl should be an absolute http or https URL",
         ),
