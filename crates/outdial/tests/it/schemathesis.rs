@@ -19,7 +19,9 @@ async fn the_openapi_document_matches_the_server() {
     .await;
     let auth = format!("{}:{}", ADMIN.0, ADMIN.1);
     let url = g.url("/openapi.json");
+    // Run in the gateway's temporary folder: schemathesis keeps a cache where it runs.
     let out = tokio::process::Command::new("st")
+        .current_dir(&g.dir)
         .args([
             "run",
             &url,
