@@ -7,10 +7,14 @@
 //! recorded on the conversation's timeline. Rows survive restarts: a notification written before a crash is
 //! delivered by the next run.
 
+mod hosts;
 mod sign;
 
+pub use hosts::PER_HOST;
 pub use outdial_net::{NetworkPolicy, Purpose, Refused};
 pub use sign::signature;
+
+use hosts::{Admit, Answer, Hosts};
 
 use outdial_core::time::now_ms;
 use outdial_store::{OutboxRow, OutboxStatus, Store};
@@ -34,6 +38,10 @@ pub struct Settings {
     pub max_delay: Duration,
     /// How often the outbox is checked when nothing wakes the worker.
     pub poll: Duration,
+    /// Attempts in a row without an answer (timeouts, refused connections) that open a receiver's breaker.
+    pub breaker_after: u32,
+    /// How long a breaker first stays open; doubles each time the probe fails, up to `max_delay`.
+    pub breaker_open: Duration,
 }
 
 impl Default for Settings {
@@ -45,6 +53,8 @@ impl Default for Settings {
             retry_base: Duration::from_secs(7),
             max_delay: Duration::from_secs(30 * 60),
             poll: Duration::from_millis(500),
+            breaker_after: 5,
+            breaker_open: Duration::from_secs(10),
         }
     }
 }
@@ -71,6 +81,8 @@ pub struct Notifier {
     /// docs/security.md: every notification passes the `[notifications]` network policy.
     client: outdial_net::Guarded,
     settings: Settings,
+    /// Slots and breakers per receiver host.
+    hosts: Hosts,
     wake: Arc<Notify>,
     in_flight: Mutex<HashSet<Uuid>>,
     /// When each recent attempt was recorded: a row read before that moment is stale and is skipped, so a
@@ -88,6 +100,7 @@ impl Notifier {
         Ok(Arc::new(Notifier {
             store,
             client,
+            hosts: Hosts::new(settings.breaker_after, settings.breaker_open, settings.max_delay),
             settings,
             wake: Arc::new(Notify::new()),
             in_flight: Mutex::new(HashSet::new()),
@@ -104,12 +117,13 @@ impl Notifier {
     pub async fn run(self: Arc<Self>) {
         loop {
             let read_at = Instant::now();
-            match self.store.due_notifications(now_ms(), 64).await {
+            match self.store.due_notifications(now_ms(), 256, PER_HOST as u32).await {
                 Ok(rows) => {
                     {
                         let mut finished = self.finished.lock();
                         finished.retain(|_, at| at.elapsed() < Duration::from_secs(10));
                     }
+                    self.hosts.tidy();
                     for row in rows {
                         if self
                             .finished
@@ -119,13 +133,22 @@ impl Notifier {
                         {
                             continue;
                         }
-                        if !self.in_flight.lock().insert(row.event_id) {
+                        if self.in_flight.lock().contains(&row.event_id) {
                             continue;
                         }
+                        let host = outdial_store::receiver_host(&row.url);
+                        let admit = self.hosts.admit(&host);
+                        if admit == Admit::Busy {
+                            continue;
+                        }
+                        self.in_flight.lock().insert(row.event_id);
                         let me = self.clone();
                         tokio::spawn(async move {
                             let id = row.event_id;
-                            me.attempt(row).await;
+                            match admit {
+                                Admit::Open(wait) => me.hold(row, &host, wait).await,
+                                _ => me.attempt(row, &host).await,
+                            }
                             me.finished.lock().insert(id, Instant::now());
                             me.in_flight.lock().remove(&id);
                             me.wake.notify_one();
@@ -141,9 +164,41 @@ impl Notifier {
         }
     }
 
-    /// One attempt at one row, and its record.
-    async fn attempt(&self, mut row: OutboxRow) {
+    /// One attempt at one row, and its record; a receiver that answers again after failing gets its pending rows
+    /// made due at once.
+    async fn attempt(&self, row: OutboxRow, host: &str) {
         let outcome = self.send(&row).await;
+        let answer = match &outcome {
+            Outcome::Retry { status: None, .. } => Answer::Silent,
+            _ => Answer::Answered,
+        };
+        self.record(row, outcome).await;
+        if self.hosts.done(host, answer) {
+            match self.store.hurry_host(host, now_ms()).await {
+                Ok(n) => tracing::info!(
+                    "notification receiver {host} answers again: {n} pending notifications are due now"
+                ),
+                Err(e) => tracing::warn!("cannot hurry the notifications of {host}: {e}"),
+            }
+        }
+    }
+
+    /// A row of a receiver whose breaker is open: not sent; recorded as an attempt that waits for the breaker.
+    async fn hold(&self, row: OutboxRow, host: &str, wait: Duration) {
+        let outcome = Outcome::Retry {
+            error: format!(
+                "not sent: {host} did not answer {} attempts in a row (next try in {} s)",
+                self.settings.breaker_after,
+                wait.as_secs().max(1)
+            ),
+            status: None,
+            after: Some(wait),
+        };
+        self.record(row, outcome).await;
+    }
+
+    /// Records an attempt's outcome: the row's new state and the conversation's timeline.
+    async fn record(&self, mut row: OutboxRow, outcome: Outcome) {
         let now = now_ms();
         row.attempts += 1;
         let (status, error) = match &outcome {

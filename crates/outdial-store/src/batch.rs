@@ -235,14 +235,14 @@ async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>
     if !outbox.is_empty() {
         let mut sql = String::from(
             "INSERT INTO outbox (event_id, conversation_id, sequence, url, body, secret, status, attempts, \
-             next_attempt_at, last_error, created_at, delivered_at) VALUES ",
+             next_attempt_at, last_error, created_at, delivered_at, host) VALUES ",
         );
         for i in 0..outbox.len() {
-            let b = i * 12;
+            let b = i * 13;
             if i > 0 {
                 sql.push_str(", ");
             }
-            let p: Vec<String> = (1..=12).map(|k| format!("${}", b + k)).collect();
+            let p: Vec<String> = (1..=13).map(|k| format!("${}", b + k)).collect();
             sql.push_str(&format!("({})", p.join(", ")));
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -259,7 +259,8 @@ async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>
                 .bind(r.next_attempt_at)
                 .bind(r.last_error.clone())
                 .bind(r.created_at)
-                .bind(r.delivered_at);
+                .bind(r.delivered_at)
+                .bind(crate::receiver_host(&r.url));
         }
         q.execute(&mut *tx).await?;
     }

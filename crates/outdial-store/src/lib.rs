@@ -40,6 +40,17 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The receiver of a notification URL as the outbox groups rows: `host[:port]`, lower-case, without user info
+/// (`""` for what is not a URL).
+pub fn receiver_host(url: &str) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return String::new();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    host.to_ascii_lowercase()
+}
+
 /// The kinds of configuration object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -219,8 +230,11 @@ pub trait Store: Send + Sync + 'static {
     async fn live_conversations(&self) -> Result<Vec<Conversation>>;
 
     /// Pending notifications whose time has come, oldest first, at most one per conversation: the one with the
-    /// lowest sequence (a later notification waits for the earlier one).
-    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<OutboxRow>>;
+    /// lowest sequence (a later notification waits for the earlier one); at most `per_host` per receiver host, so
+    /// that one receiver's backlog (or its rows in flight) never hides another receiver's rows.
+    async fn due_notifications(&self, now: i64, limit: u32, per_host: u32) -> Result<Vec<OutboxRow>>;
+    /// Makes every pending row of a receiver host due at `now` (the receiver answered again).
+    async fn hurry_host(&self, host: &str, now: i64) -> Result<u64>;
     /// Records the result of a delivery attempt (the row's new status, attempts, next time, error) and a
     /// `notification` event on the conversation's timeline, in one transaction.
     async fn record_attempt(&self, row: &OutboxRow, event: &Value) -> Result<()>;

@@ -619,17 +619,31 @@ impl Store for SqlStore {
             .await
     }
 
-    async fn due_notifications(&self, now: i64, limit: u32) -> Result<Vec<OutboxRow>> {
+    async fn due_notifications(&self, now: i64, limit: u32, per_host: u32) -> Result<Vec<OutboxRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND NOT EXISTS \
-             (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id AND p.status = 'pending' \
-             AND p.sequence < o.sequence) ORDER BY o.next_attempt_at, o.created_at LIMIT $2",
+            "SELECT * FROM (SELECT o.*, ROW_NUMBER() OVER (PARTITION BY o.host ORDER BY o.next_attempt_at, \
+             o.created_at) AS host_rank FROM outbox o WHERE o.status = 'pending' AND o.next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id \
+             AND p.status = 'pending' AND p.sequence < o.sequence)) d \
+             WHERE d.host_rank <= $3 ORDER BY d.next_attempt_at, d.created_at LIMIT $2",
         )
         .bind(now)
         .bind(i64::from(limit))
+        .bind(i64::from(per_host))
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
+    }
+
+    async fn hurry_host(&self, host: &str, now: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $2 WHERE host = $1 AND status = 'pending' AND next_attempt_at > $2",
+        )
+        .bind(host)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     async fn record_attempt(&self, row: &OutboxRow, event: &Value) -> Result<()> {

@@ -344,10 +344,10 @@ async fn outbox_rows_are_written_with_the_state_and_delivered_in_order() {
         );
         assert!(s.notifications(ghost.id).await.unwrap().is_empty());
 
-        let due = s.due_notifications(10_000, 10).await.unwrap();
+        let due = s.due_notifications(10_000, 10, 10).await.unwrap();
         assert_eq!(due, vec![first.clone()], "the second waits for the first");
         assert!(
-            s.due_notifications(1_999, 10).await.unwrap().is_empty(),
+            s.due_notifications(1_999, 10, 10).await.unwrap().is_empty(),
             "not before its time"
         );
         // A failed attempt reschedules; still nothing of the second.
@@ -358,7 +358,7 @@ async fn outbox_rows_are_written_with_the_state_and_delivered_in_order() {
         s.record_attempt(&retry, &json!({"result": "retry"}))
             .await
             .unwrap();
-        assert!(s.due_notifications(10_000, 10).await.unwrap().is_empty());
+        assert!(s.due_notifications(10_000, 10, 10).await.unwrap().is_empty());
         // Delivered: the second becomes due.
         let mut done = retry.clone();
         done.attempts = 2;
@@ -368,7 +368,7 @@ async fn outbox_rows_are_written_with_the_state_and_delivered_in_order() {
             .await
             .unwrap();
         assert_eq!(
-            s.due_notifications(30_000, 10).await.unwrap(),
+            s.due_notifications(30_000, 10, 10).await.unwrap(),
             vec![second.clone()]
         );
         let all = s.notifications(c.id).await.unwrap();

@@ -185,7 +185,7 @@ async fn drain(app: Arc<App>, engine: Arc<Engine>, store: Arc<dyn Store>, timeou
     // Pending notifications get a few seconds to leave (the outbox keeps the rest for the next start).
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
     while tokio::time::Instant::now() < until {
-        match store.due_notifications(outdial_core::time::now_ms(), 1).await {
+        match store.due_notifications(outdial_core::time::now_ms(), 1, 1).await {
             Ok(rows) if rows.is_empty() => break,
             Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(_) => break,

@@ -1,6 +1,5 @@
 //! Delivery against a real HTTP receiver on 127.0.0.1 and a real SQLite store: retries, order, no retry on
 //! 4xx, timeouts, signatures, network policy, giving up.
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly.
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -85,10 +84,13 @@ fn fast() -> Settings {
         retry_base: Duration::from_millis(100),
         max_delay: Duration::from_secs(2),
         poll: Duration::from_millis(50),
+        // Out of the way of these tests; fairness.rs tests the breaker.
+        breaker_after: 1000,
+        breaker_open: Duration::from_secs(1),
     }
 }
 
-async fn store() -> Arc<dyn Store> {
+pub(crate) async fn store() -> Arc<dyn Store> {
     let dir = std::env::temp_dir().join(format!("outdial-notify-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     Arc::new(
@@ -99,7 +101,7 @@ async fn store() -> Arc<dyn Store> {
 }
 
 /// A conversation with `n` notifications to `url` in the outbox.
-async fn queue(
+pub(crate) async fn queue(
     store: &Arc<dyn Store>,
     url: &str,
     n: i64,
@@ -157,7 +159,11 @@ async fn settled(store: &Arc<dyn Store>, id: Uuid, n: usize) -> Vec<OutboxRow> {
     panic!("not settled: {:?}", store.notifications(id).await.unwrap());
 }
 
-fn start(store: &Arc<dyn Store>, policy: NetworkPolicy, settings: Settings) -> tokio::task::JoinHandle<()> {
+fn start(
+    store: &Arc<dyn Store>,
+    policy: NetworkPolicy,
+    settings: Settings,
+) -> tokio::task::JoinHandle<()> {
     let n = Notifier::new(store.clone(), policy, settings).unwrap();
     tokio::spawn(n.run())
 }
