@@ -175,6 +175,8 @@ pub struct Log {
     pub format: String,
     /// A tracing filter, e.g. `info` or `outdial=debug,info`.
     pub level: String,
+    /// Mask phone numbers in logs, all but their last 4 digits (docs/operations.md, "Logs").
+    pub redact_numbers: bool,
 }
 
 /// The master key of the secrets at rest (docs/operations.md, "Secrets at rest"); `OUTDIAL_MASTER_KEY` and
@@ -268,6 +270,7 @@ impl Default for Log {
         Log {
             format: "text".into(),
             level: "info".into(),
+            redact_numbers: true,
         }
     }
 }

@@ -10,6 +10,7 @@ mod engine;
 mod fetch;
 mod health;
 mod invite;
+mod logging;
 mod recorder;
 mod say;
 mod secrets;

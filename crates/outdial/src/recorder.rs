@@ -151,8 +151,14 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Queues a record (never waits, never drops).
+    /// Queues a record (never waits, never drops). docs/operations.md, "Logs": every state change is one `info` line
+    /// with the conversation id.
     pub fn record(&mut self, record: Record) {
+        if let Record::Transition { conversation, .. } = &record
+            && !conversation.state.is_terminal()
+        {
+            tracing::info!(conversation = %self.id, "conversation {}", conversation.state.as_str());
+        }
         self.queue.push_back(record);
         self.start_next();
     }

@@ -22,7 +22,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         println!("{name}: configuration is valid");
         return Ok(());
     }
-    init_logging(&cfg, checked.log_format);
+    crate::logging::init(&cfg, checked.log_format);
     // The metrics recorder before any task that records (a gauge set before it would be lost).
     let _ = outdial_api::metrics::handle();
     let declared = checked.declared;
@@ -241,30 +241,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-fn init_logging(cfg: &Config, format: config::LogFormat) {
-    let level = std::env::var("OUTDIAL_LOG").unwrap_or_else(|_| cfg.log.level.clone());
-    let filter = tracing_subscriber::EnvFilter::new(log_filter(&level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == config::LogFormat::Json {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
-
-/// The log filter of a level setting: the SIP stack logs every message it sends and receives, raw (with the
-/// numbers dialled), at `info`; it speaks only from `warn` unless the setting names it (`info,rsipstack=debug`),
-/// so that a default log holds one line per state change, not the SIP traffic (docs/operations.md, "Logs").
-fn log_filter(level: &str) -> String {
-    if level.contains("rsipstack") {
-        level.to_string()
-    } else {
-        format!("{level},rsipstack=warn")
-    }
 }
 
 /// Writes the objects declared in the file into the store (the file wins over earlier API edits).

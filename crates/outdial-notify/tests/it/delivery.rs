@@ -159,11 +159,7 @@ async fn settled(store: &Arc<dyn Store>, id: Uuid, n: usize) -> Vec<OutboxRow> {
     panic!("not settled: {:?}", store.notifications(id).await.unwrap());
 }
 
-fn start(
-    store: &Arc<dyn Store>,
-    policy: NetworkPolicy,
-    settings: Settings,
-) -> tokio::task::JoinHandle<()> {
+fn start(store: &Arc<dyn Store>, policy: NetworkPolicy, settings: Settings) -> tokio::task::JoinHandle<()> {
     let n = Notifier::new(store.clone(), policy, settings).unwrap();
     tokio::spawn(n.run())
 }

@@ -452,3 +452,53 @@ async fn sigterm_drains_then_ends_calls_with_bye_and_exits_0() {
         "exit 0 after the drain"
     );
 }
+
+/// docs/operations.md, "Logs": at `info`, one line per state change with the conversation id and no SIP traffic;
+/// phone numbers are masked to their last 4 digits in every line, also in the SIP stack's own lines when its
+/// traffic is logged.
+#[tokio::test]
+async fn logs_are_one_line_per_state_change_and_numbers_are_masked() {
+    let config = |port: u16| {
+        format!(
+            "[[trunks]]\nname = \"sbc\"\naddress = \"127.0.0.1:{port}\"\nkeepAliveSec = 0\n\n\
+             [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
+        )
+    };
+    let number = "+15557654321";
+    for (filter, sip_logged) in [("info", false), ("info,rsipstack=info", true)] {
+        let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "300"]);
+        let g = Gateway::start_with(
+            &common::with_bot(&config(sipp.port)).await,
+            &[("OUTDIAL_LOG", filter)],
+        )
+        .await;
+        let (url, got) = receiver().await;
+        let id = dial(&g, &url, json!({"target": format!("tel:{number}")})).await;
+        status(&got, "completed").await;
+        assert_eq!(sipp.exit_code(), 0);
+        let log = g.log();
+        assert!(!log.contains("5557654321"), "a full number in the log:\n{log}");
+        let mine: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+        for state in ["dialing", "answered"] {
+            assert!(
+                mine.iter().any(|l| l.contains(&format!("conversation {state} "))),
+                "no '{state}' line for {id}:\n{log}"
+            );
+        }
+        assert!(mine.iter().any(|l| l.contains("conversation ended")), "{log}");
+        let invites = log.lines().filter(|l| l.contains("INVITE sip:")).count();
+        if sip_logged {
+            assert!(
+                invites > 0,
+                "the SIP stack's traffic is logged when asked:\n{log}"
+            );
+            assert!(log.contains("*******4321"), "masked, last 4 digits kept:\n{log}");
+        } else {
+            assert_eq!(invites, 0, "no SIP traffic at info:\n{log}");
+            assert!(
+                mine.len() <= 8,
+                "a few lines per call, not the SIP traffic: {mine:#?}"
+            );
+        }
+    }
+}
