@@ -109,7 +109,22 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 /// Writes the batch in one transaction; returns the result of each write (NotFound for updates of unknown
 /// conversations, which are left out).
 async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>> {
-    let mut tx = pool.begin().await?;
+    // docs/operations.md, "What happens when …": a connection whose transaction failed is closed, never reused.
+    // A full disk can fail the COMMIT and leave SQLite inside the transaction; on that connection every later
+    // "transaction" would be a savepoint of the failed one, answered as committed and never written.
+    let mut conn = pool.acquire().await?;
+    let result = write_on(&mut conn, writes).await;
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+    result
+}
+
+async fn write_on(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    writes: &[Write],
+) -> Result<Vec<Result<()>>> {
+    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
     // Which conversations that are updated exist (created in this batch, or stored)?
     let updated: Vec<&str> = writes
         .iter()

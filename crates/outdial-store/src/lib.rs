@@ -177,7 +177,7 @@ pub struct ConversationFilter {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Whether the database answers.
+    /// Whether the database answers reads and takes a write.
     async fn ping(&self) -> Result<()>;
 
     /// All objects of a kind, by name.

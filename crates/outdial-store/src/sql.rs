@@ -213,6 +213,64 @@ impl SqlStore {
         self.backend
     }
 
+    /// The conversation and its idempotency key, in one transaction on `conn`.
+    async fn create_with_key(
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        conv: &Conversation,
+        k: &IdempotencyRecord,
+        idempotency_since: i64,
+    ) -> Result<Created> {
+        let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+        let existing = sqlx::query(
+            "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
+             WHERE client_id = $1 AND key = $2",
+        )
+        .bind(&k.client_id)
+        .bind(&k.key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            let rec = idempotency_from(&row)?;
+            if rec.created_at >= idempotency_since {
+                return Ok(Created::Existing(rec));
+            }
+            sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2")
+                .bind(&k.client_id)
+                .bind(&k.key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO idempotency_keys (client_id, key, body_hash, conversation_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&k.client_id)
+        .bind(&k.key)
+        .bind(&k.body_hash)
+        .bind(k.conversation_id.to_string())
+        .bind(k.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let body = serde_json::to_string(conv).map_err(corrupt)?;
+        sqlx::query(
+            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(conv.id.to_string())
+        .bind(&conv.bot)
+        .bind(&conv.client_id)
+        .bind(conv.state.as_str())
+        .bind(conv.created_at)
+        .bind(conv.updated_at)
+        .bind(body)
+        .execute(&mut *tx)
+        .await?;
+        let data = serde_json::json!({"bot": conv.bot, "clientId": conv.client_id});
+        Self::insert_event(&mut *tx, conv.id, conv.state.as_str(), &data, conv.created_at).await?;
+        tx.commit().await?;
+        Ok(Created::New)
+    }
+
     async fn insert_event<'c, E>(exec: E, id: Uuid, kind: &str, data: &Value, at: i64) -> Result<()>
     where
         E: sqlx::Executor<'c, Database = sqlx::Any>,
@@ -351,6 +409,13 @@ fn idempotency_from(row: &AnyRow) -> Result<IdempotencyRecord> {
 impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
+        // A store that reads but cannot write (a full disk) is not ready: one small write through the writers' pool.
+        sqlx::query(
+            "INSERT INTO store_probe (id, at) VALUES ('probe', $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(now_ms())
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
@@ -461,55 +526,14 @@ impl Store for SqlStore {
             self.writer.write(Write::Create(conv_row(conv)?, event)).await?;
             return Ok(Created::New);
         };
-        let mut tx = self.write.begin().await?;
-        let existing = sqlx::query(
-            "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
-             WHERE client_id = $1 AND key = $2",
-        )
-        .bind(&k.client_id)
-        .bind(&k.key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            let rec = idempotency_from(&row)?;
-            if rec.created_at >= idempotency_since {
-                return Ok(Created::Existing(rec));
-            }
-            sqlx::query("DELETE FROM idempotency_keys WHERE client_id = $1 AND key = $2")
-                .bind(&k.client_id)
-                .bind(&k.key)
-                .execute(&mut *tx)
-                .await?;
+        // A connection whose transaction failed (a full disk can fail the COMMIT and leave SQLite inside the
+        // transaction) is closed, never given back to the pool: later writes would go into that transaction.
+        let mut conn = self.write.acquire().await?;
+        let created = Self::create_with_key(&mut conn, conv, k, idempotency_since).await;
+        if created.is_err() {
+            conn.close_on_drop();
         }
-        sqlx::query(
-            "INSERT INTO idempotency_keys (client_id, key, body_hash, conversation_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&k.client_id)
-        .bind(&k.key)
-        .bind(&k.body_hash)
-        .bind(k.conversation_id.to_string())
-        .bind(k.created_at)
-        .execute(&mut *tx)
-        .await?;
-        let body = serde_json::to_string(conv).map_err(corrupt)?;
-        sqlx::query(
-            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(conv.id.to_string())
-        .bind(&conv.bot)
-        .bind(&conv.client_id)
-        .bind(conv.state.as_str())
-        .bind(conv.created_at)
-        .bind(conv.updated_at)
-        .bind(body)
-        .execute(&mut *tx)
-        .await?;
-        let data = serde_json::json!({"bot": conv.bot, "clientId": conv.client_id});
-        Self::insert_event(&mut *tx, conv.id, conv.state.as_str(), &data, conv.created_at).await?;
-        tx.commit().await?;
-        Ok(Created::New)
+        created
     }
 
     async fn find_idempotency(

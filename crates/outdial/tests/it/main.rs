@@ -17,5 +17,6 @@ mod schemathesis;
 mod security;
 mod sim;
 mod speech;
+mod store_faults;
 mod streaming;
 mod trunks;

@@ -1,0 +1,134 @@
+//! docs/operations.md, "What happens when …": the store's disk fills up. A dialout is answered 200 only once its
+//! conversation is durably committed, and no INVITE leaves before that; while the disk is full every dialout gets a
+//! clear 503 and `/readyz` is not ready; when space comes back the gateway recovers by itself (a connection whose
+//! transaction failed is never reused). Needs root (a 2 MiB tmpfs is mounted), as CI runs.
+
+use crate::common::{self, ADMIN, Gateway, error_of, temp_dir};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A small tmpfs, unmounted on drop.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount() -> SmallDisk {
+        let dir = temp_dir().join("disk");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "this test mounts a tmpfs and needs root (as the test command runs in CI)"
+        );
+        SmallDisk(dir)
+    }
+
+    /// Writes a file until the disk is full.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while f.write_all(&chunk).and_then(|()| f.sync_all()).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A far end that never answers: the Call-IDs of the INVITEs it received.
+async fn silent_far_end() -> (u16, Arc<parking_lot::Mutex<HashSet<String>>>) {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let seen: Arc<parking_lot::Mutex<HashSet<String>>> = Arc::default();
+    let s = seen.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if text.starts_with("INVITE ")
+                && let Some(id) = text.lines().find_map(|l| l.strip_prefix("Call-ID: "))
+            {
+                s.lock().insert(id.trim().to_string());
+            }
+        }
+    });
+    (port, seen)
+}
+
+async fn readyz(g: &Gateway) -> (u16, Value) {
+    let r = g.get("/readyz", ADMIN).await;
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_calls_it_cannot_record_and_recovers() {
+    let disk = SmallDisk::mount();
+    let (port, invites) = silent_far_end().await;
+    let config = format!(
+        "[[trunks]]\nname = \"t1\"\naddress = \"127.0.0.1:{port}\"\nkeepAliveSec = 0\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
+    );
+    let store = format!("sqlite://{}/outdial.db", disk.0.display());
+    let g = Gateway::start_on(temp_dir(), store, &config, &[]);
+    let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1"});
+    let first = common::dialout(&g, &body).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(invites.lock().len(), 1);
+
+    let filler = disk.fill();
+    for _ in 0..4 {
+        let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
+        assert_eq!(
+            error_of(r).await,
+            (
+                503,
+                "the gateway's database is not available; try again shortly".into()
+            ),
+            "a call that cannot be recorded is refused"
+        );
+    }
+    let (status, ready) = readyz(&g).await;
+    assert_eq!(status, 503, "{ready}");
+    let store_check = ready["checks"]["store"].as_str().unwrap();
+    assert!(store_check.contains("full"), "{store_check}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(invites.lock().len(), 1, "no INVITE for a refused dialout");
+
+    // Space comes back: ready again without a restart, and calls are recorded.
+    std::fs::remove_file(filler).unwrap();
+    let mut back = false;
+    for _ in 0..50 {
+        if readyz(&g).await.0 == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        back,
+        "ready again once the disk has space: {:?}",
+        readyz(&g).await
+    );
+    let again = common::dialout(&g, &body).await;
+    for id in [&first, &again] {
+        let r = g.get(&format!("/api/v1/conversations/{id}"), ADMIN).await;
+        assert_eq!(r.status(), 200, "conversation {id} is recorded");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(invites.lock().len(), 2);
+    drop(g);
+}
