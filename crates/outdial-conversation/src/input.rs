@@ -59,6 +59,8 @@ pub enum SipInput {
     Answered {
         sbc_session_id: String,
         media: Result<(), Failure>,
+        /// The dialog to store with the answer (the SIP layer's saved dialog), for a BYE after a restart.
+        dialog: Option<serde_json::Value>,
     },
     /// The call never connected: a final response ≥ 300 (`status`), or a local failure (`status` None).
     Failed {

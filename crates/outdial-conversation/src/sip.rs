@@ -41,7 +41,11 @@ impl Machine {
             SipInput::Answered {
                 sbc_session_id,
                 media,
-            } => self.on_answered(sbc_session_id, media),
+                dialog,
+            } => {
+                self.conv.sip_dialog = dialog;
+                self.on_answered(sbc_session_id, media)
+            }
             SipInput::Failed { status, reason } => {
                 self.conv.sip_status = status;
                 let (rc, by) = match status {

@@ -227,6 +227,10 @@ pub struct Conversation {
     /// Sequence number of the last notification written for this conversation.
     #[serde(default)]
     pub notify_seq: i64,
+    /// The answered call's SIP dialog (opaque here: the SIP crate's saved dialog), stored with the answer so that a
+    /// restarted gateway can end the call with BYE (docs/operations.md). Never shown through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_dialog: Option<Value>,
 }
 
 impl Conversation {
@@ -252,6 +256,7 @@ impl Conversation {
             bot_operation_data: None,
             detection: None,
             notify_seq: 0,
+            sip_dialog: None,
         }
     }
 

@@ -300,7 +300,8 @@ async fn invite_once(
                             .and_then(|v| v.split(';').next().map(|id| id.trim().to_string()))
                             .filter(|id| !id.is_empty());
                         answered_id = Some(id);
-                        let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.to_string() }).await;
+                        let saved = Box::new(crate::SavedDialog::of(&dialog.snapshot()));
+                        let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.to_string(), dialog: saved }).await;
                     }
                     Ok(Ok((id, Some(resp)))) => {
                         dialogs.remove_dialog(&id);

@@ -10,8 +10,10 @@ mod dialog;
 pub mod encode;
 mod probe;
 mod resolver;
+mod saved;
 mod tls;
 
+pub use saved::SavedDialog;
 pub use tls::{TlsClient, install_crypto_provider};
 
 use dialog::{MAX_REDIRECTS, Route, drive};
@@ -69,11 +71,12 @@ pub enum CallEvent {
     Trying,
     /// 180 / 183; `early_media` when the provisional response carried SDP.
     Ringing { status: u16, early_media: bool },
-    /// 200 OK, ACKed.
+    /// 200 OK, ACKed; `dialog` is what the store keeps to end the call after a restart.
     Answered {
         sdp: Vec<u8>,
         session_id: Option<String>,
         call_id: String,
+        dialog: Box<SavedDialog>,
     },
     /// The call never connected: a final response ≥ 300 (`status`), or a local failure (`status` None).
     Failed { status: Option<u16>, reason: String },

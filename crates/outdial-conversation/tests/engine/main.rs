@@ -270,6 +270,7 @@ async fn an_unusable_sdp_answer_is_not_an_answered_call() {
                 media: Err(outdial_conversation::Failure(
                     "the SDP answer has no usable audio stream: no PCMU or PCMA".into(),
                 )),
+                dialog: None,
             },
         )],
         ..Script::default()

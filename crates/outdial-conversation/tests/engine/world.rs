@@ -71,6 +71,7 @@ pub fn answered() -> SipInput {
     SipInput::Answered {
         sbc_session_id: "sbc-1".into(),
         media: Ok(()),
+        dialog: Some(serde_json::json!({"callId": "c-1"})),
     }
 }
 

@@ -24,6 +24,7 @@ impl CallIo {
                 sdp,
                 session_id,
                 call_id,
+                dialog,
             }) => {
                 let media = parse_answer(&String::from_utf8_lossy(&sdp))
                     .map(|a| self.answer = Some(a))
@@ -31,6 +32,7 @@ impl CallIo {
                 SipInput::Answered {
                     sbc_session_id: session_id.unwrap_or(call_id),
                     media,
+                    dialog: serde_json::to_value(&*dialog).ok(),
                 }
             }
             Some(CallEvent::Failed { status, reason }) => SipInput::Failed { status, reason },

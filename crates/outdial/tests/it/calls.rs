@@ -502,3 +502,34 @@ async fn logs_are_one_line_per_state_change_and_numbers_are_masked() {
         }
     }
 }
+
+/// docs/operations.md, "… the gateway is killed": an answered call's dialog is stored with the answer; after
+/// `kill -9` the restarted gateway sends its BYE (sipp, holding the call, gets it and ends cleanly) before ending
+/// the conversation with `gateway restarted`.
+#[tokio::test]
+async fn after_a_crash_the_calls_left_up_get_their_bye() {
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
+    let mut g = gateway(sipp.port).await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url, json!({})).await;
+    status(&got, "answered").await;
+    g.restart_on_same_sip_port();
+    assert_eq!(
+        sipp.exit_code(),
+        0,
+        "the far end got a BYE for the call and answered it"
+    );
+    let done = status(&got, "completed").await;
+    assert_eq!(
+        (done["reasonCode"].as_str(), done["reason"].as_str()),
+        (Some("error"), Some("gateway restarted")),
+        "{done}"
+    );
+    let log = g.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("BYE sent for the call the previous run left up, and answered"));
+    assert!(line.is_some_and(|l| l.contains(&id)), "{id}:\n{log}");
+    let rec = common::conversation(&g, &id).await;
+    assert!(rec.get("sipDialog").is_none(), "the dialog is not shown: {rec}");
+}

@@ -21,6 +21,8 @@ pub struct Gateway {
     config: Option<PathBuf>,
     store: String,
     env: Vec<(String, String)>,
+    /// `--sip-listen` (a free port unless a restart keeps the previous one).
+    sip_listen: String,
 }
 
 pub fn temp_dir() -> PathBuf {
@@ -52,6 +54,7 @@ impl Gateway {
             config: Some(cfg),
             store,
             env: env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            sip_listen: "127.0.0.1:0".into(),
         };
         g.spawn().expect("gateway starts");
         g
@@ -70,6 +73,7 @@ impl Gateway {
             config: Some(cfg),
             store,
             env: Vec::new(),
+            sip_listen: "127.0.0.1:0".into(),
         };
         g.spawn().map(|_| g)
     }
@@ -85,7 +89,7 @@ impl Gateway {
             "--listen",
             "127.0.0.1:0",
             "--sip-listen",
-            "127.0.0.1:0",
+            &self.sip_listen,
             "--store",
             &self.store,
         ]);
@@ -129,6 +133,20 @@ impl Gateway {
         self.kill();
         self.env = env.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
         self.spawn()
+    }
+
+    /// Kills the process (SIGKILL) and starts it again on the same database and the same SIP port, as a service
+    /// manager restarts a crashed gateway.
+    pub fn restart_on_same_sip_port(&mut self) {
+        let log = self.log();
+        let port = log
+            .lines()
+            .find_map(|l| l.split("SIP listening on udp and tcp 127.0.0.1:").nth(1))
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .expect("the log says where SIP listens")
+            .to_string();
+        self.sip_listen = format!("127.0.0.1:{port}");
+        self.restart();
     }
 
     /// Sends SIGTERM (a graceful stop).
