@@ -8,12 +8,12 @@
 #      (sipp) must not be left holding calls.
 #   2. the memory soak (bench/soak.sh): 20,000 calls, RSS after each 2,000.
 #
-#   scripts/chaos.sh [kill|soak|all]      (default all; RATE=50 SECONDS=20 for kill)
+#   scripts/chaos.sh [kill|soak|all]      (default all; RATE=50 DURATION=20 for kill)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 RATE=${RATE:-50}
-SECONDS_=${SECONDS:-20}
+DURATION=${DURATION:-20}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/outdial/target}
 cargo build --quiet --release -p outdial -p outdial-bench
 T=$CARGO_TARGET_DIR/release
@@ -23,19 +23,23 @@ kill_under_load() {
   local work gw sp bt api sip sipp_port bot_port
   work=$(mktemp -d)
   sipp_port=$(free_port DGRAM); bot_port=$(free_port STREAM); api=$(free_port STREAM); sip=$(free_port DGRAM)
-  (cd crates/outdial-testkit/sipp && exec sipp -sf uas_answer_then_bye.xml -i 127.0.0.1 -p "$sipp_port" -d 3000 \
+  # sipp answers and holds every call until it gets a BYE; the gateway ends calls after 3 s (max_call_duration_sec),
+  # so a call still up at sipp at the end is one the gateway forgot to end.
+  (cd crates/outdial-testkit/sipp && exec sipp -sf uas_answer_wait_bye.xml -i 127.0.0.1 -p "$sipp_port" \
     -nostdin -trace_stat -stf "$work/sipp.csv" -fd 1 >/dev/null 2>&1) &
   sp=$!
   "$T/outdial" sim --listen 127.0.0.1:0 --bot "127.0.0.1:$bot_port" --bot-script silent > "$work/bot.out" 2>&1 &
   bt=$!
   cat > "$work/chaos.toml" <<TOML
 [log]
-level = "warn"
+level = "info"
 [sip]
 rtp_ports = "20000-60000"
+max_call_duration_sec = 3
 [[trunks]]
 name = "sipp"
 address = "127.0.0.1:$sipp_port"
+keepAliveSec = 0
 [[bots]]
 name = "Bench"
 botUrl = "http://127.0.0.1:$bot_port/bot"
@@ -51,10 +55,10 @@ TOML
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$api/healthz" >/dev/null && break; sleep 0.1; done
   }
   start
-  "$T/outdial-bench-calls" "http://127.0.0.1:$api" bench bench-secret-1 Bench "$RATE" "$SECONDS_" > "$work/driver" 2>&1 &
+  "$T/outdial-bench-calls" "http://127.0.0.1:$api" bench bench-secret-1 Bench "$RATE" "$DURATION" > "$work/driver" 2>&1 &
   local driver=$!
   for at in 1 2; do
-    sleep $((SECONDS_ / 3))
+    sleep $((DURATION / 3))
     kill -9 "$gw"; wait "$gw" 2>/dev/null || true
     echo "kill -9 number $at; restarting"
     start
@@ -62,9 +66,12 @@ TOML
   wait "$driver" || true
   sleep 8
   echo "--- driver"; cat "$work/driver"
-  echo "--- the restarted gateway ended:"; grep -E "left unfinished|BYE sent|cannot end the call" "$work/log" | sed 's/^.*\(WARN\|INFO\) //' | sort | uniq -c | sed 's/conversation=.*//' | head
+  echo "--- after each restart:"
+  grep -o "ended [0-9]* conversation(s) left unfinished" "$work/log" || true
+  echo "BYEs sent and answered: $(grep -c "BYE sent for the call the previous run left up, and answered" "$work/log" || true)"
+  echo "BYEs that failed: $(grep -c "cannot end the call the previous run left up" "$work/log" || true)"
   local held
-  held=$(awk -F';' 'NR==1 {for (i=1;i<=NF;i++) if ($i=="CurrentCall") c=i} NR>1 {v=$c} END {print v}' "$work/sipp.csv")
+  held=$(awk -F';' 'NR==1 {for (i=1;i<=NF;i++) if ($i=="CurrentCall") c=i} NR>1 {v=$c} END {print v}' "$work/sipp.csv" 2>/dev/null || echo unknown)
   echo "--- sipp: calls still up at the far end: $held"
   kill "$gw" "$sp" "$bt" 2>/dev/null || true
   rm -rf "$work"
