@@ -29,6 +29,8 @@ rtp_ports = "20000-60000"
 [[trunks]]
 name = "sipp"
 address = "127.0.0.1:$sipp_port"
+# sipp's scenario answers INVITEs only: no keep-alive OPTIONS.
+keepAliveSec = 0
 [[bots]]
 name = "Bench"
 botUrl = "http://127.0.0.1:$bot_port/bot"
@@ -51,5 +53,10 @@ for r in $(seq "$ROUNDS"); do
   sleep 3
   summary=$(grep -E "^accepted|missing terminal" "$work/round" | tr '\n' ' ')
   echo "round $r: $((r * PER_ROUND)) calls, RSS $(rss) KiB; $summary"
+  if grep -q "refused {[0-9]" "$work/round"; then
+    echo "  the gateway said:"; grep -E "WARN|ERROR" "$work/log" | tail -3 | sed 's/^/    /'
+    curl -s "$base/api/v1/actions/dialout" -u bench:bench-secret-1 -H 'content-type: application/json' \
+      -d '{"bot":"Bench","target":"tel:+1555","caller":"1"}' | sed 's/^/    a dialout now: /'; echo
+  fi
 done
 echo "gateway CPU: $(ps -o times= -p $gw) s total; $(nproc) cores"
