@@ -15,8 +15,10 @@ pub fn init(cfg: &Config, format: LogFormat) {
         inner: std::io::stderr(),
         on: redacting,
     };
+    // Colours only on a terminal: a log file or the journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
     if format == LogFormat::Json {
         let _ = builder.json().try_init();

@@ -478,6 +478,7 @@ async fn logs_are_one_line_per_state_change_and_numbers_are_masked() {
         assert_eq!(sipp.exit_code(), 0);
         let log = g.log();
         assert!(!log.contains("5557654321"), "a full number in the log:\n{log}");
+        assert!(!log.contains('\u{1b}'), "no terminal colour codes in a log file");
         let mine: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
         for state in ["dialing", "answered"] {
             assert!(
