@@ -51,6 +51,10 @@ impl Snapshot {
 pub struct Catalog {
     store: Arc<dyn Store>,
     current: ArcSwap<Snapshot>,
+    /// One reload at a time: the snapshot that is stored last is the one read last, so the configuration never goes
+    /// back in time when writes (and their reloads) run concurrently, and a write is in the snapshot once its own
+    /// reload returns.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
@@ -58,6 +62,7 @@ impl Catalog {
         let c = Arc::new(Catalog {
             store,
             current: ArcSwap::from_pointee(Snapshot::default()),
+            reloading: tokio::sync::Mutex::new(()),
         });
         c.reload().await?;
         Ok(c)
@@ -68,6 +73,7 @@ impl Catalog {
     }
 
     pub async fn reload(&self) -> Result<(), outdial_store::StoreError> {
+        let _one_at_a_time = self.reloading.lock().await;
         let version = self.store.objects_version().await?;
         let mut s = Snapshot {
             version,

@@ -407,3 +407,37 @@ async fn an_empty_caller_and_a_bare_number_are_accepted_as_dialers_send_them() {
         );
     }
 }
+
+/// Configuration changes never go back in time (issue 12 item 10): under concurrent writes, each application's
+/// trunk and bot are usable by its very next request — no `400 trunk … not found`, no `404 bot … not found`.
+#[tokio::test]
+async fn concurrent_configuration_writes_are_visible_to_the_next_request() {
+    // Many objects make each reload take a while, so that reloads overlap as on a busy gateway.
+    let mut config = BASIC.to_string();
+    for i in 0..400 {
+        config.push_str(&format!(
+            "\n[[bots]]\nname = \"Filler{i}\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
+        ));
+    }
+    let g = std::sync::Arc::new(Gateway::start(&config).await);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let g = g.clone();
+        tasks.push(tokio::spawn(async move {
+            let trunk = json!({"name": format!("T{i}"), "address": "127.0.0.1:9", "keepAliveSec": 0});
+            let r = g.post("/api/v1/trunks", ADMIN, &trunk).await;
+            assert_eq!(r.status(), 201, "trunk T{i}");
+            let bot = json!({"name": format!("C{i}"), "botUrl": "http://127.0.0.1:9/bot", "trunk": format!("T{i}")});
+            let r = g.post("/api/v1/bots", ADMIN, &bot).await;
+            let s = r.status();
+            assert_eq!(s, 201, "bot C{i} on T{i}: {}", r.text().await.unwrap());
+            let dial = json!({"bot": format!("C{i}"), "target": "tel:+1", "caller": "1"});
+            let r = g.post("/api/v1/actions/dialout", ADMIN, &dial).await;
+            let s = r.status();
+            assert_eq!(s, 200, "dialout C{i}: {}", r.text().await.unwrap());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
