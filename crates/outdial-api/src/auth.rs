@@ -246,8 +246,7 @@ impl Authenticator {
         })?;
         let snap = self.catalog.snapshot();
         let issued_to = |app: &outdial_core::Application| {
-            let aid = app.uid.map(|u| u.simple().to_string()).unwrap_or_default();
-            aid == data.claims.aid && app.secret_generation == data.claims.sgen
+            identity(app) == data.claims.aid && app.secret_generation == data.claims.sgen
         };
         match snap.apps.get(&data.claims.sub) {
             Some(app) if app.enabled && issued_to(app) => {
@@ -276,13 +275,18 @@ impl Authenticator {
             exp: now + life as i64,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             scope: scopes.join(" "),
-            aid: app.uid.map(|u| u.simple().to_string()).unwrap_or_default(),
+            aid: identity(app),
             sgen: app.secret_generation,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ApiError::internal)?;
         Ok((token, life))
     }
+}
+
+/// The application identity a token names (empty for an application stored before identities existed).
+fn identity(app: &outdial_core::Application) -> String {
+    app.uid.map(|u| u.simple().to_string()).unwrap_or_default()
 }
 
 fn caller_of(app: &outdial_core::Application, scopes: Vec<String>) -> Caller {

@@ -78,6 +78,15 @@ impl Scope {
         })
     }
 
+    /// Whether the scope lets its holder put bots on trunk `name` (`trunk=<name>` or `*`).
+    pub fn grants_trunk(&self, name: &str) -> bool {
+        self.0.iter().any(|e| match e {
+            ScopeEntry::All => true,
+            ScopeEntry::Trunk(t) => t == name,
+            _ => false,
+        })
+    }
+
     /// Whether the scope would cover a bot of this name whatever its tag (`*` or the name itself).
     pub fn covers_name(&self, name: &str) -> bool {
         self.0.iter().any(|e| match e {
@@ -135,13 +144,7 @@ pub fn may_know_missing(policies: &[Policy], role: Role, name: &str) -> bool {
 /// Whether the application may put bots on trunk `name` (docs/security.md): `trunk=<name>` or `*` in a
 /// `VAIC/BOTS/WRITE` (or `OUTDIAL/ADMIN`) policy.
 pub fn may_use_trunk(policies: &[Policy], name: &str) -> bool {
-    decide(policies, Role::BotsWrite, |s| {
-        s.0.iter().any(|e| match e {
-            ScopeEntry::All => true,
-            ScopeEntry::Trunk(t) => t == name,
-            _ => false,
-        })
-    })
+    decide(policies, Role::BotsWrite, |s| s.grants_trunk(name))
 }
 
 /// Whether the application may be granted the OAuth scope `value` at `/oauth/token` (docs/security.md):

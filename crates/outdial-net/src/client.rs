@@ -82,32 +82,19 @@ impl Guarded {
         self.check_url(url)?;
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
         let port = url.port_or_known_default().unwrap_or(80);
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        let addrs = tokio::net::lookup_host((host, port))
             .await
             .map_err(|e| GuardedError::Resolve {
                 host: host.to_string(),
                 why: e.to_string(),
-            })?
-            .collect();
-        let mut refused = None;
-        let allowed: Vec<SocketAddr> = addrs
-            .into_iter()
-            .filter(|a| match self.policy.check(a.ip()) {
-                Ok(()) => true,
-                Err(r) => {
-                    refused = Some(r);
-                    false
-                }
-            })
-            .collect();
-        match (allowed.is_empty(), refused) {
-            (true, Some(r)) => Err(r.into()),
-            (true, None) => Err(GuardedError::Resolve {
+            })?;
+        self.policy.keep_allowed(addrs).map_err(|refused| match refused {
+            Some(r) => r.into(),
+            None => GuardedError::Resolve {
                 host: host.to_string(),
                 why: "no address".into(),
-            }),
-            (false, _) => Ok(allowed),
-        }
+            },
+        })
     }
 }
 

@@ -149,6 +149,30 @@ impl NetworkPolicy {
         }
         !self.deny.iter().any(|n| n.contains(&ip)) || self.allow.iter().any(|n| n.contains(&ip))
     }
+
+    /// The addresses a name resolved to that the policy allows; when none is left, the refusal of one of them
+    /// (None when there was no address at all).
+    pub fn keep_allowed(
+        &self,
+        addrs: impl IntoIterator<Item = SocketAddr>,
+    ) -> Result<Vec<SocketAddr>, Option<Refused>> {
+        let mut refused = None;
+        let allowed: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| match self.check(a.ip()) {
+                Ok(()) => true,
+                Err(r) => {
+                    refused = Some(r);
+                    false
+                }
+            })
+            .collect();
+        if allowed.is_empty() {
+            Err(refused)
+        } else {
+            Ok(allowed)
+        }
+    }
 }
 
 /// A resolver that drops addresses the policy refuses (and fails when none is left).
@@ -159,25 +183,12 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let policy = self.0.clone();
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = addrs
-                .into_iter()
-                .filter(|a| match policy.check(a.ip()) {
-                    Ok(()) => true,
-                    Err(r) => {
-                        refused = Some(r);
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                return Err(match refused {
-                    Some(r) => Box::new(r) as Box<dyn std::error::Error + Send + Sync>,
-                    None => format!("{host} has no address").into(),
-                });
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            match policy.keep_allowed(addrs) {
+                Ok(allowed) => Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs),
+                Err(Some(r)) => Err(Box::new(r) as Box<dyn std::error::Error + Send + Sync>),
+                Err(None) => Err(format!("{host} has no address").into()),
             }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }

@@ -133,6 +133,84 @@ impl Sealer {
     }
 }
 
+impl Sealer {
+    /// A stored value sealed anew with the current key, when it is in clear or sealed with a previous one.
+    fn renew(&self, stored: &str) -> Result<Option<String>, StoreError> {
+        if self.is_current(stored) {
+            return Ok(None);
+        }
+        Ok(Some(self.seal(&open(Some(self), stored)?)))
+    }
+}
+
+impl crate::SqlStore {
+    /// Seals with the current master key every stored secret that is in clear or sealed with a previous key
+    /// (start-up, after a key was set or rotated). Returns how many values were sealed again.
+    pub async fn reseal(&self) -> Result<usize, StoreError> {
+        use sqlx::Row;
+        let Some(sealer) = self.sealer() else {
+            return Ok(0);
+        };
+        let audited = |sql: String| sqlx::AssertSqlSafe(sql);
+        let mut n = 0;
+        for kind in [crate::Kind::Bot, crate::Kind::Trunk, crate::Kind::Application] {
+            let rows = sqlx::query(audited(format!("SELECT name, body FROM {}", kind.table())))
+                .fetch_all(&self.write)
+                .await?;
+            for r in rows {
+                let (name, body): (String, String) = (r.try_get("name")?, r.try_get("body")?);
+                let mut doc: Value =
+                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let mut changed = false;
+                map_secrets(kind, &mut doc, |s| match sealer.renew(s)? {
+                    Some(renewed) => {
+                        changed = true;
+                        Ok(renewed)
+                    }
+                    None => Ok(s.to_string()),
+                })?;
+                if changed {
+                    sqlx::query(audited(format!(
+                        "UPDATE {} SET body = $2 WHERE name = $1",
+                        kind.table()
+                    )))
+                    .bind(&name)
+                    .bind(doc.to_string())
+                    .execute(&self.write)
+                    .await?;
+                    n += 1;
+                }
+            }
+        }
+        let rows = sqlx::query("SELECT event_id, secret FROM outbox WHERE secret IS NOT NULL")
+            .fetch_all(&self.write)
+            .await?;
+        for r in rows {
+            let (id, secret): (String, String) = (r.try_get("event_id")?, r.try_get("secret")?);
+            if let Some(renewed) = sealer.renew(&secret)? {
+                sqlx::query("UPDATE outbox SET secret = $2 WHERE event_id = $1")
+                    .bind(&id)
+                    .bind(renewed)
+                    .execute(&self.write)
+                    .await?;
+                n += 1;
+            }
+        }
+        if let Some(r) = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'")
+            .fetch_optional(&self.write)
+            .await?
+            && let Some(renewed) = sealer.renew(&r.try_get::<String, _>("secret")?)?
+        {
+            sqlx::query("UPDATE signing_keys SET secret = $1 WHERE id = 'current'")
+                .bind(renewed)
+                .execute(&self.write)
+                .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
 /// `plain` as it is stored: sealed when there is a sealer.
 pub(crate) fn seal(sealer: Option<&Sealer>, plain: &str) -> String {
     sealer.map_or_else(|| plain.to_string(), |s| s.seal(plain))
@@ -152,11 +230,6 @@ pub(crate) fn open(sealer: Option<&Sealer>, stored: &str) -> Result<String, Stor
             })?
             .open_sealed(rest),
     }
-}
-
-/// Whether a stored value needs sealing with the current key.
-pub(crate) fn stale(sealer: &Sealer, stored: &str) -> bool {
-    !sealer.is_current(stored)
 }
 
 /// Applies `f` to every secret property of an object document.
@@ -200,7 +273,7 @@ mod tests {
         // Rotation: k2 is current, k1 previous: old values open, new ones are sealed with k2.
         let two = Sealer::new(&k2, std::slice::from_ref(&k1));
         assert_eq!(open(Some(&two), &a).ok().as_deref(), Some("bot-token"));
-        assert!(stale(&two, &a) && !stale(&two, &two.seal("x")));
+        assert!(!two.is_current(&a) && two.is_current(&two.seal("x")));
         let only_two = Sealer::new(&k2, &[]);
         let e = open(Some(&only_two), &a)
             .err()

@@ -1,6 +1,7 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::batch::{ConvRow, EventRow, Write, Writer};
+use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
 use crate::{
     ConversationFilter, Created, IdempotencyRecord, Kind, OutboxRow, OutboxStatus, Result, Store, StoreError,
@@ -28,7 +29,7 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct SqlStore {
     /// SQLite has one writer at a time: a single write connection avoids busy waits; reads go in parallel.
-    write: AnyPool,
+    pub(crate) write: AnyPool,
     read: AnyPool,
     backend: Backend,
     /// Group commit of conversation writes.
@@ -128,7 +129,7 @@ impl SqlStore {
         })
     }
 
-    fn sealer(&self) -> Option<&Sealer> {
+    pub(crate) fn sealer(&self) -> Option<&Sealer> {
         self.sealer.as_deref()
     }
 
@@ -142,71 +143,6 @@ impl SqlStore {
         let mut doc = doc.clone();
         sealed::map_secrets(kind, &mut doc, |s| Ok(sealed::seal(self.sealer(), s)))?;
         Ok(doc.to_string())
-    }
-
-    /// Seals with the current master key every stored secret that is in clear or sealed with a previous key
-    /// (start-up, after a key was set or rotated). Returns how many values were sealed again.
-    pub async fn reseal(&self) -> Result<usize> {
-        let Some(sealer) = self.sealer() else {
-            return Ok(0);
-        };
-        let mut n = 0;
-        for kind in [Kind::Bot, Kind::Trunk, Kind::Application] {
-            let rows = sqlx::query(audited(format!("SELECT name, body FROM {}", kind.table())))
-                .fetch_all(&self.write)
-                .await?;
-            for r in rows {
-                let (name, body): (String, String) = (r.try_get("name")?, r.try_get("body")?);
-                let mut doc: Value = serde_json::from_str(&body).map_err(corrupt)?;
-                let mut changed = false;
-                sealed::map_secrets(kind, &mut doc, |s| {
-                    if !sealed::stale(sealer, s) {
-                        return Ok(s.to_string());
-                    }
-                    changed = true;
-                    Ok(sealer.seal(&sealed::open(Some(sealer), s)?))
-                })?;
-                if changed {
-                    sqlx::query(audited(format!(
-                        "UPDATE {} SET body = $2 WHERE name = $1",
-                        kind.table()
-                    )))
-                    .bind(&name)
-                    .bind(doc.to_string())
-                    .execute(&self.write)
-                    .await?;
-                    n += 1;
-                }
-            }
-        }
-        let rows = sqlx::query("SELECT event_id, secret FROM outbox WHERE secret IS NOT NULL")
-            .fetch_all(&self.write)
-            .await?;
-        for r in rows {
-            let (id, secret): (String, String) = (r.try_get("event_id")?, r.try_get("secret")?);
-            if sealed::stale(sealer, &secret) {
-                sqlx::query("UPDATE outbox SET secret = $2 WHERE event_id = $1")
-                    .bind(&id)
-                    .bind(sealer.seal(&sealed::open(Some(sealer), &secret)?))
-                    .execute(&self.write)
-                    .await?;
-                n += 1;
-            }
-        }
-        if let Some(r) = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'")
-            .fetch_optional(&self.write)
-            .await?
-        {
-            let secret: String = r.try_get("secret")?;
-            if sealed::stale(sealer, &secret) {
-                sqlx::query("UPDATE signing_keys SET secret = $1 WHERE id = 'current'")
-                    .bind(sealer.seal(&sealed::open(Some(sealer), &secret)?))
-                    .execute(&self.write)
-                    .await?;
-                n += 1;
-            }
-        }
-        Ok(n)
     }
 
     pub fn backend(&self) -> Backend {
@@ -286,52 +222,6 @@ impl SqlStore {
         .await?;
         Ok(())
     }
-}
-
-/// The file of a `sqlite:` URL (None for an in-memory database).
-fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite:")?;
-    let rest = rest.strip_prefix("//").unwrap_or(rest);
-    let path = rest.split('?').next().unwrap_or_default();
-    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
-}
-
-fn file_error(path: &std::path::Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    |e| StoreError::File {
-        path: path.display().to_string(),
-        why: e.to_string(),
-    }
-}
-
-/// docs/security.md: the database file is created 0600 before SQLite opens it (SQLite gives the WAL and
-/// shared-memory files the mode of the database file). Only before connecting: closing a descriptor of the file
-/// would drop the process's POSIX locks on it, which SQLite's connections rely on.
-fn create_private(path: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if !path.exists() {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(file_error(path))?;
-    }
-    Ok(())
-}
-
-/// Narrows the database file and its `-wal`, `-shm` and `-journal` files to 0600 when an earlier version left them
-/// wider (by path: no descriptor is opened, so SQLite's locks stay).
-fn owner_only(path: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
-        if let Ok(meta) = std::fs::metadata(&p)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(file_error(path))?;
-        }
-    }
-    Ok(())
 }
 
 /// Creates the SQLite file when missing (`mode=rwc`).

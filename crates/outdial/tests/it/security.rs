@@ -89,15 +89,16 @@ async fn oauth_scopes_are_granted_by_policy_and_deny_wins() {
     assert_eq!(bearer_dial(&g, &tok).await, 200);
     let plain = g.token(h.0, h.1, None).await;
     assert_eq!(bearer_dial(&g, &plain).await, 403, "no scope in the token");
-    let r = g
-        .send(
-            Method::PATCH,
-            "/api/v1/applications/holder",
+    assert_eq!(
+        patch(
+            &g,
             ADMIN,
-            Some(&json!({"policies": [{"role": "VAIC/CALLS/READ", "scope": "*"}]})),
+            "/api/v1/applications/holder",
+            json!({"policies": [{"role": "VAIC/CALLS/READ", "scope": "*"}]})
         )
-        .await;
-    assert_eq!(r.status(), 200);
+        .await,
+        200
+    );
     assert_eq!(bearer_dial(&g, &tok).await, 403, "the policy was taken away");
 }
 
@@ -147,25 +148,27 @@ async fn tokens_die_with_their_application_and_secret() {
     assert_eq!(read(fresh.clone()).await, 200);
 
     // A change that keeps the secret keeps the token; rotating the secret revokes it.
-    let r = g
-        .send(
-            Method::PATCH,
-            "/api/v1/applications/dialer",
+    assert_eq!(
+        patch(
+            &g,
             ADMIN,
-            Some(&json!({"name": "renamed"})),
+            "/api/v1/applications/dialer",
+            json!({"name": "renamed"})
         )
-        .await;
-    assert_eq!(r.status(), 200);
+        .await,
+        200
+    );
     assert_eq!(read(fresh.clone()).await, 200, "no new secret, token kept");
-    let r = g
-        .send(
-            Method::PATCH,
-            "/api/v1/applications/dialer",
+    assert_eq!(
+        patch(
+            &g,
             ADMIN,
-            Some(&json!({"clientSecret": "a-brand-new-secret"})),
+            "/api/v1/applications/dialer",
+            json!({"clientSecret": "a-brand-new-secret"})
         )
-        .await;
-    assert_eq!(r.status(), 200);
+        .await,
+        200
+    );
     assert_eq!(read(fresh).await, 401, "rotation revokes earlier tokens");
     let newest = g.token("dialer", "a-brand-new-secret", None).await;
     assert_eq!(read(newest).await, 200);
@@ -209,11 +212,16 @@ async fn test_bot(g: &Gateway, who: (&str, &str), name: &str) -> Value {
     r.json().await.unwrap()
 }
 
-async fn patch_bot(g: &Gateway, who: (&str, &str), name: &str, body: Value) -> u16 {
-    g.send(Method::PATCH, &format!("/api/v1/bots/{name}"), who, Some(&body))
+/// PATCH `path` with `body`; the answer's status.
+async fn patch(g: &Gateway, who: (&str, &str), path: &str, body: Value) -> u16 {
+    g.send(Method::PATCH, path, who, Some(&body))
         .await
         .status()
         .as_u16()
+}
+
+async fn patch_bot(g: &Gateway, who: (&str, &str), name: &str, body: Value) -> u16 {
+    patch(g, who, &format!("/api/v1/bots/{name}"), body).await
 }
 
 /// Finding 3: every URL fetched for a bot passes the `[bot_network]` policy, metadata is refused in every form,
@@ -436,15 +444,16 @@ async fn changing_where_secrets_go_clears_them_and_trunks_need_permission() {
             "application 'editor' is not allowed to put bots on trunk 'premium'"
         )
     );
-    let r = g
-        .send(
-            Method::PATCH,
-            "/api/v1/applications/editor",
+    assert_eq!(
+        patch(
+            &g,
             ADMIN,
-            Some(&json!({"policies": [{"role": "VAIC/BOTS/WRITE", "scope": "tag=sales, trunk=premium"}]})),
+            "/api/v1/applications/editor",
+            json!({"policies": [{"role": "VAIC/BOTS/WRITE", "scope": "tag=sales, trunk=premium"}]})
         )
-        .await;
-    assert_eq!(r.status(), 200);
+        .await,
+        200
+    );
     assert_eq!(patch_bot(&g, e, "Sales", json!({"trunk": "premium"})).await, 200);
     assert_eq!(
         patch_bot(&g, e, "Sales", json!({"trunk": "t1"})).await,
