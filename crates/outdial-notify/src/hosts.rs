@@ -10,8 +10,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Notifications in flight per receiver host (and rows read per host at a time).
-pub const PER_HOST: usize = 8;
+/// Notifications in flight per receiver host (and rows read per host at a time): as many as the whole worker had
+/// before delivery was per host, so one dialer's receiver still takes 1,000 notifications a second (BENCHMARKS.md).
+pub const PER_HOST: usize = 64;
 
 /// What the breaker says about sending to a host now.
 #[derive(Debug, Clone, PartialEq, Eq)]
