@@ -181,7 +181,7 @@ impl BotConnector for AcApi {
         }
     }
 
-    async fn open(&self, conversation: &str) -> Result<BotSession, BotError> {
+    async fn open(&self, conversation: &str, _call: &Value) -> Result<BotSession, BotError> {
         let created = self
             .call(
                 reqwest::Method::POST,
@@ -265,7 +265,7 @@ async fn run(
                         answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
                     }
                     if let Some(done) = done {
-                        let _ = done.send(());
+                        let _ = done.send(answer.as_ref().map(|_| ()).map_err(Clone::clone));
                     }
                     match answer {
                         Ok(a) => {
@@ -285,6 +285,7 @@ async fn run(
                         }
                     }
                 }
+                Some(Command::UserStream(_)) => {}
                 Some(Command::Close { reason, reason_code, done }) => {
                     disconnect(reason, reason_code).await;
                     let _ = done.send(());

@@ -34,6 +34,14 @@ pub enum BotError {
     Unsupported(String),
 }
 
+impl BotError {
+    /// Whether the bot (or the policy) said no, rather than could not be reached: a refusal before the call stops
+    /// it before the INVITE (docs/bots.md, "dialoutInitiated").
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, BotError::Unreachable(_))
+    }
+}
+
 impl From<outdial_net::GuardedError> for BotError {
     fn from(e: outdial_net::GuardedError) -> Self {
         match e {
@@ -106,12 +114,18 @@ impl MediaFormat {
 pub trait BotConnector: Send + Sync {
     /// The operator's "test connection".
     async fn validate(&self) -> Result<(), BotError>;
-    /// Opens the bot conversation of the call `conversation`.
-    async fn open(&self, conversation: &str) -> Result<BotSession, BotError>;
+    /// Opens the bot conversation of the call `conversation`; `call` holds the call's fields (`caller`, `callee`,
+    /// `callerHost`, …: the `start` event's parameters).
+    async fn open(&self, conversation: &str, call: &Value) -> Result<BotSession, BotError>;
 }
 
+/// Whether an exchange with the bot succeeded.
+type Done = oneshot::Sender<Result<(), BotError>>;
+
 enum Command {
-    Send(Vec<Value>, Option<oneshot::Sender<()>>),
+    Send(Vec<Value>, Option<Done>),
+    /// Streaming bots: start (`true`) or stop the user stream (`userStream.start` / `userStream.stop`).
+    UserStream(bool),
     Close {
         reason: String,
         reason_code: String,
@@ -151,14 +165,28 @@ impl BotSession {
         let _ = self.commands.send(Command::Send(activities, None));
     }
 
-    /// Queues activities; the returned future resolves once the bot has answered them (or the exchange failed).
-    pub fn deliver(&self, activities: Vec<Value>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// Queues activities; the returned future resolves once the bot has answered them, with the exchange's
+    /// failure if it failed.
+    pub fn deliver(
+        &self,
+        activities: Vec<Value>,
+    ) -> impl std::future::Future<Output = Result<(), BotError>> + Send + 'static {
         let (done, delivered) = oneshot::channel();
         let queued = self.commands.send(Command::Send(activities, Some(done))).is_ok();
         async move {
-            if queued {
-                let _ = delivered.await;
+            if !queued {
+                return Err(BotError::Unreachable("the bot conversation is closed".into()));
             }
+            delivered
+                .await
+                .unwrap_or_else(|_| Err(BotError::Unreachable("the bot conversation is closed".into())))
+        }
+    }
+
+    /// Streaming bots: starts or stops the user stream (the person's audio to the bot). Ignored by other bots.
+    pub fn user_stream(&self, on: bool) {
+        if self.audio.is_some() {
+            let _ = self.commands.send(Command::UserStream(on));
         }
     }
 

@@ -135,7 +135,7 @@ async fn a_conversation_from_start_to_disconnect() {
     let (url, bot) = fake_bot().await;
     let a = api(&url, "secret-token");
     a.validate().await.unwrap();
-    let mut s = a.open("c-1").await.unwrap();
+    let mut s = a.open("c-1", &serde_json::Value::Null).await.unwrap();
     let start = outdial_bots::activity::start(json!({"callee": "+123456789"}), "en-US");
     s.send(vec![start.clone()]);
     let FromBot::Activity(greeting) = next(&mut s).await else {
@@ -174,7 +174,10 @@ async fn tokens_failures_and_retries() {
         api(&url, "wrong").validate().await.unwrap_err().to_string(),
         "bot refused the request: HTTP 401 (21-byte answer)"
     );
-    let mut s = api(&url, "secret-token").open("c-1").await.unwrap();
+    let mut s = api(&url, "secret-token")
+        .open("c-1", &serde_json::Value::Null)
+        .await
+        .unwrap();
     // One 500 is retried; two end the bot conversation.
     bot.lock().fail_next = 1;
     s.send(vec![json!({"type": "event", "name": "x"})]);
@@ -186,7 +189,10 @@ async fn tokens_failures_and_retries() {
         other => panic!("{other:?}"),
     }
     // An unknown conversation is refused with 404.
-    let mut other = api(&url, "secret-token").open("c-2").await.unwrap();
+    let mut other = api(&url, "secret-token")
+        .open("c-2", &serde_json::Value::Null)
+        .await
+        .unwrap();
     other.send(vec![json!({"type": "event", "name": "z"})]);
     assert!(matches!(
         next(&mut other).await,
@@ -194,7 +200,7 @@ async fn tokens_failures_and_retries() {
     ));
     // Nobody listening: unreachable at once, saying why.
     let err = api("http://127.0.0.1:9/bot", "t")
-        .open("c-3")
+        .open("c-3", &serde_json::Value::Null)
         .await
         .err()
         .unwrap();
@@ -227,7 +233,7 @@ async fn oauth_client_credentials_towards_the_bot() {
     a.validate().await.unwrap();
     // Another call's connector shares the cached token.
     let b = AcApi::with_oauth(http.clone(), &url, client("s3cret"), cache.clone()).unwrap();
-    b.open("c-1").await.unwrap();
+    b.open("c-1", &serde_json::Value::Null).await.unwrap();
     assert_eq!(bot.lock().tokens_issued, 1);
     // Bad client credentials: the token endpoint's refusal is the error.
     let bad = AcApi::with_oauth(http, &url, client("wrong"), cache).unwrap();

@@ -1,19 +1,19 @@
 //! What the bot sends (docs/bots.md): its settings take effect at once, the commands about listening and prompts
 //! too, and every other action waits its turn in the queue.
 
-use crate::machine::{Link, Listening, Machine, Phase};
+use crate::machine::{Link, Listening, Machine, Phase, UserStream};
 use crate::speaking::Speaking;
 use crate::{BotActivity, BotEffect, BotInput, Effect, MediaEffect, SpeechEffect, ToBot};
 use outdial_core::conversation::EventKind;
-use outdial_core::{ActivitySettings, BotAction};
+use outdial_core::{ActivitySettings, BotAction, HangupBy, ReasonCode};
 use serde_json::json;
 
 impl Machine {
     pub(crate) fn on_bot_input(&mut self, e: BotInput) {
         match e {
             BotInput::Opened { streams } => self.on_bot_opened(streams),
-            BotInput::OpenFailed(why) => self.on_bot_open_failed(why),
-            BotInput::Delivered => self.on_delivered(),
+            BotInput::OpenFailed { why, refused } => self.on_bot_open_failed(why, refused),
+            BotInput::Delivered(result) => self.on_delivered(result),
             other => self.on_bot_answered(other),
         }
     }
@@ -26,8 +26,28 @@ impl Machine {
             json!({"type": "event", "name": "start", "value": null}),
         );
         self.emit(Effect::Bot(BotEffect::Send(ToBot::Start(params))));
-        if (self.cfg.bot.dialout_start_recognition_on_connect || self.barge_in) && !streams {
+        if streams {
+            // The person's audio goes to the bot from now on, after the `start` activity.
+            self.set_user_stream(UserStream::On);
+        } else if self.cfg.bot.dialout_start_recognition_on_connect || self.barge_in {
             self.listen();
+        }
+    }
+
+    /// Starts or stops the streaming bot's user stream (only when that changes it).
+    pub(crate) fn set_user_stream(&mut self, to: UserStream) {
+        let was_on = self.user_stream == UserStream::On;
+        self.user_stream = to;
+        let on = to == UserStream::On;
+        if on != was_on {
+            self.emit(Effect::Bot(BotEffect::UserStream(on)));
+        }
+    }
+
+    /// The bot's audio has played to its end: a user stream paused after a recognition starts again.
+    pub(crate) fn bot_audio_played(&mut self) {
+        if self.user_stream == (UserStream::Paused { ended: true }) {
+            self.set_user_stream(UserStream::On);
         }
     }
 
@@ -47,10 +67,12 @@ impl Machine {
         }
     }
 
-    pub(crate) fn on_bot_open_failed(&mut self, why: String) {
+    pub(crate) fn on_bot_open_failed(&mut self, why: String, refused: bool) {
         self.link = Link::None;
         match self.phase {
-            // The call goes on; the bot is opened again at the answer.
+            // A bot that says no before the call stops it: the phone never rings.
+            Phase::Initiating if refused => self.end(ReasonCode::Error, why, HangupBy::System, false),
+            // One that cannot be reached does not: the bot is opened again at the answer.
             Phase::Initiating => {
                 tracing::warn!(conversation = %self.conv.id, "dialoutInitiated not sent: {why}");
                 self.invite();
@@ -60,9 +82,15 @@ impl Machine {
         }
     }
 
-    pub(crate) fn on_delivered(&mut self) {
-        if self.phase == Phase::Initiating {
-            self.invite();
+    /// `dialoutInitiated` was answered: the INVITE goes out, unless the bot refused it (or failed), which stops
+    /// the call before the phone rings.
+    pub(crate) fn on_delivered(&mut self, result: Result<(), String>) {
+        if self.phase != Phase::Initiating {
+            return;
+        }
+        match result {
+            Ok(()) => self.invite(),
+            Err(why) => self.end(ReasonCode::Error, why, HangupBy::System, false),
         }
     }
 
@@ -101,7 +129,14 @@ impl Machine {
                     }
                 }
             }
-            BotInput::AudioEnd => {}
+            BotInput::AudioEnd => {
+                if let UserStream::Paused { .. } = self.user_stream {
+                    self.user_stream = UserStream::Paused { ended: true };
+                    if !self.speaking.playing() {
+                        self.bot_audio_played();
+                    }
+                }
+            }
             BotInput::SpeechStarted => {
                 if self.barge_in && self.prompt_playing() {
                     self.barge_in_now();
@@ -110,9 +145,13 @@ impl Machine {
             BotInput::Recognition { text, confidence } => {
                 let data = json!({"text": text, "confidence": confidence, "by": "bot"});
                 self.record(EventKind::Recognition, data);
+                // Without barge-in the person is not heard again until the bot has answered.
+                if !self.barge_in && self.user_stream == UserStream::On {
+                    self.set_user_stream(UserStream::Paused { ended: false });
+                }
             }
             BotInput::Failed(why) => self.fail_bot(why),
-            BotInput::Opened { .. } | BotInput::OpenFailed(_) | BotInput::Delivered => {}
+            BotInput::Opened { .. } | BotInput::OpenFailed { .. } | BotInput::Delivered(_) => {}
         }
     }
 

@@ -54,14 +54,17 @@ pub enum MediaEffect {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum BotEffect {
-    /// Open the bot conversation; the answer comes back as [`crate::BotInput::Opened`] or `OpenFailed`.
-    Open,
+    /// Open the bot conversation, with the call's fields (the `start` event's parameters); the answer comes back
+    /// as [`crate::BotInput::Opened`] or `OpenFailed`.
+    Open(Value),
     /// Queue an activity for the bot.
     Send(ToBot),
     /// Queue an activity and report [`crate::BotInput::Delivered`] once the bot answered it.
     Deliver(ToBot),
     /// The caller's audio for a streaming bot (8 kHz).
     Audio(Vec<i16>),
+    /// Start (`true`) or stop the user stream of a streaming bot.
+    UserStream(bool),
     /// End the bot conversation, telling the bot why.
     Close { reason: String, reason_code: ReasonCode },
 }

@@ -107,10 +107,14 @@ pub enum BotInput {
     Opened {
         streams: bool,
     },
-    /// It could not be opened.
-    OpenFailed(String),
-    /// The activities of a [`crate::BotEffect::Deliver`] were answered.
-    Delivered,
+    /// It could not be opened; `refused` when the bot (or the network policy) said no rather than could not be
+    /// reached.
+    OpenFailed {
+        why: String,
+        refused: bool,
+    },
+    /// The activities of a [`crate::BotEffect::Deliver`] were answered, or the exchange failed (with why).
+    Delivered(Result<(), String>),
     /// One of the bot's activities.
     Activity(Box<BotActivity>),
     /// A streaming bot's audio (8 kHz).

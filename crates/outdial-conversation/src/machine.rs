@@ -51,6 +51,18 @@ pub(crate) enum Link {
     Open { streams: bool },
 }
 
+/// The user stream of a streaming bot (the person's audio to the bot; docs/bots.md, "Streaming bots").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UserStream {
+    Off,
+    On,
+    /// Stopped after the bot's recognition (without barge-in); started again once the bot's next audio has
+    /// played to its end (`ended`: that audio's `playStream.stop` came).
+    Paused {
+        ended: bool,
+    },
+}
+
 /// Whether the person's words are being recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Listening {
@@ -77,6 +89,7 @@ pub struct Machine {
     pub(crate) no_input_count: u32,
     pub(crate) no_input_armed: bool,
     pub(crate) listener: Listener,
+    pub(crate) user_stream: UserStream,
     next_job: u64,
     pub(crate) out: Vec<Effect>,
 }
@@ -99,6 +112,7 @@ impl Machine {
             no_input_count: 0,
             no_input_armed: false,
             listener: Listener::default(),
+            user_stream: UserStream::Off,
             next_job: 0,
             out: Vec::new(),
         }
@@ -128,7 +142,7 @@ impl Machine {
         if self.wants("dialoutInitiated") {
             self.phase = Phase::Initiating;
             self.link = Link::Opening;
-            self.emit(Effect::Bot(BotEffect::Open));
+            self.emit(Effect::Bot(BotEffect::Open(self.conv.start_parameters())));
         } else {
             self.invite();
         }

@@ -115,6 +115,7 @@ impl Machine {
         if !self.speaking.on_playout_done() {
             return;
         }
+        self.bot_audio_played();
         // The bot has spoken: the person's answer is listened to (by us, unless the bot streams).
         if !self.streams() && self.listening == Listening::Off {
             self.listen();

@@ -110,7 +110,7 @@ impl Machine {
         match self.link {
             Link::None => {
                 self.link = Link::Opening;
-                self.emit(Effect::Bot(BotEffect::Open));
+                self.emit(Effect::Bot(BotEffect::Open(self.conv.start_parameters())));
             }
             Link::Open { streams } => self.bot_ready(streams),
             Link::Opening => {}

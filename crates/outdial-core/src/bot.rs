@@ -20,6 +20,19 @@ pub enum BotType {
     DialogflowEs,
 }
 
+/// What a streaming bot (`ac-api-streaming`) exchanges with the gateway (docs/bots.md, "Streaming bots").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamingMode {
+    /// The person's audio goes to the bot and the bot's audio to the person, unless the bot's `session.accepted`
+    /// names no media format (then as `text`).
+    #[default]
+    Audio,
+    /// Text both ways, as in the HTTP mode: the gateway recognises the person's speech and speaks the bot's
+    /// messages.
+    Text,
+}
+
 pub const BOT_TYPES: [&str; 5] = [
     "ac-api",
     "ac-api-streaming",
@@ -40,6 +53,9 @@ pub struct Bot {
     /// Where the bot is reached (required for `ac-api`, `ac-api-streaming` and `directline`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_url: Option<String>,
+    /// `ac-api-streaming` only: `audio` (default) or `text`.
+    #[serde(default)]
+    pub streaming_mode: StreamingMode,
     /// Bearer token sent to the bot (write-only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(write_only)]
@@ -117,8 +133,9 @@ fn default_expiration() -> u32 {
 /// Fields that are never returned.
 pub const BOT_SECRETS: [&str; 3] = ["token", "oauthClientSecret", "notifySecret"];
 
-const BOT_FIELDS: [&str; 26] = [
+const BOT_FIELDS: [&str; 27] = [
     "machineDetectionConfig",
+    "streamingMode",
     "name",
     "type",
     "botUrl",
@@ -183,6 +200,10 @@ impl Bot {
         ) {
             return Err(o.error("", "should have required property 'botUrl'"));
         }
+        let streaming_mode = match o.one_of("streamingMode", &["audio", "text"])? {
+            Some("text") => StreamingMode::Text,
+            _ => StreamingMode::Audio,
+        };
         let oauth_token_url = o.string("oauthTokenUrl", 1, 2048)?;
         if let Some(u) = oauth_token_url {
             check_url(u, &["http", "https"]).map_err(|m| o.error("oauthTokenUrl", m))?;
@@ -229,6 +250,7 @@ impl Bot {
             name: name.to_string(),
             bot_type,
             bot_url: bot_url.map(str::to_string),
+            streaming_mode,
             token: opt("token", 4096)?,
             oauth_token_url: oauth_token_url.map(str::to_string),
             oauth_client_id: opt("oauthClientId", 256)?,

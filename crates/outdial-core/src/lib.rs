@@ -17,7 +17,7 @@ pub mod validate;
 
 pub use action::{ActivitySettings, BotAction};
 pub use application::{Application, Effect, Policy, Role};
-pub use bot::{Bot, BotType};
+pub use bot::{Bot, BotType, StreamingMode};
 pub use conversation::{
     Conversation, ConversationState, ConversationStatus, EventKind, HangupBy, ReasonCode,
 };

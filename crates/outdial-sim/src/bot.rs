@@ -49,6 +49,8 @@ pub enum Script {
     PlayUrl,
     /// Plays `/audio/slow.wav`, a recording its server answers only after 10 s (a slow media server).
     PlayUrlSlow,
+    /// Opens conversations but answers every activity with 401 (a bot that refuses the call).
+    Unauthorized,
 }
 
 #[derive(Default)]
@@ -107,6 +109,14 @@ impl RefBot {
     /// The streaming endpoint of this bot (`ac-api-streaming`).
     pub fn stream_url(&self) -> String {
         self.url.replace("http://", "ws://").replace("/bot", "/stream")
+    }
+
+    /// The WebSocket address of one of the reference bots written from AudioCodes' protocol: `text`, `echo` or
+    /// `refuse` (see `wsbot`).
+    pub fn ws_url(&self, which: &str) -> String {
+        self.url
+            .replace("http://", "ws://")
+            .replace("/bot", &format!("/ws/{which}"))
     }
 
     pub fn disconnected(&self, conversation: &str) -> Option<Value> {
@@ -225,6 +235,7 @@ fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec
         )],
         Script::Silent
         | Script::Broken
+        | Script::Unauthorized
         | Script::Slow
         | Script::Rubbish
         | Script::DropSocket
@@ -311,6 +322,9 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                 };
                 let new: Vec<Value> = b["activities"].as_array().cloned().unwrap_or_default();
                 list.extend(new.iter().cloned());
+                if script == Script::Unauthorized {
+                    return (StatusCode::UNAUTHORIZED, Json(json!({"error": "not allowed to call"}))).into_response();
+                }
                 let out = replies(script, &base, list, &new);
                 let now = unix_ms();
                 let said = new.iter().filter(|a| a["type"] == "message").count();
@@ -327,6 +341,9 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
             }),
         )
         .route("/stream", get(crate::streambot::upgrade))
+        .route("/ws/text", get(crate::wsbot::text))
+        .route("/ws/echo", get(crate::wsbot::echo))
+        .route("/ws/refuse", get(crate::wsbot::refuse))
         .route("/conversation/{id}/ws", get(crate::streambot::proactive))
         .route(
             "/audio/prompt.wav",

@@ -13,6 +13,7 @@
 pub mod bot;
 pub mod sip;
 pub mod streambot;
+pub mod wsbot;
 
 use outdial_media::{MediaConfig, RtpSession, parse_answer};
 use sip::{Message, response};

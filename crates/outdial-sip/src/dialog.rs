@@ -234,6 +234,8 @@ async fn invite_once(
         }
     };
     let mut answered_id = None;
+    // The dialog ended (a BYE right after our ACK) before the INVITE's 2xx was taken here.
+    let mut ended_early = None;
     let mut invite_done = false;
     let mut hangup_sent = false;
     loop {
@@ -249,10 +251,13 @@ async fn invite_once(
                     }
                     DialogState::Terminated(id, why) => {
                         dialogs.remove_dialog(&id);
+                        let by_remote = matches!(why, TerminatedReason::UasBye);
                         if answered_id.is_some() {
-                            let by_remote = matches!(why, TerminatedReason::UasBye);
                             let _ = events.send(CallEvent::Ended { by_remote, reason: None }).await;
                             break;
+                        }
+                        if !invite_done {
+                            ended_early = Some(by_remote);
                         }
                     }
                     // In-dialog requests from the far end wait for our answer: a hold re-INVITE keeps the call.
@@ -302,6 +307,10 @@ async fn invite_once(
                         answered_id = Some(id);
                         let saved = Box::new(crate::SavedDialog::of(&dialog.snapshot()));
                         let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.to_string(), dialog: saved }).await;
+                        if let Some(by_remote) = ended_early {
+                            let _ = events.send(CallEvent::Ended { by_remote, reason: None }).await;
+                            break;
+                        }
                     }
                     Ok(Ok((id, Some(resp)))) => {
                         dialogs.remove_dialog(&id);

@@ -262,6 +262,27 @@ pub struct SipAgent {
     cancel: CancellationToken,
 }
 
+/// How long an in-dialog request that matches no dialog waits for one (a dialog is registered microseconds after
+/// its ACK leaves, but a BYE sent the moment the ACK arrives can get here first).
+const DIALOG_RACE: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The dialog of an in-dialog request (both tags present) once the stack has registered it, within
+/// [`DIALOG_RACE`]; `None` for anything else.
+async fn wait_for_dialog(
+    router: &DialogLayer,
+    tx: &rsipstack::transaction::Transaction,
+) -> Option<rsipstack::dialog::dialog::Dialog> {
+    rsipstack::dialog::DialogId::try_from(tx).ok()?;
+    let deadline = tokio::time::Instant::now() + DIALOG_RACE;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if let Some(dialog) = router.match_dialog(tx) {
+            return Some(dialog);
+        }
+    }
+    None
+}
+
 impl SipAgent {
     /// Listens on UDP and TCP at `listen` with the system's DNS and starts serving.
     pub async fn start(listen: SocketAddr) -> Result<Arc<SipAgent>, SipError> {
@@ -325,11 +346,23 @@ impl SipAgent {
                     continue;
                 }
                 let method = tx.original.method;
+                let router = router.clone();
                 tokio::spawn(async move {
                     let status = match method {
                         Method::Options => StatusCode::OK,
                         Method::Ack => return,
-                        _ => StatusCode::CallTransactionDoesNotExist,
+                        _ => {
+                            // An in-dialog request (a To tag) can race the dialog's confirmation: a BYE sent the
+                            // moment our ACK arrives reaches us before the stack has registered the dialog. It
+                            // waits for the dialog a little before it is answered 481 (docs/trunks.md).
+                            if let Some(mut dialog) = wait_for_dialog(&router, &tx).await {
+                                if let Err(e) = dialog.handle(&mut tx).await {
+                                    tracing::debug!("in-dialog request not handled: {e}");
+                                }
+                                return;
+                            }
+                            StatusCode::CallTransactionDoesNotExist
+                        }
                     };
                     if let Err(e) = tx.reply(status).await {
                         tracing::debug!("cannot answer a stray {method} request: {e}");

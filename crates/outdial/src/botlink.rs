@@ -25,8 +25,9 @@ impl BotLink {
         ctx: &Ctx,
         bot: &Bot,
         conversation: uuid::Uuid,
+        call: &Value,
     ) -> Result<(BotLink, mpsc::Receiver<FromBot>), BotError> {
-        let mut session = connector(ctx, bot)?.open(&conversation.to_string()).await?;
+        let mut session = connector(ctx, bot)?.open(&conversation.to_string(), call).await?;
         let events = std::mem::replace(&mut session.events, mpsc::channel(1).1);
         let link = BotLink {
             session,
@@ -50,9 +51,17 @@ impl BotLink {
         self.session.send(vec![self.activity(what)]);
     }
 
-    /// Queues an activity; the future resolves once the bot has answered it.
-    pub fn deliver(&self, what: ToBot) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// Queues an activity; the future resolves once the bot has answered it (or with why it failed).
+    pub fn deliver(
+        &self,
+        what: ToBot,
+    ) -> impl std::future::Future<Output = Result<(), BotError>> + Send + 'static {
         self.session.deliver(vec![self.activity(what)])
+    }
+
+    /// Starts or stops a streaming bot's user stream.
+    pub fn user_stream(&self, on: bool) {
+        self.session.user_stream(on);
     }
 
     /// Whether this is a streaming bot: the person's audio goes to it and its audio to the person (no local speech
@@ -125,7 +134,13 @@ pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, BotError
             _ => AcApi::with_client(ctx.bot_client.clone(), url, bot.token.clone()),
         },
         BotType::AcApiStreaming => {
-            let c = AcStreaming::new(ctx.bot_client.clone(), url, bot.token.clone(), &bot.name)?;
+            let c = AcStreaming::new(
+                ctx.bot_client.clone(),
+                url,
+                bot.token.clone(),
+                &bot.name,
+                bot.streaming_mode,
+            )?;
             return Ok(Box::new(c));
         }
         other => {

@@ -41,7 +41,7 @@ async fn dialout_initiated_reaches_the_bot_before_the_invite() {
     );
     assert_eq!(o.to_bot(), ["dialoutInitiated", "start"]);
     assert_eq!(
-        o.count(|e| *e == Effect::Bot(outdial_conversation::BotEffect::Open)),
+        o.count(|e| matches!(e, Effect::Bot(outdial_conversation::BotEffect::Open(_)))),
         1,
         "one bot conversation"
     );

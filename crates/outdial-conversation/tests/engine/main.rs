@@ -4,6 +4,7 @@
 
 mod bots;
 mod races;
+mod streams;
 mod world;
 
 use outdial_conversation::{Effect, MediaInput, SipEffect, SipInput};

@@ -54,6 +54,8 @@ pub struct Script {
     pub bot_open: (Duration, Result<bool, String>),
     pub bot: BotScript,
     pub deliver: Duration,
+    /// How `dialoutInitiated`'s delivery ends.
+    pub delivered: Result<(), String>,
     pub synth: (Duration, Result<u64, Failure>),
     pub fetch: (Duration, Result<u64, Failure>),
     pub refer: (Duration, Result<u16, Failure>),
@@ -94,6 +96,7 @@ impl Default for Script {
             bot_open: (ms(50), Ok(false)),
             bot: silent,
             deliver: ms(30),
+            delivered: Ok(()),
             synth: (ms(100), Ok(1000)),
             fetch: (ms(100), Ok(500)),
             refer: (ms(50), Ok(202)),
@@ -238,15 +241,19 @@ impl Io for World {
             Effect::Sip(SipEffect::Refer { .. }) => {
                 self.later(s.refer.0, Input::Sip(SipInput::ReferAnswered(s.refer.1)))
             }
-            Effect::Bot(BotEffect::Open) => {
+            Effect::Bot(BotEffect::Open(_)) => {
                 let input = match s.bot_open.1 {
                     Ok(streams) => BotInput::Opened { streams },
-                    Err(e) => BotInput::OpenFailed(e),
+                    // As the gateway's bot errors read: "bot unreachable: …" is not a refusal.
+                    Err(why) => BotInput::OpenFailed {
+                        refused: !why.starts_with("bot unreachable"),
+                        why,
+                    },
                 };
                 self.later(s.bot_open.0, Input::Bot(input));
             }
             Effect::Bot(BotEffect::Deliver(t)) => {
-                self.later(s.deliver, Input::Bot(BotInput::Delivered));
+                self.later(s.deliver, Input::Bot(BotInput::Delivered(s.delivered.clone())));
                 for (after, e) in (s.bot)(&t) {
                     self.later(after, Input::Bot(e));
                 }

@@ -477,3 +477,40 @@ async fn hostile_display_names_and_callers_stay_inside_their_fields() {
         assert!(a.call(req).is_err(), "{bad:?}");
     }
 }
+
+/// Issue 12, item 3: the far end hangs up the moment our ACK arrives, 100 calls, ten at a time (the load that
+/// widens the race). Each BYE gets 200 (not 481 because the dialog was not yet registered) and each call ends by
+/// the far end's BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bye_right_after_our_ack_is_accepted() {
+    let sipp = Sipp::uas("uas_bye_after_ack.xml", &["-m", "100"]);
+    let a = agent().await;
+    let mut ended_by_bye = 0;
+    for round in 0..10 {
+        let calls: Vec<_> = (0..10)
+            .map(|n| {
+                let mut call = a.call(request(sipp.port)).unwrap();
+                tokio::spawn(async move {
+                    let (_, fin) = final_event(&mut call).await;
+                    assert!(
+                        matches!(fin, CallEvent::Answered { .. }),
+                        "call {round}/{n}: {fin:?}"
+                    );
+                    // (A provisional answer can be reported after the 200 when they arrive together.)
+                    tokio::time::timeout(Duration::from_secs(5), final_event(&mut call))
+                        .await
+                        .map(|(_, e)| e)
+                })
+            })
+            .collect();
+        for (n, c) in calls.into_iter().enumerate() {
+            match c.await.unwrap() {
+                Ok(CallEvent::Ended { by_remote: true, .. }) => ended_by_bye += 1,
+                other => panic!("call {round}/{n}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(ended_by_bye, 100);
+    assert_eq!(sipp.exit_code(), 0, "sipp got 200 for every BYE");
+    no_dialogs_left(&a).await;
+}

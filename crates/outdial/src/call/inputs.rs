@@ -75,7 +75,10 @@ impl CallIo {
                 self.bot_events = Some(events);
                 Input::Bot(BotInput::Opened { streams })
             }
-            Err(e) => Input::Bot(BotInput::OpenFailed(e.to_string())),
+            Err(e) => Input::Bot(BotInput::OpenFailed {
+                refused: e.is_refusal(),
+                why: e.to_string(),
+            }),
         }
     }
 

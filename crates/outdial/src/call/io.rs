@@ -145,11 +145,11 @@ impl CallIo {
 
     fn bot(&mut self, e: BotEffect) {
         match e {
-            BotEffect::Open => {
+            BotEffect::Open(call) => {
                 self.opening = true;
                 let (ctx, bot, id, tx) = (self.ctx.clone(), self.bot.clone(), self.id, self.opened.0.clone());
                 tokio::spawn(async move {
-                    let _ = tx.send(BotLink::open(&ctx, &bot, id).await);
+                    let _ = tx.send(BotLink::open(&ctx, &bot, id, &call).await);
                 });
             }
             BotEffect::Send(t) => {
@@ -161,14 +161,19 @@ impl CallIo {
                 Some(l) => {
                     let delivered = l.deliver(t);
                     self.spawn(async move {
-                        delivered.await;
-                        Input::Bot(BotInput::Delivered)
+                        let result = delivered.await.map_err(|e| e.to_string());
+                        Input::Bot(BotInput::Delivered(result))
                     });
                 }
                 None => {
-                    let _ = self.results.0.send(Input::Bot(BotInput::Delivered));
+                    let _ = self.results.0.send(Input::Bot(BotInput::Delivered(Ok(()))));
                 }
             },
+            BotEffect::UserStream(on) => {
+                if let Some(l) = &self.link {
+                    l.user_stream(on);
+                }
+            }
             BotEffect::Audio(pcm) => {
                 if let Some(l) = &self.link {
                     l.send_audio(&pcm);

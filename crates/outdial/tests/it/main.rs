@@ -20,3 +20,4 @@ mod speech;
 mod store_faults;
 mod streaming;
 mod trunks;
+mod wsbots;
