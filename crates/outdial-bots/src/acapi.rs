@@ -192,7 +192,7 @@ impl BotConnector for AcApi {
         let proactive = self
             .resolve(&created, "websocketURL")
             .ok()
-            .map(|u| crate::streaming::ws_url(u.as_str()));
+            .map(|u| crate::ws::ws_url(u.as_str()));
         let urls = Urls {
             activities: self.resolve(&created, "activitiesURL")?,
             refresh: self.resolve(&created, "refreshURL").ok(),
@@ -332,14 +332,14 @@ async fn listen(api: AcApi, url: String, conversation: String, pushed: mpsc::Sen
             return;
         }
     };
-    let mut ws =
-        match crate::streaming::connect(&api.client, &url, token.as_deref(), Duration::from_secs(10)).await {
-            Ok(ws) => ws,
-            Err(e) => {
-                tracing::warn!(conversation, "the bot's websocketURL: {e}");
-                return;
-            }
-        };
+    let mut ws = match crate::ws::connect(&api.client, &url, token.as_deref(), Duration::from_secs(10)).await
+    {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::warn!(conversation, "the bot's websocketURL: {e}");
+            return;
+        }
+    };
     loop {
         tokio::select! {
             () = pushed.closed() => return,

@@ -7,6 +7,7 @@ pub mod acapi;
 pub mod activity;
 pub mod oauth;
 pub mod streaming;
+mod ws;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
