@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+mod openapi_rules;
 mod routes;
 
 use auth::{Authenticator, Caller};

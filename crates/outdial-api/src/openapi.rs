@@ -52,14 +52,14 @@ impl Modify for Security {
 /// * an operation with a JSON body answers 415 to another Content-Type and 400 to a body it cannot read;
 /// * an operation with a UUID path parameter answers 400 to a malformed one;
 /// * an operation that needs credentials answers 401 without them.
-pub fn tighten(doc: &mut utoipa::openapi::OpenApi) {
-    let Ok(mut v) = serde_json::to_value(&*doc) else {
-        return;
-    };
+///
+/// The document is served as JSON, so that nothing of what [`crate::openapi_rules`] adds (`propertyNames`,
+/// `anyOf`, …) is lost to the generator's types.
+pub fn tighten(doc: &utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut v = serde_json::to_value(doc).unwrap_or_default();
     tighten_json(&mut v);
-    if let Ok(d) = serde_json::from_value(v) {
-        *doc = d;
-    }
+    crate::openapi_rules::apply(&mut v);
+    v
 }
 
 fn error_response(description: &str) -> serde_json::Value {

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod detection;
 pub mod dialout;
 pub mod iam;
+pub mod patterns;
 pub mod time;
 pub mod trunk;
 pub mod validate;

@@ -237,8 +237,26 @@ pub async fn update<R: Resource>(
     merge_patch(&mut merged, &patch);
     drop_stale_secrets::<R>(&old, &mut merged, &patch);
     check_name::<R>(&mut merged, name)?;
-    let item = R::build(&merged, Some(&existing)).await?;
+    let item = R::build(&merged, Some(&existing))
+        .await
+        .map_err(|e| patch_error(e, &patch))?;
     store_update(app, caller, &existing, item).await
+}
+
+/// A merged object that fails validation: 400 when a field the patch sets is wrong, 409 when the patch is well
+/// formed but leaves the stored object invalid (RFC 5789 §2.2, "conflicting state"; e.g. a bot's `type` changed
+/// to one that needs a `botUrl` it does not have).
+fn patch_error(e: ApiError, patch: &Value) -> ApiError {
+    let ApiError::BadRequest(msg) = e else {
+        return e;
+    };
+    let field = msg
+        .strip_prefix("request/")
+        .and_then(|rest| rest.split(['/', ' ']).next());
+    match field {
+        Some(f) if patch.get(f).is_some_and(|v| !v.is_null()) => ApiError::BadRequest(msg),
+        _ => ApiError::Conflict(format!("the patched object would not be valid: {msg}")),
+    }
 }
 
 pub async fn delete<R: Resource>(app: &AppState, caller: &Caller, name: &str) -> ApiResult<Response> {

@@ -67,7 +67,8 @@ impl Resource for Bot {
     }
     fn check(snap: &Snapshot, b: &Self) -> ApiResult<()> {
         match &b.trunk {
-            Some(t) if !snap.trunks.contains_key(t) => Err(ApiError::BadRequest(format!(
+            // A well-formed body that names a trunk that does not exist: a conflict with the configuration.
+            Some(t) if !snap.trunks.contains_key(t) => Err(ApiError::Conflict(format!(
                 "request/trunk should name a configured trunk ('{t}' not found)"
             ))),
             _ => Ok(()),

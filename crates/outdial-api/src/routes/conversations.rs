@@ -9,7 +9,6 @@ use crate::error::{ApiError, ApiResult, json_response};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::Engine as _;
 use outdial_core::application::Role;
 use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState, ConversationView};
 use outdial_core::time::{iso, parse_iso};
@@ -189,16 +188,16 @@ fn parse_states(s: &str) -> ApiResult<Vec<ConversationState>> {
     Ok(out)
 }
 
+/// `<creation time in ms>.<id>` (the pattern the OpenAPI document gives: `openapi_rules::CURSOR`).
 fn encode_cursor(c: &Conversation) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", c.created_at, c.id))
+    format!("{}.{}", c.created_at, c.id.hyphenated())
 }
 
 fn decode_cursor(s: &str) -> ApiResult<(i64, Uuid)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok();
-    let text = raw.and_then(|r| String::from_utf8(r).ok());
-    text.as_deref()
-        .and_then(|t| t.split_once(':'))
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+    s.split_once('.')
+        .filter(|(at, id)| at.len() <= 15 && at.bytes().all(|b| b.is_ascii_digit()) && id.len() == 36)
+        .and_then(|(at, id)| Some((at.parse().ok()?, Uuid::parse_str(id).ok()?)))
+        .filter(|(_, id)| id.hyphenated().to_string() == s[s.len() - 36..])
         .ok_or_else(|| bad("query parameter 'cursor' is not a cursor returned by this endpoint".into()))
 }
 

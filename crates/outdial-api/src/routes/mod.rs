@@ -58,19 +58,25 @@ fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::metrics))
 }
 
-/// The OpenAPI document of every route (no state needed).
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let mut doc = documented().split_for_parts().1;
-    crate::openapi::tighten(&mut doc);
-    doc
+/// The OpenAPI document of every route (no state needed), as served at `/openapi.json`.
+pub fn openapi_document() -> serde_json::Value {
+    crate::openapi::tighten(&documented().split_for_parts().1)
 }
 
 /// The whole HTTP surface, with its OpenAPI document.
-pub fn router_with_openapi(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (api, mut doc) = documented().split_for_parts();
-    crate::openapi::tighten(&mut doc);
+pub fn router_with_openapi(state: AppState) -> (Router, serde_json::Value) {
+    let (api, doc) = documented().split_for_parts();
+    let doc = crate::openapi::tighten(&doc);
+    let served = std::sync::Arc::new(doc.clone());
     let router = api
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc.clone()))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let served = served.clone();
+                async move { axum::Json((*served).clone()) }
+            }),
+        )
+        .merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /docs for the API".into()) })
         .method_not_allowed_fallback(|| async { MethodNotAllowed })
         .layer(axum::middleware::from_fn(crate::metrics::track))

@@ -38,10 +38,6 @@ async fn bots_crud_with_validation_and_write_only_secrets() {
             "request/dialoutMaxConcurrentCalls should be integer",
         ),
         (
-            json!({"name": "B3", "botUrl": "http://x", "trunk": "nope"}),
-            "request/trunk should name a configured trunk ('nope' not found)",
-        ),
-        (
             json!({"name": "B3", "botUrl": "not a url"}),
             "request/botUrl should be an absolute http or https or ws or wss URL",
         ),
@@ -60,6 +56,49 @@ async fn bots_crud_with_validation_and_write_only_secrets() {
             "{body}"
         );
     }
+    // A well-formed bot on a trunk that does not exist conflicts with the configuration.
+    assert_eq!(
+        error_of(
+            g.post(
+                "/api/v1/bots",
+                ADMIN,
+                &json!({"name": "B3", "botUrl": "http://x", "trunk": "nope"})
+            )
+            .await
+        )
+        .await,
+        (
+            409,
+            "request/trunk should name a configured trunk ('nope' not found)".to_string()
+        )
+    );
+    // A patch that leaves the bot invalid (a type that needs the botUrl it removes) conflicts too; one with a bad
+    // field is a bad request.
+    let r = g
+        .send(
+            Method::PATCH,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"botUrl": null})),
+        )
+        .await;
+    assert_eq!(
+        error_of(r).await,
+        (
+            409,
+            "the patched object would not be valid: request should have required property 'botUrl'"
+                .to_string()
+        )
+    );
+    let r = g
+        .send(
+            Method::PATCH,
+            "/api/v1/bots/B2",
+            ADMIN,
+            Some(&json!({"language": "x y"})),
+        )
+        .await;
+    assert_eq!(error_of(r).await.0, 400);
     // PATCH merges; the token stays.
     let r = g
         .send(
