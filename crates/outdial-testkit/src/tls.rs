@@ -95,6 +95,67 @@ impl TestCa {
     pub fn ca_pem(&self) -> Vec<u8> {
         std::fs::read(self.dir.join("ca.pem")).unwrap()
     }
+
+    /// A file of the CA's folder (`ca.pem`, `server.pem`, `server.key`, or one that [`TestCa::issue`] made).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A new certificate signed by this CA, `<name>.pem` and `<name>.key`: for a server (`127.0.0.1`,
+    /// `localhost`) or, with `client`, for client authentication. Returns the certificate's and key's paths.
+    pub fn issue(&self, name: &str, client: bool) -> (PathBuf, PathBuf) {
+        let (key, csr, pem, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        let usage = if client {
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n".to_string()
+        } else {
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+                .to_string()
+        };
+        std::fs::write(self.dir.join(&ext), usage).unwrap();
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+        (self.dir.join(pem), self.dir.join(key))
+    }
 }
 
 impl Default for TestCa {

@@ -95,6 +95,13 @@ pub struct Http {
     pub listen: SocketAddr,
     /// Seconds between checks for configuration changed by other nodes.
     pub config_refresh_sec: u64,
+    /// HTTPS (docs/operations.md, "HTTPS"): the certificate chain and its private key, PEM files.
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
+    /// PEM file of the CAs whose client certificates are required (none: no client certificates).
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Seconds between checks of the certificate files for a renewal.
+    pub tls_reload_sec: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -210,6 +217,10 @@ impl Default for Http {
         Http {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             config_refresh_sec: 5,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_reload_sec: 10,
         }
     }
 }

@@ -9,6 +9,7 @@ mod dial;
 mod engine;
 mod fetch;
 mod health;
+mod https;
 mod invite;
 mod logging;
 mod recorder;

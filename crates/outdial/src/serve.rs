@@ -145,17 +145,44 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         engine.clone(),
     ));
 
+    let tls = match crate::https::TlsFiles::of(&cfg.http)? {
+        Some(files) => {
+            let loaded = files.load()?;
+            Some((files, loaded))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("cannot listen on {} (http.listen / --listen)", cfg.http.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!("outdial API listening on http://{addr} (OpenAPI at /openapi.json, docs at /docs)");
-    println!("outdial listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("outdial API listening on {scheme}://{addr} (OpenAPI at /openapi.json, docs at /docs)");
+    println!("outdial listening on {scheme}://{addr}");
     let drain_timeout = Duration::from_secs(cfg.shutdown.drain_timeout_sec);
     let drain = drain(app.clone(), engine, store, drain_timeout);
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(drain)
-        .await?;
+    match tls {
+        None => {
+            axum::serve(listener, router(app))
+                .with_graceful_shutdown(drain)
+                .await?;
+        }
+        Some((files, loaded)) => {
+            let config = axum_server::tls_rustls::RustlsConfig::from_config(loaded);
+            let every = Duration::from_secs(cfg.http.tls_reload_sec.max(1));
+            tokio::spawn(crate::https::watch(files, config.clone(), every));
+            let handle = axum_server::Handle::new();
+            let stopper = handle.clone();
+            tokio::spawn(async move {
+                drain.await;
+                stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, config)?
+                .handle(handle)
+                .serve(router(app).into_make_service())
+                .await?;
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

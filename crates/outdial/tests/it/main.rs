@@ -10,6 +10,7 @@ mod common;
 mod demo;
 mod detect_cli;
 mod dialout;
+mod https;
 mod media;
 mod notifications;
 mod postgres;
