@@ -94,6 +94,8 @@ pub enum MediaInput {
     },
     /// Everything given to play has been sent.
     PlayoutDone,
+    /// The far end put the call on hold (`true`) or took it off hold, with a new offer.
+    Hold(bool),
     /// No RTP for the media timeout.
     Timeout {
         silent_ms: u64,

@@ -90,6 +90,9 @@ pub struct Machine {
     pub(crate) no_input_armed: bool,
     pub(crate) listener: Listener,
     pub(crate) user_stream: UserStream,
+    /// The far end holds the call; `listen_after_hold`: recognition was on when it did.
+    pub(crate) held: bool,
+    pub(crate) listen_after_hold: bool,
     next_job: u64,
     pub(crate) out: Vec<Effect>,
 }
@@ -113,6 +116,8 @@ impl Machine {
             no_input_armed: false,
             listener: Listener::default(),
             user_stream: UserStream::Off,
+            held: false,
+            listen_after_hold: false,
             next_job: 0,
             out: Vec::new(),
         }

@@ -44,6 +44,29 @@ impl Machine {
             }
             MediaInput::Audio(frame) => self.on_audio(frame),
             MediaInput::PlayoutDone => self.on_playout_done(),
+            MediaInput::Hold(held) => self.on_hold(held),
+        }
+    }
+
+    /// The far end holds the call or resumes it (docs/calls.md, "Hold"): the bot hears `hold` / `resume`, the
+    /// person's recognition pauses while held (the media loop suspends its timeout).
+    fn on_hold(&mut self, held: bool) {
+        if held == self.held {
+            return;
+        }
+        self.held = held;
+        if held {
+            self.listen_after_hold = self.listening == Listening::On;
+            if self.listen_after_hold {
+                self.emit(Effect::Speech(SpeechEffect::StopRecognition));
+                self.listening = Listening::Off;
+            }
+            self.tell_bot("hold", serde_json::Value::Null);
+        } else {
+            self.tell_bot("resume", serde_json::Value::Null);
+            if std::mem::take(&mut self.listen_after_hold) && self.listening == Listening::Off {
+                self.listen();
+            }
         }
     }
 

@@ -95,6 +95,17 @@ pub struct Answer {
     pub dtmf_payload_type: Option<u8>,
 }
 
+/// Whether an SDP puts the call on hold: `a=sendonly` or `a=inactive` (session or audio level), or the
+/// RFC 2543 `c=IN IP4 0.0.0.0`.
+pub fn is_hold(sdp: &str) -> bool {
+    sdp.lines().map(str::trim).any(|l| {
+        matches!(l, "a=sendonly" | "a=inactive")
+            || l.strip_prefix("c=")
+                .and_then(|c| c.split_whitespace().nth(2))
+                .is_some_and(|a| a == "0.0.0.0")
+    })
+}
+
 /// The audio address, codec (the first of the answer's formats we support) and telephone-event payload type of
 /// an SDP answer.
 pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {

@@ -103,6 +103,8 @@ enum Command {
     Play(Vec<i16>),
     StopPlayout,
     Dtmf(char),
+    /// The far end's new offer: where its media now is (None: unchanged), and whether it holds the call.
+    Update(Option<Peer>, bool),
 }
 
 /// How the session runs.
@@ -167,6 +169,19 @@ impl Media {
     /// Sends a digit as RFC 4733 events (when the far end accepted telephone-event).
     pub fn send_dtmf(&self, digit: char) {
         let _ = self.commands.send(Command::Dtmf(digit));
+    }
+
+    /// Follows the far end's new offer (docs/trunks.md, "Re-INVITE and hold"): RTP goes to `answer`'s address
+    /// in its codec from the next packet (when given); while `hold`, nothing is sent and the media timeout is
+    /// suspended, and it starts again from zero at the resume.
+    pub fn update(&self, answer: Option<&crate::Answer>, hold: bool) {
+        let peer = answer.map(|a| Peer {
+            remote: a.remote,
+            remote_rtcp: a.rtcp,
+            law: a.law,
+            dtmf_pt: a.dtmf_payload_type,
+        });
+        let _ = self.commands.send(Command::Update(peer, hold));
     }
 
     /// The next event that has already come, control events first; None when there is none now (or the loop
@@ -438,9 +453,11 @@ async fn run(
     let Peer {
         mut remote,
         mut remote_rtcp,
-        law,
-        dtmf_pt,
+        mut law,
+        mut dtmf_pt,
     } = peer;
+    let mut held = false;
+    let mut moved_from: Option<SocketAddr> = None;
     let mut rtp_reader = Reader::new(&socket);
     let mut rtcp_reader = Reader::new(&rtcp_socket);
     let mut rtcp_latched = false;
@@ -493,6 +510,27 @@ async fn run(
                         tx.dtmf.extend(pkts);
                     }
                 }
+                Ok(Command::Update(peer, hold)) => {
+                    if let Some(p) = peer {
+                        // A new address is latched again from its first packet (symmetric RTP), but not to the old
+                        // one, whose last packets may still be arriving.
+                        if p.remote != remote {
+                            latched = false;
+                            rtcp_latched = false;
+                            moved_from = Some(remote);
+                        }
+                        (remote, remote_rtcp, dtmf_pt) = (p.remote, p.remote_rtcp, p.dtmf_pt);
+                        if p.law != law {
+                            law = p.law;
+                            tx.payload = vec![law.silence(); FRAME];
+                        }
+                    }
+                    if held && !hold {
+                        last_rx = Instant::now();
+                        timed_out = false;
+                    }
+                    held = hold;
+                }
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 // The Media handle is gone: the call is over.
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
@@ -501,7 +539,10 @@ async fn run(
         if tx.next_packet(law, dtmf_pt) {
             let _ = events.control.send(MediaEvent::PlayoutDone);
         }
-        if socket.try_send_to(&tx.out, remote).is_ok() || socket.send_to(&tx.out, remote).await.is_ok() {
+        // On hold we answered recvonly / inactive: nothing is sent (the schedule and sequence numbers go on).
+        if !held
+            && (socket.try_send_to(&tx.out, remote).is_ok() || socket.send_to(&tx.out, remote).await.is_ok())
+        {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             tx.octets = tx.octets.wrapping_add((tx.out.len() - 12) as u32);
             let due = scheduled + TIMER_LEAD;
@@ -535,7 +576,7 @@ async fn run(
                 continue;
             }
             // Symmetric RTP: answer where the far end's media really comes from (NAT), once.
-            if !latched {
+            if !latched && moved_from != Some(d.from) {
                 latched = true;
                 if d.from != remote {
                     tracing::debug!(from = %d.from, sdp = %remote, "RTP latched to the source address");
@@ -601,7 +642,7 @@ async fn run(
         stats.late.store(js.late, Ordering::Relaxed);
         stats.duplicate.store(js.duplicate, Ordering::Relaxed);
         let now = Instant::now();
-        if let Some(limit) = cfg.timeout {
+        if let Some(limit) = cfg.timeout.filter(|_| !held) {
             let silent = now.saturating_duration_since(last_rx);
             if !timed_out && silent >= limit {
                 timed_out = true;

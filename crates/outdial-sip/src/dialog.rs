@@ -41,29 +41,6 @@ impl Route {
     }
 }
 
-/// Our SDP answer to a re-offer: our session with the direction that mirrors theirs (RFC 3264 §6.1): a callee that
-/// holds with `sendonly` gets `recvonly`, `inactive` gets `inactive`, otherwise `sendrecv`.
-fn answer_sdp(ours: &str, offer: &str) -> String {
-    let theirs = offer.lines().map(str::trim).find_map(|l| match l {
-        "a=sendonly" => Some("a=recvonly"),
-        "a=recvonly" => Some("a=sendonly"),
-        "a=inactive" => Some("a=inactive"),
-        "a=sendrecv" => Some("a=sendrecv"),
-        _ => None,
-    });
-    let direction = theirs.unwrap_or("a=sendrecv");
-    ours.lines()
-        .filter(|l| {
-            !matches!(
-                l.trim(),
-                "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
-            )
-        })
-        .map(|l| format!("{}\r\n", l.trim_end()))
-        .chain(std::iter::once(format!("{direction}\r\n")))
-        .collect()
-}
-
 /// Runs an in-dialog request in its own task (the call's loop keeps serving the dialog meanwhile) and replies
 /// with the final status.
 fn in_dialog<F, Fut>(answered: bool, dialog: &InviteDialog, reply: Reply, send: F)
@@ -220,7 +197,8 @@ async fn invite_once(
     control: &mut mpsc::UnboundedReceiver<Control>,
 ) -> Option<String> {
     let (state_tx, mut states) = dialogs.new_dialog_state_channel();
-    let our_sdp = String::from_utf8_lossy(opt.offer.as_deref().unwrap_or_default()).into_owned();
+    let mut ours =
+        crate::reoffer::Ours::new(&String::from_utf8_lossy(opt.offer.as_deref().unwrap_or_default()));
     let (dialog, mut invite) = match dialogs.do_invite_async(opt, state_tx) {
         Ok(x) => x,
         Err(e) => {
@@ -260,12 +238,27 @@ async fn invite_once(
                             ended_early = Some(by_remote);
                         }
                     }
-                    // In-dialog requests from the far end wait for our answer: a hold re-INVITE keeps the call.
+                    // A new offer from the far end (re-INVITE, UPDATE): answered at once (the media follows it), or
+                    // refused with 488 when it has none of our codecs (the call goes on as before).
                     DialogState::Updated(_, req, handle) => {
-                        let answer = answer_sdp(&our_sdp, &String::from_utf8_lossy(&req.body));
-                        let ct = vec![rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into())];
-                        if let Err(e) = handle.respond(StatusCode::OK, Some(ct), Some(answer.into_bytes())).await {
-                            tracing::debug!(call_id, "cannot answer a re-INVITE: {e}");
+                        let offer = String::from_utf8_lossy(&req.body).into_owned();
+                        let answer = if offer.trim().is_empty() { Some(ours.current()) } else { ours.answer(&offer) };
+                        match answer {
+                            Some(answer) => {
+                                let ct = vec![rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into())];
+                                if let Err(e) = handle.respond(StatusCode::OK, Some(ct), Some(answer.into_bytes())).await {
+                                    tracing::debug!(call_id, "cannot answer a re-INVITE: {e}");
+                                }
+                                if !offer.trim().is_empty() {
+                                    let _ = events.send(CallEvent::MediaChanged { sdp: req.body.clone() }).await;
+                                }
+                            }
+                            None => {
+                                tracing::info!(call_id, "a new offer without a usable audio stream: 488");
+                                if let Err(e) = handle.reply(StatusCode::NotAcceptableHere).await {
+                                    tracing::debug!(call_id, "cannot refuse a re-INVITE: {e}");
+                                }
+                            }
                         }
                     }
                     DialogState::Notify(_, req, handle) => {

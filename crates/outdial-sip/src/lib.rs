@@ -9,6 +9,7 @@
 mod dialog;
 pub mod encode;
 mod probe;
+mod reoffer;
 mod resolver;
 mod saved;
 mod tls;
@@ -82,6 +83,9 @@ pub enum CallEvent {
     Failed { status: Option<u16>, reason: String },
     /// The answered call ended; `by_remote` when the far end sent BYE (with its Reason header text, if any).
     Ended { by_remote: bool, reason: Option<String> },
+    /// The far end sent a new offer in the dialog (re-INVITE / UPDATE) and it was answered: the media follows
+    /// `sdp` (a new address or codec, or hold: `a=sendonly`, `a=inactive`, `c=0.0.0.0`).
+    MediaChanged { sdp: Vec<u8> },
     /// Progress of a transfer we asked for with [`Call::refer`]: the status line of the far end's NOTIFY
     /// (`message/sipfrag`), `done` when its subscription is terminated.
     TransferProgress { status: u16, done: bool },
@@ -261,6 +265,10 @@ pub struct SipAgent {
     resolver: resolver::Resolver,
     cancel: CancellationToken,
 }
+
+/// The methods the INVITE's `Allow` lists: those the dialog answers (REFER and MESSAGE are refused in the dialog;
+/// we send REFER ourselves).
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE";
 
 /// How long an in-dialog request that matches no dialog waits for one (a dialog is registered microseconds after
 /// its ACK leaves, but a BYE sent the moment the ACK arrives can get here first).
@@ -455,10 +463,14 @@ impl SipAgent {
             }
             None => None,
         };
-        let headers = req
-            .headers
-            .iter()
-            .map(|(n, v)| rsipstack::sip::Header::Other(n.clone(), v.clone()))
+        // The methods we answer in the dialog (docs/trunks.md, "What outdial sends").
+        let headers = std::iter::once(rsipstack::sip::Header::Other("Allow".into(), ALLOW.into()))
+            .chain(
+                req.headers
+                    .iter()
+                    .filter(|(n, _)| !n.eq_ignore_ascii_case("allow"))
+                    .map(|(n, v)| rsipstack::sip::Header::Other(n.clone(), v.clone())),
+            )
             .collect::<Vec<_>>();
         let display_name = req
             .display_name

@@ -162,3 +162,46 @@ async fn a_bot_that_refuses_dialout_initiated_stops_the_call_before_the_invite()
         "the bot is told why"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hold_pauses_recognition_and_the_bot_hears_hold_and_resume() {
+    let o = run(Script {
+        bot_cfg: |b| b.dialout_start_recognition_on_connect = true,
+        media: vec![
+            (secs(2), MediaInput::Hold(true)),
+            (secs(3), MediaInput::Hold(true)),
+            (secs(40), MediaInput::Hold(false)),
+        ],
+        api_hangup: Some(secs(45)),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(o.end().1, "ended by API", "a 38 s hold does not end the call");
+    let to_bot = o.to_bot();
+    assert_eq!(
+        to_bot
+            .iter()
+            .filter(|n| *n == "hold" || *n == "resume")
+            .collect::<Vec<_>>(),
+        ["hold", "resume"],
+        "{to_bot:?}"
+    );
+    let speech: Vec<(std::time::Duration, bool)> = o
+        .effects
+        .iter()
+        .filter_map(|(at, e)| match e {
+            Effect::Speech(outdial_conversation::SpeechEffect::StartRecognition { .. }) => Some((*at, true)),
+            Effect::Speech(outdial_conversation::SpeechEffect::StopRecognition) => Some((*at, false)),
+            _ => None,
+        })
+        .collect();
+    let on_off: Vec<bool> = speech.iter().map(|s| s.1).collect();
+    assert_eq!(
+        on_off,
+        [true, false, true, false],
+        "recognition pauses while held: {speech:?}"
+    );
+    // Held 2 s after the answer (at 1 s), resumed at 41 s; the last stop is the hang-up's.
+    assert_about(speech[1].0, ms(3000));
+    assert_about(speech[2].0, ms(41000));
+}

@@ -334,7 +334,14 @@ async fn hold_reinvite_options_and_info_keep_the_call() {
     let mut call = a.call(request(sipp.port)).unwrap();
     let (_, fin) = final_event(&mut call).await;
     assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    // sipp holds (re-INVITE sendonly → our 200 with a=recvonly), sends OPTIONS and INFO, then BYE.
+    // sipp holds (re-INVITE sendonly → our 200 with a=recvonly), sends OPTIONS and INFO, then BYE. The new
+    // offer is reported for the media to follow.
+    match next(&mut call).await {
+        CallEvent::MediaChanged { sdp } => {
+            assert!(String::from_utf8_lossy(&sdp).contains("a=sendonly"))
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         next(&mut call).await,
         CallEvent::Ended {

@@ -3,7 +3,7 @@
 
 use super::io::{CallIo, Opened};
 use outdial_bots::{FromBot, Speech, activity};
-use outdial_conversation::{BotActivity, BotInput, Failure, Input, SipInput, SttInput};
+use outdial_conversation::{BotActivity, BotInput, Failure, Input, MediaInput, SipInput, SttInput};
 use outdial_core::ActivitySettings;
 use outdial_media::parse_answer;
 use outdial_sip::CallEvent;
@@ -38,6 +38,19 @@ impl CallIo {
             Some(CallEvent::Failed { status, reason }) => SipInput::Failed { status, reason },
             Some(CallEvent::Ended { by_remote, reason }) => SipInput::Ended { by_remote, reason },
             Some(CallEvent::TransferProgress { status, done }) => SipInput::TransferProgress { status, done },
+            // The far end's new offer was answered: the media follows it (docs/trunks.md, "Re-INVITE and hold").
+            Some(CallEvent::MediaChanged { sdp }) => {
+                let sdp = String::from_utf8_lossy(&sdp);
+                let hold = outdial_media::is_hold(&sdp);
+                let answer = parse_answer(&sdp).ok();
+                if let Some(m) = &self.media {
+                    m.update(answer.as_ref(), hold);
+                }
+                if answer.is_some() {
+                    self.answer = answer;
+                }
+                return Some(Input::Media(MediaInput::Hold(hold)));
+            }
         };
         Some(Input::Sip(e))
     }

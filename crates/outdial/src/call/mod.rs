@@ -32,6 +32,14 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
         notify_secret,
     } = call;
     let id = conversation.id;
+    // docs/trunks.md: SRTP is not in this build; a trunk that requires it never gets plain RTP.
+    if trunk.srtp == outdial_core::trunk::Srtp::Required {
+        let why = format!(
+            "trunk '{}' requires SRTP (srtp = \"required\"), which this build does not support yet",
+            trunk.name
+        );
+        return fail(&ctx, conversation, lease, why, notify_secret).await;
+    }
     let rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
         Ok(r) => r,
         Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,

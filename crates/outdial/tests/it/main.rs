@@ -14,6 +14,7 @@ mod https;
 mod media;
 mod notifications;
 mod postgres;
+mod reinvite;
 mod schemathesis;
 mod security;
 mod sim;

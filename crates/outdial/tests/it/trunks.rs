@@ -164,3 +164,33 @@ async fn a_trunk_without_port_is_found_by_srv() {
     assert_eq!(c["reasonCode"], "client-disconnected", "{c}");
     assert_eq!(sipp.exit_code(), 0);
 }
+
+/// docs/trunks.md: SRTP is not in this build yet, so a trunk that requires it never gets a call in plain RTP.
+#[tokio::test]
+async fn a_trunk_that_requires_srtp_gets_no_plain_rtp_call() {
+    // The trunk: a socket that would see an INVITE.
+    let trunk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let g = Gateway::start(&format!(
+        "[[trunks]]\nname = \"secure\"\naddress = \"{}\"\nkeepAliveSec = 0\nsrtp = \"required\"\n{BOT}",
+        trunk.local_addr().unwrap()
+    ))
+    .await;
+    let (url, got) = common::receiver().await;
+    let r = g
+        .post(
+            "/api/v1/actions/dialout",
+            ADMIN,
+            &json!({"bot": "Bot1", "target": "tel:+123456789", "caller": "1-800-111", "notifyUrl": url}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let failed = common::status(&got, "failed").await;
+    assert_eq!(failed["reasonCode"], "error");
+    assert_eq!(
+        failed["reason"],
+        "trunk 'secure' requires SRTP (srtp = \"required\"), which this build does not support yet"
+    );
+    let mut buf = [0u8; 2048];
+    let sent = tokio::time::timeout(Duration::from_millis(500), trunk.recv_from(&mut buf)).await;
+    assert!(sent.is_err(), "no INVITE reached the trunk");
+}
