@@ -107,6 +107,11 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                 ("maxConcurrentCalls", integer(0, 1_000_000)),
                 ("keepAliveSec", integer(0, 3600)),
                 (
+                    "sessionTimerSec",
+                    json!({"anyOf": [{"type": "integer", "enum": [0]},
+                    {"type": "integer", "minimum": 90, "maximum": 86_400}]}),
+                ),
+                (
                     "headers",
                     json!({"type": "object", "propertyNames": {"pattern": p::HEADER_NAME},
                     "additionalProperties": text(0, 1024)}),

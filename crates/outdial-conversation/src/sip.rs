@@ -61,9 +61,12 @@ impl Machine {
                 let reason = reason.unwrap_or_else(|| "Client disconnected".into());
                 self.end(ReasonCode::ClientDisconnected, reason, HangupBy::Callee, false);
             }
-            SipInput::Ended { by_remote: false, .. } => self.end(
+            SipInput::Ended {
+                by_remote: false,
+                reason,
+            } => self.end(
                 ReasonCode::Error,
-                "the call was ended".into(),
+                reason.unwrap_or_else(|| "the call was ended".into()),
                 HangupBy::System,
                 false,
             ),

@@ -83,6 +83,13 @@ pub struct Trunk {
     pub tls_server_name: Option<String>,
     #[serde(default)]
     pub srtp: Srtp,
+    /// Session timer (RFC 4028, docs/trunks.md): the `Session-Expires` asked for, 90–86400 s; 0 = no timer.
+    #[serde(default = "default_session_timer")]
+    pub session_timer_sec: u32,
+}
+
+fn default_session_timer() -> u32 {
+    1800
 }
 
 fn yes() -> bool {
@@ -98,7 +105,8 @@ fn default_codecs() -> Vec<String> {
 pub const TRUNK_SECRETS: [&str; 1] = ["password"];
 pub const CODECS: [&str; 5] = ["pcmu", "pcma", "telephone-event", "g722", "opus"];
 
-const TRUNK_FIELDS: [&str; 20] = [
+const TRUNK_FIELDS: [&str; 21] = [
+    "sessionTimerSec",
     "name",
     "address",
     "transport",
@@ -258,6 +266,11 @@ impl Trunk {
             tls_ca_file: text("tlsCaFile", 4096)?,
             tls_server_name: text("tlsServerName", 253)?,
             srtp,
+            session_timer_sec: match o.integer("sessionTimerSec", 0, 86_400)? {
+                None => default_session_timer(),
+                Some(s @ (0 | 90..)) => s as u32,
+                Some(_) => return Err(o.error("sessionTimerSec", "should be 0 or >= 90")),
+            },
         })
     }
 

@@ -41,6 +41,45 @@ impl Route {
     }
 }
 
+/// What the INVITE's final answer asks for next.
+pub(crate) enum Next {
+    /// A 3xx to follow.
+    Redirect(String),
+    /// A 422: call again with this `Session-Expires`.
+    Retry422 { min_se: u32 },
+}
+
+/// Sleeps until `at` (forever without one).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends an answered call from our side for a session-timer reason: BYE, the dialog removed, `Ended` with why.
+async fn end_session(
+    dialog: &InviteDialog,
+    dialogs: &Arc<DialogLayer>,
+    answered_id: &mut Option<rsipstack::dialog::DialogId>,
+    events: &mpsc::Sender<CallEvent>,
+    why: String,
+) {
+    tracing::info!(call_id = %dialog.id().call_id, "{why}");
+    if let Err(e) = dialog.hangup().await {
+        tracing::debug!("BYE: {e}");
+    }
+    if let Some(id) = answered_id.take() {
+        dialogs.remove_dialog(&id);
+    }
+    let _ = events
+        .send(CallEvent::Ended {
+            by_remote: false,
+            reason: Some(why),
+        })
+        .await;
+}
+
 /// Runs an in-dialog request in its own task (the call's loop keeps serving the dialog meanwhile) and replies
 /// with the final status.
 fn in_dialog<F, Fut>(answered: bool, dialog: &InviteDialog, reply: Reply, send: F)
@@ -141,6 +180,7 @@ pub(crate) async fn drive(
     mut control: mpsc::UnboundedReceiver<Control>,
 ) {
     let mut route = Some(first);
+    let mut retried_422 = false;
     loop {
         let route = route.take().unwrap_or_else(|| Route::Resolve(resolver.clone()));
         match route.destination(&dialogs, &opt).await {
@@ -161,7 +201,27 @@ pub(crate) async fn drive(
         )
         .await;
         match next {
-            Some(target) => {
+            Some(Next::Retry422 { min_se }) => {
+                // RFC 4028 §7.4: the far end wants a longer session: once more, at its Min-SE.
+                if std::mem::replace(&mut retried_422, true) {
+                    return;
+                }
+                let mut headers: Vec<rsipstack::sip::Header> = opt
+                    .headers
+                    .take()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|h| {
+                        !matches!(h, rsipstack::sip::Header::Other(n, _)
+                        if n.eq_ignore_ascii_case("Session-Expires") || n.eq_ignore_ascii_case("Min-SE")
+                            || (n.eq_ignore_ascii_case("Supported")))
+                    })
+                    .collect();
+                headers.extend(crate::timer::request_headers(min_se, true));
+                opt.headers = Some(headers);
+                tracing::info!(call_id, "422: calling again with Session-Expires {min_se}");
+            }
+            Some(Next::Redirect(target)) => {
                 redirects_left -= 1;
                 match target.as_str().try_into() {
                     Ok(uri) => {
@@ -195,7 +255,7 @@ async fn invite_once(
     follow: bool,
     events: &mpsc::Sender<CallEvent>,
     control: &mut mpsc::UnboundedReceiver<Control>,
-) -> Option<String> {
+) -> Option<Next> {
     let (state_tx, mut states) = dialogs.new_dialog_state_channel();
     let mut ours =
         crate::reoffer::Ours::new(&String::from_utf8_lossy(opt.offer.as_deref().unwrap_or_default()));
@@ -212,6 +272,9 @@ async fn invite_once(
         }
     };
     let mut answered_id = None;
+    let mut timer: Option<crate::timer::SessionTimer> = None;
+    let (refresh_tx, mut refreshes) =
+        mpsc::unbounded_channel::<Result<Option<(u16, Option<String>)>, String>>();
     // The dialog ended (a BYE right after our ACK) before the INVITE's 2xx was taken here.
     let mut ended_early = None;
     let mut invite_done = false;
@@ -243,9 +306,19 @@ async fn invite_once(
                     DialogState::Updated(_, req, handle) => {
                         let offer = String::from_utf8_lossy(&req.body).into_owned();
                         let answer = if offer.trim().is_empty() { Some(ours.current()) } else { ours.answer(&offer) };
+                        let asked = req.header_value("Session-Expires");
                         match answer {
                             Some(answer) => {
-                                let ct = vec![rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into())];
+                                let mut ct = vec![rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into())];
+                                // A refresh of the session (RFC 4028 §9): the timer starts again, and our 200 says
+                                // the interval it takes.
+                                if let Some(t) = timer.as_mut() {
+                                    t.refreshed(asked.as_deref().and_then(crate::timer::parse));
+                                }
+                                if let Some(se) = asked {
+                                    ct.push(rsipstack::sip::Header::Other("Session-Expires".into(), se));
+                                    ct.push(rsipstack::sip::Header::Other("Require".into(), "timer".into()));
+                                }
                                 if let Err(e) = handle.respond(StatusCode::OK, Some(ct), Some(answer.into_bytes())).await {
                                     tracing::debug!(call_id, "cannot answer a re-INVITE: {e}");
                                 }
@@ -298,6 +371,7 @@ async fn invite_once(
                             .and_then(|v| v.split(';').next().map(|id| id.trim().to_string()))
                             .filter(|id| !id.is_empty());
                         answered_id = Some(id);
+                        timer = crate::timer::SessionTimer::of_answer(&resp);
                         let saved = Box::new(crate::SavedDialog::of(&dialog.snapshot()));
                         let _ = events.send(CallEvent::Answered { sdp: resp.body.clone(), session_id, call_id: call_id.to_string(), dialog: saved }).await;
                         if let Some(by_remote) = ended_early {
@@ -311,7 +385,13 @@ async fn invite_once(
                         if follow && !hangup_sent && (300..400).contains(&status)
                             && let Some(target) = redirect_targets(&resp).into_iter().next()
                         {
-                            return Some(target);
+                            return Some(Next::Redirect(target));
+                        }
+                        if status == 422 && !hangup_sent
+                            && let Some(min_se) = resp.header_value("Min-SE")
+                                .and_then(|v| v.split(';').next().and_then(|s| s.trim().parse::<u32>().ok()))
+                        {
+                            return Some(Next::Retry422 { min_se: min_se.max(crate::timer::MIN_SE) });
                         }
                         let reason = if hangup_sent && status == 487 { "cancelled".to_string() } else { reason_of(&resp) };
                         let _ = events.send(CallEvent::Failed { status: Some(status), reason }).await;
@@ -330,6 +410,49 @@ async fn invite_once(
                     Err(e) => {
                         dialogs.remove_dialog(&dialog.id());
                         let _ = events.send(CallEvent::Failed { status: None, reason: format!("INVITE task failed: {e}") }).await;
+                        break;
+                    }
+                }
+            }
+            () = sleep_until(timer.as_ref().and_then(|t| t.deadline())), if answered_id.is_some() && !hangup_sent
+                && timer.as_ref().is_some_and(|t| t.deadline().is_some()) => {
+                let Some(t) = timer.as_mut() else { continue };
+                if t.we_refresh {
+                    t.refreshing();
+                    let mut headers = crate::timer::request_headers(t.secs(), true);
+                    let (d, tx, update) = (dialog.clone(), refresh_tx.clone(), t.use_update);
+                    let body = (!update).then(|| {
+                        headers.push(rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into()));
+                        ours.current().into_bytes()
+                    });
+                    tokio::spawn(async move {
+                        let r = if update { d.update(Some(headers), None).await } else { d.reinvite(Some(headers), body).await };
+                        let r = r
+                            .map(|o| o.map(|resp| (resp.status_code.code(), resp.header_value("Session-Expires"))))
+                            .map_err(|e| e.to_string());
+                        let _ = tx.send(r);
+                    });
+                    continue;
+                }
+                let why = format!("session expired: the far end did not refresh it within {} s (RFC 4028)", t.secs());
+                end_session(&dialog, dialogs, &mut answered_id, events, why).await;
+                break;
+            }
+            Some(result) = refreshes.recv(), if !hangup_sent => {
+                match result {
+                    Ok(Some((code, se))) if (200..300).contains(&code) => {
+                        if let Some(t) = timer.as_mut() {
+                            t.refreshed(se.as_deref().and_then(crate::timer::parse));
+                        }
+                    }
+                    other => {
+                        let what = match other {
+                            Ok(Some((code, _))) => format!("answered {code}"),
+                            Ok(None) => "no answer".to_string(),
+                            Err(e) => e,
+                        };
+                        let why = format!("session refresh failed: {what} (RFC 4028)");
+                        end_session(&dialog, dialogs, &mut answered_id, events, why).await;
                         break;
                     }
                 }

@@ -12,6 +12,7 @@ mod probe;
 mod reoffer;
 mod resolver;
 mod saved;
+mod timer;
 mod tls;
 
 pub use saved::SavedDialog;
@@ -109,6 +110,8 @@ pub struct CallRequest {
     pub call_id: String,
     /// Response header carrying the trunk's session id (default `Session-ID`).
     pub session_id_header: Option<String>,
+    /// Session timer (RFC 4028): the `Session-Expires` to ask for, in seconds (at least 90); None: no timer.
+    pub session_expires: Option<u32>,
     /// Follow 3xx redirections (Contact order by q, at most 3 hops).
     pub follow_redirects: bool,
     /// Transport towards `destination`.
@@ -465,6 +468,12 @@ impl SipAgent {
         };
         // The methods we answer in the dialog (docs/trunks.md, "What outdial sends").
         let headers = std::iter::once(rsipstack::sip::Header::Other("Allow".into(), ALLOW.into()))
+            .chain(
+                req.session_expires
+                    .map(|se| timer::request_headers(se.max(timer::MIN_SE), true))
+                    .into_iter()
+                    .flatten(),
+            )
             .chain(
                 req.headers
                     .iter()

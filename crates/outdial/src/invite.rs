@@ -89,6 +89,7 @@ pub(crate) fn request(
             .map(|u| (u, trunk.password.clone().unwrap_or_default(), trunk.realm.clone())),
         call_id: format!("{}@outdial", conv.id.simple()),
         session_id_header: trunk.session_id_header.clone(),
+        session_expires: (trunk.session_timer_sec > 0).then_some(trunk.session_timer_sec),
         follow_redirects: trunk.follow_redirects,
         transport,
         tls,

@@ -414,3 +414,26 @@ async fn a_shutdown_after_the_drain_time_ends_the_call_with_bye() {
     assert!(o.hung_up(), "BYE");
     assert_eq!(o.notifications(), ["answered", "completed"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_sip_layer_ending_the_call_gives_its_reason() {
+    let why = "session expired: the far end did not refresh it within 90 s (RFC 4028)";
+    let o = run(Script {
+        sip: answered_then(
+            secs(60),
+            SipInput::Ended {
+                by_remote: false,
+                reason: Some(why.into()),
+            },
+        ),
+        ..Script::default()
+    })
+    .await;
+    let (rc, reason, by, _) = o.end();
+    assert_eq!(
+        (rc, reason.as_str(), by),
+        (ReasonCode::Error, why, HangupBy::System)
+    );
+    assert!(!o.hung_up(), "the SIP layer already sent its BYE");
+    assert_eq!(o.notifications(), ["answered", "completed"]);
+}

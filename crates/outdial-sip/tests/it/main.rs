@@ -4,4 +4,5 @@
 mod common;
 mod encoding;
 mod sipp;
+mod timers;
 mod transport;

@@ -20,6 +20,7 @@ pub fn request(port: u16) -> CallRequest {
         credential: None,
         call_id: format!("{}@outdial", uuid::Uuid::new_v4().simple()),
         session_id_header: None,
+        session_expires: None,
         follow_redirects: true,
         transport: outdial_sip::SipTransport::Udp,
         tls: outdial_sip::TlsClient::default(),
