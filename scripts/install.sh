@@ -63,4 +63,10 @@ if [ "${1:-}" = --test ]; then
     python3 -m pip install -q --disable-pip-version-check schemathesis==4.32.5 \
       || python3 -m pip install -q --disable-pip-version-check --break-system-packages schemathesis==4.32.5
   fi
+  # The SRTP far end of the tests encrypts with libsrtp (crates/outdial-testkit/peers/srtp_peer.py).
+  if ! python3 -c 'import pylibsrtp' 2>/dev/null; then
+    echo "installing: pylibsrtp (pip)"
+    python3 -m pip install -q --disable-pip-version-check pylibsrtp==1.0.0 \
+      || python3 -m pip install -q --disable-pip-version-check --break-system-packages pylibsrtp==1.0.0
+  fi
 fi

@@ -11,6 +11,7 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod srtp;
 pub mod threads;
 pub mod wav;
 
@@ -34,6 +35,21 @@ pub struct RtpSession {
     socket: std::net::UdpSocket,
     rtcp: std::net::UdpSocket,
     pub local: SocketAddr,
+    security: Security,
+    /// Our SRTP keys, one per offered suite (none for plain RTP).
+    offered: Vec<srtp::Keys>,
+}
+
+/// Whether the media is encrypted (a trunk's `srtp`; docs/trunks.md, "SRTP").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Security {
+    /// Plain RTP.
+    #[default]
+    Plain,
+    /// SRTP when the answer takes one of our `a=crypto` keys, else plain RTP (offered as `RTP/AVP`).
+    Optional,
+    /// SRTP only (offered as `RTP/SAVP`); an answer without a usable key ends the call.
+    Required,
 }
 
 impl RtpSession {
@@ -51,26 +67,94 @@ impl RtpSession {
                 && rtcp.set_nonblocking(true).is_ok()
             {
                 let local = socket.local_addr().map_err(|_| MediaError::NoPort(first, last))?;
-                return Ok(RtpSession { socket, rtcp, local });
+                return Ok(RtpSession {
+                    socket,
+                    rtcp,
+                    local,
+                    security: Security::Plain,
+                    offered: Vec::new(),
+                });
             }
         }
         Err(MediaError::NoPort(first, last))
     }
 
-    /// The SDP offer for this session.
+    /// The SDP offer for this session (plain RTP).
     pub fn offer(&self, session_id: u64) -> String {
+        self.sdp(session_id, "RTP/AVP", "")
+    }
+
+    /// The SDP offer with `security`: for SRTP, fresh keys for each suite as `a=crypto` lines.
+    pub fn offer_secure(&mut self, session_id: u64, security: Security) -> String {
+        self.security = security;
+        if security == Security::Plain {
+            return self.offer(session_id);
+        }
+        self.offered = srtp::Suite::ALL
+            .into_iter()
+            .zip(1..)
+            .map(|(suite, tag)| srtp::Keys::generate(tag, suite))
+            .collect();
+        let crypto: String = self
+            .offered
+            .iter()
+            .map(|k| format!("{}\r\n", k.attribute()))
+            .collect();
+        let profile = if security == Security::Required {
+            "RTP/SAVP"
+        } else {
+            "RTP/AVP"
+        };
+        self.sdp(session_id, profile, &crypto)
+    }
+
+    fn sdp(&self, session_id: u64, profile: &str, crypto: &str) -> String {
         let ip = self.local.ip();
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
         format!(
             "v=0\r\no=outdial {session_id} 1 IN {family} {ip}\r\ns=outdial\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n",
+             m=audio {} {profile} 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n{crypto}a=sendrecv\r\n",
             self.local.port()
         )
     }
 
+    /// Whether the answer meets our security: with SRTP required, it must take one of our keys; a key it gives
+    /// must answer one we offered.
+    pub fn accepts(&self, answer: &Answer) -> Result<(), MediaError> {
+        if self.security == Security::Plain {
+            return Ok(());
+        }
+        match &answer.crypto {
+            Some(k) if self.offered.iter().any(|o| o.tag == k.tag && o.suite == k.suite) => Ok(()),
+            Some(k) => Err(MediaError::BadAnswer(format!(
+                "its a=crypto:{} {} answers none of ours",
+                k.tag,
+                k.suite.name()
+            ))),
+            None if self.security == Security::Required => Err(MediaError::BadAnswer(
+                "SRTP is required (trunk srtp = \"required\") and the answer has no usable a=crypto".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The SRTP contexts for `answer` (None: plain RTP).
+    fn srtp(&self, answer: &Answer) -> Option<srtp::Srtp> {
+        if self.security == Security::Plain {
+            return None;
+        }
+        let theirs = answer.crypto.as_ref()?;
+        let ours = self
+            .offered
+            .iter()
+            .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)?;
+        srtp::Srtp::new(ours, theirs)
+    }
+
     /// Starts the media loop towards the answer's address.
     pub fn start(self, answer: &Answer, cfg: MediaConfig) -> Media {
+        let srtp = self.srtp(answer);
         session::start(
             (self.socket, self.rtcp),
             session::Peer {
@@ -79,6 +163,7 @@ impl RtpSession {
                 law: answer.law,
                 dtmf_pt: answer.dtmf_payload_type,
             },
+            srtp,
             cfg,
             Arc::new(Stats::default()),
         )
@@ -93,6 +178,8 @@ pub struct Answer {
     pub rtcp: SocketAddr,
     pub law: Law,
     pub dtmf_payload_type: Option<u8>,
+    /// The SRTP key the answer gives for its direction (`a=crypto`), if any.
+    pub crypto: Option<srtp::Keys>,
 }
 
 /// Whether an SDP puts the call on hold: `a=sendonly` or `a=inactive` (session or audio level), or the
@@ -114,6 +201,7 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {
     let mut audio: Option<(u16, Vec<u8>)> = None;
     let mut dtmf = None;
     let mut rtcp_attr: Option<(u16, Option<IpAddr>)> = None;
+    let mut crypto = None;
     let mut in_audio = false;
     for line in sdp.lines().map(str::trim) {
         if let Some(c) = line.strip_prefix("c=") {
@@ -142,6 +230,8 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {
             if let Some(port) = f.next().and_then(|p| p.parse().ok()) {
                 rtcp_attr = Some((port, f.nth(2).and_then(|ip| ip.parse().ok())));
             }
+        } else if in_audio && crypto.is_none() && line.starts_with("a=crypto:") {
+            crypto = srtp::Keys::parse(line);
         } else if in_audio && let Some(map) = line.strip_prefix("a=rtpmap:") {
             let (pt, name) = map.split_once(' ').unwrap_or((map, ""));
             if name.to_ascii_lowercase().starts_with("telephone-event/8000") {
@@ -169,6 +259,7 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {
         rtcp,
         law,
         dtmf_payload_type: dtmf.filter(|pt| formats.contains(pt)),
+        crypto,
     })
 }
 
@@ -186,7 +277,8 @@ mod tests {
                 remote: "127.0.0.1:6000".parse().unwrap(),
                 rtcp: "127.0.0.1:6001".parse().unwrap(),
                 law: Law::Alaw,
-                dtmf_payload_type: Some(101)
+                dtmf_payload_type: Some(101),
+                crypto: None,
             }
         );
         let a = parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 7000 RTP/AVP 18 0\r\n").unwrap();
@@ -200,5 +292,52 @@ mod tests {
         assert!(parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 0 RTP/AVP 0\r\n").is_err());
         assert!(parse_answer("c=IN IP4 1.2.3.4\r\nm=audio 7000 RTP/AVP 18\r\n").is_err());
         assert!(parse_answer("garbage").is_err());
+    }
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::*;
+
+    const ANSWER: &str = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 7000 RTP/SAVP 0\r\n";
+
+    #[tokio::test]
+    async fn srtp_offers_and_answers() {
+        let mut s = RtpSession::bind("127.0.0.1".parse().unwrap(), (30000, 39998))
+            .await
+            .unwrap();
+        let offer = s.offer_secure(1, Security::Required);
+        assert!(offer.contains(" RTP/SAVP 0 8 101\r\n"), "{offer}");
+        let keys: Vec<srtp::Keys> = offer.lines().filter_map(srtp::Keys::parse).collect();
+        assert_eq!(keys.len(), 2, "one key per suite: {offer}");
+        assert_ne!(keys[0], keys[1]);
+        let plain = parse_answer(ANSWER).unwrap();
+        assert!(
+            s.accepts(&plain)
+                .unwrap_err()
+                .to_string()
+                .contains("SRTP is required")
+        );
+        let theirs = srtp::Keys::generate(2, srtp::Suite::AesCm128HmacSha1_32);
+        let good = parse_answer(&format!("{ANSWER}{}\r\n", theirs.attribute())).unwrap();
+        assert_eq!(good.crypto.as_ref(), Some(&theirs));
+        s.accepts(&good).unwrap();
+        let wrong = srtp::Keys::generate(7, srtp::Suite::AesCm128HmacSha1_80);
+        let bad = parse_answer(&format!("{ANSWER}{}\r\n", wrong.attribute())).unwrap();
+        assert!(s.accepts(&bad).is_err(), "a tag we did not offer");
+        let mut opt = RtpSession::bind("127.0.0.1".parse().unwrap(), (30000, 39998))
+            .await
+            .unwrap();
+        let offer = opt.offer_secure(1, Security::Optional);
+        assert!(
+            offer.contains(" RTP/AVP 0 8 101\r\n") && offer.contains("a=crypto:1 "),
+            "{offer}"
+        );
+        opt.accepts(&plain).unwrap();
+        let plain_offer = RtpSession::bind("127.0.0.1".parse().unwrap(), (30000, 39998))
+            .await
+            .unwrap()
+            .offer(1);
+        assert!(!plain_offer.contains("a=crypto"));
     }
 }

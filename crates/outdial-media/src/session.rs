@@ -214,6 +214,7 @@ pub(crate) struct Peer {
 pub(crate) fn start(
     sockets: (std::net::UdpSocket, std::net::UdpSocket),
     peer: Peer,
+    srtp: Option<crate::srtp::Srtp>,
     cfg: MediaConfig,
     stats: Arc<Stats>,
 ) -> Media {
@@ -232,7 +233,7 @@ pub(crate) fn start(
                     control: control_tx,
                     audio: audio_tx,
                 };
-                run((rtp, rtcp), peer, cfg, loop_stats, events, commands_rx).await
+                run((rtp, rtcp), (peer, srtp), cfg, loop_stats, events, commands_rx).await
             }
             (Err(e), _) | (_, Err(e)) => tracing::error!("RTP socket unusable: {e}"),
         }
@@ -444,7 +445,7 @@ impl Outbound {
 /// every received packet as well cost twice the wake-ups.)
 async fn run(
     (socket, rtcp_socket): (UdpSocket, UdpSocket),
-    peer: Peer,
+    (peer, mut srtp): (Peer, Option<crate::srtp::Srtp>),
     cfg: MediaConfig,
     stats: Arc<Stats>,
     events: Events,
@@ -539,10 +540,11 @@ async fn run(
         if tx.next_packet(law, dtmf_pt) {
             let _ = events.control.send(MediaEvent::PlayoutDone);
         }
+        // SRTP: the packet as it goes on the wire (docs/trunks.md, "SRTP").
+        let protected = srtp.as_mut().and_then(|s| s.protect_rtp(&tx.out));
+        let wire: &[u8] = protected.as_deref().unwrap_or(&tx.out);
         // On hold we answered recvonly / inactive: nothing is sent (the schedule and sequence numbers go on).
-        if !held
-            && (socket.try_send_to(&tx.out, remote).is_ok() || socket.send_to(&tx.out, remote).await.is_ok())
-        {
+        if !held && (socket.try_send_to(wire, remote).is_ok() || socket.send_to(wire, remote).await.is_ok()) {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             tx.octets = tx.octets.wrapping_add((tx.out.len() - 12) as u32);
             let due = scheduled + TIMER_LEAD;
@@ -558,7 +560,22 @@ async fn run(
         }
         // What arrived since the last tick.
         while let Some(d) = rtp_reader.next(&socket, &mut buf) {
-            let p = match rtp::classify(&buf[..d.len]) {
+            // SRTP: what fails authentication (or replays) is dropped.
+            let plain;
+            let data: &[u8] = match srtp.as_mut() {
+                Some(s) => match s.unprotect_rtp(&buf[..d.len]) {
+                    Some(p) => {
+                        plain = p;
+                        &plain
+                    }
+                    None => {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                },
+                None => &buf[..d.len],
+            };
+            let p = match rtp::classify(data) {
                 Datagram::Rtp(p) => p,
                 Datagram::Rtcp => {
                     stats.rtcp.fetch_add(1, Ordering::Relaxed);
@@ -594,7 +611,11 @@ async fn run(
             }
         }
         while let Some(d) = rtcp_reader.next(&rtcp_socket, &mut buf) {
-            let Some(report) = rtcp::parse(&buf[..d.len]) else {
+            let plain = match srtp.as_mut() {
+                Some(s) => s.unprotect_rtcp(&buf[..d.len]),
+                None => Some(buf[..d.len].to_vec()),
+            };
+            let Some(report) = plain.as_deref().and_then(rtcp::parse) else {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
@@ -662,7 +683,12 @@ async fn run(
                 block: inbound.report(),
                 cname: cname.clone(),
             };
-            if rtcp_socket.try_send_to(&sr.encode(), remote_rtcp).is_ok() {
+            let report = sr.encode();
+            let report = match srtp.as_mut() {
+                Some(s) => s.protect_rtcp(&report).unwrap_or_default(),
+                None => report,
+            };
+            if !report.is_empty() && rtcp_socket.try_send_to(&report, remote_rtcp).is_ok() {
                 stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -19,6 +19,7 @@ async fn session(peer: &UdpSocket, cfg: MediaConfig) -> (Media, std::net::Socket
         rtcp: std::net::SocketAddr::new(remote.ip(), remote.port() + 1),
         law: Law::Ulaw,
         dtmf_payload_type: Some(101),
+        crypto: None,
     };
     (s.start(&answer, cfg), local)
 }

@@ -27,6 +27,10 @@ impl CallIo {
                 dialog,
             }) => {
                 let media = parse_answer(&String::from_utf8_lossy(&sdp))
+                    .and_then(|a| match &self.rtp {
+                        Some(rtp) => rtp.accepts(&a).map(|()| a),
+                        None => Ok(a),
+                    })
                     .map(|a| self.answer = Some(a))
                     .map_err(Failure::of);
                 SipInput::Answered {

@@ -32,19 +32,17 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
         notify_secret,
     } = call;
     let id = conversation.id;
-    // docs/trunks.md: SRTP is not in this build; a trunk that requires it never gets plain RTP.
-    if trunk.srtp == outdial_core::trunk::Srtp::Required {
-        let why = format!(
-            "trunk '{}' requires SRTP (srtp = \"required\"), which this build does not support yet",
-            trunk.name
-        );
-        return fail(&ctx, conversation, lease, why, notify_secret).await;
-    }
-    let rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
+    let mut rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
         Ok(r) => r,
         Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
     };
-    let offer = rtp.offer(now_ms() as u64);
+    // docs/trunks.md, "SRTP": the trunk's srtp decides the offer's profile and keys.
+    let security = match trunk.srtp {
+        outdial_core::trunk::Srtp::Off => outdial_media::Security::Plain,
+        outdial_core::trunk::Srtp::Optional => outdial_media::Security::Optional,
+        outdial_core::trunk::Srtp::Required => outdial_media::Security::Required,
+    };
+    let offer = rtp.offer_secure(now_ms() as u64, security);
     let local = ctx.rtp_ip.to_string();
     let req = if trunk.tls_ca_file.is_some() {
         // The INVITE reads the trunk's TLS CA file (renewals are picked up): off the runtime's threads.
