@@ -63,10 +63,11 @@ if [ "${1:-}" = --test ]; then
     python3 -m pip install -q --disable-pip-version-check schemathesis==4.32.5 \
       || python3 -m pip install -q --disable-pip-version-check --break-system-packages schemathesis==4.32.5
   fi
-  # The SRTP far end of the tests encrypts with libsrtp (crates/outdial-testkit/peers/srtp_peer.py).
-  if ! python3 -c 'import pylibsrtp' 2>/dev/null; then
-    echo "installing: pylibsrtp (pip)"
-    python3 -m pip install -q --disable-pip-version-check pylibsrtp==1.0.0 \
-      || python3 -m pip install -q --disable-pip-version-check --break-system-packages pylibsrtp==1.0.0
+  # The far ends of the tests in crates/outdial-testkit/peers: SRTP with libsrtp, G.722 with an independent coder.
+  if ! python3 -c 'import pylibsrtp, G722, numpy' 2>/dev/null; then
+    echo "installing: pylibsrtp g722 numpy (pip)"
+    python3 -m pip install -q --disable-pip-version-check pylibsrtp==1.0.0 g722==1.2.8 numpy \
+      || python3 -m pip install -q --disable-pip-version-check --break-system-packages pylibsrtp==1.0.0 \
+        g722==1.2.8 numpy
   fi
 fi

@@ -71,6 +71,9 @@ pub fn alaw_decode(code: u8) -> i16 {
 pub enum Law {
     Ulaw,
     Alaw,
+    /// G.722 (wideband, payload type 9, 16 kHz audio on an 8 kHz RTP clock; RFC 3551). Stateful and
+    /// frame-based: the media loop codes it with [`crate::wideband`], not sample by sample.
+    G722,
 }
 
 impl Law {
@@ -78,6 +81,7 @@ impl Law {
         match pt {
             0 => Some(Law::Ulaw),
             8 => Some(Law::Alaw),
+            9 => Some(Law::G722),
             _ => None,
         }
     }
@@ -86,6 +90,7 @@ impl Law {
         match self {
             Law::Ulaw => 0,
             Law::Alaw => 8,
+            Law::G722 => 9,
         }
     }
 
@@ -93,6 +98,7 @@ impl Law {
         match self {
             Law::Ulaw => ulaw_decode(code),
             Law::Alaw => alaw_decode(code),
+            Law::G722 => 0,
         }
     }
 
@@ -100,6 +106,7 @@ impl Law {
         match self {
             Law::Ulaw => ulaw_encode(sample),
             Law::Alaw => alaw_encode(sample),
+            Law::G722 => 0,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod session;
 pub mod srtp;
 pub mod threads;
 pub mod wav;
+pub mod wideband;
 
 pub use g711::Law;
 pub use session::{FRAME, Media, MediaConfig, MediaEvent, SendTiming, Stats};
@@ -38,6 +39,9 @@ pub struct RtpSession {
     security: Security,
     /// Our SRTP keys, one per offered suite (none for plain RTP).
     offered: Vec<srtp::Keys>,
+    /// The audio codecs offered, best first, and whether telephone-event is.
+    codecs: Vec<Law>,
+    dtmf: bool,
 }
 
 /// Whether the media is encrypted (a trunk's `srtp`; docs/trunks.md, "SRTP").
@@ -73,10 +77,32 @@ impl RtpSession {
                     local,
                     security: Security::Plain,
                     offered: Vec::new(),
+                    codecs: vec![Law::Ulaw, Law::Alaw],
+                    dtmf: true,
                 });
             }
         }
         Err(MediaError::NoPort(first, last))
+    }
+
+    /// The codecs to offer, by a trunk's names in its order (`pcmu`, `pcma`, `g722`, `telephone-event`; others are
+    /// not offered). Without an audio codec among them, PCMU and PCMA.
+    pub fn set_codecs(&mut self, names: &[String]) {
+        let audio: Vec<Law> = names
+            .iter()
+            .filter_map(|n| match n.as_str() {
+                "pcmu" => Some(Law::Ulaw),
+                "pcma" => Some(Law::Alaw),
+                "g722" => Some(Law::G722),
+                _ => None,
+            })
+            .collect();
+        self.codecs = if audio.is_empty() {
+            vec![Law::Ulaw, Law::Alaw]
+        } else {
+            audio
+        };
+        self.dtmf = names.iter().any(|n| n == "telephone-event");
     }
 
     /// The SDP offer for this session (plain RTP).
@@ -111,11 +137,29 @@ impl RtpSession {
     fn sdp(&self, session_id: u64, profile: &str, crypto: &str) -> String {
         let ip = self.local.ip();
         let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+        let mut pts: Vec<String> = self.codecs.iter().map(|c| c.payload_type().to_string()).collect();
+        let mut maps: String = self
+            .codecs
+            .iter()
+            .map(|c| {
+                let name = match c {
+                    Law::Ulaw => "PCMU",
+                    Law::Alaw => "PCMA",
+                    Law::G722 => "G722",
+                };
+                // G.722's RTP clock is 8000 although it carries 16 kHz audio (RFC 3551).
+                format!("a=rtpmap:{} {name}/8000\r\n", c.payload_type())
+            })
+            .collect();
+        if self.dtmf {
+            pts.push("101".into());
+            maps.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
+        }
         format!(
             "v=0\r\no=outdial {session_id} 1 IN {family} {ip}\r\ns=outdial\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-             m=audio {} {profile} 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\n{crypto}a=sendrecv\r\n",
-            self.local.port()
+             m=audio {} {profile} {}\r\n{maps}a=ptime:20\r\n{crypto}a=sendrecv\r\n",
+            self.local.port(),
+            pts.join(" ")
         )
     }
 
@@ -249,7 +293,9 @@ pub fn parse_answer(sdp: &str) -> Result<Answer, MediaError> {
     let law = formats
         .iter()
         .find_map(|&pt| Law::from_payload_type(pt))
-        .ok_or_else(|| MediaError::BadAnswer(format!("no PCMU or PCMA among the formats {formats:?}")))?;
+        .ok_or_else(|| {
+            MediaError::BadAnswer(format!("no PCMU, PCMA or G.722 among the formats {formats:?}"))
+        })?;
     let rtcp = match rtcp_attr {
         Some((p, addr)) => SocketAddr::new(addr.unwrap_or(ip), p),
         None => SocketAddr::new(ip, port.saturating_add(1)),

@@ -89,6 +89,11 @@ pub enum MediaEvent {
     /// The far end's audio, [`MediaConfig::frames_per_event`] frames of 20 ms (concealed or silent when
     /// nothing came).
     Audio(Vec<i16>),
+    /// The same for a wideband call (G.722): the audio at 8 kHz and, sample for sample, at 16 kHz.
+    WideAudio {
+        narrow: Vec<i16>,
+        wide: Vec<i16>,
+    },
     Dtmf(Digit),
     /// The audio given to [`Media::play`] has all been sent.
     PlayoutDone,
@@ -269,6 +274,9 @@ struct Inbound {
     received: u64,
     prior: (u64, u64),
     last_sr: Option<(u32, Instant)>,
+    /// The G.722 coder, once the call uses it, and the 16 kHz audio that goes with `pcm` (twice its length).
+    wideband: Option<crate::wideband::Wideband>,
+    wide: VecDeque<i16>,
 }
 
 impl Inbound {
@@ -314,6 +322,8 @@ impl Inbound {
             received: 0,
             prior: (0, 0),
             last_sr: None,
+            wideband: None,
+            wide: VecDeque::new(),
         }
     }
 
@@ -359,17 +369,27 @@ impl Inbound {
     /// Takes the packets due now without decoding them (nobody listens): statistics stay right.
     fn skip(&mut self) {
         self.pcm.clear();
+        self.wide.clear();
         let _ = self.jb.pop();
     }
 
     /// Appends the next 20 ms frame to `out`: buffered audio, concealment of a lost packet (the last frame,
     /// fading), or silence.
-    fn frame(&mut self, law: Law, out: &mut Vec<i16>) {
+    fn frame(&mut self, law: Law, out: &mut Vec<i16>, wide_out: &mut Vec<i16>) {
+        let wideband = law == Law::G722;
         while self.pcm.len() < FRAME {
+            let before = self.pcm.len();
             match self.jb.pop() {
                 Some(Out::Packet(p)) => {
                     self.concealed = 0;
-                    self.pcm.extend(p.iter().map(|&c| law.decode(c)));
+                    if wideband {
+                        let (narrow, wide) =
+                            self.wideband.get_or_insert_with(Default::default).decode_both(&p);
+                        self.pcm.extend(narrow);
+                        self.wide.extend(wide);
+                    } else {
+                        self.pcm.extend(p.iter().map(|&c| law.decode(c)));
+                    }
                 }
                 Some(Out::Lost) => {
                     self.concealed += 1;
@@ -384,10 +404,23 @@ impl Inbound {
                 }
                 None => self.pcm.extend(std::iter::repeat_n(0, FRAME - self.pcm.len())),
             }
+            if wideband {
+                // Concealment and silence are taken to 16 kHz by repeating samples; decoded audio is already there.
+                let want = self.pcm.len() * 2;
+                let added: Vec<i16> = self.pcm.range(before..).copied().collect();
+                if self.wide.len() < want {
+                    self.wide
+                        .extend(added.iter().flat_map(|&s| [s, s]).take(want - self.wide.len()));
+                }
+            }
         }
         self.last.clear();
         self.last.extend(self.pcm.drain(..FRAME));
         out.extend_from_slice(&self.last);
+        if wideband {
+            let n = (FRAME * 2).min(self.wide.len());
+            wide_out.extend(self.wide.drain(..n));
+        }
     }
 }
 
@@ -403,6 +436,9 @@ struct Outbound {
     playing: bool,
     dtmf: VecDeque<(bool, [u8; 4])>,
     dtmf_ts: u32,
+    /// The G.722 coder (docs/trunks.md, "Codecs"), once the call uses it.
+    wideband: Option<crate::wideband::Wideband>,
+    frame: Vec<i16>,
 }
 
 impl Outbound {
@@ -417,8 +453,19 @@ impl Outbound {
             }
             rtp::build(&mut self.out, pt, marker, self.seq, self.dtmf_ts, self.ssrc, &p);
         } else {
-            for b in self.payload.iter_mut() {
-                *b = self.playout.pop_front().map_or(law.silence(), |s| law.encode(s));
+            if law == Law::G722 {
+                self.frame.clear();
+                self.frame
+                    .extend((0..FRAME).map(|_| self.playout.pop_front().unwrap_or(0)));
+                self.payload.resize(crate::wideband::PACKET, 0);
+                self.wideband
+                    .get_or_insert_with(Default::default)
+                    .encode(&self.frame, &mut self.payload);
+            } else {
+                self.payload.resize(FRAME, 0);
+                for b in self.payload.iter_mut() {
+                    *b = self.playout.pop_front().map_or(law.silence(), |s| law.encode(s));
+                }
             }
             rtp::build(
                 &mut self.out,
@@ -482,11 +529,14 @@ async fn run(
         playing: false,
         dtmf: VecDeque::new(),
         dtmf_ts: 0,
+        wideband: None,
+        frame: Vec::with_capacity(FRAME),
     };
     let mut inbound = Inbound::new(cfg.jitter_depth);
     let mut tap = true;
     let batch = cfg.frames_per_event.max(1);
     let mut audio: Vec<i16> = Vec::with_capacity(FRAME * batch);
+    let mut wide_audio: Vec<i16> = Vec::new();
     let mut latched = false;
     let mut last_rx = started;
     let mut timed_out = false;
@@ -648,10 +698,18 @@ async fn run(
         }
         // One frame out per tick, whatever arrived.
         if tap {
-            inbound.frame(law, &mut audio);
+            inbound.frame(law, &mut audio, &mut wide_audio);
             if audio.len() >= FRAME * batch {
                 let full = std::mem::replace(&mut audio, Vec::with_capacity(FRAME * batch));
-                if events.audio.try_send(MediaEvent::Audio(full)).is_err() {
+                let event = if law == Law::G722 {
+                    MediaEvent::WideAudio {
+                        narrow: full,
+                        wide: std::mem::take(&mut wide_audio),
+                    }
+                } else {
+                    MediaEvent::Audio(full)
+                };
+                if events.audio.try_send(event).is_err() {
                     stats.frames_dropped.fetch_add(batch as u64, Ordering::Relaxed);
                 }
             }

@@ -324,3 +324,47 @@ async fn jitter_is_computed_from_arrival_times_and_send_timing_is_added_up() {
     assert_eq!(all.iter().sum::<u64>(), sent);
     assert!(max_us > 0);
 }
+
+/// G.722 (docs/trunks.md, "Codecs"): what we send is payload type 9, 160 bytes per 20 ms; what we receive comes out
+/// at 8 kHz for the engines and, sample for sample, at 16 kHz for recognition.
+#[tokio::test]
+async fn g722_both_ways_with_the_wideband_audio_kept() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let s = RtpSession::bind("127.0.0.1".parse().unwrap(), (31000, 31998))
+        .await
+        .unwrap();
+    let local = s.local;
+    let remote = peer.local_addr().unwrap();
+    let answer = Answer {
+        remote,
+        rtcp: std::net::SocketAddr::new(remote.ip(), remote.port() + 1),
+        law: Law::G722,
+        dtmf_payload_type: None,
+        crypto: None,
+    };
+    let mut m = s.start(&answer, MediaConfig::default());
+    m.play(tone(440.0, 200));
+    let (pkt, _) = recv(&peer).await;
+    assert_eq!(pkt[1] & 0x7f, 9, "payload type 9");
+    assert_eq!(pkt.len(), 12 + 160, "160 bytes of G.722 per 20 ms");
+    // The far end's G.722 (our own coder plays the far end here; the end-to-end test uses an independent one).
+    let mut coder = outdial_media::wideband::Wideband::default();
+    let voice = tone(300.0, 400);
+    for (i, chunk) in voice.chunks(160).enumerate() {
+        let mut payload = [0u8; 160];
+        coder.encode(chunk, &mut payload);
+        let mut out = Vec::new();
+        rtp::build(&mut out, 9, false, i as u16, (i * 160) as u32, 7, &payload);
+        peer.send_to(&out, local).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match event(
+        &mut m,
+        |e| matches!(e, MediaEvent::WideAudio { narrow, .. } if narrow.iter().any(|&s| s.abs() > 1000)),
+    )
+    .await
+    {
+        MediaEvent::WideAudio { narrow, wide } => assert_eq!(wide.len(), narrow.len() * 2),
+        other => panic!("{other:?}"),
+    }
+}

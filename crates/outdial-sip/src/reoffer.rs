@@ -3,8 +3,8 @@
 //! `inactive` → `inactive`), and its `o=` version goes up whenever it differs from our previous SDP (RFC 3264
 //! §8). An offer without a codec we offered is refused (`488`): the call goes on as before.
 
-/// The static audio payload types we can carry (PCMU, PCMA).
-const AUDIO: [&str; 2] = ["0", "8"];
+/// The static audio payload types we can carry (PCMU, PCMA, G.722).
+const AUDIO: [&str; 3] = ["0", "8", "9"];
 
 /// Our side of the session: the SDP we offered, and the last one we sent with its version.
 pub(crate) struct Ours {

@@ -3,11 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test support fails loudly.
 
 mod dns;
-mod srtp;
+mod peers;
 mod tls;
 
 pub use dns::{Dns, Record};
-pub use srtp::SrtpPeer;
+pub use peers::Peer;
 pub use tls::{Stunnel, TestCa};
 
 use std::os::unix::process::CommandExt as _;

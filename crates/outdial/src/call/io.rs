@@ -44,6 +44,8 @@ pub struct CallIo {
     pub(super) opening: bool,
     pub(super) stt: Option<SttStream>,
     pub(super) upsampler: Upsampler,
+    /// A wideband call: the 16 kHz audio of the last frames given to the engine.
+    pub(super) wide: Option<Vec<i16>>,
     pub(super) warned_no_stt: bool,
     pub(super) results: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
     pub(super) commands: Option<mpsc::Receiver<Command>>,
@@ -79,6 +81,7 @@ impl CallIo {
             opening: false,
             stt: None,
             upsampler: Upsampler::default(),
+            wide: None,
             warned_no_stt: false,
             results: mpsc::unbounded_channel(),
             commands: Some(commands),
@@ -255,7 +258,11 @@ impl Io for CallIo {
             }
             Effect::Speech(SpeechEffect::Feed(pcm)) => {
                 if let Some(s) = &self.stt {
-                    s.push(self.upsampler.process(&pcm));
+                    // A wideband call's frame at 16 kHz as it came (docs/trunks.md, "Codecs"), else upsampled.
+                    match self.wide.take() {
+                        Some(wide) if wide.len() == pcm.len() * 2 => s.push(wide),
+                        _ => s.push(self.upsampler.process(&pcm)),
+                    }
                 }
             }
             Effect::Fetch { job, url, format } => {
@@ -307,6 +314,11 @@ impl Io for CallIo {
     fn poll_media(&mut self) -> Option<Input> {
         let e = match self.media.as_mut()?.try_next()? {
             MediaEvent::Audio(frame) => MediaInput::Audio(frame),
+            // G.722: the engines get 8 kHz; recognition is fed the 16 kHz audio of the same frames.
+            MediaEvent::WideAudio { narrow, wide } => {
+                self.wide = Some(wide);
+                MediaInput::Audio(narrow)
+            }
             MediaEvent::Dtmf(d) => MediaInput::Dtmf {
                 digit: d.digit,
                 duration_ms: d.duration_ms,

@@ -42,6 +42,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
         outdial_core::trunk::Srtp::Optional => outdial_media::Security::Optional,
         outdial_core::trunk::Srtp::Required => outdial_media::Security::Required,
     };
+    rtp.set_codecs(&trunk.codecs);
     let offer = rtp.offer_secure(now_ms() as u64, security);
     let local = ctx.rtp_ip.to_string();
     let req = if trunk.tls_ca_file.is_some() {

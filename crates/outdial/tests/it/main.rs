@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod bots;
 mod calls;
+mod codecs;
 mod common;
 mod demo;
 mod detect_cli;

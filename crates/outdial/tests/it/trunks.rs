@@ -171,7 +171,7 @@ async fn a_trunk_without_port_is_found_by_srv() {
 #[tokio::test]
 async fn srtp_with_a_far_end_that_really_encrypts() {
     for suite in ["80", "32"] {
-        let peer = outdial_testkit::SrtpPeer::start(suite, 2.0);
+        let peer = outdial_testkit::Peer::srtp(suite, 2.0);
         let g = Gateway::start(&common::with_bot(&format!(
             "[[trunks]]\nname = \"secure\"\naddress = \"127.0.0.1:{}\"\nkeepAliveSec = 0\nsrtp = \"required\"\n{BOT}",
             peer.port
