@@ -5,7 +5,9 @@
 
 pub mod dtmf;
 pub mod g711;
+mod inbound;
 pub mod jitter;
+mod outbound;
 mod recv;
 pub mod resample;
 pub mod rtcp;
