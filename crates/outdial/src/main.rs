@@ -1,5 +1,10 @@
 //! `outdial`: the outbound voice gateway.
 
+/// BENCHMARKS.md, "Memory over a soak": glibc malloc let the resident memory grow call after call (freed memory
+/// stayed with its arenas); mimalloc gives it back.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod botlink;
 mod call;
 mod config;
