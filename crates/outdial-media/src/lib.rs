@@ -172,7 +172,7 @@ impl RtpSession {
             return Ok(());
         }
         match &answer.crypto {
-            Some(k) if self.offered.iter().any(|o| o.tag == k.tag && o.suite == k.suite) => Ok(()),
+            Some(k) if self.offered_key(k).is_some() => Ok(()),
             Some(k) => Err(MediaError::BadAnswer(format!(
                 "its a=crypto:{} {} answers none of ours",
                 k.tag,
@@ -191,11 +191,14 @@ impl RtpSession {
             return None;
         }
         let theirs = answer.crypto.as_ref()?;
-        let ours = self
-            .offered
+        srtp::Srtp::new(self.offered_key(theirs)?, theirs)
+    }
+
+    /// Our key that the answer's key answers (same tag and suite).
+    fn offered_key(&self, theirs: &srtp::Keys) -> Option<&srtp::Keys> {
+        self.offered
             .iter()
-            .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)?;
-        srtp::Srtp::new(ours, theirs)
+            .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)
     }
 
     /// Starts the media loop towards the answer's address.

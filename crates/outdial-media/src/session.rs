@@ -342,10 +342,8 @@ async fn run(
                             moved_from = Some(remote);
                         }
                         (remote, remote_rtcp, dtmf_pt) = (p.remote, p.remote_rtcp, p.dtmf_pt);
-                        if p.law != law {
-                            law = p.law;
-                            tx.payload = vec![law.silence(); FRAME];
-                        }
+                        // (Each packet sizes and fills its payload for the codec: nothing to reset.)
+                        law = p.law;
                     }
                     if held && !hold {
                         last_rx = Instant::now();

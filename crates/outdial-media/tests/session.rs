@@ -9,6 +9,16 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 
 async fn session(peer: &UdpSocket, cfg: MediaConfig) -> (Media, std::net::SocketAddr) {
+    session_in(peer, cfg, Law::Ulaw, Some(101)).await
+}
+
+/// A session towards `peer` whose answer chose `law` (and telephone-event at `dtmf`).
+async fn session_in(
+    peer: &UdpSocket,
+    cfg: MediaConfig,
+    law: Law,
+    dtmf: Option<u8>,
+) -> (Media, std::net::SocketAddr) {
     let s = RtpSession::bind("127.0.0.1".parse().unwrap(), (31000, 31998))
         .await
         .unwrap();
@@ -17,8 +27,8 @@ async fn session(peer: &UdpSocket, cfg: MediaConfig) -> (Media, std::net::Socket
     let answer = Answer {
         remote,
         rtcp: std::net::SocketAddr::new(remote.ip(), remote.port() + 1),
-        law: Law::Ulaw,
-        dtmf_payload_type: Some(101),
+        law,
+        dtmf_payload_type: dtmf,
         crypto: None,
     };
     (s.start(&answer, cfg), local)
@@ -330,19 +340,7 @@ async fn jitter_is_computed_from_arrival_times_and_send_timing_is_added_up() {
 #[tokio::test]
 async fn g722_both_ways_with_the_wideband_audio_kept() {
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let s = RtpSession::bind("127.0.0.1".parse().unwrap(), (31000, 31998))
-        .await
-        .unwrap();
-    let local = s.local;
-    let remote = peer.local_addr().unwrap();
-    let answer = Answer {
-        remote,
-        rtcp: std::net::SocketAddr::new(remote.ip(), remote.port() + 1),
-        law: Law::G722,
-        dtmf_payload_type: None,
-        crypto: None,
-    };
-    let mut m = s.start(&answer, MediaConfig::default());
+    let (mut m, local) = session_in(&peer, MediaConfig::default(), Law::G722, None).await;
     m.play(tone(440.0, 200));
     let (pkt, _) = recv(&peer).await;
     assert_eq!(pkt[1] & 0x7f, 9, "payload type 9");

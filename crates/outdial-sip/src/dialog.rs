@@ -57,15 +57,18 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Ends an answered call from our side for a session-timer reason: BYE, the dialog removed, `Ended` with why.
+/// Ends an answered call from our side: BYE, the dialog removed, `Ended` (with why, when it is ours to say: a
+/// session timer; a hang-up asked for by the conversation has none).
 async fn end_session(
     dialog: &InviteDialog,
     dialogs: &Arc<DialogLayer>,
     answered_id: &mut Option<rsipstack::dialog::DialogId>,
     events: &mpsc::Sender<CallEvent>,
-    why: String,
+    why: Option<String>,
 ) {
-    tracing::info!(call_id = %dialog.id().call_id, "{why}");
+    if let Some(why) = &why {
+        tracing::info!(call_id = %dialog.id().call_id, "{why}");
+    }
     if let Err(e) = dialog.hangup().await {
         tracing::debug!("BYE: {e}");
     }
@@ -75,7 +78,7 @@ async fn end_session(
     let _ = events
         .send(CallEvent::Ended {
             by_remote: false,
-            reason: Some(why),
+            reason: why,
         })
         .await;
 }
@@ -435,7 +438,7 @@ async fn invite_once(
                     continue;
                 }
                 let why = format!("session expired: the far end did not refresh it within {} s (RFC 4028)", t.secs());
-                end_session(&dialog, dialogs, &mut answered_id, events, why).await;
+                end_session(&dialog, dialogs, &mut answered_id, events, Some(why)).await;
                 break;
             }
             Some(result) = refreshes.recv(), if !hangup_sent => {
@@ -452,7 +455,7 @@ async fn invite_once(
                             Err(e) => e,
                         };
                         let why = format!("session refresh failed: {what} (RFC 4028)");
-                        end_session(&dialog, dialogs, &mut answered_id, events, why).await;
+                        end_session(&dialog, dialogs, &mut answered_id, events, Some(why)).await;
                         break;
                     }
                 }
@@ -478,14 +481,12 @@ async fn invite_once(
                     Some(Control::Hangup) | None => {}
                 }
                 hangup_sent = true;
-                let r = if answered_id.is_some() { dialog.hangup().await } else { dialog.cancel().await };
-                if let Err(e) = r {
-                    tracing::debug!(call_id, "hang-up: {e}");
-                }
-                if let Some(id) = &answered_id {
-                    dialogs.remove_dialog(id);
-                    let _ = events.send(CallEvent::Ended { by_remote: false, reason: None }).await;
+                if answered_id.is_some() {
+                    end_session(&dialog, dialogs, &mut answered_id, events, None).await;
                     break;
+                }
+                if let Err(e) = dialog.cancel().await {
+                    tracing::debug!(call_id, "CANCEL: {e}");
                 }
             }
         }

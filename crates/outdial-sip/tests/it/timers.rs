@@ -13,18 +13,34 @@ fn timed_request(port: u16) -> outdial_sip::CallRequest {
     req
 }
 
+/// Places a call with a session timer and waits for its answer; returns it with when it was answered.
+async fn answered(a: &outdial_sip::SipAgent, port: u16) -> (outdial_sip::Call, Instant) {
+    let mut call = a.call(timed_request(port)).unwrap();
+    let (_, fin) = final_event(&mut call).await;
+    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    (call, Instant::now())
+}
+
+/// How the answered call ends (within 10 s; the far end's re-offers are skipped).
+async fn end_of(call: &mut outdial_sip::Call) -> CallEvent {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), next(call)).await {
+            Ok(CallEvent::MediaChanged { .. }) => continue,
+            Ok(e) => return e,
+            Err(_) => panic!("the call did not end within 10 s"),
+        }
+    }
+}
+
 /// We are the refresher (4 s granted): two UPDATEs about 2 s apart keep the call; sipp checks the INVITE asked for
 /// `Session-Expires: 1800;refresher=uac` with `Supported: timer`.
 #[tokio::test]
 async fn we_refresh_with_update_at_half_the_interval() {
     let sipp = Sipp::uas("uas_session_timer_uac.xml", &[]);
     let a = agent().await;
-    let mut call = a.call(timed_request(sipp.port)).unwrap();
-    let (_, fin) = final_event(&mut call).await;
-    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    let answered = Instant::now();
-    match tokio::time::timeout(Duration::from_secs(10), next(&mut call)).await {
-        Ok(CallEvent::Ended { by_remote: true, .. }) => {}
+    let (mut call, answered) = answered(&a, sipp.port).await;
+    match end_of(&mut call).await {
+        CallEvent::Ended { by_remote: true, .. } => {}
         other => panic!("{other:?}"),
     }
     let lasted = answered.elapsed();
@@ -41,15 +57,12 @@ async fn we_refresh_with_update_at_half_the_interval() {
 async fn a_missing_refresh_ends_the_call_with_bye_before_expiry() {
     let sipp = Sipp::uas("uas_session_timer_uas.xml", &[]);
     let a = agent().await;
-    let mut call = a.call(timed_request(sipp.port)).unwrap();
-    let (_, fin) = final_event(&mut call).await;
-    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    let answered = Instant::now();
-    match tokio::time::timeout(Duration::from_secs(10), next(&mut call)).await {
-        Ok(CallEvent::Ended {
+    let (mut call, answered) = answered(&a, sipp.port).await;
+    match end_of(&mut call).await {
+        CallEvent::Ended {
             by_remote: false,
             reason: Some(reason),
-        }) => assert_eq!(
+        } => assert_eq!(
             reason,
             "session expired: the far end did not refresh it within 6 s (RFC 4028)"
         ),
@@ -69,9 +82,7 @@ async fn a_missing_refresh_ends_the_call_with_bye_before_expiry() {
 async fn a_422_is_answered_with_the_far_ends_min_se() {
     let sipp = Sipp::uas("uas_session_timer_422.xml", &[]);
     let a = agent().await;
-    let mut call = a.call(timed_request(sipp.port)).unwrap();
-    let (_, fin) = final_event(&mut call).await;
-    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
+    let (mut call, _) = answered(&a, sipp.port).await;
     assert!(matches!(
         next(&mut call).await,
         CallEvent::Ended { by_remote: true, .. }
@@ -89,11 +100,9 @@ async fn a_422_is_answered_with_the_far_ends_min_se() {
 async fn without_update_we_refresh_with_a_reinvite() {
     let sipp = Sipp::uas("uas_session_timer_reinvite.xml", &[]);
     let a = agent().await;
-    let mut call = a.call(timed_request(sipp.port)).unwrap();
-    let (_, fin) = final_event(&mut call).await;
-    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    match tokio::time::timeout(Duration::from_secs(10), next(&mut call)).await {
-        Ok(CallEvent::Ended { by_remote: true, .. }) => {}
+    let (mut call, _) = answered(&a, sipp.port).await;
+    match end_of(&mut call).await {
+        CallEvent::Ended { by_remote: true, .. } => {}
         other => panic!("{other:?}"),
     }
     assert_eq!(sipp.exit_code(), 0, "sipp got the re-INVITE refresh and its ACK");
@@ -106,15 +115,10 @@ async fn without_update_we_refresh_with_a_reinvite() {
 async fn the_far_ends_refresh_keeps_the_call() {
     let sipp = Sipp::uas("uas_session_timer_uas_refresh.xml", &[]);
     let a = agent().await;
-    let mut call = a.call(timed_request(sipp.port)).unwrap();
-    let (_, fin) = final_event(&mut call).await;
-    assert!(matches!(fin, CallEvent::Answered { .. }), "{fin:?}");
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), next(&mut call)).await {
-            Ok(CallEvent::MediaChanged { .. }) => continue,
-            Ok(CallEvent::Ended { by_remote: true, .. }) => break,
-            other => panic!("the far end hangs up, not us: {other:?}"),
-        }
+    let (mut call, _) = answered(&a, sipp.port).await;
+    match end_of(&mut call).await {
+        CallEvent::Ended { by_remote: true, .. } => {}
+        other => panic!("the far end hangs up, not us: {other:?}"),
     }
     assert_eq!(
         sipp.exit_code(),
