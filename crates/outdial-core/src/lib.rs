@@ -10,6 +10,7 @@ pub mod bot;
 pub mod conversation;
 pub mod detection;
 pub mod dialout;
+pub mod frameworks;
 pub mod iam;
 pub mod patterns;
 pub mod time;

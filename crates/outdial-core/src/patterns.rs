@@ -93,6 +93,8 @@ pub const SCOPE: &str = concat!(
 );
 /// A SIP header name (a trunk's `headers` keys).
 pub const HEADER_NAME: &str = "^[A-Za-z0-9_.!%*+`'~-]+$";
+/// Google resource ids of a Dialogflow bot (`projectId`, `location`, `agentId`, `environment`).
+pub const RESOURCE_ID: &str = "^[A-Za-z0-9_-]+$";
 /// Event and header names listed by a bot (`sendEventsToBot`, `sipHeadersToBot`).
 pub const TOKEN: &str = "^[A-Za-z0-9_.-]{1,64}$";
 

@@ -51,6 +51,15 @@ pub enum Script {
     PlayUrlSlow,
     /// Opens conversations but answers every activity with 401 (a bot that refuses the call).
     Unauthorized,
+    /// Greets like `Ask`, then fails every later request with 503 (a bot that breaks during the call).
+    GreetThenFail,
+}
+
+impl Script {
+    /// Whether a request that comes after `earlier` activities fails (`GreetThenFail` once the call started).
+    pub(crate) fn fails_after(self, earlier: &[Value]) -> bool {
+        self == Script::GreetThenFail && earlier.iter().any(|a| a["name"] == "start")
+    }
 }
 
 #[derive(Default)]
@@ -142,7 +151,7 @@ fn activity(kind: &str, fields: Value) -> Value {
 }
 
 /// The answer to a batch of activities (`new`), given everything received so far.
-fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec<Value> {
+pub(crate) fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec<Value> {
     if script == Script::NoInput && new.iter().any(|a| a["name"] == "noUserInput") {
         return vec![activity(
             "event",
@@ -208,7 +217,7 @@ fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec
             "message",
             json!({"text": format!("Hello {name}."), "sessionParams": {"userNoInputTimeoutMS": 1000}}),
         )],
-        Script::Ask => vec![activity(
+        Script::Ask | Script::GreetThenFail => vec![activity(
             "message",
             json!({"text": format!("Hello {name}, this is the reference bot. Would you like to hear about our new offer?")}),
         )],
@@ -321,7 +330,11 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                     return StatusCode::NOT_FOUND.into_response();
                 };
                 let new: Vec<Value> = b["activities"].as_array().cloned().unwrap_or_default();
+                let failing = script.fails_after(list);
                 list.extend(new.iter().cloned());
+                if failing {
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
                 if script == Script::Unauthorized {
                     return (StatusCode::UNAUTHORIZED, Json(json!({"error": "not allowed to call"}))).into_response();
                 }

@@ -11,6 +11,9 @@
 //! "Yes please." once. What the callee heard of the last call is kept ([`SimStats::heard`]) so tests can check it.
 
 pub mod bot;
+mod dfwire;
+pub mod dialogflow;
+pub mod directline;
 pub mod sip;
 pub mod streambot;
 pub mod wsbot;

@@ -240,8 +240,25 @@ pub(crate) fn map_secrets(
 ) -> Result<(), StoreError> {
     let Value::Object(m) = doc else { return Ok(()) };
     for field in kind.secret_fields() {
-        if let Some(Value::String(s)) = m.get_mut(*field) {
-            *s = f(s)?;
+        match m.get_mut(*field) {
+            Some(Value::String(s)) => {
+                *s = f(s)?;
+                // A secret that is an object (a bot's service-account key) is sealed as its JSON text and comes
+                // back as the object.
+                if s.starts_with('{')
+                    && let Ok(obj @ Value::Object(_)) = serde_json::from_str::<Value>(s)
+                {
+                    m.insert((*field).to_string(), obj);
+                }
+            }
+            Some(obj @ Value::Object(_)) => {
+                let sealed = f(&obj.to_string())?;
+                *obj = match serde_json::from_str::<Value>(&sealed) {
+                    Ok(o @ Value::Object(_)) => o,
+                    _ => Value::String(sealed),
+                };
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -285,5 +302,28 @@ mod tests {
         t.pop();
         t.push(if a.ends_with('A') { 'B' } else { 'A' });
         assert!(open(Some(&one), &t).is_err());
+    }
+
+    #[test]
+    fn an_object_secret_is_sealed_whole_and_comes_back_as_the_object() {
+        let k: MasterKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+            .parse()
+            .unwrap_or_else(|_| panic!("hex key"));
+        let sealer = Sealer::new(&k, &[]);
+        let key = serde_json::json!({"client_email": "a@b", "private_key": "-----BEGIN PRIVATE KEY-----x"});
+        let mut doc = serde_json::json!({"name": "cx", "credentials": key});
+        let seal = |s: &str| Ok(sealer.seal(s));
+        assert!(map_secrets(crate::Kind::Bot, &mut doc, seal).is_ok());
+        let stored = doc["credentials"].as_str().unwrap_or_default().to_string();
+        assert!(
+            stored.starts_with("enc:v1:") && !stored.contains("PRIVATE"),
+            "{stored}"
+        );
+        assert!(map_secrets(crate::Kind::Bot, &mut doc, |s| open(Some(&sealer), s)).is_ok());
+        assert_eq!(doc["credentials"], key);
+        // Without a master key the object is kept as it is.
+        let mut clear = serde_json::json!({"credentials": key});
+        assert!(map_secrets(crate::Kind::Bot, &mut clear, |s| Ok(s.to_string())).is_ok());
+        assert_eq!(clear["credentials"], key);
     }
 }

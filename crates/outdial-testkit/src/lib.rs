@@ -2,10 +2,12 @@
 //! SIP far end on 127.0.0.1 with one of the scenario files in `sipp/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Test support fails loudly.
 
+mod botframework;
 mod dns;
 mod peers;
 mod tls;
 
+pub use botframework::BotFramework;
 pub use dns::{Dns, Record};
 pub use peers::Peer;
 pub use tls::{Stunnel, TestCa};

@@ -5,6 +5,8 @@
 use crate::engine::Ctx;
 use outdial_bots::BotError;
 use outdial_bots::acapi::AcApi;
+use outdial_bots::dialogflow::{Dialogflow, Edition, Settings};
+use outdial_bots::directline::DirectLine;
 use outdial_bots::streaming::AcStreaming;
 use outdial_bots::{BotConnector, BotSession, FromBot, MediaFormat, activity};
 use outdial_conversation::ToBot;
@@ -112,6 +114,45 @@ pub fn decode_raw(format: MediaFormat, bytes: &[u8]) -> Vec<i16> {
 
 /// The connector of a bot, by its type.
 pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, BotError> {
+    if bot.bot_type == BotType::DirectLine {
+        let secret = bot.bot_secret.as_deref().unwrap_or_default();
+        let base = bot
+            .direct_line_url
+            .as_deref()
+            .unwrap_or(outdial_core::frameworks::DIRECT_LINE_URL);
+        let c = DirectLine::new(
+            ctx.bot_client.clone(),
+            base,
+            secret,
+            bot.direct_line_flavor,
+            &bot.language,
+        )?;
+        return Ok(Box::new(c));
+    }
+    if let BotType::DialogflowCx | BotType::DialogflowEs = bot.bot_type {
+        let edition = if bot.bot_type == BotType::DialogflowCx {
+            Edition::Cx
+        } else {
+            Edition::Es
+        };
+        let settings = Settings {
+            project_id: bot.project_id.clone().unwrap_or_default(),
+            location: bot.location.clone(),
+            agent_id: bot.agent_id.clone(),
+            environment: bot.environment.clone(),
+            language_code: bot.language_code.clone().unwrap_or_else(|| bot.language.clone()),
+            api_endpoint: bot.api_endpoint.clone(),
+        };
+        let credentials = bot.credentials.clone().unwrap_or_default();
+        let c = Dialogflow::new(
+            ctx.bot_client.clone(),
+            edition,
+            &settings,
+            &credentials,
+            ctx.google_tokens.clone(),
+        )?;
+        return Ok(Box::new(c));
+    }
     let url = bot
         .bot_url
         .as_deref()

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub bot_client: outdial_net::Guarded,
     /// OAuth access tokens towards bots, shared by all calls.
     pub bot_tokens: outdial_bots::oauth::TokenCache,
+    /// Dialogflow bots' access tokens, by service account, shared by every call.
+    pub google_tokens: outdial_bots::dialogflow::auth::GoogleTokens,
     /// No RTP for this long ends an answered call with `error`; None = never.
     pub media_timeout: Option<Duration>,
     pub health: Arc<TrunkHealth>,

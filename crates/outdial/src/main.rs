@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod botcli;
 mod botlink;
 mod call;
 mod config;
@@ -100,8 +101,19 @@ enum Command {
     /// Applications, with local access to the store.
     #[command(subcommand)]
     Apps(AppsCommand),
+    /// Bots, through a running gateway.
+    #[command(subcommand)]
+    Bots(BotsCommand),
     /// Print the OpenAPI document.
     Openapi,
+}
+
+#[derive(Subcommand)]
+enum BotsCommand {
+    /// Test a bot's connection (every bot type): prints `ok` or one sentence saying what is wrong (bad secret,
+    /// unknown agent, wrong region, bot failing); exits 0 when the bot answered, 1 when not, 2 when the gateway
+    /// refused.
+    Test(botcli::BotTestArgs),
 }
 
 #[derive(Subcommand)]
@@ -151,6 +163,20 @@ fn main() -> std::process::ExitCode {
                 Ok(c) => std::process::ExitCode::from(c),
                 Err(e) => {
                     eprintln!("outdial dial: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
+        Command::Bots(BotsCommand::Test(args)) => {
+            let code = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(botcli::run(args)));
+            return match code {
+                Ok(c) => std::process::ExitCode::from(c),
+                Err(e) => {
+                    eprintln!("outdial bots test: {e:#}");
                     std::process::ExitCode::from(2)
                 }
             };

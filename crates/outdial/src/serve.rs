@@ -105,6 +105,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         stt,
         stt_end_silence_ms: cfg.speech.end_silence_ms,
         bot_tokens: Default::default(),
+        google_tokens: Default::default(),
         // docs/security.md, "Outbound requests": every bot URL passes the `[bot_network]` policy.
         bot_client: outdial_net::Guarded::new(
             checked.bot_policy,

@@ -22,10 +22,13 @@ impl Resource for Bot {
     const KIND: Kind = Kind::Bot;
     const NAME_FIELD: &'static str = "name";
     const SECRETS: &'static [&'static str] = &outdial_core::bot::BOT_SECRETS;
-    /// The token and the OAuth access token go to `botUrl`; the client secret goes to `oauthTokenUrl`.
+    /// The token and the OAuth access token go to `botUrl`; the client secret goes to `oauthTokenUrl`; the
+    /// Direct Line secret to `directLineUrl`; the service account's access tokens to `apiEndpoint`.
     const SECRETS_BOUND_TO: &'static [(&'static str, &'static [&'static str])] = &[
         ("botUrl", &["token", "oauthClientSecret"]),
         ("oauthTokenUrl", &["oauthClientSecret"]),
+        ("directLineUrl", &["botSecret"]),
+        ("apiEndpoint", &["credentials"]),
     ];
 
     async fn build(input: &Value, _existing: Option<&Self>) -> ApiResult<Self> {

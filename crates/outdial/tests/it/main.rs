@@ -4,13 +4,17 @@
 
 mod admin;
 mod auth;
+mod botframework;
 mod bots;
 mod calls;
 mod codecs;
 mod common;
 mod demo;
 mod detect_cli;
+mod dialogflow;
 mod dialout;
+mod directline;
+mod frameworks;
 mod https;
 mod media;
 mod notifications;

@@ -1,0 +1,48 @@
+//! `outdial bots test NAME`: the operator's "test connection" from the command line, through a running gateway
+//! (`POST /api/v1/bots/{name}/test`, docs/bots.md, "Testing a bot's connection"). Prints `ok` or the one sentence
+//! that says what is wrong; exits 0 when the bot answered, 1 when it did not, 2 when the gateway refused.
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+
+#[derive(Args, Debug)]
+pub struct BotTestArgs {
+    /// The bot's name.
+    name: String,
+    /// The gateway's base URL.
+    #[arg(long, env = "OUTDIAL_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Application (API client) id, with VAIC/BOTS/READ or WRITE on the bot.
+    #[arg(long, env = "OUTDIAL_CLIENT_ID")]
+    client_id: String,
+    /// Its secret (HTTP Basic).
+    #[arg(long, env = "OUTDIAL_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: String,
+}
+
+pub async fn run(a: BotTestArgs) -> anyhow::Result<u8> {
+    let name: String = url::form_urlencoded::byte_serialize(a.name.as_bytes()).collect();
+    let url = format!("{}/api/v1/bots/{name}/test", a.url.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .basic_auth(&a.client_id, Some(&a.client_secret))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .with_context(|| format!("no answer from the gateway at {}", a.url))?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let why = body["error"].as_str().or(body["message"].as_str()).unwrap_or("");
+        eprintln!("the gateway refused: HTTP {} {why}", status.as_u16());
+        return Ok(2);
+    }
+    if body["success"] == true {
+        println!("ok: bot '{}' answered", a.name);
+        Ok(0)
+    } else {
+        println!("{}", body["error"].as_str().unwrap_or("the bot did not answer"));
+        Ok(1)
+    }
+}

@@ -1,0 +1,184 @@
+//! Dialogflow CX and ES (docs/bots.md, "Dialogflow") against the local detectIntent and token services of
+//! outdial-sim: the WELCOME event and the machine-detection events as the seed shows them, the end of the
+//! interaction after the prompt, one access token for every call, regional endpoints, and the operator's
+//! connection test naming what is wrong.
+
+use crate::common;
+use crate::directline::{bot_test, patch_bot};
+use crate::frameworks::{Framework, Service, gateway, seed_request};
+
+use common::{receiver, status};
+use outdial_sim::bot::Script;
+use outdial_sim::dialogflow::FakeDialogflow;
+use serde_json::json;
+
+fn fake(s: &Service) -> &FakeDialogflow {
+    match s {
+        Service::Df(d) => d,
+        _ => unreachable!(),
+    }
+}
+
+/// The seed's WELCOME example (ES: the event's own shape; CX: the event, with the fields as session parameters
+/// and under `event-WELCOME`), and the machine-detection events, field by field.
+#[tokio::test]
+async fn the_events_are_the_seeds() {
+    for fw in [Framework::DialogflowCx, Framework::DialogflowEs] {
+        let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+            .await
+            .unwrap();
+        let (svc, g) = gateway(fw, Script::Ask, &sim.addr.to_string(), "").await;
+        let (url, got) = receiver().await;
+        let mut body = seed_request(&url);
+        body["target"] = json!("tel:+123456781"); // an answering machine
+        body["machineDetection"] = json!("detect");
+        body["voicemailEndTimeoutSec"] = json!(4);
+        let id = common::dialout(&g, &body).await;
+        let done = status(&got, "completed").await;
+        assert_eq!(done["botOperationResult"], "voicemail", "{fw:?}: {done}");
+        let reqs = fake(&svc).requests();
+        let (path, welcome) = &reqs[0];
+        assert!(
+            path.ends_with(&format!("/sessions/{id}:detectIntent")),
+            "one session per conversation: {path}"
+        );
+        let fields = json!({"participantName": "Alice"});
+        if fw == Framework::DialogflowEs {
+            let e = &welcome["queryInput"]["event"];
+            assert_eq!(e["name"], "WELCOME");
+            assert_eq!(e["languageCode"], "en-US");
+            assert_eq!(e["parameters"]["callee"], "+123456781");
+            assert_eq!(e["parameters"]["caller"], "1-800-111-111");
+            assert_eq!(e["parameters"]["dialoutMetadata"], fields);
+        } else {
+            assert_eq!(welcome["queryInput"]["event"], json!({"event": "WELCOME"}));
+            assert_eq!(welcome["queryInput"]["languageCode"], "en-US");
+            let p = &welcome["queryParams"]["parameters"];
+            assert_eq!(
+                p["event-WELCOME"]["dialoutMetadata"]["participantName"], "Alice",
+                "{p}"
+            );
+            assert_eq!(p["event-WELCOME"]["caller"], "1-800-111-111");
+            assert_eq!(p["dialoutMetadata"], fields);
+        }
+        let md: Vec<&serde_json::Value> = reqs[1..].iter().map(|(_, b)| b).collect();
+        let values: Vec<&str> = md
+            .iter()
+            .filter_map(|b| match fw {
+                Framework::DialogflowEs => {
+                    assert_eq!(b["queryInput"]["event"]["name"], "machineDetection", "{b}");
+                    assert_eq!(b["queryInput"]["event"]["languageCode"], "en-US");
+                    b["queryInput"]["event"]["parameters"]["value"].as_str()
+                }
+                _ => {
+                    assert_eq!(b["queryInput"]["event"]["event"], "machineDetection", "{b}");
+                    b["queryParams"]["parameters"]["event-machineDetection"]["value"].as_str()
+                }
+            })
+            .collect();
+        assert_eq!(
+            values,
+            ["voicemail-prompt-start", "voicemail-prompt-end-beep"],
+            "{fw:?}"
+        );
+    }
+}
+
+/// `endInteraction` hangs up once the prompt before it has played: the goodbye is heard in full, then the BYE.
+#[tokio::test]
+async fn the_end_of_the_interaction_waits_for_the_prompt() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (_svc, g) = gateway(
+        Framework::DialogflowCx,
+        Script::GreetAndHangUp,
+        &sim.addr.to_string(),
+        "",
+    )
+    .await;
+    let (url, got) = receiver().await;
+    let id = common::dialout(&g, &seed_request(&url)).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
+    assert_eq!(done["botOperationResult"], "greeted", "{done}");
+    let ev = common::events(&g, &id).await;
+    assert!(ev.iter().any(|e| e["kind"] == "prompt"), "{ev:?}");
+    // "Hello Alice, this is the reference bot. Goodbye." takes about 3 s: the BYE came after it.
+    let duration = done["callDuration"].as_f64().unwrap();
+    assert!(duration > 2.5, "hung up after {duration} s");
+}
+
+/// One access token serves every call of the bot (and the connection test).
+#[tokio::test]
+async fn one_access_token_for_every_call() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (svc, g) = gateway(
+        Framework::DialogflowEs,
+        Script::GreetAndHangUp,
+        &sim.addr.to_string(),
+        "",
+    )
+    .await;
+    for _ in 0..2 {
+        let (url, got) = receiver().await;
+        common::dialout(&g, &seed_request(&url)).await;
+        let done = status(&got, "completed").await;
+        assert_eq!(done["botOperationResult"], "greeted", "{done}");
+    }
+    for _ in 0..2 {
+        assert_eq!(bot_test(&g).await, json!({"success": true}));
+    }
+    assert_eq!(
+        fake(&svc).token_requests(),
+        1,
+        "one JWT exchange, then the cached token"
+    );
+}
+
+/// Regional agents: `location` picks the regional path; the wrong region is named as such.
+#[tokio::test]
+async fn regional_agents_and_what_the_connection_test_says() {
+    let (svc, g) = gateway(
+        Framework::DialogflowCx,
+        Script::Silent,
+        "127.0.0.1:9",
+        "location = \"europe-west2\"\n",
+    )
+    .await;
+    fake(&svc).set_location("europe-west2");
+    assert_eq!(bot_test(&g).await, json!({"success": true}));
+    fake(&svc).set_location("us-central1");
+    let why = bot_test(&g).await["error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("another region") && why.contains("check location"),
+        "{why}"
+    );
+    fake(&svc).set_location("europe-west2");
+    patch_bot(&g, json!({"agentId": "no-such-agent"})).await;
+    let why = bot_test(&g).await["error"].as_str().unwrap().to_string();
+    assert!(why.contains("no such agent") && why.contains("404"), "{why}");
+    patch_bot(
+        &g,
+        json!({"agentId": outdial_sim::dialogflow::AGENT, "projectId": "someone-else"}),
+    )
+    .await;
+    let why = bot_test(&g).await["error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("may not use this agent") && why.contains("403"),
+        "{why}"
+    );
+    patch_bot(&g, json!({"projectId": outdial_sim::dialogflow::PROJECT})).await;
+    fake(&svc).set_script(Script::Broken);
+    let why = bot_test(&g).await["error"].as_str().unwrap().to_string();
+    assert!(why.contains("Dialogflow failed (HTTP 503 UNAVAILABLE)"), "{why}");
+    // A key Google does not take (the token endpoint answers invalid_grant).
+    fake(&svc).set_script(Script::Unauthorized);
+    let why = bot_test(&g).await["error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("Google refused the service account key") && why.contains("invalid_grant"),
+        "{why}"
+    );
+}
