@@ -205,16 +205,15 @@ pub(crate) fn apply(doc: &mut Value) {
             retarget(v);
         }
     }
-    // What each bot type requires (docs/bots.md): `botUrl` for the AudioCodes Bot API, `botSecret` for Direct
-    // Line, the agent and its key for Dialogflow.
+    // What each bot type requires (docs/bots.md): `botUrl` for the AudioCodes Bot API, the agent for Dialogflow.
     if let Some(bot) = schemas.get_mut("BotInput").and_then(Value::as_object_mut) {
         let of = |t: &[&str]| json!({"type": {"enum": t}});
         bot.insert(
             "anyOf".into(),
             json!([{"required": ["botUrl"], "properties": of(&["ac-api", "ac-api-streaming"])},
-                   {"required": ["type", "botSecret"], "properties": of(&["directline"])},
-                   {"required": ["type", "projectId", "agentId", "credentials"], "properties": of(&["dialogflow-cx"])},
-                   {"required": ["type", "projectId", "credentials"], "properties": of(&["dialogflow-es"])}]),
+                   {"required": ["type"], "properties": of(&["directline"])},
+                   {"required": ["type", "projectId", "agentId"], "properties": of(&["dialogflow-cx"])},
+                   {"required": ["type", "projectId"], "properties": of(&["dialogflow-es"])}]),
         );
     }
     let mut extra = Map::new();

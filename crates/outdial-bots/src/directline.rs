@@ -140,7 +140,7 @@ impl BotConnector for DirectLine {
     async fn validate(&self) -> Result<(), BotError> {
         let s = self.start().await?;
         let mut link = Link::new(self.clone(), &s, "outdial-test".into());
-        let end = json!({"type": "endOfConversation", "text": "connection test",
+        let end = json!({"type": "endOfConversation", "from": link.user, "text": "connection test",
                          "channelData": {"reason": "connection test", "reasonCode": "client-disconnected"}});
         link.post(&end).await
     }
@@ -218,11 +218,11 @@ impl Link {
                 .exchange(reqwest::Method::POST, &url, &self.bearer, Some(activity))
                 .await?;
         }
-        if a.ok() {
-            Ok(())
-        } else {
-            Err(failure("sending an activity", &a))
+        if !a.ok() {
+            return Err(failure("sending an activity", &a));
         }
+        // The answer is `{"id": …}`: anything else (an HTML error page of a proxy, cut-off JSON) is a failure.
+        a.json("Direct Line").map(|_| ())
     }
 
     /// The activities after the watermark (polling).
@@ -496,7 +496,8 @@ async fn reconnect(link: &mut Link) -> Option<String> {
         .exchange(reqwest::Method::GET, &url, &link.bearer, None)
         .await
         .ok()?;
-    if expired(&a) && link.bearer != link.dl.secret {
+    // A token that was refreshed meanwhile (or expired): the secret opens every conversation.
+    if matches!(a.status, 401 | 403) && link.bearer != link.dl.secret {
         link.bearer = link.dl.secret.clone();
         a = link
             .dl

@@ -94,21 +94,14 @@ pub fn parse(o: &Obj<'_>, t: BotType) -> Result<Frameworks> {
         credentials: o.value("credentials").map(credentials).transpose()?,
         api_endpoint: url("apiEndpoint")?,
     };
+    // Secrets are not required: a PUT keeps the stored ones, `offline-directline` takes no secret, and a private
+    // Dialogflow endpoint may authorise by itself. Without them, the service says so at the first request.
     match t {
-        BotType::DirectLine if f.bot_secret.is_none() => {
-            Err(o.error("", "should have required property 'botSecret'"))
-        }
-        BotType::DialogflowCx | BotType::DialogflowEs => {
-            let need: &[&str] = if t == BotType::DialogflowCx {
-                &["projectId", "agentId", "credentials"]
-            } else {
-                &["projectId", "credentials"]
-            };
-            o.required(need)?;
-            Ok(f)
-        }
-        _ => Ok(f),
+        BotType::DialogflowCx => o.required(&["projectId", "agentId"])?,
+        BotType::DialogflowEs => o.required(&["projectId"])?,
+        _ => {}
     }
+    Ok(f)
 }
 
 /// A service-account key as Google hands it out (JSON): the fields outdial uses must be there.

@@ -171,10 +171,9 @@ pub fn answer(cx: bool, req: &Value, replies: &[Value]) -> Value {
                 messages.push(json!({"payload": {"activityParams": r["activityParams"]}}));
                 end = true;
             }
+            // The transfer's settings (target, reason, SIP headers) in the handoff's metadata.
             (_, Some("transfer")) if cx => {
-                let p = &r["activityParams"];
-                messages.push(json!({"liveAgentHandoff": {"metadata": {
-                    "transferTarget": p["transferTarget"], "handoverReason": p["handoverReason"]}}}));
+                messages.push(json!({"liveAgentHandoff": {"metadata": r["activityParams"]}}));
             }
             _ => messages.push(json!({"payload": {"activities": [r]}})),
         }

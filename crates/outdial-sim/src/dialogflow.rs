@@ -268,7 +268,7 @@ async fn api(s: Arc<Mutex<Inner>>, m: Method, uri: Uri, h: HeaderMap, body: Byte
         .to_string();
     let (script, location) = {
         let i = s.lock();
-        if !i.tokens.get(&bearer).is_some_and(|exp| *exp > unix_ms()) {
+        if i.tokens.get(&bearer).is_none_or(|exp| *exp <= unix_ms()) {
             return google_error(
                 401,
                 "UNAUTHENTICATED",
@@ -277,6 +277,9 @@ async fn api(s: Arc<Mutex<Inner>>, m: Method, uri: Uri, h: HeaderMap, body: Byte
         }
         (i.script, i.location.clone())
     };
+    if script == Script::Broken {
+        return google_error(503, "UNAVAILABLE", "The service is currently unavailable.");
+    }
     if script == Script::Unauthorized {
         // The key was revoked: its tokens stop working (and the token endpoint refuses new ones).
         return google_error(
@@ -356,7 +359,6 @@ async fn api(s: Arc<Mutex<Inner>>, m: Method, uri: Uri, h: HeaderMap, body: Byte
     s.lock().requests.push((uri.path().to_string(), req.clone()));
     let failing = script.fails_after(s.lock().sessions.get(&session).map_or(&[][..], Vec::as_slice));
     match script {
-        Script::Broken => return google_error(503, "UNAVAILABLE", "The service is currently unavailable."),
         _ if failing => return google_error(503, "UNAVAILABLE", "The service is currently unavailable."),
         Script::Slow => tokio::time::sleep(std::time::Duration::from_secs(30)).await,
         Script::Rubbish => {

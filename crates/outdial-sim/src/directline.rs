@@ -120,13 +120,13 @@ fn bearer(h: &HeaderMap) -> Option<String> {
 }
 
 /// Whether `h` may act on conversation `id` (the secret opens every conversation; a token its own).
-fn authorized(inner: &Inner, h: &HeaderMap, id: Option<&str>) -> Result<(), Response> {
+fn authorized(inner: &Inner, h: &HeaderMap, id: Option<&str>) -> Result<(), Box<Response>> {
     let Some(b) = bearer(h) else {
-        return Err(error(
+        return Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "BadArgument",
             "Missing token or secret",
-        ));
+        )));
     };
     if b == inner.secret {
         return Ok(());
@@ -136,15 +136,17 @@ fn authorized(inner: &Inner, h: &HeaderMap, id: Option<&str>) -> Result<(), Resp
         .iter()
         .find(|(cid, c)| c.token == b && id.is_none_or(|i| i == cid.as_str()));
     match own {
-        Some((_, c)) if c.expires_at <= crate::bot::unix_ms() => {
-            Err(error(StatusCode::FORBIDDEN, "TokenExpired", "Token expired"))
-        }
+        Some((_, c)) if c.expires_at <= crate::bot::unix_ms() => Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "TokenExpired",
+            "Token expired",
+        ))),
         Some(_) => Ok(()),
-        None => Err(error(
+        None => Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "BadArgument",
             "Invalid token or secret",
-        )),
+        ))),
     }
 }
 
@@ -184,7 +186,7 @@ async fn refresh(State(s): S, h: HeaderMap) -> Response {
     let mut inner = s.lock();
     inner.requests.push("POST /tokens/refresh".into());
     if let Err(r) = authorized(&inner, &h, None) {
-        return r;
+        return *r;
     }
     let b = bearer(&h).unwrap_or_default();
     let (token, expires_at) = new_token(&inner);
@@ -213,7 +215,7 @@ async fn reconnect(
         q.get("watermark").map_or("", |w| w)
     ));
     if let Err(r) = authorized(&inner, &h, Some(&id)) {
-        return r;
+        return *r;
     }
     let base = inner.base.replace("http", "ws");
     let Some(c) = inner.conversations.get(&id) else {
@@ -234,7 +236,7 @@ async fn list(
     let mut inner = s.lock();
     inner.requests.push("GET /activities".into());
     if let Err(r) = authorized(&inner, &h, Some(&id)) {
-        return r;
+        return *r;
     }
     let Some(c) = inner.conversations.get(&id) else {
         return error(StatusCode::NOT_FOUND, "BadArgument", "Conversation not found");
@@ -253,7 +255,7 @@ async fn receive(State(s): S, h: HeaderMap, Path(id): Path<String>, body: axum::
         let mut inner = s.lock();
         inner.requests.push("POST /activities".into());
         if let Err(r) = authorized(&inner, &h, Some(&id)) {
-            return r;
+            return *r;
         }
         inner.script
     };

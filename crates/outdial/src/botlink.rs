@@ -143,12 +143,11 @@ pub fn connector(ctx: &Ctx, bot: &Bot) -> Result<Box<dyn BotConnector>, BotError
             language_code: bot.language_code.clone().unwrap_or_else(|| bot.language.clone()),
             api_endpoint: bot.api_endpoint.clone(),
         };
-        let credentials = bot.credentials.clone().unwrap_or_default();
         let c = Dialogflow::new(
             ctx.bot_client.clone(),
             edition,
             &settings,
-            &credentials,
+            bot.credentials.as_ref(),
             ctx.google_tokens.clone(),
         )?;
         return Ok(Box::new(c));

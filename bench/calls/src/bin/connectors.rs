@@ -8,7 +8,8 @@
 
 use outdial_bots::{BotConnector, FromBot, activity};
 use outdial_sim::bot::Script;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -56,7 +57,7 @@ async fn connector(name: &str) -> anyhow::Result<Box<dyn BotConnector>> {
                 client(),
                 edition,
                 &settings,
-                &d.credentials(),
+                Some(&d.credentials()),
                 Default::default(),
             )?)
         }

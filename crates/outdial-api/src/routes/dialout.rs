@@ -137,11 +137,12 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
     {
         return Err(forbidden(caller, &bot.name));
     }
+    // The bot's configuration decides these (not the body alone): a conflict with it is 409.
     req.resolve_caller(&bot)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
     let trunk = snap.trunk_for(&bot).map_err(ApiError::Unavailable)?;
     if req.machine_detection != MachineDetection::Disabled && !trunk.machine_detection {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::Conflict(format!(
             "machine detection is disabled for trunk '{}' of bot '{}'; use machineDetection 'disabled'",
             trunk.name, bot.name
         )));

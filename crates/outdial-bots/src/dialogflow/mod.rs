@@ -35,7 +35,8 @@ pub struct Dialogflow {
     agent: String,
     /// The agent itself (what "test connection" reads).
     agent_resource: Url,
-    sa: ServiceAccount,
+    /// None: requests go without a token (a private endpoint that authorises by itself).
+    sa: Option<ServiceAccount>,
     tokens: GoogleTokens,
     language: String,
 }
@@ -45,7 +46,7 @@ impl Dialogflow {
         client: outdial_net::Guarded,
         edition: Edition,
         s: &Settings,
-        credentials: &Value,
+        credentials: Option<&Value>,
         tokens: GoogleTokens,
     ) -> Result<Self, BotError> {
         let location = s.location.as_deref().unwrap_or("global");
@@ -88,7 +89,7 @@ impl Dialogflow {
             edition,
             agent,
             agent_resource,
-            sa: ServiceAccount::from_json(credentials)?,
+            sa: credentials.map(ServiceAccount::from_json).transpose()?,
             tokens,
             language: s.language_code.clone(),
         })
@@ -105,18 +106,20 @@ impl Dialogflow {
         let mut refetched = false;
         let mut retried = false;
         loop {
-            let token = self.tokens.token(&self.client, &self.sa).await?;
+            let token = self.token().await?;
             let a = http::exchange(
                 &self.client,
                 method.clone(),
                 url,
-                Some(&token),
+                token.as_deref(),
                 body.map(Body::Json),
             )
             .await?;
             match a.status {
-                401 if !refetched => {
-                    self.tokens.forget(&self.sa);
+                401 if !refetched && self.sa.is_some() => {
+                    if let Some(sa) = &self.sa {
+                        self.tokens.forget(sa);
+                    }
                     refetched = true;
                 }
                 429 | 503 if !retried => {
@@ -126,6 +129,13 @@ impl Dialogflow {
                 _ if a.ok() => return a.json("Dialogflow"),
                 _ => return Err(failure(&a)),
             }
+        }
+    }
+
+    async fn token(&self) -> Result<Option<String>, BotError> {
+        match &self.sa {
+            Some(sa) => self.tokens.token(&self.client, sa).await.map(Some),
+            None => Ok(None),
         }
     }
 
@@ -175,7 +185,7 @@ impl BotConnector for Dialogflow {
 
     async fn open(&self, conversation: &str, _call: &Value) -> Result<BotSession, BotError> {
         // The token now: credentials that do not work fail the open, not the first turn.
-        self.tokens.token(&self.client, &self.sa).await?;
+        self.token().await?;
         let url = self.detect_url(conversation)?;
         let (events_tx, events) = mpsc::channel(64);
         let (commands, commands_rx) = mpsc::unbounded_channel();

@@ -89,11 +89,14 @@ fn payload(p: &Value, out: &mut Vec<Value>) {
     }
 }
 
-fn transfer(target: &str, reason: Option<&Value>) -> Value {
-    let mut params = json!({"transferTarget": target});
-    if let Some(r) = reason.and_then(Value::as_str) {
-        params["handoverReason"] = json!(r);
-    }
+/// A transfer to `target`; `metadata` (a `liveAgentHandoff`'s) may add `handoverReason` and
+/// `transferSipHeaders`, as a transfer's `activityParams` do.
+fn transfer(target: &str, metadata: Option<&Value>) -> Value {
+    let mut params = metadata
+        .filter(|m| m.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    params["transferTarget"] = json!(target);
     activity("event", json!({"name": "transfer", "activityParams": params}))
 }
 
@@ -124,7 +127,7 @@ fn message(m: &Value, out: &mut Vec<Value>, end: &mut bool) {
     }
     if let Some(meta) = m.get("liveAgentHandoff") {
         let target = meta["metadata"]["transferTarget"].as_str().unwrap_or_default();
-        out.push(transfer(target, meta["metadata"].get("handoverReason")));
+        out.push(transfer(target, meta.get("metadata")));
     }
     if let Some(n) = m["telephonyTransferCall"]["phoneNumber"].as_str() {
         out.push(transfer(&format!("tel:{n}"), None));

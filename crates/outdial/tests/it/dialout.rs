@@ -67,14 +67,6 @@ async fn every_validation_rule_has_its_message() {
             "request/target should be a tel: or sip: URI",
         ),
         (
-            with("caller", json!("1-800-999")),
-            "caller '1-800-999' is not allowed for bot 'Bot1'",
-        ),
-        (
-            without("caller"),
-            "request should have required property 'caller'",
-        ),
-        (
             with("caller", json!("a b")),
             "request/caller should contain only SIP user-part characters",
         ),
@@ -120,6 +112,19 @@ async fn every_validation_rule_has_its_message() {
     ];
     for (body, message) in cases {
         assert_eq!(dial(&g, body.clone()).await, (400, message.to_string()), "{body}");
+    }
+    // What the bot's configuration refuses is a conflict with it (the same body passes for another bot).
+    for (body, message) in [
+        (
+            with("caller", json!("1-800-999")),
+            "caller '1-800-999' is not allowed for bot 'Bot1'",
+        ),
+        (
+            without("caller"),
+            "request should have required property 'caller'",
+        ),
+    ] {
+        assert_eq!(dial(&g, body.clone()).await, (409, message.to_string()), "{body}");
     }
     // And a valid one, with every property, passes.
     let full = json!({"bot": "Bot1", "target": "tel:+1-800-(555).0100", "caller": "1-800-222", "callerHost": "example.com",
@@ -283,7 +288,7 @@ botUrl = "http://127.0.0.1:9/bot"
     assert_eq!(
         (s, e.as_str()),
         (
-            400,
+            409,
             "machine detection is disabled for trunk 'nomd' of bot 'Bot1'; use machineDetection 'disabled'"
         )
     );

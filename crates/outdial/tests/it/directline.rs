@@ -147,10 +147,12 @@ async fn the_connection_test_names_what_is_wrong() {
         "no secret in the answer: {why}"
     );
     // The same from the command line.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_outdial"))
+    // (tokio's Command: the Direct Line service runs on this test's runtime.)
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_outdial"))
         .args(["bots", "test", "Bot1", "--url", &g.base, "--client-id", ADMIN.0])
         .env("OUTDIAL_CLIENT_SECRET", ADMIN.1)
         .output()
+        .await
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), why);
