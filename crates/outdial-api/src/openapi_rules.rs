@@ -80,6 +80,8 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                 ("environment", pattern(p::RESOURCE_ID, 128)),
                 ("languageCode", pattern(p::LANGUAGE, 35)),
                 ("apiEndpoint", pattern(p::HTTP_URL, 2048)),
+                ("endpointerSensitivity", integer(0, 100)),
+                ("noSpeechTimeoutSec", number(0.5, 60.0)),
                 (
                     "credentials",
                     json!({"type": "object", "writeOnly": true,

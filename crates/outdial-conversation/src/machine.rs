@@ -99,6 +99,8 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(conv: Conversation, cfg: CallSettings) -> Self {
+        // Dialogflow CX's no-speech timeout, until the bot sets `userNoInputTimeoutMS` (docs/bots.md).
+        let no_input_ms = cfg.bot.no_speech_timeout_sec.map_or(0, |s| (s * 1000.0) as u64);
         Machine {
             barge_in: cfg.bot.barge_in,
             language: cfg.bot.language.clone(),
@@ -111,7 +113,7 @@ impl Machine {
             speaking: Speaking::Idle,
             detection: None,
             listening: Listening::Off,
-            no_input_ms: 0,
+            no_input_ms,
             no_input_count: 0,
             no_input_armed: false,
             listener: Listener::default(),

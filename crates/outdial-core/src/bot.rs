@@ -157,6 +157,24 @@ pub struct Bot {
     /// Dialogflow: a base URL replacing `https://{location-}dialogflow.googleapis.com` (private endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_endpoint: Option<String>,
+    /// How soon an utterance is taken as finished, 0–100 (Dialogflow CX's endpointer sensitivity; higher ends
+    /// sooner): the silence that ends it is 1800 ms at 0, 600 ms at 75, 200 ms at 100. The gateway's
+    /// `speech.end_silence_ms` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub endpointer_sensitivity: Option<u8>,
+    /// Seconds of silence after a prompt before `noUserInput` is sent (Dialogflow CX's no-speech timeout), until the
+    /// bot sets `userNoInputTimeoutMS`; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_speech_timeout_sec: Option<f64>,
+}
+
+impl Bot {
+    /// The silence that ends an utterance of this bot's calls, when the bot sets it (`endpointerSensitivity`).
+    pub fn end_silence_ms(&self) -> Option<u32> {
+        self.endpointer_sensitivity
+            .map(|s| 200 + 16 * (100 - u32::from(s.min(100))))
+    }
 }
 
 fn default_language() -> String {
@@ -335,6 +353,8 @@ impl Bot {
             language_code: fw.language_code,
             credentials: fw.credentials,
             api_endpoint: fw.api_endpoint,
+            endpointer_sensitivity: fw.endpointer_sensitivity,
+            no_speech_timeout_sec: fw.no_speech_timeout_sec,
         })
     }
 
@@ -420,6 +440,21 @@ mod tests {
             parse(json!({"name": "a b", "botUrl": "http://x"})).unwrap_err(),
             "request/name should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""
         );
+    }
+
+    #[test]
+    fn the_endpointer_sensitivity_sets_the_end_of_an_utterance() {
+        let with = |s: Value| {
+            parse(json!({"name": "B", "type": "dialogflow-es", "projectId": "p", "endpointerSensitivity": s}))
+        };
+        let ms = |s: u64| with(json!(s)).unwrap().end_silence_ms();
+        assert_eq!((ms(0), ms(75), ms(100)), (Some(1800), Some(600), Some(200)));
+        assert_eq!(
+            with(json!(101)).unwrap_err(),
+            "request/endpointerSensitivity should be <= 100"
+        );
+        let plain = parse(json!({"name": "B", "botUrl": "http://x"})).unwrap();
+        assert_eq!(plain.end_silence_ms(), None, "the gateway's setting");
     }
 
     #[test]

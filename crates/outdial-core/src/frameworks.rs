@@ -35,10 +35,14 @@ pub struct Frameworks {
     pub language_code: Option<String>,
     pub credentials: Option<Value>,
     pub api_endpoint: Option<String>,
+    pub endpointer_sensitivity: Option<u8>,
+    pub no_speech_timeout_sec: Option<f64>,
 }
 
 /// The fields this module reads.
-pub const FIELDS: [&str; 10] = [
+pub const FIELDS: [&str; 12] = [
+    "endpointerSensitivity",
+    "noSpeechTimeoutSec",
     "directLineUrl",
     "botSecret",
     "directLineFlavor",
@@ -93,6 +97,8 @@ pub fn parse(o: &Obj<'_>, t: BotType) -> Result<Frameworks> {
         },
         credentials: o.value("credentials").map(credentials).transpose()?,
         api_endpoint: url("apiEndpoint")?,
+        endpointer_sensitivity: o.integer("endpointerSensitivity", 0, 100)?.map(|s| s as u8),
+        no_speech_timeout_sec: o.number("noSpeechTimeoutSec", Some(0.5), Some(60.0))?,
     };
     // Secrets are not required: a PUT keeps the stored ones, `offline-directline` takes no secret, and a private
     // Dialogflow endpoint may authorise by itself. Without them, the service says so at the first request.

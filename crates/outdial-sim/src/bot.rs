@@ -152,7 +152,7 @@ fn activity(kind: &str, fields: Value) -> Value {
 
 /// The answer to a batch of activities (`new`), given everything received so far.
 pub(crate) fn replies(script: Script, base: &str, received: &[Value], new: &[Value]) -> Vec<Value> {
-    if script == Script::NoInput && new.iter().any(|a| a["name"] == "noUserInput") {
+    if matches!(script, Script::NoInput | Script::Ask) && new.iter().any(|a| a["name"] == "noUserInput") {
         return vec![activity(
             "event",
             json!({"name": "hangup",

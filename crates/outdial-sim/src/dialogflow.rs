@@ -36,6 +36,8 @@ struct Inner {
     requests: Vec<(String, Value)>,
     /// Per session, what the agent was told, in the reference bot's encoding.
     sessions: HashMap<String, Vec<Value>>,
+    /// The next detectIntent requests answered `503 UNAVAILABLE` (a passing overload).
+    fail_next: u32,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,10 @@ impl FakeDialogflow {
     /// Every detectIntent (path, body), in order.
     pub fn requests(&self) -> Vec<(String, Value)> {
         self.inner.lock().requests.clone()
+    }
+    /// Answers the next `n` detectIntent requests with `503 UNAVAILABLE`.
+    pub fn fail_next(&self, n: u32) {
+        self.inner.lock().fail_next = n;
     }
     pub fn token_requests(&self) -> u64 {
         self.inner.lock().token_requests
@@ -356,7 +362,14 @@ async fn api(s: Arc<Mutex<Inner>>, m: Method, uri: Uri, h: HeaderMap, body: Byte
         Ok(i) => i,
         Err(msg) => return google_error(400, "INVALID_ARGUMENT", &msg),
     };
-    s.lock().requests.push((uri.path().to_string(), req.clone()));
+    {
+        let mut i = s.lock();
+        i.requests.push((uri.path().to_string(), req.clone()));
+        if i.fail_next > 0 {
+            i.fail_next -= 1;
+            return google_error(503, "UNAVAILABLE", "The service is currently unavailable.");
+        }
+    }
     let failing = script.fails_after(s.lock().sessions.get(&session).map_or(&[][..], Vec::as_slice));
     match script {
         _ if failing => return google_error(503, "UNAVAILABLE", "The service is currently unavailable."),

@@ -33,7 +33,7 @@ pub struct Dialogflow {
     edition: Edition,
     /// Everything before `/sessions/{id}:detectIntent`.
     agent: String,
-    /// The agent itself (what "test connection" reads).
+    /// The agent itself, or its environment (what "test connection" reads).
     agent_resource: Url,
     /// None: requests go without a token (a private endpoint that authorises by itself).
     sa: Option<ServiceAccount>,
@@ -65,9 +65,9 @@ impl Dialogflow {
                 let agent = format!("{base}/v3/projects/{p}/locations/{location}/agents/{id}");
                 let with_env = match &s.environment {
                     Some(e) => format!("{agent}/environments/{e}"),
-                    None => agent.clone(),
+                    None => agent,
                 };
-                (with_env, agent)
+                (with_env.clone(), with_env)
             }
             Edition::Es => {
                 let root = if location == "global" {
@@ -75,11 +75,13 @@ impl Dialogflow {
                 } else {
                     format!("{base}/v2/projects/{p}/locations/{location}/agent")
                 };
-                let with_env = match &s.environment {
-                    Some(e) => format!("{root}/environments/{e}/users/-"),
-                    None => root.clone(),
-                };
-                (with_env, root)
+                match &s.environment {
+                    Some(e) => (
+                        format!("{root}/environments/{e}/users/-"),
+                        format!("{root}/environments/{e}"),
+                    ),
+                    None => (root.clone(), root),
+                }
             }
         };
         let agent_resource =

@@ -114,7 +114,7 @@ impl CallIo {
         self.upsampler = Upsampler::default();
         self.stt = Some(stt.stream(SttOptions {
             language,
-            end_silence_ms: self.ctx.stt_end_silence_ms,
+            end_silence_ms: self.bot.end_silence_ms().unwrap_or(self.ctx.stt_end_silence_ms),
             ..Default::default()
         }));
     }

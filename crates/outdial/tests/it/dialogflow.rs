@@ -162,9 +162,21 @@ async fn regional_agents_and_what_the_connection_test_says() {
     assert!(why.contains("no such agent") && why.contains("404"), "{why}");
     patch_bot(
         &g,
-        json!({"agentId": outdial_sim::dialogflow::AGENT, "projectId": "someone-else"}),
+        json!({"agentId": outdial_sim::dialogflow::AGENT, "environment": "production"}),
     )
     .await;
+    assert_eq!(
+        bot_test(&g).await,
+        json!({"success": true}),
+        "an environment of the agent"
+    );
+    patch_bot(&g, json!({"environment": "nope"})).await;
+    let why = bot_test(&g).await["error"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("no such agent") && why.contains("environment"),
+        "{why}"
+    );
+    patch_bot(&g, json!({"environment": null, "projectId": "someone-else"})).await;
     let why = bot_test(&g).await["error"].as_str().unwrap().to_string();
     assert!(
         why.contains("may not use this agent") && why.contains("403"),
@@ -181,4 +193,71 @@ async fn regional_agents_and_what_the_connection_test_says() {
         why.contains("Google refused the service account key") && why.contains("invalid_grant"),
         "{why}"
     );
+}
+
+/// The CX speech settings per bot: with `noSpeechTimeoutSec`, silence after the greeting sends `noUserInput` (here
+/// the agent then hangs up with `no-input`), without the bot setting `userNoInputTimeoutMS`.
+#[tokio::test]
+async fn the_no_speech_timeout_is_set_per_bot() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (svc, g) = gateway(
+        Framework::DialogflowCx,
+        Script::Ask,
+        &sim.addr.to_string(),
+        "noSpeechTimeoutSec = 1.5\nendpointerSensitivity = 90\n",
+    )
+    .await;
+    let (url, got) = receiver().await;
+    let mut body = seed_request(&url);
+    body["target"] = json!("tel:+15550107"); // answers and says nothing
+    common::dialout(&g, &body).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["botOperationResult"], "no-input", "{done}");
+    let events: Vec<String> = fake(&svc)
+        .requests()
+        .iter()
+        .filter_map(|(_, b)| b["queryInput"]["event"]["event"].as_str().map(String::from))
+        .collect();
+    assert_eq!(events, ["WELCOME", "noUserInput"]);
+    let bot: serde_json::Value = g
+        .get("/api/v1/bots/Bot1", common::ADMIN)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            bot["noSpeechTimeoutSec"].as_f64(),
+            bot["endpointerSensitivity"].as_u64()
+        ),
+        (Some(1.5), Some(90))
+    );
+}
+
+/// A passing `503 UNAVAILABLE` is retried once: the caller never notices.
+#[tokio::test]
+async fn a_passing_unavailable_is_retried_once() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let (svc, g) = gateway(
+        Framework::DialogflowEs,
+        Script::GreetAndHangUp,
+        &sim.addr.to_string(),
+        "",
+    )
+    .await;
+    fake(&svc).fail_next(1);
+    let (url, got) = receiver().await;
+    common::dialout(&g, &seed_request(&url)).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["botOperationResult"], "greeted", "{done}");
+    let welcomes = fake(&svc)
+        .requests()
+        .iter()
+        .filter(|(_, b)| b["queryInput"]["event"]["name"] == "WELCOME")
+        .count();
+    assert_eq!(welcomes, 2, "the WELCOME event, then its retry");
 }
