@@ -33,6 +33,9 @@ pub enum EngineError {
     /// The trunk cannot carry calls now (503).
     #[error("{0}")]
     TrunkDown(String),
+    /// The node has no room for another call now (no free RTP port): 503.
+    #[error("{0}")]
+    Busy(String),
     /// The engine's transports are not ready (`/readyz`).
     #[error("{0}")]
     NotReady(String),

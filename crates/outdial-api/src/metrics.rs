@@ -38,6 +38,11 @@ fn describe() {
         "outdial_trunk_up",
         "1 while a trunk answers keep-alive OPTIONS, 0 before and after"
     );
+    describe_gauge!(
+        "outdial_rtp_ports_free",
+        "RTP port pairs free for new calls (0: dialouts are refused with 503)"
+    );
+    describe_gauge!("outdial_rtp_ports_total", "RTP port pairs of sip.rtp_ports");
     describe_counter!(
         "outdial_trunk_probe_failures_total",
         "Keep-alive OPTIONS without an answer"

@@ -8,6 +8,7 @@ pub mod g711;
 mod inbound;
 pub mod jitter;
 mod outbound;
+pub mod ports;
 mod recv;
 pub mod resample;
 pub mod rtcp;
@@ -37,6 +38,8 @@ pub enum MediaError {
 pub struct RtpSession {
     socket: std::net::UdpSocket,
     rtcp: std::net::UdpSocket,
+    /// The port pair's place in the pool (given back after the sockets are closed: fields drop in order).
+    port: Option<ports::PortLease>,
     pub local: SocketAddr,
     security: Security,
     /// Our SRTP keys, one per offered suite (none for plain RTP).
@@ -59,7 +62,37 @@ pub enum Security {
 }
 
 impl RtpSession {
-    /// Binds an even port of `ports` on `ip` for RTP and the odd one above it for RTCP.
+    /// Takes a port pair from `pool` and binds it on `ip` (RTP on the even port, RTCP above it). A pair that
+    /// another process holds goes back to the end of the list and the next one is tried, a few times; an empty
+    /// pool fails at once.
+    pub fn bind_from(ip: IpAddr, pool: &ports::PortPool) -> Result<RtpSession, MediaError> {
+        let (first, last) = pool.range();
+        for _ in 0..16 {
+            let lease = pool.take().ok_or(MediaError::NoPort(first, last))?;
+            let port = lease.port;
+            if let Ok(socket) = std::net::UdpSocket::bind((ip, port))
+                && let Ok(rtcp) = std::net::UdpSocket::bind((ip, port + 1))
+                && socket.set_nonblocking(true).is_ok()
+                && rtcp.set_nonblocking(true).is_ok()
+            {
+                let local = socket.local_addr().map_err(|_| MediaError::NoPort(first, last))?;
+                return Ok(RtpSession {
+                    socket,
+                    rtcp,
+                    port: Some(lease),
+                    local,
+                    security: Security::Plain,
+                    offered: Vec::new(),
+                    codecs: vec![Law::Ulaw, Law::Alaw],
+                    dtmf: true,
+                });
+            }
+        }
+        Err(MediaError::NoPort(first, last))
+    }
+
+    /// Binds an even port of `ports` on `ip` for RTP and the odd one above it for RTCP, probing the range from a
+    /// random place (for peers without a pool: the simulated callee, tests).
     pub async fn bind(ip: IpAddr, ports: (u16, u16)) -> Result<RtpSession, MediaError> {
         let (first, last) = ports;
         let span = u32::from(last.saturating_sub(first) / 2).max(1);
@@ -76,6 +109,7 @@ impl RtpSession {
                 return Ok(RtpSession {
                     socket,
                     rtcp,
+                    port: None,
                     local,
                     security: Security::Plain,
                     offered: Vec::new(),
@@ -205,7 +239,7 @@ impl RtpSession {
     pub fn start(self, answer: &Answer, cfg: MediaConfig) -> Media {
         let srtp = self.srtp(answer);
         session::start(
-            (self.socket, self.rtcp),
+            (self.socket, self.rtcp, self.port),
             session::Peer {
                 remote: answer.remote,
                 remote_rtcp: answer.rtcp,

@@ -218,7 +218,11 @@ pub(crate) struct Peer {
 }
 
 pub(crate) fn start(
-    sockets: (std::net::UdpSocket, std::net::UdpSocket),
+    sockets: (
+        std::net::UdpSocket,
+        std::net::UdpSocket,
+        Option<crate::ports::PortLease>,
+    ),
     peer: Peer,
     srtp: Option<crate::srtp::Srtp>,
     cfg: MediaConfig,
@@ -233,7 +237,9 @@ pub(crate) fn start(
         .unwrap_or_else(tokio::runtime::Handle::current);
     let loop_stats = stats.clone();
     runtime.spawn(async move {
-        match (UdpSocket::from_std(sockets.0), UdpSocket::from_std(sockets.1)) {
+        // The port pair goes back to the pool once the loop has closed its sockets.
+        let (rtp, rtcp, _port) = sockets;
+        match (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) {
             (Ok(rtp), Ok(rtcp)) => {
                 let events = Events {
                     control: control_tx,

@@ -23,7 +23,8 @@ pub struct Ctx {
     pub agent: Arc<SipAgent>,
     /// Address RTP binds to and offers.
     pub rtp_ip: IpAddr,
-    pub rtp_ports: (u16, u16),
+    /// The free RTP port pairs (docs/operations.md, "RTP ports").
+    pub rtp_pool: outdial_media::ports::PortPool,
     pub max_call_duration: Duration,
     /// Text to speech for the bots' messages; None when no engine is installed.
     pub tts: Option<Arc<dyn outdial_speech::TtsProvider>>,
@@ -237,10 +238,19 @@ impl CallEngine for Engine {
     }
 
     fn trunk_usable(&self, trunk: &Trunk) -> Result<(), EngineError> {
-        match self.ctx.health.down_reason(&trunk.name) {
-            Some(why) => Err(EngineError::TrunkDown(why)),
-            None => Ok(()),
+        if let Some(why) = self.ctx.health.down_reason(&trunk.name) {
+            return Err(EngineError::TrunkDown(why));
         }
+        // A call needs an RTP port pair: without one it would fail anyway, so it is refused now.
+        let pool = &self.ctx.rtp_pool;
+        if pool.free() == 0 {
+            let (first, last) = pool.range();
+            return Err(EngineError::Busy(format!(
+                "no free RTP port: all {} port pairs of {first}-{last} are in use (sip.rtp_ports)",
+                pool.total()
+            )));
+        }
+        Ok(())
     }
 
     /// Not ready when every trunk watched by keep-alive is down.

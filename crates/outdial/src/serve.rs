@@ -60,10 +60,12 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     .await
     .with_context(|| "sip.listen / --sip-listen")?;
     let rtp_ip = checked.rtp_ip;
+    let rtp_pool = outdial_media::ports::PortPool::new(checked.rtp_ports.first, checked.rtp_ports.last);
     tracing::info!(
-        "SIP listening on udp and tcp {}, RTP on {rtp_ip} ports {}",
+        "SIP listening on udp and tcp {}, RTP on {rtp_ip} ports {} ({} calls at most)",
         agent.local_addr(),
-        cfg.sip.rtp_ports
+        cfg.sip.rtp_ports,
+        rtp_pool.total()
     );
     let health = Arc::new(TrunkHealth::default());
     tokio::spawn(crate::health::run(
@@ -92,7 +94,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         agent,
         health,
         rtp_ip,
-        rtp_ports: (checked.rtp_ports.first, checked.rtp_ports.last),
+        rtp_pool: rtp_pool.clone(),
         max_call_duration: Duration::from_secs(cfg.sip.max_call_duration_sec),
         tts: match outdial_speech::Espeak::find() {
             Ok(e) => Some(Arc::new(e)),
@@ -119,6 +121,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         media_threads: Arc::new(media_threads),
     }));
     tokio::spawn(publish_send_timing(send_timing));
+    tokio::spawn(publish_rtp_ports(rtp_pool));
     // A bot that speaks with the Piper voice: load it now, not during its first call.
     let piper_bot = catalog
         .snapshot()
@@ -220,6 +223,16 @@ async fn drain(app: Arc<App>, engine: Arc<Engine>, store: Arc<dyn Store>, timeou
         }
     }
     again.abort();
+}
+
+/// Publishes the free RTP port pairs every second (`outdial_rtp_ports_free`, of `outdial_rtp_ports_total`).
+async fn publish_rtp_ports(pool: outdial_media::ports::PortPool) {
+    metrics::gauge!("outdial_rtp_ports_total").set(pool.total() as f64);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        metrics::gauge!("outdial_rtp_ports_free").set(pool.free() as f64);
+    }
 }
 
 /// Publishes how far from their 20 ms schedule the RTP packets of all calls left, every second: the number of

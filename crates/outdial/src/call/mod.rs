@@ -32,7 +32,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
         notify_secret,
     } = call;
     let id = conversation.id;
-    let mut rtp = match RtpSession::bind(ctx.rtp_ip, ctx.rtp_ports).await {
+    let mut rtp = match RtpSession::bind_from(ctx.rtp_ip, &ctx.rtp_pool) {
         Ok(r) => r,
         Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
     };

@@ -7,6 +7,7 @@ mod auth;
 mod botframework;
 mod bots;
 mod calls;
+mod capacity;
 mod codecs;
 mod common;
 mod demo;
