@@ -12,7 +12,28 @@ use serde_json::json;
 use std::sync::Arc;
 
 impl CallIo {
+    /// Whether the trunk answered the INVITE at all, told to the trunk's health once (crate::health): any response
+    /// counts; none at all after 2 s or more is a silent INVITE.
+    pub(super) fn trunk_heard(&mut self, responded: bool) {
+        let Some(sent) = self.invite_sent else { return };
+        if responded {
+            if !self.trunk_responded {
+                self.trunk_responded = true;
+                self.ctx.health.invite_outcome(&self.trunk, true);
+            }
+        } else if !self.trunk_responded && sent.elapsed() >= std::time::Duration::from_secs(2) {
+            self.invite_sent = None;
+            self.ctx.health.invite_outcome(&self.trunk, false);
+        }
+    }
+
     pub(super) fn sip_input(&mut self, event: Option<CallEvent>) -> Option<Input> {
+        match &event {
+            Some(CallEvent::Trying | CallEvent::Ringing { .. } | CallEvent::Answered { .. })
+            | Some(CallEvent::Failed { status: Some(_), .. }) => self.trunk_heard(true),
+            Some(CallEvent::Failed { status: None, .. }) | None => self.trunk_heard(false),
+            _ => {}
+        }
         let e = match event {
             None => {
                 self.sip = None;

@@ -52,6 +52,11 @@ pub struct CallIo {
     pub(super) lease: Option<Lease>,
     pub(super) recording: Recording,
     pub(super) close_bot: Option<(String, ReasonCode)>,
+    /// The trunk the call goes through, when its INVITE left, and whether the trunk answered it at all (silent
+    /// INVITEs mark a trunk down: crate::health).
+    pub(super) trunk: String,
+    pub(super) invite_sent: Option<tokio::time::Instant>,
+    pub(super) trunk_responded: bool,
 }
 
 impl CallIo {
@@ -65,6 +70,7 @@ impl CallIo {
         commands: mpsc::Receiver<Command>,
         lease: Lease,
         recording: Recording,
+        trunk: String,
     ) -> Self {
         CallIo {
             ctx,
@@ -88,6 +94,9 @@ impl CallIo {
             lease: Some(lease),
             recording,
             close_bot: None,
+            trunk,
+            invite_sent: None,
+            trunk_responded: false,
         }
     }
 
@@ -207,6 +216,7 @@ impl Io for CallIo {
         match effect {
             Effect::Sip(SipEffect::Invite) => {
                 if let Some(req) = self.request.take() {
+                    self.invite_sent = Some(tokio::time::Instant::now());
                     match self.ctx.agent.call(req) {
                         Ok(call) => self.sip = Some(call),
                         Err(e) => {
@@ -335,6 +345,8 @@ impl Io for CallIo {
 
     async fn finish(mut self) {
         drop(self.lease.take());
+        // A call that ended with its INVITE still unanswered (the answer timeout's CANCEL, a hang-up) counts too.
+        self.trunk_heard(false);
         if let Some(m) = self.media.take() {
             metrics::counter!("outdial_media_frames_dropped_total")
                 .increment(m.stats.frames_dropped.load(std::sync::atomic::Ordering::Relaxed));

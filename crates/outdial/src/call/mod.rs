@@ -66,7 +66,17 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
         dialing,
     };
     let recording = ctx.recorder.start(id, notify_secret);
-    let io = io::CallIo::new(ctx.clone(), bot, id, req, rtp, commands, lease, recording);
+    let io = io::CallIo::new(
+        ctx.clone(),
+        bot,
+        id,
+        req,
+        rtp,
+        commands,
+        lease,
+        recording,
+        trunk.name.clone(),
+    );
     let ended = driver::run(Machine::new(conversation, settings), io).await;
     tracing::info!(
         conversation = %id,

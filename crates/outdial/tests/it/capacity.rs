@@ -11,7 +11,12 @@ use std::time::Duration;
 /// Two free even ports in a row (p, p+1, p+2, p+3) on 127.0.0.1, for a range of two pairs.
 fn four_free_ports() -> u16 {
     for _ in 0..50 {
-        let p = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() & !1;
+        let p = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            & !1;
         if p < 65000 && (p..p + 4).all(|q| std::net::UdpSocket::bind(("127.0.0.1", q)).is_ok()) {
             return p;
         }
@@ -39,10 +44,20 @@ async fn a_dialout_without_a_free_rtp_port_is_refused_at_once() {
     assert_eq!(status, 503);
     assert_eq!(
         error,
-        format!("no free RTP port: all 2 port pairs of {first}-{} are in use (sip.rtp_ports)", first + 3)
+        format!(
+            "no free RTP port: all 2 port pairs of {first}-{} are in use (sip.rtp_ports)",
+            first + 3
+        )
     );
     assert!(started.elapsed() < Duration::from_millis(500));
-    let metrics = client().get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client()
+        .get(g.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("outdial_rtp_ports_total 2"), "{metrics}");
     // The first call ends (hung up through the API): its pair is free again.
     common::hang_up(&g, &a).await;
@@ -56,4 +71,42 @@ async fn a_dialout_without_a_free_rtp_port_is_refused_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(accepted, "the ended call's port pair went back to the pool");
+}
+
+/// A trunk that answers no INVITE at all (not even 100 Trying), without keep-alive: `sip.trunk_down_after` silent
+/// INVITEs in a row mark it down, dialouts through it get 503 at once, and it is probed with OPTIONS until it
+/// answers; then dialouts go through again.
+#[tokio::test]
+async fn a_trunk_that_answers_no_invite_is_marked_down_until_it_answers() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let g = Gateway::start(&common::with_bot(&format!(
+        "[sip]\ntrunk_down_after = 2\n\n[[trunks]]\nname = \"silent\"\naddress = \"127.0.0.1:{port}\"\nkeepAliveSec = 0\n\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
+    ))
+    .await)
+    .await;
+    let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1", "answerTimeoutSec": 3});
+    let a = common::dialout(&g, &body).await;
+    let b = common::dialout(&g, &body).await;
+    for id in [&a, &b] {
+        let c = common::ended(&g, id, Duration::from_secs(10)).await;
+        assert_eq!(c["reasonCode"], "no-answer", "{c}");
+    }
+    let (status, error) = error_of(g.post("/api/v1/actions/dialout", ADMIN, &body).await).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        error,
+        "trunk 'silent' is down: 2 INVITEs in a row got no response at all; dialouts resume once it answers OPTIONS"
+    );
+    // The trunk comes back: the next OPTIONS (every 2 s) is answered, and dialouts go through.
+    let _back = outdial_testkit::Sipp::uas_on(port, "uas_options_200.xml", &["-m", "1000"]);
+    let mut accepted = false;
+    for _ in 0..60 {
+        if g.post("/api/v1/actions/dialout", ADMIN, &body).await.status() == 200 {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "dialouts go through once the trunk answers OPTIONS");
 }
