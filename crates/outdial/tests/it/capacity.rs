@@ -78,7 +78,11 @@ async fn a_dialout_without_a_free_rtp_port_is_refused_at_once() {
 /// answers; then dialouts go through again.
 #[tokio::test]
 async fn a_trunk_that_answers_no_invite_is_marked_down_until_it_answers() {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let g = Gateway::start(&common::with_bot(&format!(
         "[sip]\ntrunk_down_after = 2\n\n[[trunks]]\nname = \"silent\"\naddress = \"127.0.0.1:{port}\"\nkeepAliveSec = 0\n\n\
          [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
