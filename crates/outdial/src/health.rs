@@ -4,7 +4,7 @@
 //! 503, `/readyz` lists it (and fails when every watched trunk is down), and `outdial_trunk_up` drops to 0.
 //! The first answer brings it back.
 //!
-//! Calls count too (issue 18): an INVITE that got no response at all (not even 100 Trying) for 2 s or more is a
+//! Calls count too (issue 18): an INVITE that got no response at all (not even 100 Trying) within 2 s is a
 //! silent INVITE, and `sip.trunk_down_after` silent INVITEs in a row mark the trunk down as well, with or without
 //! keep-alive. Any response resets the count. A trunk marked down by its INVITEs is probed with OPTIONS every 2 s
 //! until it answers.

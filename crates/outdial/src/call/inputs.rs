@@ -12,27 +12,41 @@ use serde_json::json;
 use std::sync::Arc;
 
 impl CallIo {
-    /// Whether the trunk answered the INVITE at all, told to the trunk's health once (crate::health): any response
-    /// counts; none at all after 2 s or more is a silent INVITE.
-    pub(super) fn trunk_heard(&mut self, responded: bool) {
-        let Some(sent) = self.invite_sent else { return };
-        if responded {
-            if !self.trunk_responded {
-                self.trunk_responded = true;
-                self.ctx.health.invite_outcome(&self.trunk, true);
+    /// The INVITE just left: without any response from the trunk within 2 s it is a silent INVITE (crate::health),
+    /// told at that moment, whatever becomes of the call, so that an outage is known within seconds.
+    pub(super) fn watch_invite(&self) {
+        let (responded, health, trunk) = (
+            self.trunk_responded.clone(),
+            self.ctx.health.clone(),
+            self.trunk.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if !responded.load(std::sync::atomic::Ordering::Relaxed) {
+                health.invite_outcome(&trunk, false);
             }
-        } else if !self.trunk_responded && sent.elapsed() >= std::time::Duration::from_secs(2) {
-            self.invite_sent = None;
-            self.ctx.health.invite_outcome(&self.trunk, false);
+        });
+    }
+
+    /// The trunk answered the INVITE (any response): told to the trunk's health once.
+    fn trunk_heard(&self) {
+        if !self
+            .trunk_responded
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            self.ctx.health.invite_outcome(&self.trunk, true);
         }
     }
 
     pub(super) fn sip_input(&mut self, event: Option<CallEvent>) -> Option<Input> {
-        match &event {
-            Some(CallEvent::Trying | CallEvent::Ringing { .. } | CallEvent::Answered { .. })
-            | Some(CallEvent::Failed { status: Some(_), .. }) => self.trunk_heard(true),
-            Some(CallEvent::Failed { status: None, .. }) | None => self.trunk_heard(false),
-            _ => {}
+        if let Some(
+            CallEvent::Trying
+            | CallEvent::Ringing { .. }
+            | CallEvent::Answered { .. }
+            | CallEvent::Failed { status: Some(_), .. },
+        ) = &event
+        {
+            self.trunk_heard();
         }
         let e = match event {
             None => {

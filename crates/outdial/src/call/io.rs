@@ -52,11 +52,10 @@ pub struct CallIo {
     pub(super) lease: Option<Lease>,
     pub(super) recording: Recording,
     pub(super) close_bot: Option<(String, ReasonCode)>,
-    /// The trunk the call goes through, when its INVITE left, and whether the trunk answered it at all (silent
-    /// INVITEs mark a trunk down: crate::health).
+    /// The trunk the call goes through, and whether it answered the INVITE at all (silent INVITEs mark a trunk
+    /// down: crate::health).
     pub(super) trunk: String,
-    pub(super) invite_sent: Option<tokio::time::Instant>,
-    pub(super) trunk_responded: bool,
+    pub(super) trunk_responded: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl CallIo {
@@ -95,8 +94,7 @@ impl CallIo {
             recording,
             close_bot: None,
             trunk,
-            invite_sent: None,
-            trunk_responded: false,
+            trunk_responded: Default::default(),
         }
     }
 
@@ -216,7 +214,7 @@ impl Io for CallIo {
         match effect {
             Effect::Sip(SipEffect::Invite) => {
                 if let Some(req) = self.request.take() {
-                    self.invite_sent = Some(tokio::time::Instant::now());
+                    self.watch_invite();
                     match self.ctx.agent.call(req) {
                         Ok(call) => self.sip = Some(call),
                         Err(e) => {
@@ -345,8 +343,6 @@ impl Io for CallIo {
 
     async fn finish(mut self) {
         drop(self.lease.take());
-        // A call that ended with its INVITE still unanswered (the answer timeout's CANCEL, a hang-up) counts too.
-        self.trunk_heard(false);
         if let Some(m) = self.media.take() {
             metrics::counter!("outdial_media_frames_dropped_total")
                 .increment(m.stats.frames_dropped.load(std::sync::atomic::Ordering::Relaxed));
