@@ -1,9 +1,11 @@
 # Sourced by bench/calls.sh and bench/soak.sh: the release gateway dialling sipp (uas_answer_then_bye.xml: answers,
 # holds each call 1 s, hangs up) through a trunk, with the silent reference bot and an admin application `bench`.
 # In: SIPP_STAT=1 (sipp writes its statistics to $work/sipp_stat.csv), TRUNK_EXTRA (extra lines of the trunk).
+# OUTDIAL_BIN: another gateway binary to measure (an older build, for a ratio in one sitting).
 # Out: T (release folder), work (temporary folder, removed on exit), gw (gateway pid), base (API URL).
 cargo build --quiet --release -p outdial -p outdial-bench
 T=${CARGO_TARGET_DIR:-target}/release
+GW=${OUTDIAL_BIN:-$T/outdial}
 work=$(mktemp -d)
 trap 'kill $gw $sp $bt 2>/dev/null || true; rm -rf "$work"' EXIT
 sipp_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -33,7 +35,7 @@ clientId = "bench"
 clientSecret = "bench-secret-1"
 policies = [{ role = "OUTDIAL/ADMIN", scope = "*" }]
 TOML
-"$T/outdial" serve --config "$work/bench.toml" --store "sqlite://$work/outdial.db" --listen 127.0.0.1:0 --sip-listen 127.0.0.1:0 \
+"$GW" serve --config "$work/bench.toml" --store "sqlite://$work/outdial.db" --listen 127.0.0.1:0 --sip-listen 127.0.0.1:0 \
   > "$work/out" 2> "$work/log" &
 gw=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
