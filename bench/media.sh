@@ -54,7 +54,7 @@ clientSecret = "bench-secret-1"
 policies = [{ role = "OUTDIAL/ADMIN", scope = "*" }]
 TOML
 ulimit -n 65536 2>/dev/null || true
-"$T/outdial" serve --config "$work/bench.toml" --store "sqlite://$work/outdial.db" --listen 127.0.0.1:0 --sip-listen 127.0.0.1:0 \
+"${OUTDIAL_BIN:-$T/outdial}" serve --config "$work/bench.toml" --store "sqlite://$work/outdial.db" --listen 127.0.0.1:0 --sip-listen 127.0.0.1:0 \
   > "$work/out" 2> "$work/log" &
 gw=$!
 for _ in $(seq 100); do grep -q listening "$work/out" 2>/dev/null && break; sleep 0.1; done
