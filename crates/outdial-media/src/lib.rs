@@ -69,23 +69,8 @@ impl RtpSession {
         let (first, last) = pool.range();
         for _ in 0..16 {
             let lease = pool.take().ok_or(MediaError::NoPort(first, last))?;
-            let port = lease.port;
-            if let Ok(socket) = std::net::UdpSocket::bind((ip, port))
-                && let Ok(rtcp) = std::net::UdpSocket::bind((ip, port + 1))
-                && socket.set_nonblocking(true).is_ok()
-                && rtcp.set_nonblocking(true).is_ok()
-            {
-                let local = socket.local_addr().map_err(|_| MediaError::NoPort(first, last))?;
-                return Ok(RtpSession {
-                    socket,
-                    rtcp,
-                    port: Some(lease),
-                    local,
-                    security: Security::Plain,
-                    offered: Vec::new(),
-                    codecs: vec![Law::Ulaw, Law::Alaw],
-                    dtmf: true,
-                });
+            if let Some(session) = Self::open(ip, lease.port, Some(lease)) {
+                return Ok(session);
             }
         }
         Err(MediaError::NoPort(first, last))
@@ -99,26 +84,31 @@ impl RtpSession {
         let start = rand::random::<u32>() % span;
         for i in 0..span {
             let port = first + (((start + i) % span) * 2) as u16;
-            // A plain socket: the media loop registers it with the runtime it runs on.
-            if let Ok(socket) = std::net::UdpSocket::bind((ip, port))
-                && let Ok(rtcp) = std::net::UdpSocket::bind((ip, port + 1))
-                && socket.set_nonblocking(true).is_ok()
-                && rtcp.set_nonblocking(true).is_ok()
-            {
-                let local = socket.local_addr().map_err(|_| MediaError::NoPort(first, last))?;
-                return Ok(RtpSession {
-                    socket,
-                    rtcp,
-                    port: None,
-                    local,
-                    security: Security::Plain,
-                    offered: Vec::new(),
-                    codecs: vec![Law::Ulaw, Law::Alaw],
-                    dtmf: true,
-                });
+            if let Some(session) = Self::open(ip, port, None) {
+                return Ok(session);
             }
         }
         Err(MediaError::NoPort(first, last))
+    }
+
+    /// The session on `port` (RTP) and `port + 1` (RTCP) of `ip`, when both can be bound. Plain sockets: the media
+    /// loop registers them with the runtime it runs on.
+    fn open(ip: IpAddr, port: u16, lease: Option<ports::PortLease>) -> Option<RtpSession> {
+        let socket = std::net::UdpSocket::bind((ip, port)).ok()?;
+        let rtcp = std::net::UdpSocket::bind((ip, port + 1)).ok()?;
+        socket.set_nonblocking(true).ok()?;
+        rtcp.set_nonblocking(true).ok()?;
+        let local = socket.local_addr().ok()?;
+        Some(RtpSession {
+            socket,
+            rtcp,
+            port: lease,
+            local,
+            security: Security::Plain,
+            offered: Vec::new(),
+            codecs: vec![Law::Ulaw, Law::Alaw],
+            dtmf: true,
+        })
     }
 
     /// The codecs to offer, by a trunk's names in its order (`pcmu`, `pcma`, `g722`, `telephone-event`; others are

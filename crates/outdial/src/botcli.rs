@@ -10,27 +10,22 @@ use serde_json::Value;
 pub struct BotTestArgs {
     /// The bot's name.
     name: String,
-    /// The gateway's base URL.
-    #[arg(long, env = "OUTDIAL_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// Application (API client) id, with VAIC/BOTS/READ or WRITE on the bot.
-    #[arg(long, env = "OUTDIAL_CLIENT_ID")]
-    client_id: String,
-    /// Its secret (HTTP Basic).
-    #[arg(long, env = "OUTDIAL_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: String,
+    /// The application needs VAIC/BOTS/READ or WRITE on the bot.
+    #[command(flatten)]
+    gateway: crate::dial::GatewayArgs,
 }
 
 pub async fn run(a: BotTestArgs) -> anyhow::Result<u8> {
     let name: String = url::form_urlencoded::byte_serialize(a.name.as_bytes()).collect();
-    let url = format!("{}/api/v1/bots/{name}/test", a.url.trim_end_matches('/'));
+    let g = &a.gateway;
+    let url = format!("{}/api/v1/bots/{name}/test", g.url.trim_end_matches('/'));
     let resp = reqwest::Client::new()
         .post(&url)
-        .basic_auth(&a.client_id, Some(&a.client_secret))
+        .basic_auth(&g.client_id, Some(&g.client_secret))
         .json(&serde_json::json!({}))
         .send()
         .await
-        .with_context(|| format!("no answer from the gateway at {}", a.url))?;
+        .with_context(|| format!("no answer from the gateway at {}", g.url))?;
     let status = resp.status();
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

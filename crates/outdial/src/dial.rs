@@ -11,17 +11,24 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Where the gateway is and who asks (the commands that talk to a running gateway).
 #[derive(Args, Debug)]
-pub struct DialArgs {
+pub struct GatewayArgs {
     /// The gateway's base URL.
     #[arg(long, env = "OUTDIAL_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
+    pub url: String,
     /// Application (API client) id.
     #[arg(long, env = "OUTDIAL_CLIENT_ID")]
-    client_id: String,
+    pub client_id: String,
     /// Its secret (HTTP Basic).
     #[arg(long, env = "OUTDIAL_CLIENT_SECRET", hide_env_values = true)]
-    client_secret: String,
+    pub client_secret: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DialArgs {
+    #[command(flatten)]
+    gateway: GatewayArgs,
     /// Bot to connect the call to.
     #[arg(long)]
     bot: String,
@@ -120,8 +127,11 @@ pub async fn dial(a: DialArgs) -> anyhow::Result<u8> {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut req = reqwest::Client::new()
-        .post(format!("{}/api/v1/actions/dialout", a.url.trim_end_matches('/')))
-        .basic_auth(&a.client_id, Some(&a.client_secret))
+        .post(format!(
+            "{}/api/v1/actions/dialout",
+            a.gateway.url.trim_end_matches('/')
+        ))
+        .basic_auth(&a.gateway.client_id, Some(&a.gateway.client_secret))
         .json(&body(&a, &notify_url)?);
     if let Some(k) = &a.idempotency_key {
         req = req.header("Idempotency-Key", k);
@@ -129,7 +139,7 @@ pub async fn dial(a: DialArgs) -> anyhow::Result<u8> {
     let resp = req
         .send()
         .await
-        .with_context(|| format!("cannot reach the gateway at {}", a.url))?;
+        .with_context(|| format!("cannot reach the gateway at {}", a.gateway.url))?;
     let status = resp.status();
     let answer: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

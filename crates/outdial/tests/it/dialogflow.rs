@@ -5,7 +5,7 @@
 
 use crate::common;
 use crate::directline::{bot_test, patch_bot};
-use crate::frameworks::{Framework, Service, gateway, seed_request};
+use crate::frameworks::{Framework, Service, gateway, seed_request, simulated_callee};
 
 use common::{receiver, status};
 use outdial_sim::bot::Script;
@@ -24,9 +24,7 @@ fn fake(s: &Service) -> &FakeDialogflow {
 #[tokio::test]
 async fn the_events_are_the_seeds() {
     for fw in [Framework::DialogflowCx, Framework::DialogflowEs] {
-        let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-            .await
-            .unwrap();
+        let sim = simulated_callee().await;
         let (svc, g) = gateway(fw, Script::Ask, &sim.addr.to_string(), "").await;
         let (url, got) = receiver().await;
         let mut body = seed_request(&url);
@@ -87,9 +85,7 @@ async fn the_events_are_the_seeds() {
 /// `endInteraction` hangs up once the prompt before it has played: the goodbye is heard in full, then the BYE.
 #[tokio::test]
 async fn the_end_of_the_interaction_waits_for_the_prompt() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (_svc, g) = gateway(
         Framework::DialogflowCx,
         Script::GreetAndHangUp,
@@ -112,9 +108,7 @@ async fn the_end_of_the_interaction_waits_for_the_prompt() {
 /// One access token serves every call of the bot (and the connection test).
 #[tokio::test]
 async fn one_access_token_for_every_call() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (svc, g) = gateway(
         Framework::DialogflowEs,
         Script::GreetAndHangUp,
@@ -199,9 +193,7 @@ async fn regional_agents_and_what_the_connection_test_says() {
 /// the agent then hangs up with `no-input`), without the bot setting `userNoInputTimeoutMS`.
 #[tokio::test]
 async fn the_no_speech_timeout_is_set_per_bot() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (svc, g) = gateway(
         Framework::DialogflowCx,
         Script::Ask,
@@ -239,9 +231,7 @@ async fn the_no_speech_timeout_is_set_per_bot() {
 /// A passing `503 UNAVAILABLE` is retried once: the caller never notices.
 #[tokio::test]
 async fn a_passing_unavailable_is_retried_once() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (svc, g) = gateway(
         Framework::DialogflowEs,
         Script::GreetAndHangUp,

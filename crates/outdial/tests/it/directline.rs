@@ -4,7 +4,7 @@
 //! the operator's connection test.
 
 use crate::common;
-use crate::frameworks::{DL_SECRET, Framework, Service, gateway, seed_request};
+use crate::frameworks::{DL_SECRET, Framework, Service, gateway, seed_request, simulated_callee};
 
 use common::{ADMIN, receiver, status};
 use outdial_sim::bot::Script;
@@ -71,9 +71,7 @@ async fn the_start_event_and_the_end_are_the_seeds() {
 /// reconnecting with the watermark and refreshing the token.
 #[tokio::test]
 async fn the_stream_is_reconnected_and_the_token_refreshed() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
+    let sim = simulated_callee().await;
     let (svc, g) = gateway(Framework::DirectLine, Script::Ask, &sim.addr.to_string(), "").await;
     fake(&svc).drop_streams(true);
     fake(&svc).set_token_secs(2);

@@ -73,7 +73,7 @@ pub fn seed_request(notify_url: &str) -> Value {
            "metadata": {"participantName": "Alice"}})
 }
 
-async fn simulated_callee() -> outdial_sim::Sim {
+pub async fn simulated_callee() -> outdial_sim::Sim {
     outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
         .await
         .unwrap()
