@@ -251,3 +251,29 @@ async fn a_passing_unavailable_is_retried_once() {
         .count();
     assert_eq!(welcomes, 2, "the WELCOME event, then its retry");
 }
+
+/// A digit the person presses reaches a CX agent as a `dtmf` query (ES: a `DTMF` event with the digit as `value`).
+#[tokio::test]
+async fn a_pressed_digit_is_a_dtmf_query() {
+    for fw in [Framework::DialogflowCx, Framework::DialogflowEs] {
+        let sipp = outdial_testkit::Sipp::uas("uas_play_dtmf.xml", &["-mi", "127.0.0.1"]);
+        let (svc, g) = gateway(fw, Script::Silent, &format!("127.0.0.1:{}", sipp.port), "").await;
+        let (url, _got) = receiver().await;
+        let id = common::dialout(&g, &seed_request(&url)).await;
+        let mut digits = None;
+        for _ in 0..50 {
+            digits = fake(&svc).requests().iter().find_map(|(_, b)| match fw {
+                Framework::DialogflowCx => b["queryInput"]["dtmf"]["digits"].as_str().map(String::from),
+                _ => (b["queryInput"]["event"]["name"] == "DTMF")
+                    .then(|| b["queryInput"]["event"]["parameters"]["value"].as_str().map(String::from))
+                    .flatten(),
+            });
+            if digits.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(digits.as_deref(), Some("5"), "{fw:?}: {:?}", fake(&svc).requests());
+        common::hang_up(&g, &id).await;
+    }
+}
