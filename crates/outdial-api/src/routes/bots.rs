@@ -157,9 +157,11 @@ pub async fn delete_bot(
 /// The result of a bot connection test.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct BotTest {
-    /// Whether the bot answered its protocol's validation (AudioCodes Bot API: `GET botUrl`).
+    /// Whether the bot answered its protocol's validation (AudioCodes Bot API: `GET botUrl`; Direct Line: a
+    /// conversation started and ended; Dialogflow: the agent read).
     pub success: bool,
-    /// Why not, when it did not.
+    /// Why not, when it did not: one sentence naming the cause (bad secret, unknown agent, wrong region, bot
+    /// failing, unreachable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

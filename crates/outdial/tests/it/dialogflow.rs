@@ -265,7 +265,11 @@ async fn a_pressed_digit_is_a_dtmf_query() {
             digits = fake(&svc).requests().iter().find_map(|(_, b)| match fw {
                 Framework::DialogflowCx => b["queryInput"]["dtmf"]["digits"].as_str().map(String::from),
                 _ => (b["queryInput"]["event"]["name"] == "DTMF")
-                    .then(|| b["queryInput"]["event"]["parameters"]["value"].as_str().map(String::from))
+                    .then(|| {
+                        b["queryInput"]["event"]["parameters"]["value"]
+                            .as_str()
+                            .map(String::from)
+                    })
                     .flatten(),
             });
             if digits.is_some() {
@@ -273,7 +277,12 @@ async fn a_pressed_digit_is_a_dtmf_query() {
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert_eq!(digits.as_deref(), Some("5"), "{fw:?}: {:?}", fake(&svc).requests());
+        assert_eq!(
+            digits.as_deref(),
+            Some("5"),
+            "{fw:?}: {:?}",
+            fake(&svc).requests()
+        );
         common::hang_up(&g, &id).await;
     }
 }
