@@ -86,10 +86,17 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// An error code a service put in its error body (`{"error": {"code": "TokenExpired"}}`, Google's `status`):
 /// shown only when it is a plain word, so that a body is never echoed (docs/security.md).
+/// With no `keys`, `error` itself is the code (OAuth's `{"error": "invalid_grant"}`).
 pub(crate) fn error_code(text: &str, keys: &[&str]) -> Option<String> {
     let v: Value = serde_json::from_str(text).ok()?;
+    let plain = |c: &&str| {
+        !c.is_empty() && c.len() <= 48 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    };
+    if keys.is_empty() {
+        return v["error"].as_str().filter(plain).map(str::to_string);
+    }
     keys.iter()
         .filter_map(|k| v["error"][k].as_str())
-        .find(|c| !c.is_empty() && c.len() <= 48 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .find(plain)
         .map(str::to_string)
 }

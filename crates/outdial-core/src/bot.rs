@@ -242,11 +242,7 @@ impl Bot {
     pub fn parse(v: &Value) -> Result<Bot> {
         let o = Obj::new(v, "")?;
         o.required(&["name"])?;
-        let known =
-            |k: &String| BOT_FIELDS.contains(&k.as_str()) || crate::frameworks::FIELDS.contains(&k.as_str());
-        if let Some(extra) = o.map().keys().find(|k| !known(k)) {
-            return Err(o.error("", format!("should NOT have additional properties ('{extra}')")));
-        }
+        o.only(&[&BOT_FIELDS[..], &crate::frameworks::FIELDS[..]].concat())?;
         let name = o.string("name", 1, 64)?.unwrap_or_default();
         if !is_object_name(name) {
             return Err(o.error("name", "should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""));

@@ -117,11 +117,7 @@ impl GoogleTokens {
         }
         if !a.ok() {
             // OAuth's error body: `{"error": "invalid_grant", "error_description": …}`.
-            let code = serde_json::from_str::<Value>(&a.text)
-                .ok()
-                .and_then(|v| v["error"].as_str().map(str::to_string))
-                .filter(|c| c.len() <= 48 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-                .map_or_else(String::new, |c| format!(" {c}"));
+            let code = http::error_code(&a.text, &[]).map_or_else(String::new, |c| format!(" {c}"));
             return Err(BotError::Rejected(format!(
                 "Google refused the service account key (HTTP {}{code}): check credentials",
                 a.status

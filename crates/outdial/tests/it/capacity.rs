@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{ADMIN, Gateway, client, error_of};
+use common::{ADMIN, Gateway, error_of};
 use serde_json::json;
 use std::time::Duration;
 
@@ -50,14 +50,7 @@ async fn a_dialout_without_a_free_rtp_port_is_refused_at_once() {
         )
     );
     assert!(started.elapsed() < Duration::from_millis(500));
-    let metrics = client()
-        .get(g.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&g).await;
     assert!(metrics.contains("outdial_rtp_ports_total 2"), "{metrics}");
     // The first call ends (hung up through the API): its pair is free again.
     common::hang_up(&g, &a).await;

@@ -64,14 +64,7 @@ async fn keep_alive_marks_a_silent_trunk_down_and_up_again() {
         error.contains("trunk 'sbc' is down: 2 keep-alive OPTIONS in a row went unanswered"),
         "{error}"
     );
-    let metrics = common::client()
-        .get(g.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&g).await;
     assert!(metrics.contains("outdial_trunk_up{trunk=\"sbc\"} 0"), "{metrics}");
 
     // It answers again: up, and dialouts go through.

@@ -359,6 +359,19 @@ pub async fn ended(g: &Gateway, id: &str, within: Duration) -> Value {
     panic!("conversation {id} did not end within {within:?}");
 }
 
+/// The Prometheus text of `GET /metrics`.
+#[allow(dead_code)]
+pub async fn metrics(g: &Gateway) -> String {
+    client()
+        .get(g.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// The conversation record (`GET /api/v1/conversations/{id}`).
 pub async fn conversation(g: &Gateway, id: &str) -> Value {
     g.get(&format!("/api/v1/conversations/{id}"), ADMIN)
