@@ -9,7 +9,6 @@ use url::Url;
 /// A request body.
 pub(crate) enum Body<'a> {
     Json(&'a Value),
-    Form(&'a [(&'a str, &'a str)]),
 }
 
 /// An answer of any status.
@@ -50,7 +49,6 @@ pub(crate) async fn exchange(
     }
     req = match body {
         Some(Body::Json(v)) => req.json(v),
-        Some(Body::Form(f)) => req.form(f),
         None => req,
     };
     let resp = req.send().await.map_err(|e| transport(url, &e))?;

@@ -8,8 +8,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-pub(crate) type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) use outdial_net::ws::Socket;
 
 /// `http(s)://` as `ws(s)://` (the same address over WebSocket); other URLs unchanged.
 pub(crate) fn ws_url(url: &str) -> String {
@@ -30,7 +29,6 @@ pub(crate) async fn connect(
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<Socket, BotError> {
-    let parsed = url::Url::parse(url).map_err(|e| BotError::Protocol(format!("WebSocket URL {url}: {e}")))?;
     let mut request = url
         .into_client_request()
         .map_err(|e| BotError::Protocol(format!("WebSocket URL {url}: {e}")))?;
@@ -40,27 +38,21 @@ pub(crate) async fn connect(
             .map_err(|_| BotError::Protocol("the bot token is not a valid header value".into()))?;
         request.headers_mut().insert("Authorization", value);
     }
-    let open = async {
-        let addrs = guard.resolve(&parsed).await?;
-        let stream = tokio::net::TcpStream::connect(&addrs[..])
-            .await
-            .map_err(|e| BotError::Unreachable(format!("{url}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        Ok::<_, BotError>(tokio_tungstenite::client_async_tls_with_config(request, stream, None, None).await)
-    };
-    match tokio::time::timeout(timeout, open).await {
-        Err(_) => Err(BotError::Unreachable(format!(
-            "no WebSocket connection to {url} within {} s",
-            timeout.as_secs()
-        ))),
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r)))) => Err(BotError::Refused {
-            status: r.status().as_u16(),
-            bytes: r.body().as_ref().map_or(0, Vec::len),
-        }),
-        Ok(Ok(Err(e))) => Err(BotError::Unreachable(format!("{url}: {e}"))),
-        Ok(Ok(Ok((ws, _)))) => Ok(ws),
-    }
+    use outdial_net::ws::WsError;
+    outdial_net::ws::connect(guard, request, timeout)
+        .await
+        .map_err(|e| match e {
+            WsError::Guarded(g) => g.into(),
+            WsError::Refused { status, body } => BotError::Refused {
+                status,
+                bytes: body.len(),
+            },
+            WsError::Timeout { .. } => BotError::Unreachable(format!(
+                "no WebSocket connection to {url} within {} s",
+                timeout.as_secs()
+            )),
+            WsError::Unreachable { why, .. } => BotError::Unreachable(format!("{url}: {why}")),
+        })
 }
 
 pub(crate) async fn send(ws: &mut Socket, v: &Value) -> Result<(), BotError> {

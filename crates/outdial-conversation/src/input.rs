@@ -36,6 +36,12 @@ pub enum Input {
         job: u64,
         result: Result<Vec<i16>, Failure>,
     },
+    /// The text-to-speech engine failed on a message (`fallback`: the local engine that spoke it instead, if
+    /// any); the synthesis' own result still comes as [`Input::Synthesized`].
+    SynthesisFailed {
+        reason: String,
+        fallback: Option<String>,
+    },
     /// The result of [`crate::Effect::Fetch`] (`playUrl`): 8 kHz PCM.
     Fetched {
         job: u64,

@@ -166,6 +166,13 @@ impl Machine {
                 Input::Stt(e) => self.on_stt(e),
                 Input::Synthesized { job, result } => self.on_synthesized(job, result),
                 Input::Fetched { job, result } => self.on_fetched(job, result),
+                Input::SynthesisFailed { reason, fallback } => {
+                    tracing::warn!(conversation = %self.conv.id, "text to speech failed: {reason}");
+                    self.record(
+                        EventKind::SynthesisFailed,
+                        json!({"reason": reason, "fallback": fallback}),
+                    );
+                }
                 Input::Timer(t) => self.on_timer(t),
                 Input::Api(ApiCommand::Hangup) => {
                     self.end_with_hangup(ReasonCode::Error, "ended by API".into(), HangupBy::System)

@@ -187,7 +187,13 @@ impl Machine {
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!("cannot speak the bot's message: {e}"),
+            Err(Failure(reason)) => {
+                tracing::warn!("cannot speak the bot's message: {reason}");
+                effects.push(Effect::Record(crate::Record::Event {
+                    kind: EventKind::SynthesisFailed,
+                    data: json!({"reason": reason, "fallback": null}),
+                }));
+            }
         }
         match rest.pop_front() {
             Some(next) => effects.push(Effect::Speech(SpeechEffect::Synthesize {

@@ -76,15 +76,32 @@ pub struct Bot {
     pub trunk: Option<String>,
     #[serde(default = "default_language")]
     pub language: String,
-    /// Speech recognition engine; this build always uses the local Whisper.
+    /// Who recognises the person's speech (docs/speech.md): `whisper` (local, the default), `deepgram`, `azure`,
+    /// `google`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stt_provider: Option<String>,
-    /// Text-to-speech engine: `piper` for the Piper neural voice (when installed), anything else espeak-ng.
+    pub stt_provider: Option<crate::speech::SttEngine>,
+    /// Who speaks the bot's messages: `espeak` (local, the default), `piper` (local neural voice, when installed),
+    /// `deepgram`, `azure`, `google`, `elevenlabs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tts_provider: Option<String>,
-    /// The espeak-ng voice (e.g. `en-us+f3`); by default the one of `language`.
+    pub tts_provider: Option<crate::speech::TtsEngine>,
+    /// The voice: an espeak-ng voice (`en-us+f3`), a Deepgram model (`aura-2-thalia-en`), an Azure voice
+    /// (`en-US-JennyNeural`), a Google voice (`en-US-Standard-C`) or an ElevenLabs voice id; each engine's
+    /// default for `language` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice_name: Option<String>,
+    /// The recognition model of a cloud engine (Deepgram: `nova-2-phonecall` by default; Google: the API's default
+    /// unless set, e.g. `telephony`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt_model: Option<String>,
+    /// The cloud speech providers' credentials, one object a provider (write-only; docs/speech.md):
+    /// `deepgram: {apiKey, url?}`, `azure: {key, region, url?}`, `google: {serviceAccount?, url?}` (a Dialogflow
+    /// bot's `credentials` when absent), `elevenlabs: {apiKey, modelId?, url?}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(write_only, value_type = Option<Object>)]
+    pub speech_credentials: Option<Value>,
+    /// A cloud text-to-speech request that fails twice is spoken by the local engine instead (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tts_fallback: Option<bool>,
     /// Scope tag (`tag=<value>`) that policies use to cover a group of bots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_tag: Option<String>,
@@ -185,15 +202,16 @@ fn default_expiration() -> u32 {
 }
 
 /// Fields that are never returned.
-pub const BOT_SECRETS: [&str; 5] = [
+pub const BOT_SECRETS: [&str; 6] = [
     "token",
     "oauthClientSecret",
     "notifySecret",
     "botSecret",
     "credentials",
+    "speechCredentials",
 ];
 
-const BOT_FIELDS: [&str; 27] = [
+const BOT_FIELDS: [&str; 25] = [
     "machineDetectionConfig",
     "streamingMode",
     "name",
@@ -206,8 +224,6 @@ const BOT_FIELDS: [&str; 27] = [
     "oauthScope",
     "trunk",
     "language",
-    "sttProvider",
-    "ttsProvider",
     "voiceName",
     "authorizationTag",
     "dialoutAuthScope",
@@ -242,7 +258,14 @@ impl Bot {
     pub fn parse(v: &Value) -> Result<Bot> {
         let o = Obj::new(v, "")?;
         o.required(&["name"])?;
-        o.only(&[&BOT_FIELDS[..], &crate::frameworks::FIELDS[..]].concat())?;
+        o.only(
+            &[
+                &BOT_FIELDS[..],
+                &crate::frameworks::FIELDS[..],
+                &crate::speech::FIELDS[..],
+            ]
+            .concat(),
+        )?;
         let name = o.string("name", 1, 64)?.unwrap_or_default();
         if !is_object_name(name) {
             return Err(o.error("name", "should match pattern \"^[A-Za-z0-9_.-]{1,64}$\""));
@@ -258,6 +281,7 @@ impl Bot {
             return Err(o.error("", "should have required property 'botUrl'"));
         }
         let fw = crate::frameworks::parse(&o, bot_type)?;
+        let speech = crate::speech::parse(&o)?;
         let streaming_mode = match o.one_of("streamingMode", &["audio", "text"])? {
             Some("text") => StreamingMode::Text,
             _ => StreamingMode::Audio,
@@ -316,9 +340,12 @@ impl Bot {
             oauth_scope: opt("oauthScope", 1024)?,
             trunk: trunk.map(str::to_string),
             language: language.to_string(),
-            stt_provider: opt("sttProvider", 64)?,
-            tts_provider: opt("ttsProvider", 64)?,
+            stt_provider: speech.stt_provider,
+            tts_provider: speech.tts_provider,
             voice_name: opt("voiceName", 128)?,
+            stt_model: speech.stt_model,
+            speech_credentials: speech.speech_credentials,
+            tts_fallback: speech.tts_fallback,
             authorization_tag: opt("authorizationTag", 128)?,
             dialout_auth_scope: opt("dialoutAuthScope", 256)?,
             dialout_allowed_callers: callers,

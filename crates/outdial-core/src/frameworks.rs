@@ -95,7 +95,10 @@ pub fn parse(o: &Obj<'_>, t: BotType) -> Result<Frameworks> {
             }
             l => l.map(str::to_string),
         },
-        credentials: o.value("credentials").map(credentials).transpose()?,
+        credentials: o
+            .value("credentials")
+            .map(|v| service_account(v, "credentials"))
+            .transpose()?,
         api_endpoint: url("apiEndpoint")?,
         endpointer_sensitivity: o.integer("endpointerSensitivity", 0, 100)?.map(|s| s as u8),
         no_speech_timeout_sec: o.number("noSpeechTimeoutSec", Some(0.5), Some(60.0))?,
@@ -110,9 +113,9 @@ pub fn parse(o: &Obj<'_>, t: BotType) -> Result<Frameworks> {
     Ok(f)
 }
 
-/// A service-account key as Google hands it out (JSON): the fields outdial uses must be there.
-fn credentials(v: &Value) -> Result<Value> {
-    let k = Obj::new(v, "credentials")?;
+/// A service-account key as Google hands it out (JSON) at `path`: the fields outdial uses must be there.
+pub(crate) fn service_account(v: &Value, path: &str) -> Result<Value> {
+    let k = Obj::new(v, path)?;
     k.required(&["client_email", "private_key", "token_uri"])?;
     k.string("client_email", 3, 320)?;
     let key = k.string("private_key", 64, 16_384)?.unwrap_or_default();

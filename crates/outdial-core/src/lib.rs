@@ -13,6 +13,7 @@ pub mod dialout;
 pub mod frameworks;
 pub mod iam;
 pub mod patterns;
+pub mod speech;
 pub mod time;
 pub mod trunk;
 pub mod validate;

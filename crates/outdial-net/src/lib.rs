@@ -5,7 +5,9 @@
 //! [`Purpose`]; link-local and cloud metadata addresses are always refused, in every IPv6 form that embeds them.
 
 mod client;
+pub mod google;
 mod policy;
+pub mod ws;
 
 pub use client::{Guarded, GuardedError, refusal};
 pub use policy::{BadCidr, NetworkPolicy, PolicyResolver, Purpose, Refused};

@@ -68,9 +68,7 @@ impl FakeDialogflow {
     }
     /// The service account's JSON key, as Google hands it out, with this service's token endpoint.
     pub fn credentials(&self) -> Value {
-        json!({"type": "service_account", "project_id": PROJECT, "private_key_id": "0123abcd",
-               "private_key": PRIVATE_KEY, "client_email": CLIENT_EMAIL, "client_id": "1234567890",
-               "token_uri": format!("{}/token", self.url)})
+        service_account(&self.url)
     }
     /// The `[[bots]]` lines of a bot of this agent (CX or ES).
     pub fn bot_config(&self, cx: bool) -> String {
@@ -90,6 +88,13 @@ impl FakeDialogflow {
             c["token_uri"].as_str().unwrap_or_default(),
         )
     }
+}
+
+/// The test service account's JSON key, its token endpoint at `{base}/token`.
+pub fn service_account(base: &str) -> Value {
+    json!({"type": "service_account", "project_id": PROJECT, "private_key_id": "0123abcd",
+           "private_key": PRIVATE_KEY, "client_email": CLIENT_EMAIL, "client_id": "1234567890",
+           "token_uri": format!("{base}/token")})
 }
 
 pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<FakeDialogflow> {
@@ -122,23 +127,38 @@ fn oauth_error(code: &str, description: &str) -> Response {
 
 /// Google's token endpoint for the service-account flow.
 async fn token(axum::extract::State(s): axum::extract::State<Arc<Mutex<Inner>>>, body: Bytes) -> Response {
-    let form: HashMap<String, String> = url_form(&body);
     let (script, aud) = {
         let mut i = s.lock();
         i.token_requests += 1;
         (i.script, format!("{}/token", i.base))
     };
+    if let Err(refused) = verify_grant(&body, &aud, script == Script::Unauthorized) {
+        return refused;
+    }
+    let t = format!("ya29.{}", uuid::Uuid::new_v4().simple());
+    s.lock().tokens.insert(t.clone(), unix_ms() + 3_599_000);
+    Json(json!({"access_token": t, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+}
+
+/// Checks a JWT-bearer grant as Google's token endpoint does (`aud` is the endpoint's own URL); `revoked`: the
+/// key no longer works. The refusal is OAuth's error body.
+#[allow(clippy::result_large_err)] // A test server's refusal, built once.
+pub(crate) fn verify_grant(body: &[u8], aud: &str, revoked: bool) -> Result<(), Response> {
+    let form: HashMap<String, String> = url_form(body);
     if form.get("grant_type").map(String::as_str) != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
-        return oauth_error("unsupported_grant_type", "Invalid grant_type: ");
+        return Err(oauth_error("unsupported_grant_type", "Invalid grant_type: "));
     }
     let Some(assertion) = form.get("assertion") else {
-        return oauth_error("invalid_request", "Missing required parameter: assertion");
+        return Err(oauth_error(
+            "invalid_request",
+            "Missing required parameter: assertion",
+        ));
     };
-    if script == Script::Unauthorized {
-        return oauth_error("invalid_grant", "Invalid JWT Signature.");
+    if revoked {
+        return Err(oauth_error("invalid_grant", "Invalid JWT Signature."));
     }
     let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()) else {
-        return oauth_error("internal", "no key");
+        return Err(oauth_error("internal", "no key"));
     };
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_audience(&[aud]);
@@ -146,28 +166,26 @@ async fn token(axum::extract::State(s): axum::extract::State<Arc<Mutex<Inner>>>,
     v.set_required_spec_claims(&["exp", "iat", "aud", "iss"]);
     let claims = match jsonwebtoken::decode::<Value>(assertion, &key, &v) {
         Ok(d) => d.claims,
-        Err(_) => return oauth_error("invalid_grant", "Invalid JWT Signature."),
+        Err(_) => return Err(oauth_error("invalid_grant", "Invalid JWT Signature.")),
     };
     let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
     if !(1..=3600).contains(&lifetime) {
-        return oauth_error(
+        return Err(oauth_error(
             "invalid_grant",
             "Invalid JWT: Token must be a short-lived token (60 minutes)",
-        );
+        ));
     }
     let scope = claims["scope"].as_str().unwrap_or_default();
     if !scope
         .split(' ')
         .any(|s| s.ends_with("/auth/cloud-platform") || s.ends_with("/auth/dialogflow"))
     {
-        return oauth_error(
+        return Err(oauth_error(
             "invalid_scope",
             "Invalid OAuth scope or ID token audience provided.",
-        );
+        ));
     }
-    let t = format!("ya29.{}", uuid::Uuid::new_v4().simple());
-    s.lock().tokens.insert(t.clone(), unix_ms() + 3_599_000);
-    Json(json!({"access_token": t, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+    Ok(())
 }
 
 fn url_form(body: &[u8]) -> HashMap<String, String> {

@@ -11,6 +11,7 @@
 //! "Yes please." once. What the callee heard of the last call is kept ([`SimStats::heard`]) so tests can check it.
 
 pub mod bot;
+pub mod cloudspeech;
 mod dfwire;
 pub mod dialogflow;
 pub mod directline;

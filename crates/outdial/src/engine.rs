@@ -56,7 +56,7 @@ impl Ctx {
     /// The text-to-speech engine of a bot: `ttsProvider` `piper` is the Piper neural voice (espeak-ng, with a
     /// warning, when it is not installed); anything else is espeak-ng.
     pub async fn tts_for(&self, bot: &outdial_core::Bot) -> Option<Arc<dyn outdial_speech::TtsProvider>> {
-        if bot.tts_provider.as_deref() == Some("piper") {
+        if bot.tts_provider == Some(outdial_core::speech::TtsEngine::Piper) {
             let piper = self
                 .piper
                 .get_or_init(|| async {

@@ -22,6 +22,7 @@ mod recorder;
 mod say;
 mod secrets;
 mod serve;
+mod speech;
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;

@@ -127,7 +127,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         .snapshot()
         .bots
         .values()
-        .find(|b| b.tts_provider.as_deref() == Some("piper"))
+        .find(|b| b.tts_provider == Some(outdial_core::speech::TtsEngine::Piper))
         .cloned();
     if let Some(bot) = piper_bot {
         let ctx = engine.ctx();

@@ -136,7 +136,7 @@ impl Dialogflow {
 
     async fn token(&self) -> Result<Option<String>, BotError> {
         match &self.sa {
-            Some(sa) => self.tokens.token(&self.client, sa).await.map(Some),
+            Some(sa) => Ok(Some(self.tokens.token(&self.client, sa).await?)),
             None => Ok(None),
         }
     }

@@ -118,9 +118,14 @@ async fn partials_then_final_and_flush_on_close() {
     let w = model();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = calls.clone();
-    let recognizer: outdial_speech::stt::Recognizer = Arc::new(move |pcm: &[i16], lang: &str| {
+    let recognizer: outdial_speech::stt::Recognizer = Arc::new(move |pcm: Vec<i16>, lang: String| {
         counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        w.transcribe(pcm, lang)
+        let w = w.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || w.transcribe(&pcm, &lang))
+                .await
+                .unwrap()
+        })
     });
     let opts = SttOptions {
         partial_interval_ms: Some(700),

@@ -110,7 +110,16 @@ impl CallIo {
         if self.stt.as_ref().is_some_and(SttStream::is_open) {
             return;
         }
-        let Some(stt) = &self.ctx.stt else {
+        let stt = match crate::speech::recognizer(&self.ctx, &self.bot) {
+            Ok(stt) => stt,
+            Err(e) => {
+                outdial_speech::cloud::failed(self.bot.stt_provider.unwrap_or_default().as_str(), &e);
+                let _ = self.results.0.send(Input::Stt(SttInput::Failed(e.to_string())));
+                let _ = self.results.0.send(Input::Stt(SttInput::Closed));
+                return;
+            }
+        };
+        let Some(stt) = stt else {
             if !self.warned_no_stt {
                 self.warned_no_stt = true;
                 tracing::warn!(conversation = %self.id, "no speech-to-text engine: the person's words do not reach the bot");
@@ -247,14 +256,12 @@ impl Io for CallIo {
             Effect::Bot(b) => self.bot(b),
             Effect::Speech(SpeechEffect::Synthesize { job, text, language }) => {
                 let (ctx, bot) = (self.ctx.clone(), self.bot.clone());
+                let tx = self.results.0.clone();
                 self.spawn(async move {
-                    let result = match ctx.tts_for(&bot).await {
-                        Some(tts) => tts
-                            .synthesize(&text, &language, bot.voice_name.as_deref())
-                            .await
-                            .map_err(Failure::of),
-                        None => Err(Failure("no text-to-speech engine is installed".into())),
-                    };
+                    let (result, failures) = crate::speech::synthesize(&ctx, &bot, &text, &language).await;
+                    for (reason, fallback) in failures {
+                        let _ = tx.send(Input::SynthesisFailed { reason, fallback });
+                    }
                     Input::Synthesized { job, result }
                 });
             }

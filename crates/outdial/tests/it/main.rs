@@ -8,6 +8,7 @@ mod botframework;
 mod bots;
 mod calls;
 mod capacity;
+mod cloudspeech;
 mod codecs;
 mod common;
 mod demo;

@@ -1,0 +1,89 @@
+//! ElevenLabs (docs/speech.md, "ElevenLabs"): streaming synthesis over HTTP
+//! (`POST /v1/text-to-speech/{voice_id}/stream?output_format=ulaw_8000`), the audio read as it arrives. Auth:
+//! `xi-api-key`.
+
+use super::{Cloud, base, section, status_error, text};
+use crate::{SpeechError, TtsProvider};
+use serde_json::{Value, json};
+use url::Url;
+
+const SECRET: &str = "speechCredentials.elevenlabs.apiKey";
+pub const PUBLIC: &str = "https://api.elevenlabs.io";
+/// A premade voice every account has ("Rachel"), when the bot names none.
+pub const DEFAULT_VOICE: &str = "21m00Tcm4TlvDq8ikWAM";
+const DEFAULT_MODEL: &str = "eleven_flash_v2_5";
+
+#[derive(Debug, Clone)]
+pub struct ElevenLabs {
+    cloud: Cloud,
+    key: String,
+    base: Url,
+    model: String,
+}
+
+impl ElevenLabs {
+    pub fn new(cloud: Cloud, credentials: Option<&Value>) -> Result<Self, SpeechError> {
+        let s = section(credentials, "elevenlabs")?;
+        Ok(ElevenLabs {
+            key: text(s, "apiKey")
+                .ok_or_else(|| SpeechError::Auth(format!("no {SECRET}")))?
+                .to_string(),
+            base: base(s, PUBLIC)?,
+            model: text(s, "modelId").unwrap_or(DEFAULT_MODEL).to_string(),
+            cloud,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TtsProvider for ElevenLabs {
+    async fn synthesize(
+        &self,
+        text: &str,
+        language: &str,
+        voice: Option<&str>,
+    ) -> Result<Vec<i16>, SpeechError> {
+        let voice = voice.unwrap_or(DEFAULT_VOICE);
+        if !voice.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(SpeechError::Rejected(
+                "an ElevenLabs voiceName is a voice id (letters and digits)".into(),
+            ));
+        }
+        let mut u = self.base.clone();
+        u.set_path(&format!("/v1/text-to-speech/{voice}/stream"));
+        u.query_pairs_mut().append_pair("output_format", "ulaw_8000");
+        let mut body = json!({"text": crate::plain_text(text), "model_id": self.model});
+        if let Some(code) = language.split('-').next().filter(|c| c.len() == 2) {
+            body["language_code"] = json!(code);
+        }
+        let req = self
+            .cloud
+            .client
+            .request(reqwest::Method::POST, u)
+            .map_err(|e| match e {
+                outdial_net::GuardedError::Refused(r) => SpeechError::Policy(r.to_string()),
+                other => SpeechError::Rejected(other.to_string()),
+            })?
+            .header("xi-api-key", &self.key)
+            .json(&body);
+        let read = async {
+            let mut resp = req.send().await.map_err(|e| super::transport("ElevenLabs", &e))?;
+            let status = resp.status().as_u16();
+            let mut audio = Vec::new();
+            while let Some(chunk) = resp
+                .chunk()
+                .await
+                .map_err(|e| super::transport("ElevenLabs", &e))?
+            {
+                audio.extend_from_slice(&chunk);
+            }
+            if !(200..300).contains(&status) {
+                return Err(status_error("ElevenLabs", status, &audio, SECRET));
+            }
+            Ok(super::from_ulaw(&audio))
+        };
+        tokio::time::timeout(self.cloud.timeout, read)
+            .await
+            .map_err(|_| super::timed_out("ElevenLabs"))?
+    }
+}
