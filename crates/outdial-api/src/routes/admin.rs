@@ -234,6 +234,15 @@ pub async fn update<R: Resource>(
     let existing = load::<R>(app, caller, name).await?;
     let old = existing.editable();
     let mut merged = old.clone();
+    // docs/security.md: a secret that is an object (a service-account key, speech credentials) is replaced whole,
+    // never merged: a merge could send its old secrets to a new address given inside it.
+    if let (Value::Object(m), Value::Object(p)) = (&mut merged, &patch) {
+        for s in R::SECRETS {
+            if p.get(*s).is_some_and(Value::is_object) {
+                m.remove(*s);
+            }
+        }
+    }
     merge_patch(&mut merged, &patch);
     drop_stale_secrets::<R>(&old, &mut merged, &patch);
     check_name::<R>(&mut merged, name)?;

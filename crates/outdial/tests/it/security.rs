@@ -650,3 +650,32 @@ async fn urls_with_credentials_are_refused_and_fractions_are_kept() {
     let rec = common::conversation(&g, &id).await;
     assert_eq!(rec["request"]["answerTimeoutSec"], 20.5, "{rec}");
 }
+
+/// A secret that is an object (speech credentials, a service-account key) is replaced whole by a PATCH: a patch
+/// giving only a new `url` (or `token_uri`) is refused instead of sending the old key there.
+#[tokio::test]
+async fn a_patch_cannot_point_an_object_secret_somewhere_else() {
+    let g = Gateway::start(&format!(
+        "{BOTS}\n[[bots]]\nname = \"Speech\"\nbotUrl = \"http://127.0.0.1:9/bot\"\nttsProvider = \"deepgram\"\n\
+         speechCredentials = {{ deepgram = {{ apiKey = \"dg-secret-0123456789\", url = \"http://127.0.0.1:9\" }} }}\n"
+    ))
+    .await;
+    let editor = g
+        .app("editor", json!([{"role": "VAIC/BOTS/WRITE", "scope": "*"}]))
+        .await;
+    let e = (editor.0.as_str(), editor.1.as_str());
+    let elsewhere = json!({"speechCredentials": {"deepgram": {"url": "http://127.0.0.1:8/steal"}}});
+    assert_eq!(patch_bot(&g, e, "Speech", elsewhere).await, 400);
+    let sa_elsewhere = json!({"credentials": {"token_uri": "http://127.0.0.1:8/token"}});
+    assert_eq!(patch_bot(&g, e, "Speech", sa_elsewhere).await, 400);
+    // With its key in the same request, the new address is taken.
+    let whole = json!({"speechCredentials": {"deepgram": {"apiKey": "dg-secret-new-0123", "url": "http://127.0.0.1:8"}}});
+    assert_eq!(patch_bot(&g, e, "Speech", whole).await, 200);
+    // Never returned.
+    let r = g.get("/api/v1/bots/Speech", e).await;
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains("speechCredentials") && !body.contains("dg-secret"),
+        "{body}"
+    );
+}
