@@ -15,6 +15,37 @@ fn pattern(pat: &str, max: usize) -> Value {
     json!({"type": "string", "pattern": pat, "maxLength": max})
 }
 
+fn service_account() -> Value {
+    json!({"type": "object", "writeOnly": true,
+           "description": "The service account's JSON key (write-only).",
+           "required": ["client_email", "private_key", "token_uri"],
+           "properties": {
+               "type": {"type": "string", "enum": ["service_account"]},
+               "client_email": {"type": "string", "minLength": 3, "maxLength": 320},
+               "private_key": {"type": "string", "minLength": 64, "maxLength": 16384,
+                               "pattern": "-----BEGIN (RSA )?PRIVATE KEY-----"},
+               "token_uri": pattern(p::HTTP_URL, 2048)}})
+}
+
+/// `speechCredentials` (docs/speech.md): one object a provider, write-only.
+fn speech_credentials() -> Value {
+    let section = |required: &[&str], props: Value| json!({"type": "object", "required": required, "additionalProperties": false, "properties": props});
+    let url = pattern(p::HTTP_URL, 2048);
+    let mut azure = section(
+        &["key"],
+        json!({"key": text(8, 1024), "region": pattern("^[a-z0-9]{2,64}$", 64), "url": url}),
+    );
+    azure["anyOf"] = json!([{"required": ["region"]}, {"required": ["url"]}]);
+    json!({"type": "object", "writeOnly": true, "additionalProperties": false,
+           "description": "The cloud speech providers' credentials (write-only; docs/speech.md).",
+           "properties": {
+               "deepgram": section(&["apiKey"], json!({"apiKey": text(8, 1024), "url": url})),
+               "azure": azure,
+               "google": section(&[], json!({"serviceAccount": service_account(), "url": url})),
+               "elevenlabs": section(&["apiKey"], json!({"apiKey": text(8, 1024), "url": url,
+                                                         "modelId": {"type": ["string", "null"], "minLength": 1, "maxLength": 128}}))}})
+}
+
 fn integer(min: i64, max: i64) -> Value {
     json!({"type": "integer", "minimum": min, "maximum": max})
 }
@@ -59,8 +90,16 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                 ("oauthScope", text(1, 1024)),
                 ("trunk", pattern(p::NAME, 64)),
                 ("language", pattern(p::LANGUAGE, 35)),
-                ("sttProvider", text(1, 64)),
-                ("ttsProvider", text(1, 64)),
+                (
+                    "sttProvider",
+                    json!({"type": "string", "enum": outdial_core::speech::SttEngine::NAMES}),
+                ),
+                (
+                    "ttsProvider",
+                    json!({"type": "string", "enum": outdial_core::speech::TtsEngine::NAMES}),
+                ),
+                ("sttModel", pattern("^[A-Za-z0-9_.:-]{1,128}$", 128)),
+                ("speechCredentials", speech_credentials()),
                 ("voiceName", text(1, 128)),
                 ("authorizationTag", text(1, 128)),
                 ("dialoutAuthScope", text(1, 256)),
@@ -82,18 +121,7 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                 ("apiEndpoint", pattern(p::HTTP_URL, 2048)),
                 ("endpointerSensitivity", integer(0, 100)),
                 ("noSpeechTimeoutSec", number(0.5, 60.0)),
-                (
-                    "credentials",
-                    json!({"type": "object", "writeOnly": true,
-                           "description": "The service account's JSON key (write-only).",
-                           "required": ["client_email", "private_key", "token_uri"],
-                           "properties": {
-                               "type": {"type": "string", "enum": ["service_account"]},
-                               "client_email": {"type": "string", "minLength": 3, "maxLength": 320},
-                               "private_key": {"type": "string", "minLength": 64, "maxLength": 16384,
-                                               "pattern": "-----BEGIN (RSA )?PRIVATE KEY-----"},
-                               "token_uri": pattern(p::HTTP_URL, 2048)}}),
-                ),
+                ("credentials", service_account()),
             ],
         ),
         (
