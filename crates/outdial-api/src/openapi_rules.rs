@@ -30,7 +30,8 @@ fn service_account() -> Value {
 /// `speechCredentials` (docs/speech.md): one object a provider, write-only.
 fn speech_credentials() -> Value {
     let section = |required: &[&str], props: Value| json!({"type": "object", "required": required, "additionalProperties": false, "properties": props});
-    let url = pattern(p::HTTP_URL, 2048);
+    let mut url = pattern(p::HTTP_URL, 2048);
+    url["type"] = json!(["string", "null"]);
     let mut azure = section(
         &["key"],
         json!({"key": text(8, 1024), "region": pattern("^[a-z0-9]{2,64}$", 64), "url": url}),
