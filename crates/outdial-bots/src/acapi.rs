@@ -104,14 +104,7 @@ impl AcApi {
         body: Option<&Value>,
     ) -> Result<Value, BotError> {
         let bearer = self.bearer().await?;
-        let a = crate::http::exchange(
-            &self.client,
-            method,
-            url,
-            bearer.as_deref(),
-            body.map(crate::http::Body::Json),
-        )
-        .await?;
+        let a = crate::http::exchange(&self.client, method, url, bearer.as_deref(), body).await?;
         if a.status >= 500 {
             return Err(BotError::Unreachable(format!("{url}: HTTP {}", a.status)));
         }

@@ -6,11 +6,6 @@ use crate::BotError;
 use serde_json::Value;
 use url::Url;
 
-/// A request body.
-pub(crate) enum Body<'a> {
-    Json(&'a Value),
-}
-
 /// An answer of any status.
 pub(crate) struct Answer {
     pub status: u16,
@@ -41,16 +36,15 @@ pub(crate) async fn exchange(
     method: reqwest::Method,
     url: &Url,
     bearer: Option<&str>,
-    body: Option<Body<'_>>,
+    body: Option<&Value>,
 ) -> Result<Answer, BotError> {
     let mut req = client.request(method, url.clone())?;
     if let Some(t) = bearer.filter(|t| !t.is_empty()) {
         req = req.bearer_auth(t);
     }
-    req = match body {
-        Some(Body::Json(v)) => req.json(v),
-        None => req,
-    };
+    if let Some(v) = body {
+        req = req.json(v);
+    }
     let resp = req.send().await.map_err(|e| transport(url, &e))?;
     let status = resp.status().as_u16();
     let text = resp.text().await.map_err(|e| transport(url, &e))?;
@@ -84,17 +78,10 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// An error code a service put in its error body (`{"error": {"code": "TokenExpired"}}`, Google's `status`):
 /// shown only when it is a plain word, so that a body is never echoed (docs/security.md).
-/// With no `keys`, `error` itself is the code (OAuth's `{"error": "invalid_grant"}`).
 pub(crate) fn error_code(text: &str, keys: &[&str]) -> Option<String> {
     let v: Value = serde_json::from_str(text).ok()?;
-    let plain = |c: &&str| {
-        !c.is_empty() && c.len() <= 48 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    };
-    if keys.is_empty() {
-        return v["error"].as_str().filter(plain).map(str::to_string);
-    }
     keys.iter()
         .filter_map(|k| v["error"][k].as_str())
-        .find(plain)
+        .find(|c| outdial_net::plain_word(c))
         .map(str::to_string)
 }

@@ -5,7 +5,7 @@
 //! (`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`), through the network policy. Access tokens are
 //! cached, shared by every call with that key, until a minute before they expire.
 
-use crate::Guarded;
+use crate::{Guarded, plain_word};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -167,9 +167,4 @@ impl GoogleTokens {
     pub fn forget(&self, sa: &ServiceAccount) {
         self.tokens.lock().remove(&sa.cache_key());
     }
-}
-
-/// An error word a service put in its body, shown only when it is a plain word (never an echo of the body).
-pub fn plain_word(c: &str) -> bool {
-    !c.is_empty() && c.len() <= 48 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }

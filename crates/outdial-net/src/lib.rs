@@ -11,3 +11,9 @@ pub mod ws;
 
 pub use client::{Guarded, GuardedError, refusal};
 pub use policy::{BadCidr, NetworkPolicy, PolicyResolver, Purpose, Refused};
+
+/// Whether an error word a service put in its answer (`invalid_grant`, `TokenExpired`, `UNAVAILABLE`) may be shown:
+/// only a plain word, so that an answer's body is never echoed (docs/security.md, "Outbound requests").
+pub fn plain_word(c: &str) -> bool {
+    !c.is_empty() && c.len() <= 48 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}

@@ -370,15 +370,12 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
             }),
         )
         .with_state(inner.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let url = format!("http://{}/bot", listener.local_addr()?);
-    inner.lock().base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!("reference bot stopped: {e}");
-        }
-    });
-    Ok(RefBot { url, inner })
+    let base = crate::serve_http(listen, app).await?;
+    inner.lock().base = base.clone();
+    Ok(RefBot {
+        url: format!("{base}/bot"),
+        inner,
+    })
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

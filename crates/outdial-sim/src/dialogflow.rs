@@ -108,12 +108,8 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<FakeDi
         .route("/token", post(token))
         .fallback(move |m: Method, uri: Uri, h: HeaderMap, body: Bytes| api(state.clone(), m, uri, h, body))
         .with_state(inner.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let url = crate::serve_http(listen, app).await?;
     inner.lock().base = url.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
     Ok(FakeDialogflow { url, inner })
 }
 

@@ -96,12 +96,8 @@ pub async fn start(listen: SocketAddr, secret: &str, script: Script) -> std::io:
         )
         .route("/v3/directline/conversations/{id}/stream", get(stream))
         .with_state(inner.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let url = crate::serve_http(listen, app).await?;
     inner.lock().base = url.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
     Ok(FakeDirectLine { url, inner })
 }
 

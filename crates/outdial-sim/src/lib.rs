@@ -444,6 +444,19 @@ impl Call {
     }
 }
 
+/// Serves `app` (a local service) on `listen`: its base URL, `http://addr`.
+pub(crate) async fn serve_http(listen: SocketAddr, app: axum::Router) -> std::io::Result<String> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let name = url.clone();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the service at {name} stopped: {e}");
+        }
+    });
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,22 +33,20 @@ type CloudTts = (&'static str, Result<Arc<dyn TtsProvider>, SpeechError>);
 fn cloud_tts(ctx: &Ctx, bot: &Bot) -> Option<CloudTts> {
     let c = cloud(ctx);
     let creds = bot.speech_credentials.as_ref();
-    let built = |r: Result<Arc<dyn TtsProvider>, SpeechError>| r;
+    fn built<E: TtsProvider + 'static>(
+        r: Result<E, SpeechError>,
+    ) -> Result<Arc<dyn TtsProvider>, SpeechError> {
+        r.map(|e| Arc::new(e) as _)
+    }
     Some(match bot.tts_provider.unwrap_or_default() {
         TtsEngine::Espeak | TtsEngine::Piper => return None,
-        TtsEngine::Deepgram => (
-            "deepgram",
-            built(Deepgram::new(c, creds, None).map(|e| Arc::new(e) as _)),
-        ),
-        TtsEngine::Azure => ("azure", built(Azure::new(c, creds).map(|e| Arc::new(e) as _))),
+        TtsEngine::Deepgram => ("deepgram", built(Deepgram::new(c, creds, None))),
+        TtsEngine::Azure => ("azure", built(Azure::new(c, creds))),
         TtsEngine::Google => (
             "google",
-            built(Google::new(c, creds, bot.credentials.as_ref(), None).map(|e| Arc::new(e) as _)),
+            built(Google::new(c, creds, bot.credentials.as_ref(), None)),
         ),
-        TtsEngine::Elevenlabs => (
-            "elevenlabs",
-            built(ElevenLabs::new(c, creds).map(|e| Arc::new(e) as _)),
-        ),
+        TtsEngine::Elevenlabs => ("elevenlabs", built(ElevenLabs::new(c, creds))),
     })
 }
 

@@ -7,7 +7,7 @@
 pub mod auth;
 pub mod wire;
 
-use crate::http::{self, Answer, Body};
+use crate::http::{self, Answer};
 use crate::{BotConnector, BotError, BotSession, Command, FromBot};
 use auth::{GoogleTokens, ServiceAccount};
 use serde_json::Value;
@@ -109,14 +109,7 @@ impl Dialogflow {
         let mut retried = false;
         loop {
             let token = self.token().await?;
-            let a = http::exchange(
-                &self.client,
-                method.clone(),
-                url,
-                token.as_deref(),
-                body.map(Body::Json),
-            )
-            .await?;
+            let a = http::exchange(&self.client, method.clone(), url, token.as_deref(), body).await?;
             match a.status {
                 401 if !refetched && self.sa.is_some() => {
                     if let Some(sa) = &self.sa {

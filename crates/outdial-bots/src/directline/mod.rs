@@ -8,7 +8,7 @@
 mod stream;
 
 use crate::dlwire::{from_directline, to_directline};
-use crate::http::{self, Answer, Body};
+use crate::http::{self, Answer};
 use crate::{BotConnector, BotError, BotSession, Command, FromBot};
 use outdial_core::frameworks::DirectLineFlavor;
 use serde_json::{Value, json};
@@ -68,7 +68,7 @@ impl DirectLine {
         bearer: &str,
         body: Option<&Value>,
     ) -> Result<Answer, BotError> {
-        http::exchange(&self.client, method, url, Some(bearer), body.map(Body::Json)).await
+        http::exchange(&self.client, method, url, Some(bearer), body).await
     }
 
     /// Starts a conversation with the secret.

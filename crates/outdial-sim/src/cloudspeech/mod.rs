@@ -156,12 +156,8 @@ pub async fn start(listen: SocketAddr) -> std::io::Result<FakeSpeech> {
         .route("/v1/speech:recognize", post(rest::google_stt))
         .route("/v1/text-to-speech/{voice}/stream", post(rest::elevenlabs))
         .with_state(inner.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let url = crate::serve_http(listen, app).await?;
     inner.lock().base = url.clone();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
     Ok(FakeSpeech { url, inner })
 }
 

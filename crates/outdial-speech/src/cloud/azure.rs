@@ -32,19 +32,13 @@ impl Azure {
     pub fn new(cloud: Cloud, credentials: Option<&Value>) -> Result<Self, SpeechError> {
         let s = section(credentials, "azure")?;
         let key = text(s, "key").ok_or_else(|| SpeechError::Auth(format!("no {SECRET}")))?;
-        let region = text(s, "region").unwrap_or("westus");
-        let (tts, stt) = match text(s, "url") {
-            Some(_) => (base(s, "")?, base(s, "")?),
-            None => (
-                base(s, &format!("https://{region}.tts.speech.microsoft.com"))?,
-                base(s, &format!("https://{region}.stt.speech.microsoft.com"))?,
-            ),
-        };
+        // The bot's checks make `region` present unless `url` is, which then wins.
+        let region = text(s, "region").unwrap_or_default();
         Ok(Azure {
             cloud,
             key: key.to_string(),
-            tts,
-            stt,
+            tts: base(s, &format!("https://{region}.tts.speech.microsoft.com"))?,
+            stt: base(s, &format!("https://{region}.stt.speech.microsoft.com"))?,
         })
     }
 
@@ -95,7 +89,7 @@ impl Azure {
                 audio_ms,
                 took_ms,
             }),
-            Some(s) if outdial_net::google::plain_word(s) => Err(SpeechError::Unavailable(format!(
+            Some(s) if outdial_net::plain_word(s) => Err(SpeechError::Unavailable(format!(
                 "Azure Speech could not recognise the utterance ({s})"
             ))),
             _ => Err(SpeechError::Protocol(
@@ -173,19 +167,13 @@ impl SttProvider for Azure {
         "azure"
     }
 
-    fn stream(&self, mut options: SttOptions) -> SttStream {
+    fn stream(&self, options: SttOptions) -> SttStream {
         let me = self.clone();
-        // One REST request an utterance: no partials (each would be a billed request).
-        options.partial_interval_ms = None;
-        crate::stt::stream(
-            Arc::new(move |pcm, language| {
-                let me = me.clone();
-                Box::pin(async move {
-                    super::once_more("azure", || me.recognize(pcm.clone(), language.clone())).await
-                }) as RecognizeFuture
-            }),
-            options,
-        )
+        let recognize = move |pcm, language| {
+            let me = me.clone();
+            Box::pin(async move { me.recognize(pcm, language).await }) as RecognizeFuture
+        };
+        super::per_utterance("azure", Arc::new(recognize), options)
     }
 }
 

@@ -1,8 +1,8 @@
-//! ElevenLabs (docs/speech.md, "ElevenLabs"): streaming synthesis over HTTP
-//! (`POST /v1/text-to-speech/{voice_id}/stream?output_format=ulaw_8000`), the audio read as it arrives. Auth:
+//! ElevenLabs (docs/speech.md, "ElevenLabs"): synthesis over HTTP from the streaming endpoint
+//! (`POST /v1/text-to-speech/{voice_id}/stream?output_format=ulaw_8000`), the audio read whole before it plays. Auth:
 //! `xi-api-key`.
 
-use super::{Cloud, base, section, status_error, text};
+use super::{Cloud, base, section, send, status_error, text};
 use crate::{SpeechError, TtsProvider};
 use serde_json::{Value, json};
 use url::Url;
@@ -60,30 +60,11 @@ impl TtsProvider for ElevenLabs {
             .cloud
             .client
             .request(reqwest::Method::POST, u)
-            .map_err(|e| match e {
-                outdial_net::GuardedError::Refused(r) => SpeechError::Policy(r.to_string()),
-                other => SpeechError::Rejected(other.to_string()),
-            })?
-            .header("xi-api-key", &self.key)
-            .json(&body);
-        let read = async {
-            let mut resp = req.send().await.map_err(|e| super::transport("ElevenLabs", &e))?;
-            let status = resp.status().as_u16();
-            let mut audio = Vec::new();
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|e| super::transport("ElevenLabs", &e))?
-            {
-                audio.extend_from_slice(&chunk);
-            }
-            if !(200..300).contains(&status) {
-                return Err(status_error("ElevenLabs", status, &audio, SECRET));
-            }
-            Ok(super::from_ulaw(&audio))
-        };
-        tokio::time::timeout(self.cloud.timeout, read)
-            .await
-            .map_err(|_| super::timed_out("ElevenLabs"))?
+            .map(|r| r.header("xi-api-key", &self.key).json(&body));
+        let a = send("ElevenLabs", &self.cloud, req).await?;
+        if !(200..300).contains(&a.status) {
+            return Err(status_error("ElevenLabs", a.status, &a.body, SECRET));
+        }
+        Ok(super::from_ulaw(&a.body))
     }
 }

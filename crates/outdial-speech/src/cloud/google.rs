@@ -8,7 +8,7 @@
 //! recognition without them. The gateway's endpointer cuts the utterances, so a final comes one round trip after
 //! the person stops; partial transcripts are not available with this engine.
 
-use super::{Answer, Cloud, base, send, status_error, text};
+use super::{Answer, Cloud, base, send, status_error};
 use crate::stt::{RecognizeFuture, SttOptions, SttProvider, SttStream};
 use crate::{SpeechError, Transcript, TtsProvider};
 use base64::Engine as _;
@@ -44,21 +44,12 @@ impl Google {
             .or(dialogflow)
             .ok_or_else(|| SpeechError::Auth(format!("the bot has no {SECRET}")))?;
         let sa = ServiceAccount::from_json(key).map_err(|e| SpeechError::Auth(e.to_string()))?;
-        let (tts, stt) = match s.and_then(|s| text(s, "url")) {
-            Some(_) => {
-                let b = base(s.unwrap_or(&Value::Null), "")?;
-                (b.clone(), b)
-            }
-            None => (
-                Url::parse("https://texttospeech.googleapis.com").expect("a URL"),
-                Url::parse("https://speech.googleapis.com").expect("a URL"),
-            ),
-        };
+        let s = s.unwrap_or(&Value::Null);
         Ok(Google {
             cloud,
             sa,
-            tts,
-            stt,
+            tts: base(s, "https://texttospeech.googleapis.com")?,
+            stt: base(s, "https://speech.googleapis.com")?,
             model: model.map(str::to_string),
         })
     }
@@ -171,17 +162,12 @@ impl SttProvider for Google {
         "google"
     }
 
-    fn stream(&self, mut options: SttOptions) -> SttStream {
+    fn stream(&self, options: SttOptions) -> SttStream {
         let me = self.clone();
-        options.partial_interval_ms = None;
-        crate::stt::stream(
-            Arc::new(move |pcm, language| {
-                let me = me.clone();
-                Box::pin(async move {
-                    super::once_more("google", || me.recognize(pcm.clone(), language.clone())).await
-                }) as RecognizeFuture
-            }),
-            options,
-        )
+        let recognize = move |pcm, language| {
+            let me = me.clone();
+            Box::pin(async move { me.recognize(pcm, language).await }) as RecognizeFuture
+        };
+        super::per_utterance("google", Arc::new(recognize), options)
     }
 }

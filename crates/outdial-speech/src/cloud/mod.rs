@@ -9,7 +9,9 @@ pub mod elevenlabs;
 pub mod google;
 
 use crate::SpeechError;
+use crate::stt::{RecognizeFuture, Recognizer, SttOptions, SttStream};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -40,6 +42,25 @@ pub(crate) fn text<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
 pub(crate) fn base(v: &Value, public: &str) -> Result<Url, SpeechError> {
     let u = text(v, "url").unwrap_or(public);
     Url::parse(u.trim_end_matches('/')).map_err(|e| SpeechError::Rejected(format!("{u}: {e}")))
+}
+
+/// Streaming for an engine that recognises one utterance a request (Azure, Google): the gateway's endpointer
+/// cuts the utterances, each is sent once (and once more when that is worth it); no partials, each would be a
+/// billed request.
+pub(crate) fn per_utterance(
+    provider: &'static str,
+    recognize: Recognizer,
+    mut options: SttOptions,
+) -> SttStream {
+    options.partial_interval_ms = None;
+    crate::stt::stream(
+        Arc::new(move |pcm, language| {
+            let recognize = recognize.clone();
+            Box::pin(async move { once_more(provider, || recognize(pcm.clone(), language.clone())).await })
+                as RecognizeFuture
+        }),
+        options,
+    )
 }
 
 /// A request made again once when it failed in a way worth retrying (5xx, busy, no answer, dropped); every
@@ -131,7 +152,7 @@ pub(crate) fn error_word(body: &[u8]) -> Option<String> {
     ]
     .into_iter()
     .filter_map(Value::as_str)
-    .find(|w| outdial_net::google::plain_word(w))
+    .find(|w| outdial_net::plain_word(w))
     .map(str::to_string)
 }
 

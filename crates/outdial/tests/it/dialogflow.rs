@@ -5,7 +5,7 @@
 
 use crate::common;
 use crate::directline::{bot_test, patch_bot};
-use crate::frameworks::{Framework, Service, gateway, seed_request, simulated_callee};
+use crate::frameworks::{Framework, Service, dial_seed, gateway, seed_request, with_callee};
 
 use common::{receiver, status};
 use outdial_sim::bot::Script;
@@ -24,8 +24,7 @@ fn fake(s: &Service) -> &FakeDialogflow {
 #[tokio::test]
 async fn the_events_are_the_seeds() {
     for fw in [Framework::DialogflowCx, Framework::DialogflowEs] {
-        let sim = simulated_callee().await;
-        let (svc, g) = gateway(fw, Script::Ask, &sim.addr.to_string(), "").await;
+        let (_sim, svc, g) = with_callee(fw, Script::Ask, "").await;
         let (url, got) = receiver().await;
         let mut body = seed_request(&url);
         body["target"] = json!("tel:+123456781"); // an answering machine
@@ -85,16 +84,8 @@ async fn the_events_are_the_seeds() {
 /// `endInteraction` hangs up once the prompt before it has played: the goodbye is heard in full, then the BYE.
 #[tokio::test]
 async fn the_end_of_the_interaction_waits_for_the_prompt() {
-    let sim = simulated_callee().await;
-    let (_svc, g) = gateway(
-        Framework::DialogflowCx,
-        Script::GreetAndHangUp,
-        &sim.addr.to_string(),
-        "",
-    )
-    .await;
-    let (url, got) = receiver().await;
-    let id = common::dialout(&g, &seed_request(&url)).await;
+    let (_sim, _svc, g) = with_callee(Framework::DialogflowCx, Script::GreetAndHangUp, "").await;
+    let (id, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
     assert_eq!(done["botOperationResult"], "greeted", "{done}");
@@ -108,17 +99,9 @@ async fn the_end_of_the_interaction_waits_for_the_prompt() {
 /// One access token serves every call of the bot (and the connection test).
 #[tokio::test]
 async fn one_access_token_for_every_call() {
-    let sim = simulated_callee().await;
-    let (svc, g) = gateway(
-        Framework::DialogflowEs,
-        Script::GreetAndHangUp,
-        &sim.addr.to_string(),
-        "",
-    )
-    .await;
+    let (_sim, svc, g) = with_callee(Framework::DialogflowEs, Script::GreetAndHangUp, "").await;
     for _ in 0..2 {
-        let (url, got) = receiver().await;
-        common::dialout(&g, &seed_request(&url)).await;
+        let (_, got) = dial_seed(&g).await;
         let done = status(&got, "completed").await;
         assert_eq!(done["botOperationResult"], "greeted", "{done}");
     }
@@ -193,11 +176,9 @@ async fn regional_agents_and_what_the_connection_test_says() {
 /// the agent then hangs up with `no-input`), without the bot setting `userNoInputTimeoutMS`.
 #[tokio::test]
 async fn the_no_speech_timeout_is_set_per_bot() {
-    let sim = simulated_callee().await;
-    let (svc, g) = gateway(
+    let (_sim, svc, g) = with_callee(
         Framework::DialogflowCx,
         Script::Ask,
-        &sim.addr.to_string(),
         "noSpeechTimeoutSec = 1.5\nendpointerSensitivity = 90\n",
     )
     .await;
@@ -231,17 +212,9 @@ async fn the_no_speech_timeout_is_set_per_bot() {
 /// A passing `503 UNAVAILABLE` is retried once: the caller never notices.
 #[tokio::test]
 async fn a_passing_unavailable_is_retried_once() {
-    let sim = simulated_callee().await;
-    let (svc, g) = gateway(
-        Framework::DialogflowEs,
-        Script::GreetAndHangUp,
-        &sim.addr.to_string(),
-        "",
-    )
-    .await;
+    let (_sim, svc, g) = with_callee(Framework::DialogflowEs, Script::GreetAndHangUp, "").await;
     fake(&svc).fail_next(1);
-    let (url, got) = receiver().await;
-    common::dialout(&g, &seed_request(&url)).await;
+    let (_, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["botOperationResult"], "greeted", "{done}");
     let welcomes = fake(&svc)
@@ -258,8 +231,7 @@ async fn a_pressed_digit_is_a_dtmf_query() {
     for fw in [Framework::DialogflowCx, Framework::DialogflowEs] {
         let sipp = outdial_testkit::Sipp::uas("uas_play_dtmf.xml", &["-mi", "127.0.0.1"]);
         let (svc, g) = gateway(fw, Script::Silent, &format!("127.0.0.1:{}", sipp.port), "").await;
-        let (url, _got) = receiver().await;
-        let id = common::dialout(&g, &seed_request(&url)).await;
+        let (id, _got) = dial_seed(&g).await;
         let mut digits = None;
         for _ in 0..50 {
             digits = fake(&svc).requests().iter().find_map(|(_, b)| match fw {

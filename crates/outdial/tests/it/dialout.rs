@@ -217,14 +217,7 @@ async fn fractional_rate_limit_answers_429_with_retry_after() {
         g.post("/api/v1/actions/dialout", ADMIN, &body).await.status(),
         429
     );
-    let metrics = client()
-        .get(g.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&g).await;
     assert!(
         metrics.contains("outdial_limit_rejections_total{bot=\"Bot1\",limit=\"rate\"} 2"),
         "{metrics}"

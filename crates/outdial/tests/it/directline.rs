@@ -4,9 +4,9 @@
 //! the operator's connection test.
 
 use crate::common;
-use crate::frameworks::{DL_SECRET, Framework, Service, gateway, seed_request, simulated_callee};
+use crate::frameworks::{DL_SECRET, Framework, Service, dial_seed, gateway, with_callee};
 
-use common::{ADMIN, receiver, status};
+use common::{ADMIN, status};
 use outdial_sim::bot::Script;
 use outdial_testkit::Sipp;
 use serde_json::{Value, json};
@@ -18,8 +18,8 @@ fn fake(s: &Service) -> &outdial_sim::directline::FakeDirectLine {
     }
 }
 
-#[tokio::test]
-async fn the_start_event_and_the_end_are_the_seeds() {
+/// A Direct Line bot that greets and hangs up, its calls answered by sipp.
+async fn greeting_bot() -> (Sipp, Service, common::Gateway) {
     let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
     let (svc, g) = gateway(
         Framework::DirectLine,
@@ -28,8 +28,13 @@ async fn the_start_event_and_the_end_are_the_seeds() {
         "",
     )
     .await;
-    let (url, got) = receiver().await;
-    let id = common::dialout(&g, &seed_request(&url)).await;
+    (sipp, svc, g)
+}
+
+#[tokio::test]
+async fn the_start_event_and_the_end_are_the_seeds() {
+    let (sipp, svc, g) = greeting_bot().await;
+    let (id, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
     assert_eq!(done["botOperationResult"], "greeted", "{done}");
@@ -71,12 +76,10 @@ async fn the_start_event_and_the_end_are_the_seeds() {
 /// reconnecting with the watermark and refreshing the token.
 #[tokio::test]
 async fn the_stream_is_reconnected_and_the_token_refreshed() {
-    let sim = simulated_callee().await;
-    let (svc, g) = gateway(Framework::DirectLine, Script::Ask, &sim.addr.to_string(), "").await;
+    let (_sim, svc, g) = with_callee(Framework::DirectLine, Script::Ask, "").await;
     fake(&svc).drop_streams(true);
     fake(&svc).set_token_secs(2);
-    let (url, got) = receiver().await;
-    common::dialout(&g, &seed_request(&url)).await;
+    let (_, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["botOperationResult"], "yes", "{done}");
     let reqs = fake(&svc).requests();
@@ -95,17 +98,9 @@ async fn the_stream_is_reconnected_and_the_token_refreshed() {
 /// Tokens that are expired when handed out: each request falls back to the secret once and the call goes on.
 #[tokio::test]
 async fn an_expired_token_is_replaced_by_the_secret() {
-    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
-    let (svc, g) = gateway(
-        Framework::DirectLine,
-        Script::GreetAndHangUp,
-        &format!("127.0.0.1:{}", sipp.port),
-        "",
-    )
-    .await;
+    let (sipp, svc, g) = greeting_bot().await;
     fake(&svc).set_token_secs(0);
-    let (url, got) = receiver().await;
-    common::dialout(&g, &seed_request(&url)).await;
+    let (_, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["botOperationResult"], "greeted", "{done}");
     assert_eq!(sipp.exit_code(), 0);

@@ -73,6 +73,19 @@ pub fn seed_request(notify_url: &str) -> Value {
            "metadata": {"participantName": "Alice"}})
 }
 
+/// The gateway of [`gateway`] whose calls reach a simulated callee (kept alive by the returned `Sim`).
+pub async fn with_callee(fw: Framework, script: Script, extra: &str) -> (outdial_sim::Sim, Service, Gateway) {
+    let sim = simulated_callee().await;
+    let (svc, g) = gateway(fw, script, &sim.addr.to_string(), extra).await;
+    (sim, svc, g)
+}
+
+/// Dials the seed's request ([`seed_request`]) with a fresh receiver: the conversation's id and its notifications.
+pub async fn dial_seed(g: &Gateway) -> (String, common::Got) {
+    let (url, got) = receiver().await;
+    (common::dialout(g, &seed_request(&url)).await, got)
+}
+
 pub async fn simulated_callee() -> outdial_sim::Sim {
     outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
         .await
@@ -81,10 +94,8 @@ pub async fn simulated_callee() -> outdial_sim::Sim {
 
 /// Greeting, one turn (the person's "Yes please." recognised and sent), hang-up with the bot's result.
 async fn greeting_turn_and_result(fw: Framework) {
-    let sim = simulated_callee().await;
-    let (_svc, g) = gateway(fw, Script::Ask, &sim.addr.to_string(), "").await;
-    let (url, got) = receiver().await;
-    common::dialout(&g, &seed_request(&url)).await;
+    let (_sim, _svc, g) = with_callee(fw, Script::Ask, "").await;
+    let (_, got) = dial_seed(&g).await;
     let answered = status(&got, "answered").await;
     assert_eq!(answered["sequence"], 1, "{answered}");
     let done = status(&got, "completed").await;
@@ -101,8 +112,7 @@ async fn greeting_turn_and_result(fw: Framework) {
 /// An answering machine: the bot hears `voicemail-prompt-start` and `voicemail-prompt-end-beep`, leaves its
 /// message after the beep and hangs up with `voicemail`.
 async fn machine_detection(fw: Framework) {
-    let sim = simulated_callee().await;
-    let (_svc, g) = gateway(fw, Script::Ask, &sim.addr.to_string(), "").await;
+    let (_sim, _svc, g) = with_callee(fw, Script::Ask, "").await;
     let (url, got) = receiver().await;
     let body = json!({"bot": "Bot1", "target": "tel:+15550101", "caller": "1-800-111-111", "notifyUrl": url,
                       "machineDetection": "detect", "voicemailEndTimeoutSec": 4});
@@ -117,8 +127,7 @@ async fn machine_detection(fw: Framework) {
 async fn transfer(fw: Framework) {
     let sipp = Sipp::uas("uas_refer_accept.xml", &[]);
     let (_svc, g) = gateway(fw, Script::Transfer, &format!("127.0.0.1:{}", sipp.port), "").await;
-    let (url, got) = receiver().await;
-    common::dialout(&g, &seed_request(&url)).await;
+    let (_, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "transferred", "{fw:?}: {done}");
     assert_eq!(done["reason"], "sip:agent@example.com", "{fw:?}: {done}");
@@ -129,10 +138,8 @@ const FALLBACK: &str = "fallbackPrompt = \"Sorry, we cannot take your call right
 
 /// The bot greets, then fails at the person's answer: the fallback prompt, then `error` naming the cause.
 async fn failing_mid_call(fw: Framework) {
-    let sim = simulated_callee().await;
-    let (_svc, g) = gateway(fw, Script::GreetThenFail, &sim.addr.to_string(), FALLBACK).await;
-    let (url, got) = receiver().await;
-    let id = common::dialout(&g, &seed_request(&url)).await;
+    let (_sim, _svc, g) = with_callee(fw, Script::GreetThenFail, FALLBACK).await;
+    let (id, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "error", "{fw:?}: {done}");
     let reason = done["reason"].as_str().unwrap();
@@ -155,8 +162,7 @@ async fn failing_mid_call(fw: Framework) {
 async fn unreachable_at_answer(fw: Framework) {
     let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
     let (_svc, g) = gateway(fw, Script::Broken, &format!("127.0.0.1:{}", sipp.port), FALLBACK).await;
-    let (url, got) = receiver().await;
-    let id = common::dialout(&g, &seed_request(&url)).await;
+    let (id, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "error", "{fw:?}: {done}");
     let reason = done["reason"].as_str().unwrap();
@@ -183,8 +189,7 @@ async fn bad_answers(fw: Framework) {
 async fn bad_answer(fw: Framework, script: Script, expect: &str) {
     let sipp = Sipp::uas("uas_answer_wait_bye.xml", &[]);
     let (_svc, g) = gateway(fw, script, &format!("127.0.0.1:{}", sipp.port), FALLBACK).await;
-    let (url, got) = receiver().await;
-    let id = common::dialout(&g, &seed_request(&url)).await;
+    let (id, got) = dial_seed(&g).await;
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "error", "{fw:?} {script:?}: {done}");
     let reason = done["reason"].as_str().unwrap();

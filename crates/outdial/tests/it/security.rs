@@ -516,14 +516,7 @@ notifySecret = "NOTIFY-SECRET-0123456789"
     .await;
     common::status(&got, "failed").await;
     // Latencies are histograms (buckets add up across nodes; quantiles of a summary did not even stay ordered).
-    let metrics = client()
-        .get(g.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics(&g).await;
     assert!(
         metrics.contains("outdial_notification_lag_seconds_bucket{le=\"0.005\"}")
             && !metrics.contains("quantile="),
