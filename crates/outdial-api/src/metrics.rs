@@ -43,6 +43,11 @@ fn describe() {
         "RTP port pairs free for new calls (0: dialouts are refused with 503)"
     );
     describe_gauge!("outdial_rtp_ports_total", "RTP port pairs of sip.rtp_ports");
+    describe_gauge!("outdial_sip_dialogs", "SIP dialogs the stack tracks");
+    describe_gauge!(
+        "outdial_sip_transactions",
+        "SIP transactions by state (an answered INVITE's stays 32 s after its 2xx, RFC 6026)"
+    );
     describe_counter!(
         "outdial_trunk_probe_failures_total",
         "Keep-alive OPTIONS without an answer"

@@ -99,6 +99,10 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                     "ttsProvider",
                     json!({"type": "string", "enum": outdial_core::speech::TtsEngine::NAMES}),
                 ),
+                (
+                    "endpointing",
+                    json!({"type": "string", "enum": outdial_core::speech::Endpointing::NAMES}),
+                ),
                 ("sttModel", pattern("^[A-Za-z0-9_.:-]{1,128}$", 128)),
                 ("speechCredentials", speech_credentials()),
                 ("voiceName", text(1, 128)),

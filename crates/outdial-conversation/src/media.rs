@@ -238,7 +238,18 @@ impl Machine {
                     self.listening = Listening::Off;
                 }
             }
-            SttInput::SpeechStarted | SttInput::Partial(_) => {}
+            // docs/bots.md, "Events to the bot": partial transcripts while the person speaks, for bots that list
+            // `speechHypothesis`. Not kept in the timeline (several a second); the final text is.
+            SttInput::Partial(text) => {
+                if self.wants("speechHypothesis") && matches!(self.link, Link::Open { .. }) {
+                    let value = json!({"text": text});
+                    self.emit(Effect::Bot(BotEffect::Send(ToBot::Event {
+                        name: "speechHypothesis",
+                        value,
+                    })));
+                }
+            }
+            SttInput::SpeechStarted => {}
         }
     }
 

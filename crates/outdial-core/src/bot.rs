@@ -102,6 +102,10 @@ pub struct Bot {
     /// A cloud text-to-speech request that fails twice is spoken by the local engine instead (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tts_fallback: Option<bool>,
+    /// How the end of the person's turn is found: `smart` (default: a short pause after a complete sentence) or
+    /// `fixed` (only the end-of-utterance silence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpointing: Option<crate::speech::Endpointing>,
     /// Scope tag (`tag=<value>`) that policies use to cover a group of bots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_tag: Option<String>,
@@ -346,6 +350,7 @@ impl Bot {
             stt_model: speech.stt_model,
             speech_credentials: speech.speech_credentials,
             tts_fallback: speech.tts_fallback,
+            endpointing: speech.endpointing,
             authorization_tag: opt("authorizationTag", 128)?,
             dialout_auth_scope: opt("dialoutAuthScope", 256)?,
             dialout_allowed_callers: callers,

@@ -44,6 +44,25 @@ pub enum TtsEngine {
     Espeak,
 }
 
+/// How the end of the person's turn is found (docs/speech.md, "Turn-taking").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpointing {
+    /// Only the end-of-utterance silence (`speech.end_silence_ms`, or `endpointerSensitivity`) ends a turn: for
+    /// bots that take numbers or spelled words, where people pause after complete-looking fragments.
+    Fixed,
+    /// A short pause (`speech.early_end_ms`, 250 ms) ends the turn when the words so far make a complete
+    /// sentence; otherwise the full end-of-utterance silence does. A value stored by an older release that names
+    /// no mode of this one reads as this.
+    #[default]
+    #[serde(other)]
+    Smart,
+}
+
+impl Endpointing {
+    pub const NAMES: [&str; 2] = ["smart", "fixed"];
+}
+
 impl SttEngine {
     pub const NAMES: [&str; 4] = ["whisper", "deepgram", "azure", "google"];
 
@@ -79,15 +98,17 @@ pub struct Speech {
     pub stt_model: Option<String>,
     pub speech_credentials: Option<Value>,
     pub tts_fallback: Option<bool>,
+    pub endpointing: Option<Endpointing>,
 }
 
 /// The fields this module reads.
-pub const FIELDS: [&str; 5] = [
+pub const FIELDS: [&str; 6] = [
     "sttProvider",
     "ttsProvider",
     "sttModel",
     "speechCredentials",
     "ttsFallback",
+    "endpointing",
 ];
 
 fn engine<T: serde::de::DeserializeOwned>(o: &Obj<'_>, name: &str, names: &[&str]) -> Result<Option<T>> {
@@ -114,6 +135,7 @@ pub fn parse(o: &Obj<'_>) -> Result<Speech> {
         stt_model: stt_model.map(str::to_string),
         speech_credentials: o.value("speechCredentials").map(credentials).transpose()?,
         tts_fallback: o.boolean("ttsFallback")?,
+        endpointing: engine(o, "endpointing", &Endpointing::NAMES)?,
     })
 }
 
@@ -190,6 +212,19 @@ mod tests {
         // What an older release stored reads as the local engine.
         let old: TtsEngine = serde_json::from_value(json!("festival")).unwrap();
         assert_eq!(old, TtsEngine::Espeak);
+    }
+
+    #[test]
+    fn endpointing_is_smart_or_fixed() {
+        assert_eq!(parse_body(json!({})).unwrap().endpointing, None);
+        let s = parse_body(json!({"endpointing": "fixed"})).unwrap();
+        assert_eq!(s.endpointing, Some(Endpointing::Fixed));
+        let e = parse_body(json!({"endpointing": "sometimes"})).unwrap_err();
+        assert_eq!(
+            e,
+            "request/endpointing should be equal to one of the allowed values: smart, fixed"
+        );
+        assert_eq!(Endpointing::default(), Endpointing::Smart);
     }
 
     #[test]

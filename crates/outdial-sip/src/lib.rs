@@ -60,6 +60,14 @@ pub enum RequestError {
     Transaction(String),
 }
 
+/// A snapshot of the SIP stack's tables ([`SipAgent::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SipStats {
+    pub dialogs: usize,
+    pub transactions: usize,
+    pub finished_transactions: usize,
+}
+
 /// Why an OPTIONS probe got no final response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -423,6 +431,19 @@ impl SipAgent {
     /// Number of dialogs the stack still tracks (must return to 0: no leak).
     pub fn dialog_count(&self) -> usize {
         self.dialogs.len()
+    }
+
+    /// What the stack holds now: dialogs, and transactions running or finished (kept to answer retransmissions).
+    /// An answered call's INVITE transaction lives 32 s after its 2xx (RFC 6026 Timer M), so at a steady call
+    /// rate about `rate × 32` of them are alive: that window, not a leak, is most of the memory after a burst of
+    /// calls (BENCHMARKS.md, "Memory over a soak").
+    pub fn stats(&self) -> SipStats {
+        let s = self.dialogs.endpoint.get_stats();
+        SipStats {
+            dialogs: self.dialogs.len(),
+            transactions: s.running_transactions,
+            finished_transactions: s.finished_transactions,
+        }
     }
 
     pub fn shutdown(&self) {

@@ -5,10 +5,12 @@
 //! Cloud providers ([`cloud`]: Deepgram, Azure Speech, Google Cloud, ElevenLabs) sit behind the same traits.
 
 pub mod cloud;
+mod endpoint;
 mod espeak;
 pub mod mel;
 pub mod piper;
 pub mod stt;
+pub mod turn;
 pub mod whisper;
 
 pub use espeak::Espeak;

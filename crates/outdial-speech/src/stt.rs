@@ -4,6 +4,7 @@
 //! heard so far while the person is still speaking.
 
 use crate::SpeechError;
+use crate::endpoint::{Endpointer, Step};
 use crate::whisper::{Transcript, Whisper};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -11,9 +12,6 @@ use tokio::sync::mpsc;
 
 /// Samples per second of the audio pushed to a stream.
 pub const RATE: usize = 16_000;
-/// earshot's frame: 16 ms at 16 kHz.
-const VAD_FRAME: usize = 256;
-const FRAME_MS: u32 = 16;
 
 /// How a recognition stream listens.
 #[derive(Debug, Clone)]
@@ -22,6 +20,9 @@ pub struct SttOptions {
     pub language: String,
     /// Silence after speech that ends an utterance.
     pub end_silence_ms: u32,
+    /// Smart endpointing: a pause this long ends the turn when the words so far make a complete sentence
+    /// ([`crate::turn::sounds_complete`]); else `end_silence_ms` does. None: only `end_silence_ms`.
+    pub early_end_ms: Option<u32>,
     /// Partial transcripts this often while the person speaks (None: finals only).
     pub partial_interval_ms: Option<u32>,
     /// An utterance is cut here (Whisper reads at most 30 s).
@@ -33,6 +34,7 @@ impl Default for SttOptions {
         SttOptions {
             language: "en-US".into(),
             end_silence_ms: 600,
+            early_end_ms: None,
             partial_interval_ms: None,
             max_utterance_ms: 15_000,
         }
@@ -122,11 +124,11 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
         let run = |pcm: Vec<i16>| recognize(pcm, options.language.clone());
         loop {
             let chunk = audio_rx.recv().await;
-            let steps = match &chunk {
-                Some(c) => ep.push(c),
+            let mut steps: VecDeque<Step> = match &chunk {
+                Some(c) => ep.push(c).into(),
                 None => ep.finish().into_iter().collect(),
             };
-            for step in steps {
+            while let Some(step) = steps.pop_front() {
                 let event = match step {
                     Step::Started => SttEvent::SpeechStarted,
                     // A partial is skipped when audio is waiting: finals must not fall behind.
@@ -135,7 +137,34 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                         Ok(t) if !t.text.is_empty() => SttEvent::Partial(t),
                         _ => continue,
                     },
-                    Step::Utterance(pcm) => match run(pcm).await {
+                    // Smart endpointing: the words so far, at a short pause. The audio heard meanwhile decides:
+                    // if the person went on, the transcript is dropped (the utterance's end brings the whole);
+                    // if not and it reads as a complete sentence, the turn ends here.
+                    Step::Pause { n, pause, pcm } => {
+                        let t = run(pcm).await;
+                        while let Ok(c) = audio_rx.try_recv() {
+                            steps.extend(ep.push(&c));
+                        }
+                        let t = match t {
+                            Ok(t)
+                                if !ep.resumed_since(pause)
+                                    && crate::turn::sounds_complete(&t.text, &options.language) =>
+                            {
+                                t
+                            }
+                            _ => continue,
+                        };
+                        // The same utterance may have ended by silence meanwhile: it is not recognised again.
+                        match steps
+                            .iter()
+                            .position(|s| matches!(s, Step::Utterance { n: m, .. } if *m == n))
+                        {
+                            Some(i) => drop(steps.remove(i)),
+                            None => ep.end_now(n),
+                        }
+                        SttEvent::Final(t)
+                    }
+                    Step::Utterance { pcm, .. } => match run(pcm).await {
                         Ok(t) if !t.text.is_empty() => SttEvent::Final(t),
                         Ok(_) => continue,
                         Err(e) => SttEvent::Failed(e.to_string()),
@@ -154,107 +183,6 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
         audio: Some(audio),
         events,
     }
-}
-
-#[derive(Debug, PartialEq)]
-enum Step {
-    Started,
-    Partial(Vec<i16>),
-    Utterance(Vec<i16>),
-}
-
-/// Finds utterances in 16 kHz audio: speech starts after 3 voiced frames in a row (48 ms) and ends after
-/// `end_silence_ms` without voice; 300 ms before the start are kept so the first syllable is not clipped.
-struct Endpointer {
-    vad: earshot::Detector<earshot::DefaultPredictor>,
-    pending: Vec<i16>,
-    preroll: VecDeque<i16>,
-    utterance: Vec<i16>,
-    speaking: bool,
-    voiced_run: u32,
-    silence_ms: u32,
-    since_partial_ms: u32,
-    end_silence_ms: u32,
-    partial_ms: Option<u32>,
-    max_samples: usize,
-}
-
-const PREROLL: usize = RATE * 3 / 10;
-
-impl Endpointer {
-    fn new(o: &SttOptions) -> Self {
-        Endpointer {
-            vad: earshot::Detector::default(),
-            pending: Vec::new(),
-            preroll: VecDeque::with_capacity(PREROLL + VAD_FRAME),
-            utterance: Vec::new(),
-            speaking: false,
-            voiced_run: 0,
-            silence_ms: 0,
-            since_partial_ms: 0,
-            end_silence_ms: o.end_silence_ms.max(FRAME_MS),
-            partial_ms: o.partial_interval_ms.filter(|&p| p > 0),
-            max_samples: o.max_utterance_ms as usize * RATE / 1000,
-        }
-    }
-
-    fn push(&mut self, pcm: &[i16]) -> Vec<Step> {
-        self.pending.extend_from_slice(pcm);
-        let mut steps = Vec::new();
-        let mut at = 0;
-        while self.pending.len() - at >= VAD_FRAME {
-            let frame: Vec<i16> = self.pending[at..at + VAD_FRAME].to_vec();
-            at += VAD_FRAME;
-            let voiced = self.vad.predict_i16(&frame) >= 0.5 && level_db(&frame) >= -45.0;
-            if !self.speaking {
-                self.preroll.extend(&frame);
-                while self.preroll.len() > PREROLL {
-                    self.preroll.pop_front();
-                }
-                self.voiced_run = if voiced { self.voiced_run + 1 } else { 0 };
-                if self.voiced_run >= 3 {
-                    self.speaking = true;
-                    self.silence_ms = 0;
-                    self.since_partial_ms = 0;
-                    self.utterance = self.preroll.drain(..).collect();
-                    steps.push(Step::Started);
-                }
-                continue;
-            }
-            self.utterance.extend_from_slice(&frame);
-            self.silence_ms = if voiced { 0 } else { self.silence_ms + FRAME_MS };
-            self.since_partial_ms += FRAME_MS;
-            if self.silence_ms >= self.end_silence_ms || self.utterance.len() >= self.max_samples {
-                steps.extend(self.finish());
-            } else if let Some(p) = self.partial_ms
-                && self.since_partial_ms >= p
-                && self.silence_ms == 0
-            {
-                self.since_partial_ms = 0;
-                steps.push(Step::Partial(self.utterance.clone()));
-            }
-        }
-        self.pending.drain(..at);
-        steps
-    }
-
-    /// Ends the utterance being spoken, if any (keeps 200 ms of the silence after it).
-    fn finish(&mut self) -> Option<Step> {
-        if !self.speaking {
-            return None;
-        }
-        self.speaking = false;
-        self.voiced_run = 0;
-        let trailing = (self.silence_ms as usize * RATE / 1000).saturating_sub(RATE / 5);
-        let keep = self.utterance.len().saturating_sub(trailing);
-        self.utterance.truncate(keep);
-        Some(Step::Utterance(std::mem::take(&mut self.utterance)))
-    }
-}
-
-fn level_db(frame: &[i16]) -> f32 {
-    let e: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / frame.len().max(1) as f64;
-    (10.0 * (e / (32768.0 * 32768.0) + 1e-12).log10()) as f32
 }
 
 /// 8 kHz → 16 kHz for a stream of chunks: a half-band interpolator (16-tap windowed sinc), 1 ms of delay.
@@ -304,12 +232,6 @@ impl Upsampler {
 mod tests {
     use super::*;
 
-    fn tone(ms: usize, hz: f32, amp: f32) -> Vec<i16> {
-        (0..ms * RATE / 1000)
-            .map(|i| (amp * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE as f32).sin()) as i16)
-            .collect()
-    }
-
     #[test]
     fn upsampling_keeps_a_tone_and_its_level() {
         let mut up = Upsampler::default();
@@ -326,14 +248,5 @@ mod tests {
             let got = f32::from(y[2 * n + 1]);
             assert!((got - expected(t)).abs() < 150.0, "{n}: {got} vs {}", expected(t));
         }
-    }
-
-    #[test]
-    fn silence_and_a_steady_tone_are_not_speech() {
-        let mut ep = Endpointer::new(&SttOptions::default());
-        assert!(ep.push(&vec![0; RATE * 2]).is_empty());
-        // A pure tone (a beep) at a speech level: the network does not call it voice.
-        let steps = ep.push(&tone(1000, 1000.0, 8000.0));
-        assert!(steps.is_empty(), "{steps:?}");
     }
 }

@@ -173,6 +173,9 @@ pub struct Speech {
     pub stt_threads: usize,
     /// Silence after the person's words that ends an utterance (milliseconds).
     pub end_silence_ms: u32,
+    /// Smart endpointing (bots with `endpointing` `smart`, the default): a pause this long ends the turn when the
+    /// words so far make a complete sentence (docs/speech.md, "Turn-taking"). 0 turns it off for every bot.
+    pub early_end_ms: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -273,6 +276,7 @@ impl Default for Speech {
             whisper_model: None,
             stt_threads: 0,
             end_silence_ms: 600,
+            early_end_ms: 250,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Ctx {
     pub stt: Option<Arc<dyn outdial_speech::SttProvider>>,
     /// Silence that ends the person's utterance.
     pub stt_end_silence_ms: u32,
+    /// `speech.early_end_ms`: the pause after which a complete sentence ends the turn (0: off).
+    pub stt_early_end_ms: u32,
     /// The one writer of conversation state and notifications.
     pub recorder: crate::recorder::Recorder,
     /// The HTTP client of bot connections (one connection pool for all calls).

@@ -88,6 +88,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         ""
     };
     tracing::info!("{} media thread(s){realtime}", media_threads.count());
+    tokio::spawn(publish_sip_tables(agent.clone()));
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),
         recorder: crate::recorder::Recorder::new(store.clone(), notifier),
@@ -106,6 +107,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         piper: Default::default(),
         stt,
         stt_end_silence_ms: cfg.speech.end_silence_ms,
+        stt_early_end_ms: cfg.speech.early_end_ms,
         bot_tokens: Default::default(),
         google_tokens: Default::default(),
         // docs/security.md, "Outbound requests": every bot URL passes the `[bot_network]` policy.
@@ -232,6 +234,20 @@ async fn publish_rtp_ports(pool: outdial_media::ports::PortPool) {
     loop {
         tick.tick().await;
         metrics::gauge!("outdial_rtp_ports_free").set(pool.free() as f64);
+    }
+}
+
+/// Publishes the SIP stack's tables every second (`outdial_sip_dialogs`, `outdial_sip_transactions{state}`): the
+/// answered calls' INVITE transactions stay 32 s after their 2xx (RFC 6026), which shows here.
+async fn publish_sip_tables(agent: Arc<outdial_sip::SipAgent>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let s = agent.stats();
+        metrics::gauge!("outdial_sip_dialogs").set(s.dialogs as f64);
+        metrics::gauge!("outdial_sip_transactions", "state" => "running").set(s.transactions as f64);
+        metrics::gauge!("outdial_sip_transactions", "state" => "finished")
+            .set(s.finished_transactions as f64);
     }
 }
 

@@ -9,6 +9,9 @@
 //! * recognition: the time Whisper took for the utterance (from the timeline);
 //! * bot text → audio: from the bot's activity arriving at the gateway to its audio being queued for the next 20 ms
 //!   packet (text to speech with espeak-ng), for the greeting and for the reply to "yes".
+//!
+//! `BOT_EXTRA` adds lines to the bot's configuration, e.g. `BOT_EXTRA='endpointing = "fixed"'` for the old
+//! end-of-turn rule beside the new default.
 #![allow(clippy::print_stdout)]
 
 use anyhow::Context;
@@ -22,6 +25,15 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
+}
+
+/// The 90th percentile (nearest rank).
+fn p90(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[(v.len() * 9).div_ceil(10) - 1]
 }
 
 fn at_ms(e: &Value) -> Option<f64> {
@@ -51,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         .get(3)
         .map(|t| format!("ttsProvider = \"{t}\"\n"))
         .unwrap_or_default();
+    let extra = std::env::var("BOT_EXTRA").unwrap_or_default();
     let sim = outdial_sim::start("127.0.0.1:0".parse()?, outdial_sim::SimOptions::default()).await?;
     let bot = outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::Ask).await?;
     let dir = std::env::temp_dir().join(format!("outdial-bench-speech-{}", std::process::id()));
@@ -60,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         &config,
         format!(
             "[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite://{}\"\n\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\n\
-             keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n{tts}",
+             keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n{tts}{extra}\n",
             dir.join("bench.db").display(),
             sim.addr,
             bot.url
@@ -172,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         median(reply),
         to_bot.len()
     );
+    println!("p90     {:>9.0} ms", p90(to_bot));
     let _ = gateway.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -5,6 +5,8 @@ use outdial_conversation::{
     BotInput, Effect, MediaEffect, MediaInput, SipEffect, SpeechEffect, SttInput, ToBot,
 };
 use outdial_core::{ActivitySettings, BotAction, HangupBy, ReasonCode};
+use serde_json::json;
+use std::time::Duration;
 
 fn tone(hz: f32, frames: usize) -> Vec<i16> {
     (0..frames * 160)
@@ -165,6 +167,74 @@ async fn the_persons_words_go_to_the_bot_as_a_message() {
     .await;
     assert_eq!(o.to_bot(), ["start", "message:yes please"]);
     assert_eq!(o.events("recognition")[0]["recognitionMs"], 150);
+}
+
+fn partials_then_final() -> Vec<(Duration, SttInput)> {
+    vec![
+        (ms(1500), SttInput::Partial("yes".into())),
+        (ms(1800), SttInput::Partial("yes plea".into())),
+        (
+            secs(2),
+            SttInput::Final {
+                text: "yes please".into(),
+                confidence: 0.9,
+                audio_ms: 800,
+                took_ms: 150,
+            },
+        ),
+    ]
+}
+
+/// `sendEventsToBot: ["speechHypothesis"]`: each partial transcript goes to the bot as a `speechHypothesis` event
+/// `{text}` before the final message; partials stay out of the timeline.
+#[tokio::test(start_paused = true)]
+async fn partial_transcripts_go_to_bots_that_ask_for_them() {
+    let o = run(Script {
+        bot_cfg: |b| {
+            b.dialout_start_recognition_on_connect = true;
+            b.send_events_to_bot = vec!["speechHypothesis".into()];
+        },
+        stt: partials_then_final(),
+        api_hangup: Some(secs(5)),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(
+        o.to_bot(),
+        [
+            "start",
+            "speechHypothesis",
+            "speechHypothesis",
+            "message:yes please"
+        ]
+    );
+    let texts: Vec<_> = o
+        .effects
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Effect::Bot(outdial_conversation::BotEffect::Send(ToBot::Event {
+                name: "speechHypothesis",
+                value,
+            })) => Some(value.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, [json!({"text": "yes"}), json!({"text": "yes plea"})]);
+    let recorded: Vec<_> = o.events("bot-event").iter().map(|e| e["name"].clone()).collect();
+    assert!(!recorded.contains(&json!("speechHypothesis")), "{recorded:?}");
+    assert_eq!(o.events("recognition").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn partial_transcripts_stay_with_the_gateway_by_default() {
+    let o = run(Script {
+        bot_cfg: |b| b.dialout_start_recognition_on_connect = true,
+        stt: partials_then_final(),
+        api_hangup: Some(secs(5)),
+        ..Script::default()
+    })
+    .await;
+    assert_eq!(o.to_bot(), ["start", "message:yes please"]);
 }
 
 #[tokio::test(start_paused = true)]

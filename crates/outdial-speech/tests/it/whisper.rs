@@ -157,3 +157,83 @@ async fn partials_then_final_and_flush_on_close() {
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), partials + 1);
     assert!(words(&last.text).contains("next week"), "{last:?}");
 }
+
+/// Collects a stream's finals until it closes (the audio ends with `finish`).
+async fn finals(mut s: outdial_speech::SttStream) -> Vec<String> {
+    s.finish();
+    let mut got = Vec::new();
+    while let Some(e) = tokio::time::timeout(Duration::from_secs(60), s.events.recv())
+        .await
+        .expect("the stream ends within 60 s")
+    {
+        if let SttEvent::Final(t) = e {
+            got.push(words(&t.text));
+        }
+    }
+    got
+}
+
+fn smart(early_end_ms: Option<u32>) -> SttOptions {
+    SttOptions {
+        end_silence_ms: 1_500,
+        early_end_ms,
+        ..Default::default()
+    }
+}
+
+/// Smart endpointing: after a complete sentence, a 250 ms pause ends the turn, once (the silence that follows
+/// does not bring it again); with fixed endpointing the same pause is not an end, only the full silence is.
+#[tokio::test]
+async fn a_complete_sentence_ends_the_turn_at_a_short_pause() {
+    let mut audio = speech("Yes please.").await;
+    audio.extend(vec![0i16; 16 * 400]);
+    for (early, expected) in [(Some(250), 1), (None, 0)] {
+        let mut s = model().stream(smart(early));
+        for chunk in audio.chunks(320) {
+            s.push(chunk.to_vec());
+        }
+        // Within 400 ms of silence: a final only with smart endpointing.
+        let mut early_finals = Vec::new();
+        while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), s.events.recv()).await {
+            if let SttEvent::Final(t) = e {
+                early_finals.push(words(&t.text));
+            }
+        }
+        assert_eq!(early_finals.len(), expected, "{early:?}: {early_finals:?}");
+        // Then two seconds of silence: the fixed endpointer ends the utterance; the smart one has nothing left.
+        for chunk in vec![0i16; 32_000].chunks(320) {
+            s.push(chunk.to_vec());
+        }
+        let rest = finals(s).await;
+        assert_eq!(
+            early_finals.len() + rest.len(),
+            1,
+            "{early:?}: {early_finals:?} {rest:?}"
+        );
+        let text = early_finals.into_iter().chain(rest).next().unwrap();
+        assert!(text.ends_with("please"), "{early:?}: {text}");
+    }
+}
+
+/// A pause after words that announce more, or a person who goes on talking while the pause's words are being
+/// recognised: no early end, and the final holds everything said.
+#[tokio::test]
+async fn an_unfinished_sentence_or_more_words_keep_the_turn_open() {
+    for (first, second) in [
+        ("I would like to", "hear more about it."),
+        ("Yes please.", "Call me tomorrow."),
+    ] {
+        let mut audio = speech(first).await;
+        audio.extend(vec![0i16; 16 * 350]);
+        audio.extend(speech(second).await);
+        audio.extend(vec![0i16; 32_000]);
+        let s = model().stream(smart(Some(250)));
+        for chunk in audio.chunks(320) {
+            s.push(chunk.to_vec());
+        }
+        let got = finals(s).await;
+        assert_eq!(got.len(), 1, "{first} / {second}: {got:?}");
+        let last = words(second).split(' ').next_back().unwrap().to_string();
+        assert!(got[0].ends_with(&last), "{first} / {second}: {got:?}");
+    }
+}

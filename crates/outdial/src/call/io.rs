@@ -15,6 +15,7 @@ use outdial_conversation::{
     SipInput, SpeechEffect, SttInput,
 };
 use outdial_core::conversation::EventKind;
+use outdial_core::speech::Endpointing;
 use outdial_core::{Bot, ReasonCode};
 use outdial_limits::Lease;
 use outdial_media::{Answer, Media, MediaConfig, MediaEvent, RtpSession};
@@ -25,6 +26,10 @@ use std::future::pending;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+/// How often a local recogniser transcribes the words heard so far, for `speechHypothesis` (each pass costs one
+/// Whisper run on the utterance so far, skipped when audio is waiting).
+const PARTIAL_INTERVAL_MS: u32 = 700;
 
 pub(super) type Opened = Result<(BotLink, mpsc::Receiver<FromBot>), BotError>;
 
@@ -128,11 +133,24 @@ impl CallIo {
             return;
         };
         self.upsampler = Upsampler::default();
-        self.stt = Some(stt.stream(SttOptions {
-            language,
-            end_silence_ms: self.bot.end_silence_ms().unwrap_or(self.ctx.stt_end_silence_ms),
-            ..Default::default()
-        }));
+        self.stt = Some(
+            stt.stream(SttOptions {
+                language,
+                end_silence_ms: self.bot.end_silence_ms().unwrap_or(self.ctx.stt_end_silence_ms),
+                early_end_ms: (self.bot.endpointing.unwrap_or_default() == Endpointing::Smart)
+                    .then_some(self.ctx.stt_early_end_ms)
+                    .filter(|&ms| ms > 0),
+                // A local engine transcribes the words so far this often, for bots that want `speechHypothesis`
+                // (docs/speech.md, "Partial transcripts"); cloud streams send theirs anyway.
+                partial_interval_ms: self
+                    .bot
+                    .send_events_to_bot
+                    .iter()
+                    .any(|e| e == "speechHypothesis")
+                    .then_some(PARTIAL_INTERVAL_MS),
+                ..Default::default()
+            }),
+        );
     }
 
     fn media(&mut self, e: MediaEffect) {

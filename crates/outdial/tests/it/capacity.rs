@@ -52,6 +52,19 @@ async fn a_dialout_without_a_free_rtp_port_is_refused_at_once() {
     assert!(started.elapsed() < Duration::from_millis(500));
     let metrics = common::metrics(&g).await;
     assert!(metrics.contains("outdial_rtp_ports_total 2"), "{metrics}");
+    // The two INVITEs are in their transactions (published every second).
+    let mut metrics = String::new();
+    for _ in 0..30 {
+        metrics = common::metrics(&g).await;
+        if metrics.contains("outdial_sip_transactions{state=\"running\"} 2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metrics.contains("outdial_sip_transactions{state=\"running\"} 2"),
+        "{metrics}"
+    );
     // The first call ends (hung up through the API): its pair is free again.
     common::hang_up(&g, &a).await;
     common::ended(&g, &a, Duration::from_secs(5)).await;

@@ -105,6 +105,28 @@ async fn a_call_with_each_cloud_provider_pair() {
     }
 }
 
+/// Deepgram's interim results reach a bot that lists `speechHypothesis` as events before the final message.
+#[tokio::test]
+async fn deepgram_interim_results_reach_the_bot_as_hypotheses() {
+    let (_sim, bot, _fake, g) = setup("deepgram", "espeak", "sendEventsToBot = [\"speechHypothesis\"]").await;
+    let (id, done) = call(&g).await;
+    assert_eq!(done["botOperationResult"], "yes", "{done}");
+    let received = bot.received(&id);
+    let first = received.iter().position(|a| a["type"] == "message").unwrap();
+    let hypotheses: Vec<&Value> = received[..first]
+        .iter()
+        .filter(|a| a["name"] == "speechHypothesis")
+        .map(|a| &a["value"]["text"])
+        .collect();
+    assert!(!hypotheses.is_empty(), "{received:?}");
+    assert!(
+        hypotheses
+            .iter()
+            .all(|h| "Yes please.".starts_with(h.as_str().unwrap())),
+        "{hypotheses:?}"
+    );
+}
+
 /// A cloud voice that keeps failing: tried twice, then the local voice speaks, and the call goes on; the failure
 /// is in the conversation's events and the metrics. With `ttsFallback = false` nothing is spoken instead.
 #[tokio::test]

@@ -154,6 +154,40 @@ async fn recognition_at_connect_sends_the_first_words() {
     let start = received.iter().position(|a| a["name"] == "start").unwrap();
     let first = received.iter().position(|a| a["type"] == "message").unwrap();
     assert!(start < first);
+    // Partial transcripts only for bots that list `speechHypothesis`.
+    assert!(
+        !received.iter().any(|a| a["name"] == "speechHypothesis"),
+        "{received:?}"
+    );
+    common::hang_up(&g, &id).await;
+}
+
+/// `sendEventsToBot: ["speechHypothesis"]`: while the person speaks, the local recogniser's words so far reach the
+/// bot as `speechHypothesis` events `{"text"}`, before the final message. (Fixed endpointing: "Hello? Who is
+/// this?" stays one utterance, long enough for a partial every 700 ms.)
+#[tokio::test]
+async fn partial_transcripts_reach_a_bot_that_asks_for_them() {
+    let (_sim, bot, g) = setup(
+        Script::Silent,
+        "dialoutStartRecognitionOnConnect = true\nsendEventsToBot = [\"speechHypothesis\"]\nendpointing = \"fixed\"",
+    )
+    .await;
+    let (url, _got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let said = first_message(&bot, &id).await;
+    let received = bot.received(&id);
+    let first = received.iter().position(|a| a["type"] == "message").unwrap();
+    let hypotheses: Vec<String> = received[..first]
+        .iter()
+        .filter(|a| a["type"] == "event" && a["name"] == "speechHypothesis")
+        .map(|a| words(a["value"]["text"].as_str().unwrap()))
+        .collect();
+    assert!(!hypotheses.is_empty(), "{received:?}");
+    assert!(
+        hypotheses.iter().any(|h| h.starts_with("hello")),
+        "{hypotheses:?} then {said}"
+    );
+    assert_eq!(received[first - 1]["language"], "en-US");
     common::hang_up(&g, &id).await;
 }
 
