@@ -29,7 +29,9 @@ for r in $(seq "$ROUNDS"); do
   echo "round $r: $((r * PER_ROUND)) calls, busy: RSS $(rss) KiB, $(txs) SIP transactions; $summary"
   if [ "$IDLE" -gt 0 ]; then
     sleep "$IDLE"
-    echo "round $r: $((r * PER_ROUND)) calls, idle: RSS $(rss) KiB, $(txs) SIP transactions"
+    idle=$(rss)
+    [ "$r" = 1 ] && first_idle=$idle
+    echo "round $r: $((r * PER_ROUND)) calls, idle: RSS $idle KiB, $(txs) SIP transactions"
   fi
   if grep -q "refused {[0-9]" "$work/round"; then
     echo "  the gateway said:"; grep -E "WARN|ERROR" "$work/log" | tail -3 | sed 's/^/    /'
@@ -38,3 +40,11 @@ for r in $(seq "$ROUNDS"); do
   fi
 done
 echo "gateway CPU: $(ps -o times= -p $gw) s total; $(nproc) cores"
+# The bar (issue 14): at rest, the RSS after the last round within 10 % of the RSS after the first.
+if [ "$IDLE" -gt 0 ] && [ "$ROUNDS" -gt 1 ]; then
+  if [ "$idle" -gt $((first_idle * 110 / 100)) ]; then
+    echo "FAIL: idle RSS $idle KiB after $((ROUNDS * PER_ROUND)) calls is over 110 % of $first_idle KiB after $PER_ROUND"
+    exit 1
+  fi
+  echo "ok: idle RSS $idle KiB after $((ROUNDS * PER_ROUND)) calls, $first_idle KiB after $PER_ROUND (bar: ≤ 110 %)"
+fi

@@ -6,7 +6,8 @@
 #   1. kill -9 under load: dialouts at RATE/s for SECONDS while the gateway is killed (SIGKILL) and restarted twice
 #      on the same addresses; every accepted dialout must get exactly one terminal notification, and the far end
 #      (sipp) must not be left holding calls.
-#   2. the memory soak (bench/soak.sh): 20,000 calls, RSS after each 2,000.
+#   2. the memory soak (bench/soak.sh): 20,000 calls, RSS after each 2,000 busy and at rest; fails when the RSS at
+#      rest after the last round is over 110 % of the first round's.
 #
 #   scripts/chaos.sh [kill|soak|all]      (default all; RATE=50 DURATION=20 for kill)
 set -euo pipefail
