@@ -89,6 +89,9 @@ pub enum SpeechEffect {
         job: u64,
         text: String,
         language: String,
+        /// Whether audio may come in pieces ([`crate::Input::SynthesizedPart`]) before the result; the fallback
+        /// prompt is synthesised whole.
+        stream: bool,
     },
     /// Start listening in this language; events come back as [`crate::Input::Stt`].
     StartRecognition { language: String },

@@ -36,6 +36,12 @@ pub enum Input {
         job: u64,
         result: Result<Vec<i16>, Failure>,
     },
+    /// A piece of a [`crate::SpeechEffect::Synthesize`]'s audio (8 kHz PCM) from an engine that streams, before its
+    /// [`Input::Synthesized`] (which then carries the rest, often nothing).
+    SynthesizedPart {
+        job: u64,
+        pcm: Vec<i16>,
+    },
     /// The text-to-speech engine failed on a message (`fallback`: the local engine that spoke it instead, if
     /// any); the synthesis' own result still comes as [`Input::Synthesized`].
     SynthesisFailed {

@@ -165,6 +165,7 @@ impl Machine {
                 Input::Bot(e) => self.on_bot_input(e),
                 Input::Stt(e) => self.on_stt(e),
                 Input::Synthesized { job, result } => self.on_synthesized(job, result),
+                Input::SynthesizedPart { job, pcm } => self.on_synthesized_part(job, pcm),
                 Input::Fetched { job, result } => self.on_fetched(job, result),
                 Input::SynthesisFailed { reason, fallback } => {
                     tracing::warn!(conversation = %self.conv.id, "text to speech failed: {reason}");

@@ -140,73 +140,94 @@ impl Machine {
             job,
             text: first,
             language,
+            stream: true,
         }));
+    }
+
+    /// A piece of a message part's audio from a streaming engine; the part's end still comes as
+    /// [`Machine::on_synthesized`].
+    pub(crate) fn on_synthesized_part(&mut self, job: u64, pcm: Vec<i16>) {
+        if matches!(&self.speaking, Speaking::Say { job: current, .. } if *current == job) && !pcm.is_empty()
+        {
+            self.play_part(pcm);
+        }
+    }
+
+    /// Audio of the message being said goes out; the first of it is recorded as the prompt (and opens the
+    /// barge-in tap).
+    fn play_part(&mut self, pcm: Vec<i16>) {
+        let barge_in = self.barge_in;
+        let Speaking::Say {
+            rest,
+            parts,
+            chars,
+            audio_out,
+            heard,
+            ..
+        } = &mut self.speaking
+        else {
+            return;
+        };
+        let first_ms = pcm.len() / 8;
+        self.out.push(Effect::Media(MediaEffect::Play(pcm)));
+        *audio_out = true;
+        if *heard {
+            return;
+        }
+        *heard = true;
+        let part = *parts - rest.len() - 1;
+        let data = json!({"chars": *chars, "parts": *parts, "firstPart": part, "firstAudioMs": first_ms});
+        self.out.push(Effect::Record(crate::Record::Event {
+            kind: EventKind::Prompt,
+            data,
+        }));
+        if barge_in {
+            // The person may interrupt: listen while the prompt plays.
+            self.out.push(Effect::Media(MediaEffect::Tap(true)));
+        }
+        self.disarm_no_input();
     }
 
     pub(crate) fn on_synthesized(&mut self, job: u64, result: Result<Vec<i16>, Failure>) {
         if let Phase::Fallback { .. } = self.phase {
             return self.fallback_ready(job, result);
         }
+        if !matches!(&self.speaking, Speaking::Say { job: current, .. } if *current == job) {
+            return;
+        }
+        match result {
+            Ok(pcm) if !pcm.is_empty() => self.play_part(pcm),
+            Ok(_) => {}
+            Err(Failure(reason)) => {
+                tracing::warn!("cannot speak the bot's message: {reason}");
+                self.record(
+                    EventKind::SynthesisFailed,
+                    json!({"reason": reason, "fallback": null}),
+                );
+            }
+        }
         let language = self.language.clone();
-        let barge_in = self.barge_in;
         let Speaking::Say {
-            job: current,
             rest,
-            parts,
-            chars,
             synthesizing,
             audio_out,
-            heard,
+            ..
         } = &mut self.speaking
         else {
             return;
         };
-        if *current != job {
-            return;
-        }
-        let mut effects = Vec::new();
-        let mut first_heard = false;
-        match result {
-            Ok(pcm) if !pcm.is_empty() => {
-                let first_ms = pcm.len() / 8;
-                effects.push(Effect::Media(MediaEffect::Play(pcm)));
-                *audio_out = true;
-                if !*heard {
-                    *heard = true;
-                    first_heard = true;
-                    let part = *parts - rest.len() - 1;
-                    let data = json!({"chars": *chars, "parts": *parts, "firstPart": part, "firstAudioMs": first_ms});
-                    effects.push(Effect::Record(crate::Record::Event {
-                        kind: EventKind::Prompt,
-                        data,
-                    }));
-                    if barge_in {
-                        // The person may interrupt: listen while the prompt plays.
-                        effects.push(Effect::Media(MediaEffect::Tap(true)));
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(Failure(reason)) => {
-                tracing::warn!("cannot speak the bot's message: {reason}");
-                effects.push(Effect::Record(crate::Record::Event {
-                    kind: EventKind::SynthesisFailed,
-                    data: json!({"reason": reason, "fallback": null}),
-                }));
-            }
-        }
-        match rest.pop_front() {
-            Some(next) => effects.push(Effect::Speech(SpeechEffect::Synthesize {
-                job,
-                text: next,
-                language,
-            })),
-            None => *synthesizing = false,
+        let next = rest.pop_front();
+        if next.is_none() {
+            *synthesizing = false;
         }
         let done = !*synthesizing && !*audio_out;
-        self.out.extend(effects);
-        if first_heard {
-            self.disarm_no_input();
+        if let Some(text) = next {
+            self.emit(Effect::Speech(SpeechEffect::Synthesize {
+                job,
+                text,
+                language,
+                stream: true,
+            }));
         }
         if done {
             // Nothing of it could be said: the next action.
@@ -293,7 +314,13 @@ impl Machine {
                 let job = self.job();
                 self.speaking = Speaking::Idle;
                 let language = self.language.clone();
-                self.emit(Effect::Speech(SpeechEffect::Synthesize { job, text, language }));
+                // Whole, not streamed: its length sets how long the call stays up for it.
+                self.emit(Effect::Speech(SpeechEffect::Synthesize {
+                    job,
+                    text,
+                    language,
+                    stream: false,
+                }));
                 // Synthesis gets as long as a prompt may take; the timer is re-armed once the audio is known.
                 self.emit(Effect::SetTimer(TimerId::FallbackEnd, Duration::from_secs(10)));
             }

@@ -99,4 +99,19 @@ pub trait TtsProvider: Send + Sync {
         language: &str,
         voice: Option<&str>,
     ) -> Result<Vec<i16>, SpeechError>;
+
+    /// The same synthesis, its audio handed to `part` as it arrives (8 kHz pieces, in order), so that the first
+    /// words play while the rest is still being made (docs/speech.md, "Streaming synthesis"). Returns once all of
+    /// it has been handed over; an error after some audio was handed over means the message was cut short.
+    /// Engines that make whole messages hand it over in one piece.
+    async fn synthesize_streaming(
+        &self,
+        text: &str,
+        language: &str,
+        voice: Option<&str>,
+        part: &(dyn Fn(Vec<i16>) + Send + Sync),
+    ) -> Result<(), SpeechError> {
+        part(self.synthesize(text, language, voice).await?);
+        Ok(())
+    }
 }

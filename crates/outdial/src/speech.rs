@@ -50,25 +50,59 @@ fn cloud_tts(ctx: &Ctx, bot: &Bot) -> Option<CloudTts> {
     })
 }
 
-/// What a message sounds like, and the failures on the way (each with the engine that spoke instead).
+/// What a message sounds like, and the failures on the way (each with the engine that spoke instead, if any).
+///
+/// With `stream`, a cloud engine hands its audio there as it arrives (docs/speech.md, "Streaming synthesis") and
+/// the result holds only what was not handed over. A stream that fails before any audio is retried and falls back
+/// like a whole synthesis; one that fails after some audio has played is cut short there (a failure without
+/// fallback: the person has heard the start in the cloud voice).
 pub async fn synthesize(
     ctx: &Ctx,
     bot: &Bot,
     text: &str,
     language: &str,
+    stream: Option<&(dyn Fn(Vec<i16>) + Send + Sync)>,
 ) -> (Result<Vec<i16>, Failure>, Vec<(String, Option<String>)>) {
     let voice = bot.voice_name.as_deref();
     let mut failures = Vec::new();
     if let Some((name, engine)) = cloud_tts(ctx, bot) {
-        let result = match engine {
-            Ok(e) => outdial_speech::cloud::once_more(name, || e.synthesize(text, language, voice)).await,
-            Err(e) => {
+        let heard = std::sync::atomic::AtomicBool::new(false);
+        let result = match (engine, stream) {
+            (Ok(e), None) => {
+                outdial_speech::cloud::once_more(name, || e.synthesize(text, language, voice)).await
+            }
+            (Ok(e), Some(sink)) => {
+                let part = |pcm: Vec<i16>| {
+                    if !pcm.is_empty() {
+                        heard.store(true, std::sync::atomic::Ordering::Relaxed);
+                        sink(pcm);
+                    }
+                };
+                let once = || e.synthesize_streaming(text, language, voice, &part);
+                let mut r = once().await;
+                if let Err(err) = &r
+                    && err.is_retryable()
+                    && !heard.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    outdial_speech::cloud::failed(name, err);
+                    r = once().await;
+                }
+                if let Err(err) = &r {
+                    outdial_speech::cloud::failed(name, err);
+                }
+                r.map(|()| Vec::new())
+            }
+            (Err(e), _) => {
                 outdial_speech::cloud::failed(name, &e);
                 Err(e)
             }
         };
         let e = match result {
             Ok(pcm) => return (Ok(pcm), failures),
+            Err(e) if heard.load(std::sync::atomic::Ordering::Relaxed) => {
+                failures.push((e.to_string(), None));
+                return (Ok(Vec::new()), failures);
+            }
             Err(e) => e,
         };
         if bot.tts_fallback == Some(false) {

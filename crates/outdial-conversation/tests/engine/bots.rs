@@ -463,3 +463,55 @@ async fn stop_recognition_is_honoured_until_the_bot_starts_it_again() {
         "not after the prompt, only when the bot asks again"
     );
 }
+
+fn say_then_hang_up(t: &ToBot) -> Vec<(Duration, BotInput)> {
+    match t {
+        ToBot::Start(_) => vec![
+            (ms(10), activity(BotAction::Say("Hello.".into()))),
+            (ms(20), activity(BotAction::Hangup(None))),
+        ],
+        _ => vec![],
+    }
+}
+
+/// A streaming voice (docs/speech.md, "Streaming synthesis"): each piece plays as it comes, the first one a
+/// piece's time after the request instead of the whole message's; the message (and the hang-up after it) ends
+/// when the last piece has played — also when a piece comes after the one before it has finished playing.
+#[tokio::test(start_paused = true)]
+async fn a_streamed_message_plays_as_it_comes_and_ends_after_its_last_piece() {
+    // (time between pieces, audio in all, pieces) → when the hang-up comes after the request, at the earliest.
+    for (gap, audio, pieces, end_after) in [(300, 3000, 3, 300 + 3000), (800, 1500, 3, 3 * 800 + 800)] {
+        let o = run(Script {
+            bot: say_then_hang_up,
+            synth: (ms(gap), Ok(audio)),
+            synth_pieces: Some(pieces),
+            ..Script::default()
+        })
+        .await;
+        let asked = o
+            .first(|e| matches!(e, Effect::Speech(SpeechEffect::Synthesize { stream: true, .. })))
+            .expect("the message is synthesised, streaming");
+        let plays: Vec<Duration> = o
+            .effects
+            .iter()
+            .filter(|(_, e)| matches!(e, Effect::Media(MediaEffect::Play(_))))
+            .map(|(at, _)| *at - asked)
+            .collect();
+        assert_eq!(plays.len(), pieces as usize, "{gap}: {plays:?}");
+        assert_about(plays[0], ms(gap));
+        let prompt = &o.events("prompt")[0];
+        assert_eq!(prompt["firstAudioMs"], audio / pieces, "{prompt}");
+        let (code, _, _, at) = o.end();
+        assert_eq!(code, ReasonCode::BotDisconnected);
+        assert!(
+            at - asked >= ms(end_after),
+            "{gap}: hung up {:?} after the request",
+            at - asked
+        );
+        assert!(
+            at - asked < ms(end_after + 500),
+            "{gap}: hung up {:?} after the request",
+            at - asked
+        );
+    }
+}

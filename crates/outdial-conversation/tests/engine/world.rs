@@ -57,6 +57,9 @@ pub struct Script {
     /// How `dialoutInitiated`'s delivery ends.
     pub delivered: Result<(), String>,
     pub synth: (Duration, Result<u64, Failure>),
+    /// A streaming engine: the audio of `synth` in this many pieces, one every `synth.0` (then the result,
+    /// empty); None: whole, after `synth.0`. Only for syntheses that may stream.
+    pub synth_pieces: Option<u64>,
     pub fetch: (Duration, Result<u64, Failure>),
     pub refer: (Duration, Result<u16, Failure>),
     /// An API hang-up, this long after the start.
@@ -98,6 +101,7 @@ impl Default for Script {
             deliver: ms(30),
             delivered: Ok(()),
             synth: (ms(100), Ok(1000)),
+            synth_pieces: None,
             fetch: (ms(100), Ok(500)),
             refer: (ms(50), Ok(202)),
             api_hangup: None,
@@ -263,9 +267,27 @@ impl Io for World {
                     self.later(after, Input::Bot(e));
                 }
             }
-            Effect::Speech(SpeechEffect::Synthesize { job, .. }) => {
-                let result = s.synth.1.map(Self::pcm);
-                self.later(s.synth.0, Input::Synthesized { job, result });
+            Effect::Speech(SpeechEffect::Synthesize { job, stream, .. }) => {
+                match (s.synth_pieces, &s.synth.1) {
+                    (Some(n), Ok(audio_ms)) if stream => {
+                        let audio_ms = *audio_ms;
+                        for i in 1..=n {
+                            let pcm = Self::pcm(audio_ms / n);
+                            self.later(s.synth.0 * i as u32, Input::SynthesizedPart { job, pcm });
+                        }
+                        self.later(
+                            s.synth.0 * (n + 1) as u32,
+                            Input::Synthesized {
+                                job,
+                                result: Ok(Vec::new()),
+                            },
+                        );
+                    }
+                    _ => {
+                        let result = s.synth.1.map(Self::pcm);
+                        self.later(s.synth.0, Input::Synthesized { job, result });
+                    }
+                }
             }
             Effect::Speech(SpeechEffect::StartRecognition { .. }) => {
                 for (after, e) in s.stt {
@@ -286,7 +308,13 @@ impl Io for World {
                 let start = self.playout_end.max(now);
                 self.playout_end = start + ms(pcm.len() as u64 / 8);
                 self.playing = true;
-                let g = self.generation.load(Ordering::SeqCst);
+                // As the media loop: PlayoutDone when the queue runs dry, so audio queued behind audio still
+                // playing supersedes the end announced for that audio.
+                let g = if start > now {
+                    self.generation.fetch_add(1, Ordering::SeqCst) + 1
+                } else {
+                    self.generation.load(Ordering::SeqCst)
+                };
                 self.later_media(
                     self.playout_end - now,
                     Input::Media(MediaInput::PlayoutDone),

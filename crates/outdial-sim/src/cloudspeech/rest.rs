@@ -35,11 +35,17 @@ async fn fault(s: &Shared, provider: &str) -> Option<Response> {
             return Some(StatusCode::GATEWAY_TIMEOUT.into_response());
         }
         (Fault::Drop, _) => {
-            // Headers, a first part, then the connection breaks.
+            // Headers, a first part, then (once that part is on its way) the connection breaks.
             let parts = futures_util::stream::iter(vec![
                 Ok::<_, std::io::Error>(Bytes::from(vec![0xffu8; 400])),
                 Err(std::io::Error::other("connection reset")),
             ]);
+            let parts = futures_util::StreamExt::then(parts, |p| async move {
+                if p.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                p
+            });
             return Some((StatusCode::OK, Body::from_stream(parts)).into_response());
         }
         (Fault::Unauthorized, "deepgram") => (401, deepgram_error("INVALID_AUTH", "Invalid credentials.")),
@@ -124,7 +130,8 @@ pub(crate) async fn deepgram_speak(
             deepgram_error("UNSUPPORTED_AUDIO_FORMAT", "Unsupported audio format."),
         );
     }
-    ([("content-type", "audio/basic")], ulaw(&tone_for(text))).into_response()
+    // Aura streams its audio as it is made (chunked), like ElevenLabs.
+    paced_ulaw(&tone_for(text))
 }
 
 pub(crate) async fn azure_tts(State(s): State<Shared>, h: HeaderMap, body: Bytes) -> Response {
@@ -377,12 +384,17 @@ pub(crate) async fn elevenlabs(
             eleven_error("invalid_output_format", "Unsupported output format"),
         );
     }
-    // Streamed in 100 ms parts, as it is made.
-    let audio = ulaw(&tone_for(text));
+    paced_ulaw(&tone_for(text))
+}
+
+/// µ-law audio streamed in 100 ms parts as it is made: 25 ms to make each (4 times faster than it plays, a fast
+/// voice).
+fn paced_ulaw(pcm: &[i16]) -> Response {
+    let audio = ulaw(pcm);
     let parts: Vec<Result<Bytes, std::io::Error>> =
         audio.chunks(800).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     let paced = futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async move {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
         p
     });
     ([("content-type", "audio/basic")], Body::from_stream(paced)).into_response()

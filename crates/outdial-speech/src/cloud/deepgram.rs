@@ -2,7 +2,7 @@
 //! interim results, endpointing, VAD events, `KeepAlive`, the `CloseStream` handshake) and Aura synthesis over REST
 //! (`/v1/speak`, µ-law 8 kHz, no container). Auth: `Authorization: Token <apiKey>`.
 
-use super::{Cloud, base, le_bytes, section, send, status_error, text};
+use super::{Cloud, base, le_bytes, section, status_error, text};
 use crate::stt::{SttEvent, SttOptions, SttProvider, SttStream};
 use crate::{SpeechError, Transcript, TtsProvider};
 use futures_util::{SinkExt, StreamExt};
@@ -90,6 +90,27 @@ impl TtsProvider for Deepgram {
         _language: &str,
         voice: Option<&str>,
     ) -> Result<Vec<i16>, SpeechError> {
+        super::whole_ulaw("Deepgram", &self.cloud, self.speak(text, voice), SECRET).await
+    }
+
+    /// Aura's answer comes as it is made (chunked raw µ-law): each piece plays as it arrives.
+    async fn synthesize_streaming(
+        &self,
+        text: &str,
+        _language: &str,
+        voice: Option<&str>,
+        part: &(dyn Fn(Vec<i16>) + Send + Sync),
+    ) -> Result<(), SpeechError> {
+        super::stream_ulaw("Deepgram", &self.cloud, self.speak(text, voice), SECRET, part).await
+    }
+}
+
+impl Deepgram {
+    fn speak(
+        &self,
+        text: &str,
+        voice: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder, outdial_net::GuardedError> {
         let mut u = self.base.clone();
         u.set_path("/v1/speak");
         u.query_pairs_mut()
@@ -99,15 +120,10 @@ impl TtsProvider for Deepgram {
             .append_pair("container", "none");
         // Aura reads plain text: SSML's tags are dropped.
         let body = json!({"text": crate::plain_text(text)});
-        let req = self.cloud.client.request(reqwest::Method::POST, u).map(|r| {
+        self.cloud.client.request(reqwest::Method::POST, u).map(|r| {
             r.header("Authorization", format!("Token {}", self.key))
                 .json(&body)
-        });
-        let a = send("Deepgram", &self.cloud, req).await?;
-        if !(200..300).contains(&a.status) {
-            return Err(status_error("Deepgram", a.status, &a.body, SECRET));
-        }
-        Ok(super::from_ulaw(&a.body))
+        })
     }
 }
 

@@ -1,8 +1,8 @@
 //! ElevenLabs (docs/speech.md, "ElevenLabs"): synthesis over HTTP from the streaming endpoint
-//! (`POST /v1/text-to-speech/{voice_id}/stream?output_format=ulaw_8000`), the audio read whole before it plays. Auth:
-//! `xi-api-key`.
+//! (`POST /v1/text-to-speech/{voice_id}/stream?output_format=ulaw_8000`); each piece of µ-law audio is played as it
+//! arrives. Auth: `xi-api-key`.
 
-use super::{Cloud, base, section, send, status_error, text};
+use super::{Cloud, base, section, stream_ulaw, text, whole_ulaw};
 use crate::{SpeechError, TtsProvider};
 use serde_json::{Value, json};
 use url::Url;
@@ -35,14 +35,13 @@ impl ElevenLabs {
     }
 }
 
-#[async_trait::async_trait]
-impl TtsProvider for ElevenLabs {
-    async fn synthesize(
+impl ElevenLabs {
+    fn request(
         &self,
         text: &str,
         language: &str,
         voice: Option<&str>,
-    ) -> Result<Vec<i16>, SpeechError> {
+    ) -> Result<Result<reqwest::RequestBuilder, outdial_net::GuardedError>, SpeechError> {
         let voice = voice.unwrap_or(DEFAULT_VOICE);
         if !voice.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(SpeechError::Rejected(
@@ -56,15 +55,34 @@ impl TtsProvider for ElevenLabs {
         if let Some(code) = language.split('-').next().filter(|c| c.len() == 2) {
             body["language_code"] = json!(code);
         }
-        let req = self
+        Ok(self
             .cloud
             .client
             .request(reqwest::Method::POST, u)
-            .map(|r| r.header("xi-api-key", &self.key).json(&body));
-        let a = send("ElevenLabs", &self.cloud, req).await?;
-        if !(200..300).contains(&a.status) {
-            return Err(status_error("ElevenLabs", a.status, &a.body, SECRET));
-        }
-        Ok(super::from_ulaw(&a.body))
+            .map(|r| r.header("xi-api-key", &self.key).json(&body)))
+    }
+}
+
+#[async_trait::async_trait]
+impl TtsProvider for ElevenLabs {
+    async fn synthesize(
+        &self,
+        text: &str,
+        language: &str,
+        voice: Option<&str>,
+    ) -> Result<Vec<i16>, SpeechError> {
+        let req = self.request(text, language, voice)?;
+        whole_ulaw("ElevenLabs", &self.cloud, req, SECRET).await
+    }
+
+    async fn synthesize_streaming(
+        &self,
+        text: &str,
+        language: &str,
+        voice: Option<&str>,
+        part: &(dyn Fn(Vec<i16>) + Send + Sync),
+    ) -> Result<(), SpeechError> {
+        let req = self.request(text, language, voice)?;
+        stream_ulaw("ElevenLabs", &self.cloud, req, SECRET, part).await
     }
 }

@@ -103,10 +103,7 @@ pub(crate) async fn send(
     cloud: &Cloud,
     req: Result<reqwest::RequestBuilder, outdial_net::GuardedError>,
 ) -> Result<Answer, SpeechError> {
-    let req = req.map_err(|e| match e {
-        outdial_net::GuardedError::Refused(r) => SpeechError::Policy(r.to_string()),
-        other => SpeechError::Rejected(other.to_string()),
-    })?;
+    let req = req.map_err(refused)?;
     let exchange = async {
         let resp = req.send().await.map_err(|e| transport(provider, &e))?;
         let status = resp.status().as_u16();
@@ -119,6 +116,62 @@ pub(crate) async fn send(
     tokio::time::timeout(cloud.timeout, exchange)
         .await
         .map_err(|_| timed_out(provider))?
+}
+
+/// A synthesis answered as a stream of raw µ-law 8 kHz audio (Deepgram's `/v1/speak`, ElevenLabs' `/stream`):
+/// each piece goes to `part` as it arrives; the answer's head and each piece must come within the timeout (a
+/// stream that stalls fails). A refusal is read whole and named as [`status_error`] does.
+pub(crate) async fn stream_ulaw(
+    provider: &str,
+    cloud: &Cloud,
+    req: Result<reqwest::RequestBuilder, outdial_net::GuardedError>,
+    secret: &str,
+    part: &(dyn Fn(Vec<i16>) + Send + Sync),
+) -> Result<(), SpeechError> {
+    let req = req.map_err(refused)?;
+    let limit = cloud.timeout;
+    let mut resp = tokio::time::timeout(limit, req.send())
+        .await
+        .map_err(|_| timed_out(provider))?
+        .map_err(|e| transport(provider, &e))?;
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        let body = tokio::time::timeout(limit, resp.bytes())
+            .await
+            .map_err(|_| timed_out(provider))?
+            .map_err(|e| transport(provider, &e))?;
+        return Err(status_error(provider, status, &body, secret));
+    }
+    while let Some(bytes) = tokio::time::timeout(limit, resp.chunk())
+        .await
+        .map_err(|_| timed_out(provider))?
+        .map_err(|e| transport(provider, &e))?
+    {
+        if !bytes.is_empty() {
+            part(from_ulaw(&bytes));
+        }
+    }
+    Ok(())
+}
+
+/// [`stream_ulaw`]'s pieces joined: the whole message.
+pub(crate) async fn whole_ulaw(
+    provider: &str,
+    cloud: &Cloud,
+    req: Result<reqwest::RequestBuilder, outdial_net::GuardedError>,
+    secret: &str,
+) -> Result<Vec<i16>, SpeechError> {
+    let all = parking_lot::Mutex::new(Vec::new());
+    stream_ulaw(provider, cloud, req, secret, &|pcm| all.lock().extend(pcm)).await?;
+    Ok(all.into_inner())
+}
+
+/// A request the network policy or the URL refused.
+pub(crate) fn refused(e: outdial_net::GuardedError) -> SpeechError {
+    match e {
+        outdial_net::GuardedError::Refused(r) => SpeechError::Policy(r.to_string()),
+        other => SpeechError::Rejected(other.to_string()),
+    }
 }
 
 pub(crate) fn timed_out(provider: &str) -> SpeechError {

@@ -112,6 +112,54 @@ async fn synthesis_is_8khz_audio_of_the_text() {
     );
 }
 
+/// ElevenLabs and Deepgram stream: their audio is handed over piece by piece as it arrives, the first piece long
+/// before the last; the pieces make the same audio as the whole synthesis. A stream that breaks after its first
+/// piece has handed that piece over, then fails. The other providers hand over the whole message at once.
+#[tokio::test]
+async fn streaming_voices_hand_over_audio_as_it_arrives() {
+    let f = fake().await;
+    let c = cloud(Duration::from_secs(5));
+    let text = "Hello Alice, this is the reference bot calling about your order.";
+    for p in ["elevenlabs", "deepgram"] {
+        streams(&f, &tts(p, &c, &f.credentials()), text).await;
+    }
+    let one = parking_lot::Mutex::new(0usize);
+    tts("azure", &c, &f.credentials())
+        .synthesize_streaming(text, "en-US", None, &|_| *one.lock() += 1)
+        .await
+        .unwrap();
+    assert_eq!(*one.lock(), 1);
+}
+
+async fn streams(f: &FakeSpeech, e: &Arc<dyn TtsProvider>, text: &str) {
+    let pieces = parking_lot::Mutex::new(Vec::new());
+    let started = Instant::now();
+    e.synthesize_streaming(text, "en-US", None, &|pcm| {
+        pieces.lock().push((started.elapsed(), pcm))
+    })
+    .await
+    .unwrap();
+    let total = started.elapsed();
+    let pieces = pieces.into_inner();
+    assert!(pieces.len() >= 10, "{} pieces", pieces.len());
+    let first = pieces[0].0;
+    // 64 characters: 3.2 s of audio in 32 parts of 25 ms each.
+    assert!(total >= Duration::from_millis(700), "{total:?}");
+    assert!(first * 4 < total, "first piece after {first:?} of {total:?}");
+    let joined: Vec<i16> = pieces.into_iter().flat_map(|(_, p)| p).collect();
+    let whole = e.synthesize(text, "en-US", None).await.unwrap();
+    assert_eq!(joined, whole);
+    assert_eq!(joined.len(), text.len() * 400);
+
+    f.fail(Fault::Drop, 1);
+    let got = parking_lot::Mutex::new(0usize);
+    let r = e
+        .synthesize_streaming(text, "en-US", None, &|pcm| *got.lock() += pcm.len())
+        .await;
+    assert!(matches!(r, Err(SpeechError::Unavailable(_))), "{r:?}");
+    assert_eq!(*got.lock(), 400, "the piece before the break");
+}
+
 #[tokio::test]
 async fn synthesis_failures_say_why_and_whether_to_retry() {
     let f = fake().await;

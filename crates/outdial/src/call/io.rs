@@ -272,11 +272,23 @@ impl Io for CallIo {
             }
             Effect::Media(m) => self.media(m),
             Effect::Bot(b) => self.bot(b),
-            Effect::Speech(SpeechEffect::Synthesize { job, text, language }) => {
+            Effect::Speech(SpeechEffect::Synthesize {
+                job,
+                text,
+                language,
+                stream,
+            }) => {
                 let (ctx, bot) = (self.ctx.clone(), self.bot.clone());
                 let tx = self.results.0.clone();
                 self.spawn(async move {
-                    let (result, failures) = crate::speech::synthesize(&ctx, &bot, &text, &language).await;
+                    let parts = tx.clone();
+                    let part = move |pcm| {
+                        let _ = parts.send(Input::SynthesizedPart { job, pcm });
+                    };
+                    let sink: Option<&(dyn Fn(Vec<i16>) + Send + Sync)> =
+                        if stream { Some(&part) } else { None };
+                    let (result, failures) =
+                        crate::speech::synthesize(&ctx, &bot, &text, &language, sink).await;
                     for (reason, fallback) in failures {
                         let _ = tx.send(Input::SynthesisFailed { reason, fallback });
                     }

@@ -101,6 +101,14 @@ async fn a_call_with_each_cloud_provider_pair() {
                 .any(|e| e["kind"] == "recognition" && e["data"]["text"] == "Yes please."),
             "{ev:?}"
         );
+        // ElevenLabs and Deepgram stream: the greeting started with its first 100 ms piece; the others send whole
+        // sentences.
+        let prompt = ev.iter().find(|e| e["kind"] == "prompt").unwrap();
+        let first = prompt["data"]["firstAudioMs"].as_u64().unwrap();
+        match tts {
+            "elevenlabs" | "deepgram" => assert_eq!(first, 100, "{prompt}"),
+            _ => assert!(first >= 1000, "{tts}: {prompt}"),
+        }
         assert_eq!(sim.stats.ended.load(Relaxed), 1);
     }
 }
@@ -167,4 +175,27 @@ async fn a_failing_cloud_voice_falls_back_to_the_local_one() {
         fake.requests().iter().all(|r| r.path != "/cognitiveservices/v1"),
         "no synthesis succeeded"
     );
+}
+
+/// A streamed voice that breaks after its first piece has played: that sentence is cut short (no second voice
+/// says it again), the event says so, and the call goes on with the next sentences in the cloud voice.
+#[tokio::test]
+async fn a_voice_stream_that_breaks_midway_cuts_the_sentence_short_and_the_call_goes_on() {
+    let (_sim, _bot, fake, g) = setup("whisper", "elevenlabs", "").await;
+    fake.fail(Fault::Drop, 1);
+    let (id, done) = call(&g).await;
+    assert_eq!(done["botOperationResult"], "yes", "{done}");
+    let ev = common::events(&g, &id).await;
+    let failed: Vec<&Value> = ev.iter().filter(|e| e["kind"] == "synthesis-failed").collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["data"]["fallback"], Value::Null, "{failed:?}");
+    // The greeting's first sentence started (50 ms of it), then the next ones came from ElevenLabs again.
+    let prompt = ev.iter().find(|e| e["kind"] == "prompt").unwrap();
+    assert_eq!(prompt["data"]["firstAudioMs"], 50, "{prompt}");
+    let synth = fake
+        .requests()
+        .iter()
+        .filter(|r| r.provider == "elevenlabs")
+        .count();
+    assert!(synth >= 3, "{synth} ElevenLabs requests");
 }
