@@ -8,7 +8,9 @@
 //!   exchange included;
 //! * recognition: the time Whisper took for the utterance (from the timeline);
 //! * bot text → audio: from the bot's activity arriving at the gateway to its audio being queued for the next 20 ms
-//!   packet (text to speech with espeak-ng), for the greeting and for the reply to "yes".
+//!   packet (text to speech with espeak-ng), for the greeting and for the reply to "yes";
+//! * speech end → answer audio: from the end of the person's words to the first audio of the bot's reply queued
+//!   for the next packet (voice to voice, less the packet's ≤ 20 ms and the network).
 //!
 //! `BOT_EXTRA` adds lines to the bot's configuration, e.g. `BOT_EXTRA='endpointing = "fixed"'` for the old
 //! end-of-turn rule beside the new default.
@@ -109,7 +111,10 @@ async fn main() -> anyhow::Result<()> {
 
     let speech_ms = speech_length_ms();
     let (mut to_bot, mut recog, mut greet, mut reply) = (vec![], vec![], vec![], vec![]);
-    println!("call  speech-end→bot  recognition  greeting text→audio  reply text→audio  heard");
+    let mut voice_to_voice = vec![];
+    println!(
+        "call  speech-end→bot  recognition  greeting text→audio  reply text→audio  speech-end→answer audio  heard"
+    );
     for i in 0..calls {
         let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
                           "metadata": {"participantName": "Alice"}});
@@ -145,11 +150,13 @@ async fn main() -> anyhow::Result<()> {
         let rec = events.iter().find(|e| e["kind"] == "recognition");
         // Each bot message and the prompt that followed it.
         let mut text_to_audio = Vec::new();
+        let mut prompts_at = Vec::new();
         for (n, e) in events.iter().enumerate() {
             if e["kind"] == "bot-activity" && e["data"]["type"] == "message" {
                 let prompt = events[n..].iter().find(|p| p["kind"] == "prompt");
                 if let (Some(a), Some(b)) = (at_ms(e), prompt.and_then(at_ms)) {
                     text_to_audio.push(b - a);
+                    prompts_at.push(b);
                 }
             }
         }
@@ -159,6 +166,13 @@ async fn main() -> anyhow::Result<()> {
         };
         let lat = got - (replied + speech_ms);
         let took = rec["data"]["recognitionMs"].as_f64().unwrap_or(f64::NAN);
+        // The reply's first audio (the second message's prompt), from the end of the person's words.
+        let answer = prompts_at
+            .get(1)
+            .map_or(f64::NAN, |at| at - (replied + speech_ms));
+        if answer.is_finite() {
+            voice_to_voice.push(answer);
+        }
         to_bot.push(lat);
         recog.push(took);
         if let Some(g) = text_to_audio.first() {
@@ -168,24 +182,30 @@ async fn main() -> anyhow::Result<()> {
             reply.push(*r);
         }
         println!(
-            "{:>4}  {:>11.0} ms  {:>8.0} ms  {:>16.0} ms  {:>13.0} ms  {}",
+            "{:>4}  {:>11.0} ms  {:>8.0} ms  {:>16.0} ms  {:>13.0} ms  {:>20.0} ms  {}",
             i + 1,
             lat,
             took,
             text_to_audio.first().copied().unwrap_or(f64::NAN),
             text_to_audio.get(1).copied().unwrap_or(f64::NAN),
+            answer,
             rec["data"]["text"]
         );
     }
     println!(
-        "median  {:>9.0} ms  {:>8.0} ms  {:>16.0} ms  {:>13.0} ms   ({} of {calls} calls; speech {speech_ms:.0} ms)",
+        "median  {:>9.0} ms  {:>8.0} ms  {:>16.0} ms  {:>13.0} ms  {:>20.0} ms   ({} of {calls} calls; speech {speech_ms:.0} ms)",
         median(to_bot.clone()),
         median(recog),
         median(greet),
         median(reply),
+        median(voice_to_voice.clone()),
         to_bot.len()
     );
-    println!("p90     {:>9.0} ms", p90(to_bot));
+    println!(
+        "p90     {:>9.0} ms  {:>56.0} ms",
+        p90(to_bot),
+        p90(voice_to_voice)
+    );
     let _ = gateway.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
