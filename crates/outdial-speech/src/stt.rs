@@ -122,6 +122,8 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
     tokio::spawn(async move {
         let mut ep = Endpointer::new(&options);
         let run = |pcm: Vec<i16>| recognize(pcm, options.language.clone());
+        // The words at the last pause that did not end the turn: (utterance, pause, transcript).
+        let mut heard_at_pause: Option<(u64, u64, Transcript)> = None;
         loop {
             let chunk = audio_rx.recv().await;
             let mut steps: VecDeque<Step> = match &chunk {
@@ -146,14 +148,14 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                             steps.extend(ep.push(&c));
                         }
                         let t = match t {
-                            Ok(t)
-                                if !ep.resumed_since(pause)
-                                    && crate::turn::sounds_complete(&t.text, &options.language) =>
-                            {
-                                t
-                            }
+                            Ok(t) if !ep.resumed_since(pause) => t,
                             _ => continue,
                         };
+                        if !crate::turn::sounds_complete(&t.text, &options.language) {
+                            // Not a whole turn yet; if the person says no more, this is still its text.
+                            heard_at_pause = Some((n, pause, t));
+                            continue;
+                        }
                         // The same utterance may have ended by silence meanwhile: it is not recognised again.
                         match steps
                             .iter()
@@ -163,6 +165,14 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                             None => ep.end_now(n),
                         }
                         SttEvent::Final(t)
+                    }
+                    // The utterance ended in the silence after a pause whose words were recognised, with nothing said
+                    // since: those words are the text (the silence adds nothing to recognise).
+                    Step::Utterance { n, .. } if matches!(&heard_at_pause, Some((m, pause, _)) if *m == n && !ep.resumed_since(*pause)) => {
+                        match heard_at_pause.take() {
+                            Some((_, _, t)) if !t.text.is_empty() => SttEvent::Final(t),
+                            _ => continue,
+                        }
                     }
                     Step::Utterance { pcm, .. } => match run(pcm).await {
                         Ok(t) if !t.text.is_empty() => SttEvent::Final(t),

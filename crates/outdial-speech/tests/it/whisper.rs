@@ -237,3 +237,31 @@ async fn an_unfinished_sentence_or_more_words_keep_the_turn_open() {
         assert!(got[0].ends_with(&last), "{first} / {second}: {got:?}");
     }
 }
+
+/// Smart endpointing, an unfinished sentence and then silence: the words recognised at the pause are the turn's
+/// text when the silence ends it — one recognition, not a second one of the same audio.
+#[tokio::test]
+async fn words_recognised_at_a_pause_are_not_recognised_again() {
+    let w = model();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let recognizer: outdial_speech::stt::Recognizer = Arc::new(move |pcm: Vec<i16>, lang: String| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let w = w.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || w.transcribe(&pcm, &lang))
+                .await
+                .unwrap()
+        })
+    });
+    let mut audio = speech("I would like to").await;
+    audio.extend(vec![0i16; 32_000]);
+    let s = stream(recognizer, smart(Some(250)));
+    for chunk in audio.chunks(320) {
+        s.push(chunk.to_vec());
+    }
+    let got = finals(s).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].ends_with("to"), "{got:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
