@@ -112,9 +112,11 @@ async fn streaming_finds_utterances_and_their_ends() {
     assert!(kinds[3].contains("goodbye"), "{kinds:?}");
 }
 
-/// Partial transcripts while the person speaks, then the final; the stream's end delivers what was being said.
-#[tokio::test]
-async fn partials_then_final_and_flush_on_close() {
+/// Whisper as a stream's recogniser, and how many times it was called.
+fn counting() -> (
+    outdial_speech::stt::Recognizer,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
     let w = model();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = calls.clone();
@@ -127,6 +129,13 @@ async fn partials_then_final_and_flush_on_close() {
                 .unwrap()
         })
     });
+    (recognizer, calls)
+}
+
+/// Partial transcripts while the person speaks, then the final; the stream's end delivers what was being said.
+#[tokio::test]
+async fn partials_then_final_and_flush_on_close() {
+    let (recognizer, calls) = counting();
     let opts = SttOptions {
         partial_interval_ms: Some(700),
         end_silence_ms: 5_000,
@@ -242,18 +251,7 @@ async fn an_unfinished_sentence_or_more_words_keep_the_turn_open() {
 /// text when the silence ends it — one recognition, not a second one of the same audio.
 #[tokio::test]
 async fn words_recognised_at_a_pause_are_not_recognised_again() {
-    let w = model();
-    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = calls.clone();
-    let recognizer: outdial_speech::stt::Recognizer = Arc::new(move |pcm: Vec<i16>, lang: String| {
-        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let w = w.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || w.transcribe(&pcm, &lang))
-                .await
-                .unwrap()
-        })
-    });
+    let (recognizer, calls) = counting();
     let mut audio = speech("I would like to").await;
     audio.extend(vec![0i16; 32_000]);
     let s = stream(recognizer, smart(Some(250)));
