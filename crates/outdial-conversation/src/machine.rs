@@ -198,7 +198,7 @@ impl Machine {
     }
 
     pub(crate) fn wants(&self, event: &str) -> bool {
-        self.cfg.bot.send_events_to_bot.iter().any(|e| e == event)
+        self.cfg.bot.wants_event(event)
     }
 
     pub(crate) fn answered(&self) -> bool {

@@ -196,6 +196,11 @@ impl Bot {
         self.endpointer_sensitivity
             .map(|s| 200 + 16 * (100 - u32::from(s.min(100))))
     }
+
+    /// Whether the bot lists this event in `sendEventsToBot`.
+    pub fn wants_event(&self, name: &str) -> bool {
+        self.send_events_to_bot.iter().any(|e| e == name)
+    }
 }
 
 fn default_language() -> String {

@@ -153,7 +153,7 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                         };
                         if !crate::turn::sounds_complete(&t.text, &options.language) {
                             // Not a whole turn yet; if the person says no more, this is still its text.
-                            heard_at_pause = Some((n, pause, t));
+                            heard_at_pause = (!t.text.is_empty()).then_some((n, pause, t));
                             continue;
                         }
                         // The same utterance may have ended by silence meanwhile: it is not recognised again.
@@ -168,16 +168,13 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                     }
                     // The utterance ended in the silence after a pause whose words were recognised, with nothing said
                     // since: those words are the text (the silence adds nothing to recognise).
-                    Step::Utterance { n, .. } if matches!(&heard_at_pause, Some((m, pause, _)) if *m == n && !ep.resumed_since(*pause)) => {
-                        match heard_at_pause.take() {
-                            Some((_, _, t)) if !t.text.is_empty() => SttEvent::Final(t),
-                            _ => continue,
-                        }
-                    }
-                    Step::Utterance { pcm, .. } => match run(pcm).await {
-                        Ok(t) if !t.text.is_empty() => SttEvent::Final(t),
-                        Ok(_) => continue,
-                        Err(e) => SttEvent::Failed(e.to_string()),
+                    Step::Utterance { n, pcm } => match heard_at_pause.take() {
+                        Some((m, pause, t)) if m == n && !ep.resumed_since(pause) => SttEvent::Final(t),
+                        _ => match run(pcm).await {
+                            Ok(t) if !t.text.is_empty() => SttEvent::Final(t),
+                            Ok(_) => continue,
+                            Err(e) => SttEvent::Failed(e.to_string()),
+                        },
                     },
                 };
                 if tx.send(event).await.is_err() {

@@ -13,6 +13,7 @@ use outdial_speech::cloud::{
 };
 use outdial_speech::{SpeechError, SttProvider, TtsProvider};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 /// How long a cloud provider may take to answer a request or open a stream.
@@ -66,7 +67,7 @@ pub async fn synthesize(
     let voice = bot.voice_name.as_deref();
     let mut failures = Vec::new();
     if let Some((name, engine)) = cloud_tts(ctx, bot) {
-        let heard = std::sync::atomic::AtomicBool::new(false);
+        let heard = AtomicBool::new(false);
         let result = match (engine, stream) {
             (Ok(e), None) => {
                 outdial_speech::cloud::once_more(name, || e.synthesize(text, language, voice)).await
@@ -74,23 +75,16 @@ pub async fn synthesize(
             (Ok(e), Some(sink)) => {
                 let part = |pcm: Vec<i16>| {
                     if !pcm.is_empty() {
-                        heard.store(true, std::sync::atomic::Ordering::Relaxed);
+                        heard.store(true, Relaxed);
                         sink(pcm);
                     }
                 };
-                let once = || e.synthesize_streaming(text, language, voice, &part);
-                let mut r = once().await;
-                if let Err(err) = &r
-                    && err.is_retryable()
-                    && !heard.load(std::sync::atomic::Ordering::Relaxed)
-                {
-                    outdial_speech::cloud::failed(name, err);
-                    r = once().await;
-                }
-                if let Err(err) = &r {
-                    outdial_speech::cloud::failed(name, err);
-                }
-                r.map(|()| Vec::new())
+                let nothing_heard = || !heard.load(Relaxed);
+                outdial_speech::cloud::once_more_while(name, nothing_heard, || {
+                    e.synthesize_streaming(text, language, voice, &part)
+                })
+                .await
+                .map(|()| Vec::new())
             }
             (Err(e), _) => {
                 outdial_speech::cloud::failed(name, &e);
@@ -99,7 +93,7 @@ pub async fn synthesize(
         };
         let e = match result {
             Ok(pcm) => return (Ok(pcm), failures),
-            Err(e) if heard.load(std::sync::atomic::Ordering::Relaxed) => {
+            Err(e) if heard.load(Relaxed) => {
                 failures.push((e.to_string(), None));
                 return (Ok(Vec::new()), failures);
             }

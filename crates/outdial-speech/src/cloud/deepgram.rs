@@ -90,7 +90,7 @@ impl TtsProvider for Deepgram {
         _language: &str,
         voice: Option<&str>,
     ) -> Result<Vec<i16>, SpeechError> {
-        super::whole_ulaw("Deepgram", &self.cloud, self.speak(text, voice), SECRET).await
+        super::whole_ulaw("Deepgram", &self.cloud, self.speak(text, voice)?, SECRET).await
     }
 
     /// Aura's answer comes as it is made (chunked raw µ-law): each piece plays as it arrives.
@@ -101,16 +101,12 @@ impl TtsProvider for Deepgram {
         voice: Option<&str>,
         part: &(dyn Fn(Vec<i16>) + Send + Sync),
     ) -> Result<(), SpeechError> {
-        super::stream_ulaw("Deepgram", &self.cloud, self.speak(text, voice), SECRET, part).await
+        super::stream_ulaw("Deepgram", &self.cloud, self.speak(text, voice)?, SECRET, part).await
     }
 }
 
 impl Deepgram {
-    fn speak(
-        &self,
-        text: &str,
-        voice: Option<&str>,
-    ) -> Result<reqwest::RequestBuilder, outdial_net::GuardedError> {
+    fn speak(&self, text: &str, voice: Option<&str>) -> Result<reqwest::RequestBuilder, SpeechError> {
         let mut u = self.base.clone();
         u.set_path("/v1/speak");
         u.query_pairs_mut()
@@ -120,10 +116,14 @@ impl Deepgram {
             .append_pair("container", "none");
         // Aura reads plain text: SSML's tags are dropped.
         let body = json!({"text": crate::plain_text(text)});
-        self.cloud.client.request(reqwest::Method::POST, u).map(|r| {
-            r.header("Authorization", format!("Token {}", self.key))
-                .json(&body)
-        })
+        let req = self
+            .cloud
+            .client
+            .request(reqwest::Method::POST, u)
+            .map_err(super::refused)?;
+        Ok(req
+            .header("Authorization", format!("Token {}", self.key))
+            .json(&body))
     }
 }
 

@@ -41,7 +41,7 @@ impl ElevenLabs {
         text: &str,
         language: &str,
         voice: Option<&str>,
-    ) -> Result<Result<reqwest::RequestBuilder, outdial_net::GuardedError>, SpeechError> {
+    ) -> Result<reqwest::RequestBuilder, SpeechError> {
         let voice = voice.unwrap_or(DEFAULT_VOICE);
         if !voice.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(SpeechError::Rejected(
@@ -55,11 +55,12 @@ impl ElevenLabs {
         if let Some(code) = language.split('-').next().filter(|c| c.len() == 2) {
             body["language_code"] = json!(code);
         }
-        Ok(self
+        let req = self
             .cloud
             .client
             .request(reqwest::Method::POST, u)
-            .map(|r| r.header("xi-api-key", &self.key).json(&body)))
+            .map_err(super::refused)?;
+        Ok(req.header("xi-api-key", &self.key).json(&body))
     }
 }
 

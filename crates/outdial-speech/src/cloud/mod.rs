@@ -65,13 +65,27 @@ pub(crate) fn per_utterance(
 
 /// A request made again once when it failed in a way worth retrying (5xx, busy, no answer, dropped); every
 /// failure counts in `outdial_speech_failures_total`.
-pub async fn once_more<T, F, Fut>(provider: &'static str, mut attempt: F) -> Result<T, SpeechError>
+pub async fn once_more<T, F, Fut>(provider: &'static str, attempt: F) -> Result<T, SpeechError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SpeechError>>,
+{
+    once_more_while(provider, || true, attempt).await
+}
+
+/// [`once_more`], made again only if `may_retry()` still holds after the failure (a synthesis whose audio has
+/// already been played is not made again).
+pub async fn once_more_while<T, F, Fut>(
+    provider: &'static str,
+    may_retry: impl Fn() -> bool,
+    mut attempt: F,
+) -> Result<T, SpeechError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SpeechError>>,
 {
     match attempt().await {
-        Err(e) if e.is_retryable() => {
+        Err(e) if e.is_retryable() && may_retry() => {
             failed(provider, &e);
             attempt().await.inspect_err(|e| failed(provider, e))
         }
@@ -124,11 +138,10 @@ pub(crate) async fn send(
 pub(crate) async fn stream_ulaw(
     provider: &str,
     cloud: &Cloud,
-    req: Result<reqwest::RequestBuilder, outdial_net::GuardedError>,
+    req: reqwest::RequestBuilder,
     secret: &str,
     part: &(dyn Fn(Vec<i16>) + Send + Sync),
 ) -> Result<(), SpeechError> {
-    let req = req.map_err(refused)?;
     let limit = cloud.timeout;
     let mut resp = tokio::time::timeout(limit, req.send())
         .await
@@ -158,7 +171,7 @@ pub(crate) async fn stream_ulaw(
 pub(crate) async fn whole_ulaw(
     provider: &str,
     cloud: &Cloud,
-    req: Result<reqwest::RequestBuilder, outdial_net::GuardedError>,
+    req: reqwest::RequestBuilder,
     secret: &str,
 ) -> Result<Vec<i16>, SpeechError> {
     let all = parking_lot::Mutex::new(Vec::new());

@@ -144,9 +144,7 @@ impl CallIo {
                 // (docs/speech.md, "Partial transcripts"); cloud streams send theirs anyway.
                 partial_interval_ms: self
                     .bot
-                    .send_events_to_bot
-                    .iter()
-                    .any(|e| e == "speechHypothesis")
+                    .wants_event("speechHypothesis")
                     .then_some(PARTIAL_INTERVAL_MS),
                 ..Default::default()
             }),
