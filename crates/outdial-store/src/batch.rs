@@ -7,9 +7,11 @@
 //! Callers still wait for their own commit; order is kept (one writer, FIFO), so event sequence numbers follow
 //! the order of the calls.
 
+use crate::sql::Backend;
 use crate::{OutboxRow, Result, StoreError};
 use sqlx::{AnyPool, Row};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many jobs per transaction (bind parameters stay far below SQLite's 32766).
@@ -55,10 +57,23 @@ pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
+/// Who writes: the node that owns what it creates, and whether the database locks the rows it checks.
+#[derive(Clone)]
+struct Author {
+    node: Arc<str>,
+    lock_rows: bool,
+}
+
 impl Writer {
-    pub fn spawn(pool: AnyPool) -> Writer {
+    /// The writer of node `node` (docs/cluster.md): it creates conversations owned by `node`, and refuses to
+    /// update one that another node owns (it was taken over).
+    pub fn spawn(pool: AnyPool, node: Arc<str>, backend: Backend) -> Writer {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run(pool, rx));
+        let author = Author {
+            node,
+            lock_rows: backend == Backend::Postgres,
+        };
+        tokio::spawn(run(pool, author, rx));
         Writer { tx }
     }
 
@@ -73,20 +88,20 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs: Vec<Job> = std::mem::take(&mut batch);
         if jobs.len() == 1 {
             let (w, reply) = jobs.into_iter().next().expect("one job");
-            let r = write_batch(&pool, std::slice::from_ref(&w))
+            let r = write_batch(&pool, &author, std::slice::from_ref(&w))
                 .await
                 .and_then(|mut v| v.remove(0));
             let _ = reply.send(r);
             continue;
         }
         let (writes, replies): (Vec<Write>, Vec<_>) = jobs.into_iter().unzip();
-        match write_batch(&pool, &writes).await {
+        match write_batch(&pool, &author, &writes).await {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
@@ -96,7 +111,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
             // cannot fail the others.
             Err(_) => {
                 for (w, reply) in writes.into_iter().zip(replies) {
-                    let r = write_batch(&pool, std::slice::from_ref(&w))
+                    let r = write_batch(&pool, &author, std::slice::from_ref(&w))
                         .await
                         .and_then(|mut v| v.remove(0));
                     let _ = reply.send(r);
@@ -108,12 +123,12 @@ async fn run(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 
 /// Writes the batch in one transaction; returns the result of each write (NotFound for updates of unknown
 /// conversations, which are left out).
-async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>> {
+async fn write_batch(pool: &AnyPool, author: &Author, writes: &[Write]) -> Result<Vec<Result<()>>> {
     // docs/operations.md, "What happens when …": a connection whose transaction failed is closed, never reused.
     // A full disk can fail the COMMIT and leave SQLite inside the transaction; on that connection every later
     // "transaction" would be a savepoint of the failed one, answered as committed and never written.
     let mut conn = pool.acquire().await?;
-    let result = write_on(&mut conn, writes).await;
+    let result = write_on(&mut conn, author, writes).await;
     if result.is_err() {
         conn.close_on_drop();
     }
@@ -122,6 +137,7 @@ async fn write_batch(pool: &AnyPool, writes: &[Write]) -> Result<Vec<Result<()>>
 
 async fn write_on(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    author: &Author,
     writes: &[Write],
 ) -> Result<Vec<Result<()>>> {
     let mut tx = sqlx::Connection::begin(&mut **conn).await?;
@@ -137,10 +153,14 @@ async fn write_on(
         .into_iter()
         .collect();
     let mut known: HashSet<String> = HashSet::new();
+    // Conversations another node owns now (it took them over): this node writes no new state of them.
+    let mut taken: HashMap<String, String> = HashMap::new();
     if !updated.is_empty() {
         let placeholders: Vec<String> = (1..=updated.len()).map(|i| format!("${i}")).collect();
+        // PostgreSQL: the rows stay locked until the commit, so a takeover cannot slip in between.
+        let lock = if author.lock_rows { " FOR UPDATE" } else { "" };
         let sql = format!(
-            "SELECT id FROM conversations WHERE id IN ({})",
+            "SELECT id, owner FROM conversations WHERE id IN ({}){lock}",
             placeholders.join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -148,7 +168,13 @@ async fn write_on(
             q = q.bind(*id);
         }
         for row in q.fetch_all(&mut *tx).await? {
-            known.insert(row.try_get("id")?);
+            let id: String = row.try_get("id")?;
+            if let Some(owner) = row.try_get::<Option<String>, _>("owner")?
+                && *owner != *author.node
+            {
+                taken.insert(id.clone(), owner);
+            }
+            known.insert(id);
         }
     }
     let mut results = Vec::with_capacity(writes.len());
@@ -174,6 +200,12 @@ async fn write_on(
             )));
             continue;
         }
+        if let Write::Update(c, ..) = w
+            && let Some(owner) = taken.get(&c.id)
+        {
+            results.push(Err(StoreError::TakenOver(c.id.clone(), owner.clone())));
+            continue;
+        }
         if let Some(c) = conv {
             match index.get(c.id.as_str()) {
                 Some(&i) => rows[i] = c,
@@ -193,23 +225,14 @@ async fn write_on(
     }
     if !rows.is_empty() {
         let mut sql = String::from(
-            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body) VALUES ",
+            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body, owner) VALUES ",
         );
         for i in 0..rows.len() {
-            let b = i * 7;
+            let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
             if i > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7
-            ));
+            sql.push_str(&format!("({})", p.join(", ")));
         }
         sql.push_str(
             " ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, body = excluded.body",
@@ -223,7 +246,8 @@ async fn write_on(
                 .bind(c.state.as_str())
                 .bind(c.created_at)
                 .bind(c.updated_at)
-                .bind(c.body.as_str());
+                .bind(c.body.as_str())
+                .bind(&*author.node);
         }
         q.execute(&mut *tx).await?;
     }
@@ -281,8 +305,8 @@ async fn write_on(
     }
     for r in attempts {
         sqlx::query(
-            "UPDATE outbox SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6 \
-             WHERE event_id = $1",
+            "UPDATE outbox SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6, \
+             claimed_by = NULL, claimed_until = NULL WHERE event_id = $1",
         )
         .bind(r.event_id.to_string())
         .bind(r.status.as_str())

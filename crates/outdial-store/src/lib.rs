@@ -6,6 +6,7 @@
 //! validated JSON documents; conversations as a document plus the columns that are queried.
 
 mod batch;
+mod cluster;
 mod file;
 mod sealed;
 mod sql;
@@ -35,6 +36,9 @@ pub enum StoreError {
     /// A stored secret cannot be opened (no master key, an unknown key, a damaged value).
     #[error("{0}")]
     Sealed(String),
+    /// Another node of the cluster took the conversation over (docs/cluster.md): this node no longer writes it.
+    #[error("conversation {0} was taken over by node '{1}'")]
+    TakenOver(String, String),
     #[error("cannot set up the store file {path}: {why}")]
     File { path: String, why: String },
 }
@@ -162,6 +166,23 @@ impl OutboxStatus {
     }
 }
 
+/// A node of a cluster as its last heartbeat left it (docs/cluster.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRow {
+    pub id: String,
+    /// A fresh id per process: tells a restarted node from the run before it.
+    #[serde(skip)]
+    pub instance: String,
+    /// Unix milliseconds.
+    pub started_at: i64,
+    pub heartbeat_at: i64,
+    pub live_calls: i64,
+    pub draining: bool,
+    /// Where the node's API listens, as it said.
+    pub api_url: String,
+}
+
 /// Filters of the conversation list; newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ConversationFilter {
@@ -227,8 +248,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()>;
     async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>>;
-    /// Conversations not in a terminal state (for recovery after a crash).
+    /// This node's conversations not in a terminal state (for recovery after a crash): the ones its earlier run
+    /// owned, and the ones no node owns, which it takes. Other nodes' conversations are left alone.
     async fn live_conversations(&self) -> Result<Vec<Conversation>>;
+
+    /// The node id this store writes as the owner of the conversations it creates.
+    fn node(&self) -> &str;
+    /// Records this node's heartbeat.
+    async fn heartbeat(&self, node: &NodeRow) -> Result<()>;
+    /// Every node that ever beat, by id.
+    async fn nodes(&self) -> Result<Vec<NodeRow>>;
+    /// Takes over the live conversations of the nodes whose last heartbeat is before `stale_before`: each goes to
+    /// exactly one node of the cluster, and is returned with the id of the node it was taken from.
+    async fn take_over(&self, stale_before: i64) -> Result<Vec<(String, Conversation)>>;
+    /// Claims the pending notifications `ids` for this node until `until` (unix ms); returns those it got (none
+    /// that another node holds an unexpired claim on). A recorded attempt ends the claim.
+    async fn claim_notifications(&self, ids: &[Uuid], now: i64, until: i64) -> Result<Vec<Uuid>>;
 
     /// Pending notifications whose time has come, oldest first, at most one per conversation: the one with the
     /// lowest sequence (a later notification waits for the earlier one); at most `per_host` per receiver host, so

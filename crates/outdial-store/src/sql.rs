@@ -4,10 +4,11 @@ use crate::batch::{ConvRow, EventRow, Write, Writer};
 use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
 use crate::{
-    ConversationFilter, Created, IdempotencyRecord, Kind, OutboxRow, OutboxStatus, Result, Store, StoreError,
+    ConversationFilter, Created, IdempotencyRecord, Kind, NodeRow, OutboxRow, OutboxStatus, Result, Store,
+    StoreError,
 };
 use async_trait::async_trait;
-use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState};
+use outdial_core::conversation::{Conversation, ConversationEvent};
 use outdial_core::time::{iso, now_ms};
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -15,6 +16,9 @@ use sqlx::{AnyPool, Row};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
+
+/// The owner of the conversations a store writes before [`SqlStore::with_node`].
+const LOCAL_NODE: &str = "local";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -36,6 +40,8 @@ pub struct SqlStore {
     writer: Writer,
     /// Seals secrets at rest when the operator set a master key (docs/security.md).
     sealer: Option<Arc<Sealer>>,
+    /// The node id written as the owner of new conversations (docs/cluster.md); `local` until set.
+    node: Arc<str>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -94,11 +100,12 @@ impl SqlStore {
                     opts().max_connections(4).connect(&url).await?
                 };
                 SqlStore {
-                    writer: Writer::spawn(write.clone()),
+                    writer: Writer::spawn(write.clone(), LOCAL_NODE.into(), backend),
                     write,
                     read,
                     backend,
                     sealer: None,
+                    node: LOCAL_NODE.into(),
                 }
             }
             Backend::Postgres => {
@@ -108,11 +115,12 @@ impl SqlStore {
                     .connect(url)
                     .await?;
                 SqlStore {
-                    writer: Writer::spawn(pool.clone()),
+                    writer: Writer::spawn(pool.clone(), LOCAL_NODE.into(), backend),
                     write: pool.clone(),
                     read: pool,
                     backend,
                     sealer: None,
+                    node: LOCAL_NODE.into(),
                 }
             }
         };
@@ -127,6 +135,17 @@ impl SqlStore {
             sealer: sealer.map(Arc::new),
             ..store
         })
+    }
+
+    /// The same store, writing as node `node` of a cluster (docs/cluster.md): new conversations are owned by it,
+    /// and a conversation another node took over is no longer written by it.
+    pub fn with_node(self, node: &str) -> SqlStore {
+        let node: Arc<str> = node.into();
+        SqlStore {
+            writer: Writer::spawn(self.write.clone(), node.clone(), self.backend),
+            node,
+            ..self
+        }
     }
 
     pub(crate) fn sealer(&self) -> Option<&Sealer> {
@@ -151,6 +170,7 @@ impl SqlStore {
 
     /// The conversation and its idempotency key, in one transaction on `conn`.
     async fn create_with_key(
+        &self,
         conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
         conv: &Conversation,
         k: &IdempotencyRecord,
@@ -189,8 +209,8 @@ impl SqlStore {
         .await?;
         let body = serde_json::to_string(conv).map_err(corrupt)?;
         sqlx::query(
-            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(conv.id.to_string())
         .bind(&conv.bot)
@@ -199,6 +219,7 @@ impl SqlStore {
         .bind(conv.created_at)
         .bind(conv.updated_at)
         .bind(body)
+        .bind(self.node())
         .execute(&mut *tx)
         .await?;
         let data = serde_json::json!({"bot": conv.bot, "clientId": conv.client_id});
@@ -419,7 +440,7 @@ impl Store for SqlStore {
         // A connection whose transaction failed (a full disk can fail the COMMIT and leave SQLite inside the
         // transaction) is closed, never given back to the pool: later writes would go into that transaction.
         let mut conn = self.write.acquire().await?;
-        let created = Self::create_with_key(&mut conn, conv, k, idempotency_since).await;
+        let created = self.create_with_key(&mut conn, conv, k, idempotency_since).await;
         if created.is_err() {
             conn.close_on_drop();
         }
@@ -539,7 +560,8 @@ impl Store for SqlStore {
         let rows = sqlx::query(
             "SELECT * FROM (SELECT w.*, ROW_NUMBER() OVER (PARTITION BY w.host ORDER BY w.next_attempt_at, \
              w.created_at) AS host_rank FROM (SELECT o.* FROM outbox o WHERE o.status = 'pending' \
-             AND o.next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE \
+             AND o.next_attempt_at <= $1 AND (o.claimed_until IS NULL OR o.claimed_until <= $1 OR o.claimed_by = $5) \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE \
              p.conversation_id = o.conversation_id AND p.status = 'pending' AND p.sequence < o.sequence) \
              ORDER BY o.next_attempt_at, o.created_at LIMIT $4) w) d \
              WHERE d.host_rank <= $3 ORDER BY d.next_attempt_at, d.created_at LIMIT $2",
@@ -548,6 +570,7 @@ impl Store for SqlStore {
         .bind(i64::from(limit))
         .bind(i64::from(per_host))
         .bind(i64::from(limit) * 16)
+        .bind(self.node())
         .fetch_all(&self.read)
         .await?;
         rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
@@ -604,13 +627,27 @@ impl Store for SqlStore {
     }
 
     async fn live_conversations(&self) -> Result<Vec<Conversation>> {
-        let rows =
-            sqlx::query("SELECT body FROM conversations WHERE state NOT IN ($1, $2) ORDER BY created_at")
-                .bind(ConversationState::Ended.as_str())
-                .bind(ConversationState::Failed.as_str())
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter().map(conversation_from).collect()
+        self.own_live().await
+    }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    async fn heartbeat(&self, node: &NodeRow) -> Result<()> {
+        self.beat(node).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeRow>> {
+        self.node_rows().await
+    }
+
+    async fn take_over(&self, stale_before: i64) -> Result<Vec<(String, Conversation)>> {
+        self.take(stale_before).await
+    }
+
+    async fn claim_notifications(&self, ids: &[Uuid], now: i64, until: i64) -> Result<Vec<Uuid>> {
+        self.claim(ids, now, until).await
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {
