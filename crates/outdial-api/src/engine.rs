@@ -61,6 +61,10 @@ pub trait CallEngine: Send + Sync + 'static {
             bot.name
         )))
     }
+    /// Calls this node runs now.
+    fn live_calls(&self) -> usize {
+        0
+    }
     /// The keep-alive state of each watched trunk (`up`, `down: why`, `unknown`), for `/readyz`.
     fn trunk_states(&self) -> Vec<(String, String)> {
         Vec::new()

@@ -23,7 +23,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use outdial_limits::Limiter;
 use outdial_store::Store;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
 
 pub use routes::{openapi_document, router, router_with_openapi};
 
@@ -35,7 +36,20 @@ pub struct App {
     pub limiter: Arc<dyn Limiter>,
     pub engine: Arc<dyn CallEngine>,
     pub metrics: PrometheusHandle,
-    draining: AtomicBool,
+    /// Serving, drained by an administrator, or shutting down ([`Drain`]).
+    drain: AtomicU8,
+    /// After this long without a heartbeat a node is lost (docs/cluster.md).
+    pub node_timeout: Duration,
+}
+
+/// Why a node takes no new dialouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    Serving = 0,
+    /// `POST /api/v1/admin/drain`: calls go on, new ones go to other nodes; `DELETE` resumes.
+    Drained = 1,
+    /// SIGTERM: the graceful stop; there is no way back.
+    ShuttingDown = 2,
 }
 
 impl App {
@@ -53,17 +67,46 @@ impl App {
             limiter,
             engine,
             metrics: metrics::handle(),
-            draining: AtomicBool::new(false),
+            drain: AtomicU8::new(Drain::Serving as u8),
+            node_timeout: Duration::from_secs(10),
         }
     }
 
     /// Stop accepting dialouts (graceful shutdown); `/readyz` turns unready.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.drain.store(Drain::ShuttingDown as u8, Ordering::SeqCst);
+    }
+
+    /// An administrator's drain (none when already shutting down); true when the node drains now.
+    pub fn drain_by_admin(&self) -> bool {
+        let from = Drain::Serving as u8;
+        let to = Drain::Drained as u8;
+        self.drain
+            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            || self.drain_state() == Drain::Drained
+    }
+
+    /// Ends an administrator's drain; false when the node is shutting down.
+    pub fn resume(&self) -> bool {
+        let from = Drain::Drained as u8;
+        let to = Drain::Serving as u8;
+        self.drain
+            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            || self.drain_state() == Drain::Serving
+    }
+
+    pub fn drain_state(&self) -> Drain {
+        match self.drain.load(Ordering::SeqCst) {
+            0 => Drain::Serving,
+            1 => Drain::Drained,
+            _ => Drain::ShuttingDown,
+        }
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.drain_state() != Drain::Serving
     }
 }
 

@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         (name = "trunks", description = "SIP trunks"),
         (name = "applications", description = "API clients and their policies"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "cluster", description = "The nodes of a cluster, and draining one of them"),
     )
 )]
 pub struct ApiDoc;

@@ -119,6 +119,15 @@ impl Hosts {
     }
 
     /// Forgets hosts with nothing in flight and a closed breaker (bounded memory).
+    /// Gives back a slot that [`Hosts::admit`] gave, for a row that is not sent after all (another node of the
+    /// cluster claimed it).
+    pub(crate) fn release(&self, host: &str) {
+        if let Some(h) = self.hosts.lock().get_mut(host) {
+            h.in_flight = h.in_flight.saturating_sub(1);
+            h.probing = false;
+        }
+    }
+
     pub(crate) fn tidy(&self) {
         self.hosts
             .lock()

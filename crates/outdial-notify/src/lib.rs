@@ -44,6 +44,14 @@ pub struct Settings {
     pub breaker_open: Duration,
 }
 
+impl Settings {
+    /// How long a node's claim on a notification lasts (docs/cluster.md): two attempts' timeouts and some room;
+    /// a node that dies while sending leaves the row to the others after it.
+    pub fn claim_lease(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(5)
+    }
+}
+
 impl Default for Settings {
     /// 10 attempts over about an hour (7 s · (2⁹ − 1) ≈ 60 min), 10 s timeout.
     fn default() -> Self {
@@ -124,6 +132,7 @@ impl Notifier {
                         finished.retain(|_, at| at.elapsed() < Duration::from_secs(10));
                     }
                     self.hosts.tidy();
+                    let mut chosen = Vec::new();
                     for row in rows {
                         if self
                             .finished
@@ -139,6 +148,17 @@ impl Notifier {
                         let host = outdial_store::receiver_host(&row.url);
                         let admit = self.hosts.admit(&host);
                         if admit == Admit::Busy {
+                            continue;
+                        }
+                        chosen.push((row, host, admit));
+                    }
+                    // docs/cluster.md: a row goes out from the node that claims it; the others leave it.
+                    let claimed = self.claim(&chosen).await;
+                    for (row, host, admit) in chosen {
+                        if !claimed.contains(&row.event_id) {
+                            if admit == Admit::Send {
+                                self.hosts.release(&host);
+                            }
                             continue;
                         }
                         self.in_flight.lock().insert(row.event_id);
@@ -160,6 +180,23 @@ impl Notifier {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
+            }
+        }
+    }
+
+    /// Claims the chosen rows for this node for [`Settings::claim_lease`]; none when the store fails.
+    async fn claim(&self, chosen: &[(OutboxRow, String, Admit)]) -> HashSet<Uuid> {
+        if chosen.is_empty() {
+            return HashSet::new();
+        }
+        let ids: Vec<Uuid> = chosen.iter().map(|(r, ..)| r.event_id).collect();
+        let now = now_ms();
+        let until = now + self.settings.claim_lease().as_millis() as i64;
+        match self.store.claim_notifications(&ids, now, until).await {
+            Ok(got) => got.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!("cannot claim notifications: {e}");
+                HashSet::new()
             }
         }
     }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use sealed::{BadKey, MasterKey, Sealer};
-pub use sql::SqlStore;
+pub use sql::{Backend, SqlStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -196,9 +196,11 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
+        // docs/cluster.md: two nodes given the same key at once both get here; the key's row decides, and the one
+        // that did not write it answers with the other's conversation.
+        let inserted = sqlx::query(
             "INSERT INTO idempotency_keys (client_id, key, body_hash, conversation_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (client_id, key) DO NOTHING",
         )
         .bind(&k.client_id)
         .bind(&k.key)
@@ -207,6 +209,18 @@ impl SqlStore {
         .bind(k.created_at)
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0 {
+            tx.rollback().await?;
+            let row = sqlx::query(
+                "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
+                 WHERE client_id = $1 AND key = $2",
+            )
+            .bind(&k.client_id)
+            .bind(&k.key)
+            .fetch_one(&mut **conn)
+            .await?;
+            return Ok(Created::Existing(idempotency_from(&row)?));
+        }
         let body = serde_json::to_string(conv).map_err(corrupt)?;
         sqlx::query(
             "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body, owner) \

@@ -204,3 +204,47 @@ async fn heartbeats_list_the_nodes() {
     drop(n);
     testing::drop_postgres(&url).await;
 }
+
+/// The same Idempotency-Key on two nodes at once: one conversation is created, the other node answers with it.
+#[tokio::test]
+async fn one_idempotency_key_on_two_nodes_at_once_creates_one_conversation() {
+    let url = testing::fresh_postgres()
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    let n = nodes(&url, &["a", "b"]).await;
+    for round in 0..20 {
+        let key = format!("k-{round}");
+        let (ca, cb) = (conv(1), conv(1));
+        let rec = |c: &Conversation| outdial_store::IdempotencyRecord {
+            client_id: "app1".into(),
+            key: key.clone(),
+            body_hash: "h".into(),
+            conversation_id: c.id,
+            created_at: 1,
+        };
+        let (ka, kb) = (rec(&ca), rec(&cb));
+        let (ra, rb) = tokio::join!(
+            n[0].create_conversation(&ca, Some(&ka), 0),
+            n[1].create_conversation(&cb, Some(&kb), 0)
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let winner = match (&ra, &rb) {
+            (outdial_store::Created::New, outdial_store::Created::Existing(r)) => {
+                assert_eq!(r.conversation_id, ca.id);
+                ca.id
+            }
+            (outdial_store::Created::Existing(r), outdial_store::Created::New) => {
+                assert_eq!(r.conversation_id, cb.id);
+                cb.id
+            }
+            other => panic!("round {round}: {other:?}"),
+        };
+        let loser = if winner == ca.id { cb.id } else { ca.id };
+        assert!(
+            n[0].get_conversation(loser).await.unwrap().is_none(),
+            "round {round}"
+        );
+    }
+    drop(n);
+    testing::drop_postgres(&url).await;
+}

@@ -5,11 +5,13 @@
 mod botframework;
 mod dns;
 mod peers;
+mod redis;
 mod tls;
 
 pub use botframework::BotFramework;
 pub use dns::{Dns, Record};
 pub use peers::Peer;
+pub use redis::RedisServer;
 pub use tls::{Stunnel, TestCa};
 
 use std::os::unix::process::CommandExt as _;

@@ -2,6 +2,10 @@
 //! then command-line flags. Declarative `[[applications]]`, `[[bots]]` and `[[trunks]]` are validated by the
 //! same rules as the API; a problem stops start-up with the file, the key and what is wrong.
 
+mod cluster;
+
+pub use cluster::{Cluster, Limits, Node, RedisDown};
+
 use anyhow::bail;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -59,6 +63,8 @@ pub enum LogFormat {
 #[derive(Debug)]
 pub struct Checked {
     pub declared: Declared,
+    /// `[cluster]`: this node.
+    pub node: Node,
     pub rtp_ports: PortRange,
     /// The address RTP binds to and offers (`sip.public_address`, else `sip.listen`'s).
     pub rtp_ip: IpAddr,
@@ -82,6 +88,8 @@ pub struct Config {
     pub speech: Speech,
     pub log: Log,
     pub shutdown: Shutdown,
+    pub cluster: Cluster,
+    pub limits: Limits,
     pub secrets: Secrets,
     pub applications: Vec<Value>,
     pub bots: Vec<Value>,
@@ -349,8 +357,14 @@ impl Config {
         };
         let n = &self.notifications;
         let b = &self.bot_network;
+        let node = self
+            .cluster
+            .checked()
+            .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        self.limits.check().map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
         Ok(Checked {
             declared,
+            node,
             rtp_ports,
             rtp_ip,
             nameservers,

@@ -161,12 +161,33 @@ impl Engine {
         }
     }
 
-    /// Ends conversations a previous run left unfinished (a crash): reasonCode `error`, reason
-    /// `gateway restarted`, with their terminal notification.
+    /// Ends conversations this node's previous run left unfinished (a crash): reasonCode `error`, reason
+    /// `gateway restarted`, with their terminal notification. Other nodes' conversations are not touched.
     pub async fn recover(&self) -> anyhow::Result<usize> {
-        let store = &*self.ctx.store;
-        let left = store.live_conversations().await?;
+        let left = self.ctx.store.live_conversations().await?;
         let n = left.len();
+        self.end_left(left, "gateway restarted").await?;
+        Ok(n)
+    }
+
+    /// Ends the conversations taken over from a lost node of the cluster (docs/cluster.md): BYE from the stored
+    /// dialog, then reasonCode `error`, reason `node <id> lost`, with their terminal notifications.
+    pub async fn end_taken(&self, taken: Vec<(String, Conversation)>) -> anyhow::Result<()> {
+        let mut by_node: std::collections::BTreeMap<String, Vec<Conversation>> = Default::default();
+        for (node, c) in taken {
+            by_node.entry(node).or_default().push(c);
+        }
+        for (node, list) in by_node {
+            tracing::warn!("node '{node}' lost: ending the {} call(s) it ran", list.len());
+            self.end_left(list, &format!("node {node} lost")).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends conversations nobody runs any more: the answered ones get their BYE first, all at once; then each
+    /// ends with reasonCode `error` and `reason`.
+    async fn end_left(&self, left: Vec<Conversation>, reason: &str) -> anyhow::Result<()> {
+        let store = &*self.ctx.store;
         // docs/operations.md, "… the gateway is killed": answered calls get their BYE first, all at once (a far end
         // that does not answer costs 5 s, not 5 s per call).
         let mut byes = tokio::task::JoinSet::new();
@@ -178,11 +199,11 @@ impl Engine {
             else {
                 continue;
             };
-            let (agent, id) = (self.ctx.agent.clone(), c.id);
+            let (agent, id, why) = (self.ctx.agent.clone(), c.id, reason.to_string());
             byes.spawn(async move {
                 match agent.end_saved(&saved, Duration::from_secs(5)).await {
-                    Ok(()) => tracing::info!(conversation = %id, "BYE sent for the call the previous run left up, and answered"),
-                    Err(e) => tracing::warn!(conversation = %id, "cannot end the call the previous run left up: {e}"),
+                    Ok(()) => tracing::info!(conversation = %id, "BYE sent for the call left up ({why}), and answered"),
+                    Err(e) => tracing::warn!(conversation = %id, "cannot end the call left up ({why}): {e}"),
                 }
             });
         }
@@ -191,10 +212,10 @@ impl Engine {
             let secret = notify_secret_of(store, &c).await?;
             self.ctx
                 .recorder
-                .end(c, ReasonCode::Error, "gateway restarted", secret.as_deref())
+                .end(c, ReasonCode::Error, reason, secret.as_deref())
                 .await?;
         }
-        Ok(n)
+        Ok(())
     }
 }
 
@@ -269,6 +290,10 @@ impl CallEngine for Engine {
         let test = |e: outdial_bots::BotError| EngineError::BotTest(e.to_string());
         let connector = crate::botlink::connector(&self.ctx, bot).map_err(test)?;
         connector.validate().await.map_err(test)
+    }
+
+    fn live_calls(&self) -> usize {
+        self.live.len()
     }
 
     fn trunk_states(&self) -> Vec<(String, String)> {

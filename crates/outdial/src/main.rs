@@ -8,6 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod botcli;
 mod botlink;
 mod call;
+mod cluster;
+mod clustercli;
 mod config;
 mod demo;
 mod detect;
@@ -105,6 +107,9 @@ enum Command {
     /// Bots, through a running gateway.
     #[command(subcommand)]
     Bots(BotsCommand),
+    /// The nodes of a cluster, and draining one, through a running gateway (docs/cluster.md).
+    #[command(subcommand)]
+    Cluster(clustercli::ClusterCommand),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -178,6 +183,20 @@ fn main() -> std::process::ExitCode {
                 Ok(c) => std::process::ExitCode::from(c),
                 Err(e) => {
                     eprintln!("outdial bots test: {e:#}");
+                    std::process::ExitCode::from(2)
+                }
+            };
+        }
+        Command::Cluster(c) => {
+            let code = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(clustercli::run(c)));
+            return match code {
+                Ok(c) => std::process::ExitCode::from(c),
+                Err(e) => {
+                    eprintln!("outdial cluster: {e:#}");
                     std::process::ExitCode::from(2)
                 }
             };

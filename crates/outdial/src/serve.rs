@@ -8,7 +8,7 @@ use outdial_api::auth::{AuthSettings, Authenticator, hash_secret, verify_secret}
 use outdial_api::catalog::Catalog;
 use outdial_api::{App, router};
 use outdial_core::application::{Application, Effect, Policy, Role, identity_after};
-use outdial_limits::LocalLimiter;
+use outdial_limits::{Limiter, LocalLimiter, RedisLimiter};
 use outdial_store::{Kind, Store};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,7 +27,12 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     let _ = outdial_api::metrics::handle();
     let declared = checked.declared;
 
-    let store: Arc<dyn Store> = Arc::new(crate::secrets::open_store(&cfg.store.url, &cfg.secrets).await?);
+    let node = checked.node.clone();
+    let sql = crate::secrets::open_store(&cfg.store.url, &cfg.secrets)
+        .await?
+        .with_node(&node.id);
+    let shared_store = sql.backend() == outdial_store::Backend::Postgres;
+    let store: Arc<dyn Store> = Arc::new(sql);
     apply_declared(&*store, declared, &name).await?;
     bootstrap_admin(&*store).await?;
 
@@ -137,20 +142,6 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
             ctx.tts_for(&bot).await;
         });
     }
-    let recovered = engine.recover().await?;
-    if recovered > 0 {
-        tracing::warn!(
-            "ended {recovered} conversation(s) left unfinished by the previous run (reason: gateway restarted)"
-        );
-    }
-    let app = Arc::new(App::new(
-        store.clone(),
-        catalog,
-        auth,
-        Arc::new(LocalLimiter::new()),
-        engine.clone(),
-    ));
-
     let tls = match crate::https::TlsFiles::of(&cfg.http)? {
         Some(files) => {
             let loaded = files.load()?;
@@ -163,6 +154,40 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         .with_context(|| format!("cannot listen on {} (http.listen / --listen)", cfg.http.listen))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+
+    // docs/cluster.md: this node's own earlier calls are ended; other nodes' calls are not touched (a lost node's
+    // are taken over by the heartbeat loop, on every node).
+    let me = crate::cluster::Me {
+        node: node.clone(),
+        instance: uuid::Uuid::new_v4().to_string(),
+        started_at: outdial_core::time::now_ms(),
+        api_url: format!("{scheme}://{addr}"),
+    };
+    if shared_store {
+        crate::cluster::wait_for_own_id(&*store, &me).await?;
+    }
+    let recovered = engine.recover().await?;
+    if recovered > 0 {
+        tracing::warn!(
+            "ended {recovered} conversation(s) left unfinished by the previous run (reason: gateway restarted)"
+        );
+    }
+    let mut app = App::new(
+        store.clone(),
+        catalog,
+        auth,
+        limiter(&cfg.limits)?,
+        engine.clone(),
+    );
+    app.node_timeout = node.timeout;
+    let app = Arc::new(app);
+    tokio::spawn(crate::cluster::run(
+        store.clone(),
+        engine.clone(),
+        app.clone(),
+        me,
+    ));
+    tracing::info!("node '{}' of the cluster (docs/cluster.md)", node.id);
     tracing::info!("outdial API listening on {scheme}://{addr} (OpenAPI at /openapi.json, docs at /docs)");
     println!("outdial listening on {scheme}://{addr}");
     let drain_timeout = Duration::from_secs(cfg.shutdown.drain_timeout_sec);
@@ -191,6 +216,20 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The dial limits: this node's own, or the cluster's in Redis (`limits.redis_url`, docs/cluster.md).
+fn limiter(cfg: &config::Limits) -> anyhow::Result<Arc<dyn Limiter>> {
+    let Some(url) = &cfg.redis_url else {
+        return Ok(Arc::new(LocalLimiter::new()));
+    };
+    let on_down = match cfg.on_redis_down {
+        config::RedisDown::Closed => outdial_limits::RedisDown::Closed,
+        config::RedisDown::Open => outdial_limits::RedisDown::Open,
+    };
+    let limiter = RedisLimiter::new(url, &cfg.redis_prefix, on_down).context("limits.redis_url")?;
+    tracing::info!("dial limits held for the cluster in Redis at {}", redact(url));
+    Ok(limiter)
 }
 
 /// The graceful drain on SIGTERM (docs/operations.md, "What happens when …"): new dialouts get 503 and `/readyz`

@@ -14,7 +14,7 @@ use outdial_core::conversation::Conversation;
 use outdial_core::dialout::{DialoutRequest, MachineDetection};
 use outdial_core::iam;
 use outdial_core::time::now_ms;
-use outdial_limits::{BotLimits, Lease, LimitError};
+use outdial_limits::{Lease, LimitError, Limits, Scope, Subject};
 use outdial_store::{Created, IdempotencyRecord};
 use serde::Serialize;
 use serde_json::json;
@@ -168,24 +168,45 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
     }
 
     let id = Uuid::now_v7();
-    let limits = BotLimits {
-        per_second: bot.dialout_limit_per_second,
-        max_concurrent: bot.dialout_max_concurrent_calls,
-        lease_expiry: Duration::from_secs(u64::from(bot.dialout_concurrent_calls_expiration_seconds)),
-    };
-    if let Err(e) = app.limiter.admit(&bot.name, &limits, id).await {
+    // The bot's limits and its trunk's, in one admission (docs/api.md, docs/cluster.md).
+    let expiry = Duration::from_secs(u64::from(bot.dialout_concurrent_calls_expiration_seconds));
+    let subjects = [
+        Subject::new(
+            Scope::Bot,
+            &bot.name,
+            Limits {
+                per_second: bot.dialout_limit_per_second,
+                max_concurrent: bot.dialout_max_concurrent_calls,
+                lease_expiry: expiry,
+            },
+        ),
+        Subject::new(
+            Scope::Trunk,
+            &trunk.name,
+            Limits {
+                per_second: trunk.max_calls_per_second,
+                max_concurrent: trunk.max_concurrent_calls,
+                // A trunk's lease lives as long as the longest call may.
+                lease_expiry: expiry.max(Duration::from_secs(4 * 3600)),
+            },
+        ),
+    ];
+    if let Err(e) = app.limiter.admit(&subjects, id).await {
         return Err(match &e {
             LimitError::Unavailable(m) => {
                 tracing::error!("limiter unavailable: {m}");
                 ApiError::Unavailable(
-                    "the gateway cannot check dial limits right now; try again shortly".into(),
+                    "the gateway cannot check dial limits right now (the cluster's limit store cannot be reached); \
+                     try again shortly"
+                        .into(),
                 )
             }
-            LimitError::Rate { .. } | LimitError::Concurrency { .. } => {
-                let limit = if matches!(e, LimitError::Rate { .. }) {
-                    "rate"
-                } else {
-                    "concurrency"
+            LimitError::Rate { scope, .. } | LimitError::Concurrency { scope, .. } => {
+                let limit = match (&e, scope) {
+                    (LimitError::Rate { .. }, Scope::Bot) => "rate",
+                    (_, Scope::Bot) => "concurrency",
+                    (LimitError::Rate { .. }, Scope::Trunk) => "trunk_rate",
+                    (_, Scope::Trunk) => "trunk_concurrency",
                 };
                 metrics::limit_rejected(&bot.name, limit);
                 ApiError::TooManyRequests {
@@ -196,11 +217,7 @@ async fn handle(app: &AppState, caller: &Caller, headers: &HeaderMap, body: Body
             }
         });
     }
-    let lease = if limits.max_concurrent > 0 {
-        Lease::new(app.limiter.clone(), &bot.name, id)
-    } else {
-        Lease::none()
-    };
+    let lease = Lease::of(app.limiter.clone(), &subjects, id);
 
     let conversation = Conversation::new(id, &caller.client_id, req, now);
     let record = key.as_ref().map(|k| IdempotencyRecord {

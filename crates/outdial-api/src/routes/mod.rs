@@ -4,6 +4,7 @@
 mod admin;
 mod applications;
 mod bots;
+mod cluster;
 mod conversations;
 mod dialout;
 mod oauth;
@@ -53,6 +54,8 @@ fn documented() -> OpenApiRouter<AppState> {
             conversations::hangup_conversation
         ))
         .routes(routes!(conversations::conversation_events))
+        .routes(routes!(cluster::cluster_status))
+        .routes(routes!(cluster::drain, cluster::resume))
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(ops::metrics))

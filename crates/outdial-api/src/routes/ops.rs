@@ -14,7 +14,7 @@ pub async fn healthz() -> Response {
 }
 
 /// Ready to accept calls: store reachable, SIP transport up, not draining. Anyone gets the status; `checks`
-/// (store, SIP, draining, each trunk's state) only with valid credentials (docs/security.md).
+/// (store, SIP, dial limits, draining, each trunk's state) only with valid credentials (docs/security.md).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "Ready; `checks` for authenticated callers"),
         (status = 503, description = "Not ready; `checks` says why, for authenticated callers")))]
@@ -27,6 +27,12 @@ pub async fn readyz(State(app): State<AppState>, headers: HeaderMap) -> Response
         Ok(()) => "ok".to_string(),
         Err(e) => format!("error: {e}"),
     };
+    // docs/cluster.md: the cluster's limit store (Redis) answers, or the node checks limits alone (degraded).
+    let limiter = match app.limiter.health().await {
+        Ok(None) => "ok".to_string(),
+        Ok(Some(why)) => format!("degraded: {why}"),
+        Err(e) => format!("error: {e}"),
+    };
     let draining = app.is_draining();
     let trunks: serde_json::Map<String, serde_json::Value> = app
         .engine
@@ -34,11 +40,12 @@ pub async fn readyz(State(app): State<AppState>, headers: HeaderMap) -> Response
         .into_iter()
         .map(|(name, state)| (name, state.into()))
         .collect();
-    let ok = store == "ok" && engine == "ok" && !draining;
+    let ok = store == "ok" && engine == "ok" && !limiter.starts_with("error") && !draining;
     let mut body = json!({"status": if ok { "ready" } else { "not ready" }});
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if authorization.is_some() && app.auth.authenticate(authorization).await.is_ok() {
-        body["checks"] = json!({"store": store, "sip": engine, "draining": draining, "trunks": trunks});
+        body["checks"] =
+            json!({"store": store, "sip": engine, "limits": limiter, "draining": draining, "trunks": trunks});
     }
     json_response(
         if ok {

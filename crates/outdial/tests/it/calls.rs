@@ -529,7 +529,7 @@ async fn after_a_crash_the_calls_left_up_get_their_bye() {
     let log = g.log();
     let line = log
         .lines()
-        .find(|l| l.contains("BYE sent for the call the previous run left up, and answered"));
+        .find(|l| l.contains("BYE sent for the call left up (gateway restarted), and answered"));
     assert!(line.is_some_and(|l| l.contains(&id)), "{id}:\n{log}");
     let rec = common::conversation(&g, &id).await;
     assert!(rec.get("sipDialog").is_none(), "the dialog is not shown: {rec}");
