@@ -137,8 +137,11 @@ pub trait Limiter: Send + Sync + 'static {
 /// A conversation's concurrency slots. Dropping it releases them, so every exit path of a conversation gives
 /// its slots back; [`Lease::release`] does it now and waits for it.
 pub struct Lease {
-    inner: Option<(Arc<dyn Limiter>, Vec<(Scope, String)>, Uuid)>,
+    inner: Option<Held>,
 }
+
+/// The limiter, the bots and trunks whose leases are held, and the conversation holding them.
+type Held = (Arc<dyn Limiter>, Vec<(Scope, String)>, Uuid);
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -5,7 +5,8 @@
 use outdial_limits::{Lease, LimitError, Limiter, Limits, RedisDown, RedisLimiter, Scope, Subject};
 use outdial_testkit::RedisServer;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 fn bot(per_second: f64, max: u32, expiry: Duration) -> Vec<Subject> {

@@ -10,9 +10,12 @@ use crate::config::Node;
 use crate::engine::Engine;
 use anyhow::bail;
 use outdial_api::App;
+use outdial_core::conversation::Conversation;
 use outdial_core::time::now_ms;
+use outdial_limits::Scope;
 use outdial_store::{NodeRow, Store};
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// This process as a node.
 #[derive(Debug, Clone)]
@@ -36,6 +39,21 @@ impl Me {
             api_url: self.api_url.clone(),
         }
     }
+}
+
+/// The limits each taken conversation held: its bot's, and its bot's trunk's.
+fn leases_of(app: &App, taken: &[(String, Conversation)]) -> Vec<(Uuid, Vec<(Scope, String)>)> {
+    let snap = app.catalog.snapshot();
+    taken
+        .iter()
+        .map(|(_, c)| {
+            let mut subjects = vec![(Scope::Bot, c.bot.clone())];
+            if let Some(trunk) = snap.bots.get(&c.bot).and_then(|b| snap.trunk_for(b).ok()) {
+                subjects.push((Scope::Trunk, trunk.name.clone()));
+            }
+            (c.id, subjects)
+        })
+        .collect()
 }
 
 /// Before a node on a shared store takes its own earlier calls: waits until the last heartbeat under its id is
@@ -95,10 +113,15 @@ pub async fn run(store: Arc<dyn Store>, engine: Arc<Engine>, app: Arc<App>, me: 
             Ok(taken) if taken.is_empty() => {}
             Ok(taken) => {
                 metrics::counter!("outdial_cluster_takeovers_total").increment(taken.len() as u64);
-                let engine = engine.clone();
+                let held = leases_of(&app, &taken);
+                let (engine, app) = (engine.clone(), app.clone());
                 tokio::spawn(async move {
                     if let Err(e) = engine.end_taken(taken).await {
                         tracing::error!("cannot end the calls taken over: {e}");
+                    }
+                    // The lost node's leases (in Redis) are given back now rather than when they expire.
+                    for (id, subjects) in held {
+                        app.limiter.release(&subjects, id).await;
                     }
                 });
             }

@@ -9,6 +9,7 @@ mod bots;
 mod calls;
 mod capacity;
 mod cloudspeech;
+mod cluster;
 mod codecs;
 mod common;
 mod config;

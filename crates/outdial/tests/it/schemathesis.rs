@@ -35,6 +35,10 @@ async fn the_openapi_document_matches_the_server() {
             "--seed",
             "1",
             "--no-color",
+            // Draining the gateway makes every later dialout and /readyz answer 503 by design: tested in
+            // cluster::one_node_drained_by_the_api_while_the_other_serves.
+            "--exclude-name",
+            "POST /api/v1/admin/drain",
         ])
         .output()
         .await
@@ -58,10 +62,11 @@ async fn the_openapi_document_matches_the_server() {
         .unwrap()
         .values()
         .map(|item| item.as_object().map_or(0, |m| m.len()))
-        .sum();
+        .sum::<usize>()
+        - 1;
     assert!(
         report.contains(&format!("Tested: {operations}")),
-        "every one of the {operations} operations is tested:\n{report}"
+        "every one of the {operations} operations but the drain is tested:\n{report}"
     );
     assert!(!g.log().contains("panicked"), "{}", g.log());
 }
