@@ -609,3 +609,54 @@ async fn two_nodes_deliver_one_backlog_once_and_in_order() {
     b.kill();
     outdial_store::testing::drop_postgres(&pg).await;
 }
+
+/// SIGTERM on a node with 10 answered calls: its new dialouts get 503 at once while the other node takes them;
+/// after the drain timeout its calls are ended with BYE (sipp gets all 10) and one notification each, and the
+/// process exits 0. The other node takes none of them over.
+#[tokio::test]
+async fn sigterm_on_a_node_with_ten_calls_drains_it_and_the_other_node_serves() {
+    let pg = outdial_store::testing::fresh_postgres()
+        .await
+        .expect("PostgreSQL");
+    let sipp = Sipp::uas("uas_answer_wait_bye.xml", &["-m", "10", "-timeout", "60s"]);
+    let config = common::with_bot(&format!(
+        "{FAST}[shutdown]\ndrain_timeout_sec = 2\n\n{}",
+        trunk_and_bot(sipp.port, "")
+    ))
+    .await;
+    let (mut a, mut b) = (node(&pg, "a", &config), node(&pg, "b", &config));
+    let (url, got) = receiver().await;
+    for _ in 0..10 {
+        dial(&a, &url).await;
+    }
+    answered(&got, 10).await;
+    a.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"});
+    assert_eq!(
+        a.post("/api/v1/actions/dialout", ADMIN, &body).await.status(),
+        503
+    );
+    let r = b.post("/api/v1/actions/dialout", ADMIN, &body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(sipp.exit_code(), 0, "sipp got a BYE for each of the 10 calls");
+    until("10 terminal notifications", Duration::from_secs(10), || {
+        terminals(&got).len() == 10
+    })
+    .await;
+    assert_eq!(
+        a.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "exit 0 after the drain"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (id, n) in terminals(&got) {
+        assert_eq!(n.len(), 1, "{id}: {n:?}");
+        assert_eq!(
+            (n[0]["reasonCode"].as_str(), n[0]["reason"].as_str()),
+            (Some("error"), Some("gateway shutting down")),
+        );
+    }
+    b.kill();
+    outdial_store::testing::drop_postgres(&pg).await;
+}
