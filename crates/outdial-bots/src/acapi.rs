@@ -164,6 +164,10 @@ impl BotConnector for AcApi {
             refresh: self.resolve(&created, "refreshURL").ok(),
             disconnect: self.resolve(&created, "disconnectURL").ok(),
         };
+        let detached = urls
+            .disconnect
+            .as_ref()
+            .map(|u| json!({"disconnectUrl": u.as_str()}));
         let (events_tx, events) = mpsc::channel(64);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (pushed_tx, pushed) = mpsc::channel(16);
@@ -184,7 +188,27 @@ impl BotConnector for AcApi {
             commands,
             audio: None,
             media: None,
+            detached,
         })
+    }
+
+    /// The disconnect of a conversation another node opened (docs/cluster.md), to the `disconnectURL` the bot gave
+    /// then; it passes the `[bot_network]` policy like every bot request.
+    async fn close_detached(
+        &self,
+        conversation: &str,
+        link: &Value,
+        reason: &str,
+        reason_code: &str,
+    ) -> Result<(), BotError> {
+        let Some(url) = link["disconnectUrl"].as_str() else {
+            return Ok(());
+        };
+        let url = Url::parse(url).map_err(|e| BotError::Protocol(format!("stored disconnectURL: {e}")))?;
+        let body = json!({"conversation": conversation, "reason": reason, "reasonCode": reason_code});
+        self.call(reqwest::Method::POST, &url, Some(&body))
+            .await
+            .map(|_| ())
     }
 }
 

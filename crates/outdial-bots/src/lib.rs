@@ -133,6 +133,17 @@ pub trait BotConnector: Send + Sync {
     /// Opens the bot conversation of the call `conversation`; `call` holds the call's fields (`caller`, `callee`,
     /// `callerHost`, …: the `start` event's parameters).
     async fn open(&self, conversation: &str, call: &Value) -> Result<BotSession, BotError>;
+    /// Closes a bot conversation that another node opened and lost (docs/cluster.md), from the `link` its session
+    /// gave ([`BotSession::detached`]). Nothing to do for bots on a socket: it closed with the lost node.
+    async fn close_detached(
+        &self,
+        _conversation: &str,
+        _link: &Value,
+        _reason: &str,
+        _reason_code: &str,
+    ) -> Result<(), BotError> {
+        Ok(())
+    }
 }
 
 /// Whether an exchange with the bot succeeded.
@@ -159,6 +170,9 @@ pub struct BotSession {
     audio: Option<mpsc::Sender<Vec<u8>>>,
     /// The audio format of a streaming bot (None: the bot takes text, outdial does the speech).
     media: Option<MediaFormat>,
+    /// What another node needs to close this conversation if this node is lost
+    /// ([`BotConnector::close_detached`]); None when it needs nothing.
+    pub detached: Option<Value>,
 }
 
 impl BotSession {

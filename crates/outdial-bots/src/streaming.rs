@@ -183,6 +183,7 @@ impl BotConnector for AcStreaming {
             commands,
             audio: format.map(|_| audio_tx),
             media: format,
+            detached: None,
         })
     }
 }

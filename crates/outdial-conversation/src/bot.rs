@@ -11,7 +11,7 @@ use serde_json::json;
 impl Machine {
     pub(crate) fn on_bot_input(&mut self, e: BotInput) {
         match e {
-            BotInput::Opened { streams } => self.on_bot_opened(streams),
+            BotInput::Opened { streams, link } => self.on_bot_opened(streams, link),
             BotInput::OpenFailed { why, refused } => self.on_bot_open_failed(why, refused),
             BotInput::Delivered(result) => self.on_delivered(result),
             other => self.on_bot_answered(other),
@@ -51,8 +51,13 @@ impl Machine {
         }
     }
 
-    pub(crate) fn on_bot_opened(&mut self, streams: bool) {
+    pub(crate) fn on_bot_opened(&mut self, streams: bool, link: Option<serde_json::Value>) {
         self.link = Link::Open { streams };
+        if link.is_some() {
+            // docs/cluster.md: stored now, so that a node taking the call over can close the bot conversation.
+            self.conv.bot_link = link;
+            self.transition(EventKind::BotConnected, json!({}), None);
+        }
         match self.phase {
             Phase::Initiating => {
                 let params = self.conv.start_parameters();

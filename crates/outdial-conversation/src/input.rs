@@ -120,6 +120,8 @@ pub enum BotInput {
     /// The bot conversation is open; `streams` when the bot takes the caller's audio and sends its own.
     Opened {
         streams: bool,
+        /// How another node closes the bot conversation (stored with the conversation, docs/cluster.md).
+        link: Option<serde_json::Value>,
     },
     /// It could not be opened; `refused` when the bot (or the network policy) said no rather than could not be
     /// reached.

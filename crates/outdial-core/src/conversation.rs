@@ -138,6 +138,8 @@ pub enum EventKind {
     SynthesisFailed,
     BotActivity,
     BotEvent,
+    /// The bot conversation is open and another node could close it (its link is stored).
+    BotConnected,
     BargeIn,
     Dtmf,
     TransferProgress,
@@ -165,6 +167,7 @@ impl EventKind {
             EventKind::SynthesisFailed => "synthesis-failed",
             EventKind::BotActivity => "bot-activity",
             EventKind::BotEvent => "bot-event",
+            EventKind::BotConnected => "bot-connected",
             EventKind::BargeIn => "barge-in",
             EventKind::Dtmf => "dtmf",
             EventKind::TransferProgress => "transfer-progress",
@@ -233,6 +236,10 @@ pub struct Conversation {
     /// restarted gateway can end the call with BYE (docs/operations.md). Never shown through the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip_dialog: Option<Value>,
+    /// What another node needs to close the bot conversation when it takes the call over (docs/cluster.md), as the
+    /// bot's connector gave it (the AudioCodes Bot API's `disconnectURL`). Never shown through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_link: Option<Value>,
 }
 
 impl Conversation {
@@ -259,6 +266,7 @@ impl Conversation {
             detection: None,
             notify_seq: 0,
             sip_dialog: None,
+            bot_link: None,
         }
     }
 

@@ -61,6 +61,11 @@ impl BotLink {
         self.session.deliver(vec![self.activity(what)])
     }
 
+    /// How another node closes this bot conversation (docs/cluster.md), when it can.
+    pub fn detached(&self) -> Option<Value> {
+        self.session.detached.clone()
+    }
+
     /// Starts or stops a streaming bot's user stream.
     pub fn user_stream(&self, on: bool) {
         self.session.user_stream(on);

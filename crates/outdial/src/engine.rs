@@ -207,6 +207,36 @@ impl Engine {
                 }
             });
         }
+        // The bot conversations another node opened are closed from here (docs/cluster.md), beside the BYEs.
+        for c in &left {
+            let Some(link) = c.bot_link.clone() else {
+                continue;
+            };
+            let bot: Option<Bot> = store
+                .get_object(Kind::Bot, &c.bot)
+                .await?
+                .and_then(|d| serde_json::from_value(d).ok());
+            let Some(bot) = bot else { continue };
+            let connector = match crate::botlink::connector(&self.ctx, &bot) {
+                Ok(connector) => connector,
+                Err(e) => {
+                    tracing::warn!(conversation = %c.id, "cannot close the bot conversation: {e}");
+                    continue;
+                }
+            };
+            let (id, why) = (c.id, reason.to_string());
+            byes.spawn(async move {
+                match connector
+                    .close_detached(&id.to_string(), &link, &why, "error")
+                    .await
+                {
+                    Ok(()) => tracing::info!(conversation = %id, "bot conversation closed ({why})"),
+                    Err(e) => {
+                        tracing::warn!(conversation = %id, "cannot close the bot conversation ({why}): {e}")
+                    }
+                }
+            });
+        }
         byes.join_all().await;
         for c in left {
             let secret = notify_secret_of(store, &c).await?;

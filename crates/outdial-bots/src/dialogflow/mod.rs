@@ -190,6 +190,7 @@ impl BotConnector for Dialogflow {
             commands,
             audio: None,
             media: None,
+            detached: None,
         })
     }
 }

@@ -177,6 +177,7 @@ impl BotConnector for DirectLine {
             commands,
             audio: None,
             media: None,
+            detached: None,
         })
     }
 }

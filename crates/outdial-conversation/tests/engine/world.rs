@@ -247,7 +247,7 @@ impl Io for World {
             }
             Effect::Bot(BotEffect::Open(_)) => {
                 let input = match s.bot_open.1 {
-                    Ok(streams) => BotInput::Opened { streams },
+                    Ok(streams) => BotInput::Opened { streams, link: None },
                     // As the gateway's bot errors read: "bot unreachable: …" is not a refusal.
                     Err(why) => BotInput::OpenFailed {
                         refused: !why.starts_with("bot unreachable"),

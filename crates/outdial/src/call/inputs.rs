@@ -123,9 +123,13 @@ impl CallIo {
         match opened {
             Ok((link, events)) => {
                 let streams = link.streams();
+                let detached = link.detached();
                 self.link = Some(Arc::new(link));
                 self.bot_events = Some(events);
-                Input::Bot(BotInput::Opened { streams })
+                Input::Bot(BotInput::Opened {
+                    streams,
+                    link: detached,
+                })
             }
             Err(e) => Input::Bot(BotInput::OpenFailed {
                 refused: e.is_refusal(),

@@ -118,7 +118,11 @@ async fn the_calls_of_a_killed_node_get_their_bye_from_another_node() {
     let sipp = Sipp::uas("uas_answer_wait_bye.xml", &["-m", "20", "-timeout", "60s"]);
     let limits = format!("[limits]\nredis_url = \"{}\"\n\n", redis.url());
     let bot = "dialoutMaxConcurrentCalls = 20\ndialoutConcurrentCallsExpirationSeconds = 3600";
-    let config = common::with_bot(&format!("{FAST}{limits}{}", trunk_and_bot(sipp.port, bot))).await;
+    let refbot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), outdial_sim::bot::Script::Silent)
+        .await
+        .unwrap();
+    let config = format!("{FAST}{limits}{}", trunk_and_bot(sipp.port, bot))
+        .replace("http://127.0.0.1:9/bot", &refbot.url);
     let mut a = node(&pg, "node-a", &config);
     let mut b = node(&pg, "node-b", &config);
     let mut c = node(&pg, "node-c", &config);
@@ -157,6 +161,13 @@ async fn the_calls_of_a_killed_node_get_their_bye_from_another_node() {
                 n[0]["reason"].as_str()
             ),
             (Some("completed"), Some("error"), Some("node node-a lost")),
+        );
+        // The bot conversation was closed by the node that took the call over.
+        let told = refbot.disconnected(id).unwrap_or_default();
+        assert_eq!(
+            (told["reason"].as_str(), told["reasonCode"].as_str()),
+            (Some("node node-a lost"), Some("error")),
+            "{id}: {told}"
         );
     }
     // The leases are free: 20 more calls are admitted at once.
