@@ -7,6 +7,7 @@
 #
 #   bench/cluster.sh
 #   DURATION=10s CONNS=32 RUNS=5 CALLS=20 bench/cluster.sh
+#   LIMITERS= RUNS=1 bench/cluster.sh      # the takeover only
 #
 # Needs wrk, sipp (sip-tester), redis-server and PostgreSQL at 127.0.0.1:5432 (scripts/install.sh --test).
 set -euo pipefail
@@ -22,6 +23,8 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+exec 3>&2 2>"${BENCH_STDERR:-/dev/null}"   # no "Killed" lines from the processes this script kills; errors go to fd 3
+fail() { echo "$*" >&3; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 redis_port=$(free_port)
@@ -38,7 +41,7 @@ start() {
   pids+=($pid)
   for _ in $(seq 300); do grep -q listening "$work/$name.out" 2>/dev/null && break; sleep 0.1; done
   base=$(sed -n 's/^outdial listening on //p' "$work/$name.out")
-  [ -n "$base" ] || { cat "$work/$name.log" >&2; exit 1; }
+  [ -n "$base" ] || fail "$(cat "$work/$name.log")"
 }
 
 limits_config() {
@@ -54,8 +57,7 @@ address = "127.0.0.1:5099"
 [[bots]]
 name = "Open"
 botUrl = "http://127.0.0.1:9/bot"
-dialoutLimitPerSecond = 1000000
-dialoutMaxConcurrentCalls = 1000000
+dialoutLimitPerSecond = 10000
 [[bots]]
 name = "Slow"
 botUrl = "http://127.0.0.1:9/bot"
@@ -65,9 +67,9 @@ TOML
 
 echo "### Admission: local limiter against the Redis limiter"
 echo
-echo "| limiter | answer | requests/s | p50 | p99 |"
-echo "|---|---|---|---|---|"
-for limiter in local redis; do
+echo "| limiter | bot | answers/s | p50 | p99 | non-2xx |"
+echo "|---|---|---|---|---|---|"
+for limiter in ${LIMITERS-local redis}; do
   if [ $limiter = redis ]; then extra="[limits]
 redis_url = \"redis://127.0.0.1:$redis_port/0\""; else extra=""; fi
   limits_config "$extra" > "$work/$limiter.toml"
@@ -78,14 +80,15 @@ redis_url = \"redis://127.0.0.1:$redis_port/0\""; else extra=""; fi
   limited='{"bot":"Slow","target":"tel:+123456789","caller":"1-800-111"}'
   ok='{"bot":"Open","target":"tel:+123456789","caller":"1-800-111"}'
   curl -s -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' -d "$limited" "$base/api/v1/actions/dialout"
-  for scenario in "429 rate limit:$limited" "200 accepted:$ok"; do
+  for scenario in "Slow (every request refused by the rate limit, 429):$limited" "Open (10,000/s; accepted until the RTP ports run out, then 503):$ok"; do
     name=${scenario%%:*}
     body=${scenario#*:}
     out=$(BODY="$body" AUTH="Bearer $token" wrk -t1 -c"$CONNS" -d"$DURATION" --latency -s bench/dialout.lua "$base/api/v1/actions/dialout")
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-    echo "| $limiter | $name | ${rps%.*} | $p50 | $p99 |"
+    non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+    echo "| $limiter | $name | ${rps%.*} | $p50 | $p99 | ${non2xx:-0} |"
   done
   kill -9 "$gw" 2>/dev/null || true
   wait "$gw" 2>/dev/null || true
@@ -98,12 +101,13 @@ bot_port=$(free_port)
 "$BIN" sim --listen 127.0.0.1:$(free_port) --bot "127.0.0.1:$bot_port" --bot-script silent > /dev/null 2>&1 &
 pids+=($!)
 times=()
+byes=()
 for run in $(seq "$RUNS"); do
   db="outdial_bench_$$_$run"
   psql "$PG/test" -qc "CREATE DATABASE $db" > /dev/null
   sipp_port=$(free_port)
   (cd crates/outdial-testkit/sipp && sipp -sf uas_answer_wait_bye.xml -i 127.0.0.1 -p "$sipp_port" -m "$CALLS" \
-    -timeout 120s -nostdin > /dev/null 2>&1) &
+    -timeout 120s -nostdin -trace_msg -message_file "$work/sipp.log" > /dev/null 2>&1) &
   sipp=$!
   cat > "$work/node.toml" <<TOML
 [log]
@@ -133,14 +137,43 @@ TOML
   done
   t0=$(date +%s.%N)
   kill -9 "$a"
-  wait "$sipp" || { echo "run $run: sipp did not get every BYE" >&2; exit 1; }
+  # Taken over: node b has sent every BYE, had it answered, and ended every conversation.
+  for _ in $(seq 600); do
+    n=$(curl -s -u bench:bench-secret-1 "$base/api/v1/conversations?status=live&limit=500" \
+      | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["conversations"]))')
+    [ "$n" -eq 0 ] && break
+    sleep 0.05
+  done
   t1=$(date +%s.%N)
+  wait "$sipp" || fail "run $run: sipp did not get every BYE"
+  # When the last call's first BYE reached sipp (its message trace).
+  bye=$(python3 - "$work/sipp.log" <<'PY'
+import re, sys, datetime
+at, seen, last, in_bye = None, set(), None, False
+for line in open(sys.argv[1], errors="replace"):
+    m = re.match(r"-+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)", line)
+    if m:
+        at, in_bye = m.group(1), False
+    elif line.startswith("BYE sip:"):
+        in_bye = True
+    elif in_bye and line.lower().startswith("call-id:"):
+        cid = line.split(":", 1)[1].strip()
+        if cid not in seen:
+            seen.add(cid)
+            last = at
+print(datetime.datetime.strptime(last, "%Y-%m-%d %H:%M:%S.%f").timestamp())
+PY
+)
+  byes+=("$(python3 -c "print(round($bye - $t0, 2))")")
   times+=("$(python3 -c "print(round($t1 - $t0, 2))")")
   kill -9 "$b" 2>/dev/null || true
   wait "$b" 2>/dev/null || true
   psql "$PG/test" -qc "DROP DATABASE $db WITH (FORCE)" > /dev/null
 done
-echo "kill -9 → every BYE at the far end, $RUNS runs (s): ${times[*]}"
-python3 -c "import statistics,sys; print('median', statistics.median(map(float, sys.argv[1:])), 's')" "${times[@]}"
+median() { python3 -c "import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))" "$@"; }
+echo "kill -9 → the far end has every call's BYE (sipp's trace), $RUNS runs (s): ${byes[*]}; median $(median "${byes[@]}") s"
+echo "kill -9 → every conversation ended by the other node, $RUNS runs (s): ${times[*]}; median $(median "${times[@]}") s"
+echo "(sipp answers a BYE at the address the call came from, the dead node's, so the taker waits its 5 s BYE timeout"
+echo " before it ends the conversations; a far end that answers at the Via, as RFC 3261 says, saves those 5 s)"
 echo
 echo "wrk $CONNS connections, $DURATION per row; $(nproc) cores; $(date -u +%F)"
