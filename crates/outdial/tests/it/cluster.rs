@@ -18,6 +18,13 @@ fn trunk_and_bot(sipp_port: u16, bot_extra: &str) -> String {
     )
 }
 
+/// A fresh database on the local PostgreSQL.
+async fn fresh_pg() -> String {
+    outdial_store::testing::fresh_postgres()
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)")
+}
+
 fn node(pg: &str, id: &str, config: &str) -> Gateway {
     Gateway::start_on(
         temp_dir(),
@@ -67,9 +74,7 @@ async fn answered(got: &Got, n: usize) {
 /// far end hangs up and ends with one `completed` notification (client-disconnected).
 #[tokio::test]
 async fn a_node_starting_leaves_the_other_nodes_calls_alone() {
-    let pg = outdial_store::testing::fresh_postgres()
-        .await
-        .expect("PostgreSQL");
+    let pg = fresh_pg().await;
     let sipp = Sipp::uas(
         "uas_answer_then_bye.xml",
         &["-d", "5000", "-m", "20", "-timeout", "60s"],
@@ -111,9 +116,7 @@ async fn a_node_starting_leaves_the_other_nodes_calls_alone() {
 /// nodes looked for them, and the dead node's leases (in Redis) are free again.
 #[tokio::test]
 async fn the_calls_of_a_killed_node_get_their_bye_from_another_node() {
-    let pg = outdial_store::testing::fresh_postgres()
-        .await
-        .expect("PostgreSQL");
+    let pg = fresh_pg().await;
     let redis = RedisServer::start();
     let sipp = Sipp::uas("uas_answer_wait_bye.xml", &["-m", "20", "-timeout", "60s"]);
     let limits = format!("[limits]\nredis_url = \"{}\"\n\n", redis.url());
@@ -206,9 +209,7 @@ async fn the_calls_of_a_killed_node_get_their_bye_from_another_node() {
 /// get 429 with Retry-After; 5 concurrent calls at most over three nodes, checked all along.
 #[tokio::test]
 async fn limits_hold_for_the_cluster() {
-    let pg = outdial_store::testing::fresh_postgres()
-        .await
-        .expect("PostgreSQL");
+    let pg = fresh_pg().await;
     let redis = RedisServer::start();
     let sipp = Sipp::uas(
         "uas_answer_then_bye.xml",
@@ -346,9 +347,7 @@ async fn redis_stopped_mid_run_gives_503_then_recovers() {
 /// A dial from B; an application made on A gets tokens from B, and once disabled on A its token stops working on B.
 #[tokio::test]
 async fn configuration_changes_reach_every_node() {
-    let pg = outdial_store::testing::fresh_postgres()
-        .await
-        .expect("PostgreSQL");
+    let pg = fresh_pg().await;
     let config = format!("{FAST}{}", common::BASIC);
     let (mut a, mut b) = (node(&pg, "a", &config), node(&pg, "b", &config));
     a.create("trunks", json!({"name": "t2", "address": "127.0.0.1:5099"}))
@@ -440,9 +439,7 @@ async fn configuration_changes_reach_every_node() {
 /// takes them; the cluster status shows it draining; `DELETE` takes it back. `outdial cluster status` lists both.
 #[tokio::test]
 async fn one_node_drained_by_the_api_while_the_other_serves() {
-    let pg = outdial_store::testing::fresh_postgres()
-        .await
-        .expect("PostgreSQL");
+    let pg = fresh_pg().await;
     let config = format!("{FAST}{}", common::BASIC);
     let (mut a, mut b) = (node(&pg, "a", &config), node(&pg, "b", &config));
     let body = json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"});
@@ -536,9 +533,7 @@ async fn one_node_drained_by_the_api_while_the_other_serves() {
 #[tokio::test]
 async fn two_nodes_deliver_one_backlog_once_and_in_order() {
     use outdial_store::{OutboxRow, OutboxStatus, SqlStore, Store};
-    let pg = outdial_store::testing::fresh_postgres()
-        .await
-        .expect("PostgreSQL");
+    let pg = fresh_pg().await;
     let seen: std::sync::Arc<parking_lot::Mutex<Vec<(String, String, i64)>>> = Default::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/n", listener.local_addr().unwrap());
@@ -626,9 +621,7 @@ async fn two_nodes_deliver_one_backlog_once_and_in_order() {
 /// process exits 0. The other node takes none of them over.
 #[tokio::test]
 async fn sigterm_on_a_node_with_ten_calls_drains_it_and_the_other_node_serves() {
-    let pg = outdial_store::testing::fresh_postgres()
-        .await
-        .expect("PostgreSQL");
+    let pg = fresh_pg().await;
     let sipp = Sipp::uas("uas_answer_wait_bye.xml", &["-m", "10", "-timeout", "60s"]);
     let config = common::with_bot(&format!(
         "{FAST}[shutdown]\ndrain_timeout_sec = 2\n\n{}",
