@@ -256,8 +256,10 @@ pub trait Store: Send + Sync + 'static {
     fn node(&self) -> &str;
     /// Records this node's heartbeat.
     async fn heartbeat(&self, node: &NodeRow) -> Result<()>;
-    /// Every node that ever beat, by id.
+    /// Every node that beats or did, by id (a node that stopped cleanly has left).
     async fn nodes(&self) -> Result<Vec<NodeRow>>;
+    /// Removes this process's heartbeat row (`id` and `instance`) when it stops cleanly; a later run's row stays.
+    async fn leave(&self, id: &str, instance: &str) -> Result<()>;
     /// Takes over the live conversations of the nodes whose last heartbeat is before `stale_before`: each goes to
     /// exactly one node of the cluster, and is returned with the id of the node it was taken from.
     async fn take_over(&self, stale_before: i64) -> Result<Vec<(String, Conversation)>>;

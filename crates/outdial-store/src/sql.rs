@@ -656,6 +656,15 @@ impl Store for SqlStore {
         self.node_rows().await
     }
 
+    async fn leave(&self, id: &str, instance: &str) -> Result<()> {
+        sqlx::query("DELETE FROM nodes WHERE id = $1 AND instance = $2")
+            .bind(id)
+            .bind(instance)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     async fn take_over(&self, stale_before: i64) -> Result<Vec<(String, Conversation)>> {
         self.take(stale_before).await
     }

@@ -201,6 +201,14 @@ async fn heartbeats_list_the_nodes() {
         .map(|r| (r.id.as_str(), r.heartbeat_at, r.live_calls, r.draining))
         .collect();
     assert_eq!(seen, [("a", 2_000, 0, false), ("b", 1_500, 3, true)]);
+    // A clean stop removes the row of that run only: a later run of the same id keeps its own.
+    let later = beat("a", 3_000);
+    n[0].heartbeat(&later).await.unwrap();
+    n[0].leave("a", "an earlier run").await.unwrap();
+    assert_eq!(n[0].nodes().await.unwrap().len(), 2);
+    n[0].leave("a", &later.instance).await.unwrap();
+    let ids: Vec<String> = n[1].nodes().await.unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["b"]);
     drop(n);
     testing::drop_postgres(&url).await;
 }

@@ -181,7 +181,8 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     );
     app.node_timeout = node.timeout;
     let app = Arc::new(app);
-    tokio::spawn(crate::cluster::run(
+    let leaving = (me.node.id.clone(), me.instance.clone());
+    let beat = tokio::spawn(crate::cluster::run(
         store.clone(),
         engine.clone(),
         app.clone(),
@@ -191,7 +192,15 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     tracing::info!("outdial API listening on {scheme}://{addr} (OpenAPI at /openapi.json, docs at /docs)");
     println!("outdial listening on {scheme}://{addr}");
     let drain_timeout = Duration::from_secs(cfg.shutdown.drain_timeout_sec);
-    let drain = drain(app.clone(), engine, store, drain_timeout);
+    let app_for_drain = app.clone();
+    let drain = async move {
+        drain(app_for_drain, engine, store.clone(), drain_timeout).await;
+        // docs/cluster.md: a node that stopped cleanly leaves the cluster's list. It beat until its calls ended.
+        beat.abort();
+        if let Err(e) = store.leave(&leaving.0, &leaving.1).await {
+            tracing::warn!("cannot remove this node's heartbeat: {e}");
+        }
+    };
     match tls {
         None => {
             axum::serve(listener, router(app))

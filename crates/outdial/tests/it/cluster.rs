@@ -653,6 +653,15 @@ async fn sigterm_on_a_node_with_ten_calls_drains_it_and_the_other_node_serves() 
         Some(0),
         "exit 0 after the drain"
     );
+    // A node that stopped cleanly has left the cluster's list (a killed one would show `lost`).
+    let v: Value = b.get("/api/v1/cluster", ADMIN).await.json().await.unwrap();
+    let ids: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["b"], "{v}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     for (id, n) in terminals(&got) {
         assert_eq!(n.len(), 1, "{id}: {n:?}");
