@@ -114,6 +114,10 @@ impl SqlStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        // SQLite is one node's store (docs/cluster.md): nobody else can send its rows, so nothing is written.
+        if self.backend() == Backend::Sqlite {
+            return Ok(ids.to_vec());
+        }
         let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 4)).collect();
         let claimable =
             "status = 'pending' AND (claimed_until IS NULL OR claimed_until <= $2 OR claimed_by = $1)";
