@@ -114,7 +114,11 @@ impl RedisLimiter {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, LimitError> {
-        let mut conn = self.conn.lock().await;
+        // While a first connection is being made, others wait for it at most as long as it may take: during an
+        // outage admissions fail after 1 s each, never queued one behind another.
+        let mut conn = tokio::time::timeout(REDIS_TIMEOUT * 2, self.conn.lock())
+            .await
+            .map_err(|_| unavailable("no connection within 1 s"))?;
         if let Some(c) = conn.as_ref() {
             return Ok(c.clone());
         }
