@@ -64,6 +64,7 @@ impl Detection {
                         "cause": d.cause,
                         "confidence": (f64::from(d.confidence) * 100.0).round() / 100.0,
                         "latencyMs": d.latency_ms,
+                        "evidence": d.evidence,
                     });
                     steps.push(Step::Verdict(d.verdict, self.record.clone()));
                     match (d.verdict, self.mode) {

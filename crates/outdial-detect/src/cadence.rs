@@ -34,6 +34,16 @@ impl Cadence {
         self.words
     }
 
+    /// Voice heard since the first word (ms).
+    pub fn voice_ms(&self) -> u32 {
+        self.greeting_voice
+    }
+
+    /// The silence now (ms).
+    pub fn silence_ms(&self) -> u32 {
+        self.silence_run
+    }
+
     /// One frame; a verdict with its cause and confidence when the rules decide.
     pub fn feed(&mut self, voice: bool) -> Option<(Verdict, String, f32)> {
         let c = &self.cfg;

@@ -55,6 +55,36 @@ pub struct Decision {
     pub confidence: f32,
     /// From the start of the audio (the answer) to the verdict.
     pub latency_ms: u64,
+    /// What the verdict rests on.
+    pub evidence: Evidence,
+}
+
+/// What the detector had measured when it decided (docs/detection.md, "Evidence").
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// Mean level of the frames taken for voice (dBFS, 0.1 dB), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice_level_db: Option<f64>,
+    /// The line's noise floor (dBFS, 0.1 dB): the voice gate sits above it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub noise_floor_db: Option<f64>,
+    /// Words counted.
+    pub words: u32,
+    /// Voice heard since the first word (ms).
+    pub voice_ms: u32,
+    /// Silence right before the verdict (ms).
+    pub silence_ms: u32,
+    /// The tone that decided (a fax tone or a beep).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone: Option<ToneEvidence>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToneEvidence {
+    pub frequency_hz: u32,
+    pub length_ms: u64,
 }
 
 /// The end of a voicemail greeting.
@@ -82,6 +112,8 @@ pub struct Detector {
     elapsed_ms: u64,
     decided: Option<Verdict>,
     beep_found: bool,
+    /// Sum and count of the voice frames' levels (dB).
+    voice_level: (f64, u32),
 }
 
 impl Detector {
@@ -93,6 +125,7 @@ impl Detector {
             elapsed_ms: 0,
             decided: None,
             beep_found: false,
+            voice_level: (0.0, 0),
         }
     }
 
@@ -119,18 +152,31 @@ impl Detector {
         let now = self.elapsed_ms;
         // After the verdict only the beep matters: the (costlier) voice detector rests.
         let voice = self.decided.is_none() && self.vad.is_voice(frame);
+        if voice {
+            self.voice_level.0 += f64::from(vad::level_db(frame));
+            self.voice_level.1 += 1;
+        }
         let fax_possible = self.decided.is_none() && self.cadence.words() == 0;
         let tone = self.tones.feed(frame, now, fax_possible);
         // Tones first: a fax is certain, and a beep ends the greeting.
         match tone {
-            Some(tones::Found::Fax(cause)) => {
-                out.push(self.decide(Verdict::Fax, cause, 0.99));
+            Some(tones::Found::Fax(cause, tone)) => {
+                out.push(self.decide(Verdict::Fax, cause, 0.99, Some(tone)));
+                return out;
+            }
+            // A carrier's announcement follows: no person, and no beep will come.
+            Some(tones::Found::Sit(tone)) if self.decided.is_none() => {
+                out.push(self.decide(Verdict::Machine, "SIT".into(), 0.9, Some(tone)));
                 return out;
             }
             Some(tones::Found::Beep(beep)) if self.decided != Some(Verdict::Human) => {
                 if self.decided.is_none() {
                     let cause = format!("BEEP-{}Hz-{}ms", beep.frequency_hz, beep.length_ms);
-                    out.push(self.decide(Verdict::Machine, cause, 0.95));
+                    let tone = ToneEvidence {
+                        frequency_hz: beep.frequency_hz,
+                        length_ms: beep.length_ms,
+                    };
+                    out.push(self.decide(Verdict::Machine, cause, 0.95, Some(tone)));
                 }
                 self.beep_found = true;
                 out.push(Event::Beep(beep));
@@ -142,21 +188,56 @@ impl Detector {
             // A tone is not a word.
             let voice = voice && !self.tones.in_tone();
             if let Some((verdict, cause, confidence)) = self.cadence.feed(voice) {
-                out.push(self.decide(verdict, cause, confidence));
+                out.push(self.decide(verdict, cause, confidence, None));
             }
         }
         out
     }
 
-    fn decide(&mut self, verdict: Verdict, cause: String, confidence: f32) -> Event {
+    fn decide(
+        &mut self,
+        verdict: Verdict,
+        cause: String,
+        confidence: f32,
+        tone: Option<ToneEvidence>,
+    ) -> Event {
         self.decided = Some(verdict);
+        let tenth = |x: f64| (x * 10.0).round() / 10.0;
+        let (sum, n) = self.voice_level;
         Event::Decision(Decision {
             verdict,
             cause,
             confidence,
             latency_ms: self.elapsed_ms,
+            evidence: Evidence {
+                voice_level_db: (n > 0).then(|| tenth(sum / f64::from(n))),
+                noise_floor_db: self.vad.floor().map(|f| tenth(f64::from(f))),
+                words: self.cadence.words(),
+                voice_ms: self.cadence.voice_ms(),
+                silence_ms: self.cadence.silence_ms(),
+                tone,
+            },
         })
     }
+}
+
+/// Every beep the tone detector finds in 8 kHz audio, whatever else is heard (no verdict stops it, and no tone is
+/// taken for a fax): for measuring the beep detector alone (`bench/beeps.sh`).
+pub fn beeps(cfg: &Config, samples: &[i16]) -> Vec<Beep> {
+    let mut tones = tones::Tones::new(cfg);
+    let mut out = Vec::new();
+    let mut now = 0;
+    // Two frames of silence at the end let a beep at the very end be judged.
+    let tail = [0i16; FRAME * 5];
+    for frame in samples.chunks(FRAME).chain(tail.chunks(FRAME)) {
+        let mut f = frame.to_vec();
+        f.resize(FRAME, 0);
+        now += FRAME_MS;
+        if let Some(tones::Found::Beep(b)) = tones.feed(&f, now, false) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// What a whole recording gives (the `outdial detect` output).
@@ -193,6 +274,7 @@ pub fn analyse(cfg: &Config, samples: &[i16]) -> Analysis {
             cause: format!("TOOSHORT-{total}"),
             confidence: 0.0,
             latency_ms: total,
+            evidence: Evidence::default(),
         }),
         greeting_end: beep,
     }

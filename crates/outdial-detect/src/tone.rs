@@ -1,6 +1,7 @@
 //! Single-tone tracking per 20 ms frame: the spectrum's strongest peak between 300 and 2200 Hz, its frequency
-//! (interpolated between bins) and how much of the frame's energy it holds. A frame is tonal when one peak holds
-//! most of the energy — dual tones (ringback 440+480 Hz, busy 480+620 Hz) and speech are not.
+//! (interpolated between bins) and how much of the frame's energy it and its harmonics hold. A frame is tonal when
+//! one peak (with its 2nd and 3rd harmonics, as a recorded or clipped beep has them) holds most of the energy —
+//! dual tones (ringback 440+480 Hz, busy 480+620 Hz) and speech are not.
 
 use realfft::{RealFftPlanner, RealToComplex};
 use std::sync::Arc;
@@ -13,7 +14,12 @@ pub struct Tone {
     pub frequency_hz: f32,
     /// Share of the frame's energy in the peak (0–1).
     pub purity: f32,
+    /// The share of the peak alone, without its harmonics.
+    pub fundamental: f32,
     pub level_db: f32,
+    /// The quietest 5 ms of the frame over its loudest (0–1): near 1 for a tone, low for two tones close together
+    /// (ringback 440+480 Hz beats 40 times a second, so a null falls in every 25 ms).
+    pub flatness: f32,
 }
 
 pub struct ToneTracker {
@@ -84,12 +90,39 @@ impl ToneTracker {
         } else {
             0.0
         };
+        // Harmonics weaker than the tone itself count as the tone's — unless there is energy under the tone:
+        // then the peak is itself one harmonic of many (voiced speech), not a beep's fundamental.
+        let below: f32 = self.power[2..k - 2].iter().sum();
+        let harmonics: f32 = [2.0, 3.0]
+            .iter()
+            .map(|h| (h * (k as f32 + offset)).round() as usize)
+            .filter(|&kh| kh + 2 < self.power.len())
+            .map(|kh| self.power[kh - 2..=kh + 2].iter().sum::<f32>())
+            .filter(|&e| e < peak && below < 0.1 * total)
+            .sum();
         Some(Tone {
             frequency_hz: (k as f32 + offset) * RATE / N as f32,
-            purity: if total > 0.0 { peak / total } else { 0.0 },
+            purity: if total > 0.0 {
+                (peak + harmonics).min(total) / total
+            } else {
+                0.0
+            },
+            fundamental: if total > 0.0 { peak / total } else { 0.0 },
             level_db: level,
+            flatness: flatness(frame),
         })
     }
+}
+
+/// Envelope flatness of a frame: RMS of its quietest quarter over its loudest.
+fn flatness(frame: &[i16]) -> f32 {
+    let rms: Vec<f32> = frame
+        .chunks(frame.len().div_ceil(4).max(1))
+        .map(|c| (c.iter().map(|&s| f32::from(s) * f32::from(s)).sum::<f32>() / c.len() as f32).sqrt())
+        .collect();
+    let max = rms.iter().copied().fold(0.0, f32::max);
+    let min = rms.iter().copied().fold(f32::MAX, f32::min);
+    if max > 0.0 { min / max } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -119,6 +152,15 @@ mod tests {
         }
         let busy = t.analyse(&sine(&[480.0, 620.0], 160, 0)).unwrap();
         assert!(busy.purity < 0.7, "{busy:?}");
+        // Close dual tones look pure but beat: their envelope is not flat.
+        for offset in [0, 37, 80] {
+            let tone = t.analyse(&sine(&[1000.0], 160, offset)).unwrap();
+            assert!(tone.flatness > 0.9, "{tone:?}");
+            let ring = t.analyse(&sine(&[440.0, 480.0], 160, offset)).unwrap();
+            assert!(ring.flatness < 0.5, "{ring:?}");
+            let uk = t.analyse(&sine(&[400.0, 450.0], 160, offset)).unwrap();
+            assert!(uk.flatness < 0.5, "{uk:?}");
+        }
         assert_eq!(t.analyse(&[0i16; 160]), None);
     }
 }

@@ -1,10 +1,23 @@
 //! Voice activity per 20 ms frame of 8 kHz audio: earshot's neural VAD (16 kHz, 256-sample frames: the audio is
-//! upsampled ×2 and re-framed) gated by level, so that line noise far below speech is never voice.
+//! upsampled ×2 and re-framed) gated by level, so that line noise is never voice. The gate adapts to the line
+//! (docs/detection.md, "Levels"): it sits `NOISE_MARGIN_DB` above the measured noise floor, never under the
+//! configured `minVoiceLevelDb` — so a greeting at −35 dBFS on a quiet line is heard, and hiss at −50 dBFS is not
+//! taken for speech on a noisy one.
 
 use earshot::Detector as Earshot;
+use std::collections::VecDeque;
+
+/// The gate's height above the noise floor.
+const NOISE_MARGIN_DB: f32 = 6.0;
+/// The floor is the quietest frame of the last 1.5 s (speech has pauses well within that) …
+const FLOOR_WINDOW_FRAMES: usize = 75;
+/// … and the gate never rises above this, whatever the noise.
+const MAX_GATE_DB: f32 = -40.0;
 
 pub struct Vad {
     net: Earshot,
+    /// The levels (dBFS) of the last frames, for the noise floor.
+    recent: VecDeque<f32>,
     buf: Vec<i16>,
     last_score: f32,
     prev: i16,
@@ -31,6 +44,7 @@ impl Vad {
     pub fn new(threshold: f32, min_level_db: f32) -> Self {
         Vad {
             net: Earshot::default(),
+            recent: VecDeque::with_capacity(FLOOR_WINDOW_FRAMES),
             buf: Vec::with_capacity(640),
             last_score: 0.0,
             prev: 0,
@@ -56,6 +70,24 @@ impl Vad {
             ran = true;
             self.last_score = score;
         }
-        best >= self.threshold && level_db(frame) >= self.min_level_db
+        let level = level_db(frame);
+        if self.recent.len() == FLOOR_WINDOW_FRAMES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(level);
+        best >= self.threshold && level >= self.gate()
+    }
+
+    /// The noise floor (dBFS): the quietest recent frame.
+    pub fn floor(&self) -> Option<f32> {
+        self.recent.iter().copied().reduce(f32::min)
+    }
+
+    /// The level (dBFS) under which a frame is not voice, now.
+    pub fn gate(&self) -> f32 {
+        let cap = MAX_GATE_DB.max(self.min_level_db);
+        self.floor().map_or(self.min_level_db, |f| {
+            (f + NOISE_MARGIN_DB).clamp(self.min_level_db, cap)
+        })
     }
 }
