@@ -8,7 +8,10 @@ the levels, noise, codecs and packet loss of real lines, reproducibly (fixed see
     file,label,split,speech_end_ms,beep_end_ms,source,kind
 
 `split` is `test` (held out: every third file; never tune on it) or `tune`. `source` is the voice; `kind` what the
-file holds (see KINDS below). Needs sox and the packages listed in SOURCES (scripts/install.sh --test installs them).
+file holds (see KINDS below). Needs sox and the Debian packages listed in SOURCES:
+
+    apt-get install --no-install-recommends asterisk-core-sounds-{en,es,fr,it,ru}-wav \
+        asterisk-prompt-it-menardi-wav asterisk-prompt-fr-armelle asterisk-prompt-es-co
 
     scripts/make-real-corpus.py [OUT]          (default: target/real-corpus)
     outdial detect --report OUT                (accuracy on the held-out split, per source)
@@ -198,7 +201,7 @@ def main():
     rows = []
     missing = [SOURCES[n][1] for n in SOURCES if not os.path.isdir(os.path.join(ROOT, SOURCES[n][0]))]
     if missing:
-        sys.exit("missing Debian packages: " + " ".join(missing) + " (scripts/install.sh --test installs them)")
+        sys.exit("missing Debian packages: " + " ".join(missing) + " (apt-get install them)")
     with tempfile.TemporaryDirectory() as tmp:
         voices = [Voice(n, tmp) for n in SOURCES]
         n = 0

@@ -146,6 +146,7 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                 ("beepMaxHz", integer(1200, 2200)),
                 ("beepMinMs", integer(60, 499)),
                 ("beepMaxMs", integer(500, 10_000)),
+                ("secondOpinionMs", integer(0, 10_000)),
             ],
         ),
         (

@@ -22,13 +22,23 @@ pub enum Step {
     GreetingEnd(Value),
     /// Start waiting `voicemailEndTimeoutSec` for the beep.
     AwaitBeep,
+    /// The second opinion (docs/detection.md): recognise the caller's words, starting with this audio (from the
+    /// answer), and pass them to [`Detection::on_transcript`].
+    Transcribe(Vec<i16>),
 }
+
+/// The audio kept from the answer for the second opinion (8 s).
+const KEEP_SAMPLES: usize = 8 * 8000;
 
 pub struct Detection {
     detector: Detector,
     mode: MachineDetection,
     record: Value,
     greeting_ended: bool,
+    /// The caller's audio from the answer, until the verdict (for the second opinion).
+    kept: Vec<i16>,
+    /// The second opinion's recognition runs.
+    transcribing: bool,
 }
 
 impl Detection {
@@ -37,11 +47,17 @@ impl Detection {
         if mode == MachineDetection::Disabled {
             return None;
         }
+        let cfg = cfg.cloned().unwrap_or_default();
+        let mut detector = Detector::new(cfg.clone());
+        // docs/detection.md, "Second opinion": in `disconnect` mode a machine is hung up whatever its words say.
+        detector.words_for_machines(mode != MachineDetection::Disconnect || cfg.screening_verdict);
         Some(Detection {
-            detector: Detector::new(cfg.cloned().unwrap_or_default()),
+            detector,
             mode,
             record: Value::Null,
             greeting_ended: false,
+            kept: Vec::new(),
+            transcribing: false,
         })
     }
 
@@ -52,13 +68,43 @@ impl Detection {
 
     /// One 20 ms frame of the caller's audio.
     pub fn on_frame(&mut self, frame: &[i16]) -> Vec<Step> {
-        let mut steps = Vec::new();
         if !self.listening() {
-            return steps;
+            return Vec::new();
         }
-        for event in self.detector.feed(frame) {
+        if self.detector.verdict().is_none() && !self.transcribing && self.kept.len() < KEEP_SAMPLES {
+            self.kept.extend_from_slice(frame);
+        }
+        let events = self.detector.feed(frame);
+        self.steps(events)
+    }
+
+    /// Words from the second opinion's recognition: a final transcript, or the words so far of the utterance.
+    pub fn on_transcript(&mut self, text: &str, is_final: bool) -> Vec<Step> {
+        let events = self.detector.transcript(text, is_final);
+        self.steps(events)
+    }
+
+    /// The second opinion's recognition ended (or never started) without settling the verdict.
+    pub fn on_no_transcript(&mut self) -> Vec<Step> {
+        let events = self.detector.no_transcript();
+        self.steps(events)
+    }
+
+    /// Whether a verdict waits for the second opinion's words.
+    pub fn wants_words(&self) -> bool {
+        self.transcribing && self.detector.verdict().is_none()
+    }
+
+    fn steps(&mut self, events: Vec<Event>) -> Vec<Step> {
+        let mut steps = Vec::new();
+        for event in events {
             match event {
+                Event::WantTranscript => {
+                    self.transcribing = true;
+                    steps.push(Step::Transcribe(std::mem::take(&mut self.kept)));
+                }
                 Event::Decision(d) => {
+                    self.kept = Vec::new();
                     self.record = json!({
                         "result": d.verdict,
                         "cause": d.cause,
@@ -76,6 +122,8 @@ impl Detection {
                             steps.push(Step::BotEvent("voicemail-prompt-start"));
                             steps.push(Step::AwaitBeep);
                         }
+                        // A screening service asks who calls: the bot is told, and speaks.
+                        (Verdict::Screening, _) => steps.push(Step::BotEvent("call-screening")),
                         _ => {}
                     }
                 }

@@ -94,7 +94,11 @@ pub enum SpeechEffect {
         stream: bool,
     },
     /// Start listening in this language; events come back as [`crate::Input::Stt`].
-    StartRecognition { language: String },
+    StartRecognition {
+        language: String,
+        /// Partial transcripts wanted whatever the bot wants (the second opinion reads them).
+        partials: bool,
+    },
     /// Finish listening (what is being said is still delivered).
     StopRecognition,
     /// The caller's audio for the recogniser (8 kHz).

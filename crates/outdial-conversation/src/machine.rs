@@ -70,6 +70,10 @@ pub(crate) enum Listening {
     On,
     /// The bot said `stopRecognition`: only the bot starts it again.
     StoppedByBot,
+    /// For machine detection's second opinion (docs/detection.md): the words go to the detector, not the bot.
+    ForDetection,
+    /// The second opinion's recognition was stopped: what it still delivers is dropped until it closes.
+    Draining,
 }
 
 /// The conversation of one call: `on(input) → effects`, no I/O.
@@ -278,7 +282,10 @@ impl Machine {
         if self.listening != Listening::On {
             self.listening = Listening::On;
             let language = self.language.clone();
-            self.emit(Effect::Speech(SpeechEffect::StartRecognition { language }));
+            self.emit(Effect::Speech(SpeechEffect::StartRecognition {
+                language,
+                partials: false,
+            }));
         }
         self.tap(true);
     }

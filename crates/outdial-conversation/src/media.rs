@@ -79,7 +79,9 @@ impl Machine {
         let streams = self.streams();
         let playing = self.speaking.playing();
         // Recognition hears the person, but not over a prompt unless they may interrupt it.
-        let recognise = !streams && self.listening == Listening::On && (!playing || self.barge_in);
+        let recognise = !streams
+            && matches!(self.listening, Listening::On | Listening::ForDetection)
+            && (!playing || self.barge_in);
         self.listen_to(&frame, streams, playing);
         // The frame itself goes last, where it is needed (no copy of it).
         if self.is_over() {
@@ -165,6 +167,10 @@ impl Machine {
         for step in steps {
             match step {
                 Step::Verdict(verdict, record) => {
+                    if self.listening == Listening::ForDetection {
+                        self.emit(Effect::Speech(SpeechEffect::StopRecognition));
+                        self.listening = Listening::Draining;
+                    }
                     self.conv.detection = Some(record.clone());
                     self.conv.updated_at = now_ms();
                     let wanted = self
@@ -190,6 +196,22 @@ impl Machine {
                     self.prompts.held = false;
                 }
                 Step::BotEvent(value) => self.tell_bot("machineDetection", json!(value)),
+                Step::Transcribe(audio) => {
+                    if self.streams() || self.listening != Listening::Off {
+                        // The bot hears the audio itself (or recognition is busy): no words for the detector.
+                        let steps = self.detection.as_mut().map(|d| d.on_no_transcript());
+                        self.apply(steps.unwrap_or_default());
+                        return;
+                    }
+                    self.listening = Listening::ForDetection;
+                    let language = self.language.clone();
+                    self.emit(Effect::Speech(SpeechEffect::StartRecognition {
+                        language,
+                        partials: true,
+                    }));
+                    self.tap(true);
+                    self.emit(Effect::Speech(SpeechEffect::Feed(audio)));
+                }
                 Step::AwaitBeep => {
                     let wait = Duration::from_secs_f64(self.conv.request.voicemail_end_timeout_sec);
                     self.emit(Effect::SetTimer(TimerId::BeepWait, wait));
@@ -213,6 +235,10 @@ impl Machine {
     }
 
     pub(crate) fn on_stt(&mut self, e: SttInput) {
+        if matches!(self.listening, Listening::ForDetection | Listening::Draining) {
+            self.on_detection_words(e);
+            return;
+        }
         match e {
             SttInput::Final {
                 text,
@@ -251,6 +277,33 @@ impl Machine {
             }
             SttInput::SpeechStarted => {}
         }
+    }
+
+    /// Recognition for the second opinion: the words go to the detector (and into the timeline), never to the bot.
+    fn on_detection_words(&mut self, e: SttInput) {
+        let draining = self.listening == Listening::Draining;
+        let steps = match e {
+            SttInput::Final { text, .. } if !draining => {
+                self.record(
+                    EventKind::Recognition,
+                    json!({"text": text, "purpose": "machine-detection"}),
+                );
+                self.detection.as_mut().map(|d| d.on_transcript(&text, true))
+            }
+            SttInput::Partial(text) if !draining => {
+                self.detection.as_mut().map(|d| d.on_transcript(&text, false))
+            }
+            SttInput::Failed(reason) if !draining => {
+                tracing::warn!(conversation = %self.conv.id, "speech recognition for machine detection failed: {reason}");
+                self.detection.as_mut().map(|d| d.on_no_transcript())
+            }
+            SttInput::Closed => {
+                self.listening = Listening::Off;
+                self.detection.as_mut().map(|d| d.on_no_transcript())
+            }
+            _ => None,
+        };
+        self.apply(steps.unwrap_or_default());
     }
 
     /// Whether a prompt's audio is being sent: for the streaming bot's barge-in.

@@ -37,6 +37,12 @@ pub struct MachineDetectionConfig {
     pub beep_max_ms: u32,
     /// Treat `unknown` as a person (the call goes on to the bot) rather than as a machine.
     pub unknown_is_human: bool,
+    /// How long an uncertain verdict may wait for the words of the bot's speech recognition (the second opinion,
+    /// docs/detection.md); 0 turns the second opinion off.
+    pub second_opinion_ms: u32,
+    /// Report a call-screening service as its own result, `screening` (the call goes on to the bot), instead of
+    /// `machine` with cause `SCREENING`.
+    pub screening_verdict: bool,
 }
 
 impl Default for MachineDetectionConfig {
@@ -57,11 +63,13 @@ impl Default for MachineDetectionConfig {
             beep_min_ms: 120,
             beep_max_ms: 2500,
             unknown_is_human: true,
+            second_opinion_ms: 4000,
+            screening_verdict: false,
         }
     }
 }
 
-const FIELDS: [&str; 15] = [
+const FIELDS: [&str; 17] = [
     "initialSilenceMs",
     "greetingMs",
     "afterGreetingSilenceMs",
@@ -77,6 +85,8 @@ const FIELDS: [&str; 15] = [
     "beepMinMs",
     "beepMaxMs",
     "unknownIsHuman",
+    "secondOpinionMs",
+    "screeningVerdict",
 ];
 
 impl MachineDetectionConfig {
@@ -111,6 +121,8 @@ impl MachineDetectionConfig {
             beep_min_ms: ms("beepMinMs", 60, 499, d.beep_min_ms)?,
             beep_max_ms: ms("beepMaxMs", 500, 10_000, d.beep_max_ms)?,
             unknown_is_human: o.boolean("unknownIsHuman")?.unwrap_or(d.unknown_is_human),
+            second_opinion_ms: ms("secondOpinionMs", 0, 10_000, d.second_opinion_ms)?,
+            screening_verdict: o.boolean("screeningVerdict")?.unwrap_or(d.screening_verdict),
         };
         Ok(c)
     }

@@ -16,6 +16,8 @@ pub mod vad;
 pub use outdial_media::wav;
 
 mod config;
+pub mod cues;
+mod opinion;
 mod tones;
 
 pub use config::{Config, ConfigError};
@@ -33,6 +35,8 @@ pub enum Verdict {
     Machine,
     Fax,
     Unknown,
+    /// A call-screening service (only with `screeningVerdict`; else `machine` with cause `SCREENING`).
+    Screening,
 }
 
 impl Verdict {
@@ -42,6 +46,7 @@ impl Verdict {
             Verdict::Machine => "machine",
             Verdict::Fax => "fax",
             Verdict::Unknown => "unknown",
+            Verdict::Screening => "screening",
         }
     }
 }
@@ -78,6 +83,12 @@ pub struct Evidence {
     /// The tone that decided (a fax tone or a beep).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tone: Option<ToneEvidence>,
+    /// What the second opinion heard (the start of the transcript).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
+    /// How long the verdict waited for the second opinion (ms): its cost in latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -101,6 +112,9 @@ pub struct Beep {
 pub enum Event {
     Decision(Decision),
     Beep(Beep),
+    /// The cadence is unsure: transcribe the call's audio from the answer and pass the words to
+    /// [`Detector::transcript`] (once per call).
+    WantTranscript,
 }
 
 /// One call's detectors.
@@ -114,6 +128,8 @@ pub struct Detector {
     beep_found: bool,
     /// Sum and count of the voice frames' levels (dB).
     voice_level: (f64, u32),
+    opinion: opinion::SecondOpinion,
+    screening_verdict: bool,
 }
 
 impl Detector {
@@ -126,7 +142,49 @@ impl Detector {
             decided: None,
             beep_found: false,
             voice_level: (0.0, 0),
+            opinion: opinion::SecondOpinion::new(cfg.second_opinion_ms),
+            screening_verdict: cfg.screening_verdict,
         }
+    }
+
+    /// Whether a machine verdict by cadence (or `unknown`) also waits for words (by default it does). Off when
+    /// the words cannot change what happens to a machine — `disconnect` mode without `screeningVerdict` — so that
+    /// the hang-up is not delayed; a person's longer answer still gets its second opinion.
+    pub fn words_for_machines(&mut self, on: bool) {
+        self.opinion.machines = on;
+    }
+
+    /// Words from the call's speech recognition, after [`Event::WantTranscript`]: a final transcript, or the words
+    /// so far of the utterance being spoken (`is_final` false).
+    pub fn transcript(&mut self, text: &str, is_final: bool) -> Vec<Event> {
+        if self.decided.is_some() || !self.opinion.is_holding() {
+            return Vec::new();
+        }
+        match self.opinion.heard(text, is_final) {
+            opinion::Reading::Machine(cue) => {
+                let verdict = if cue == cues::Cue::Screening && self.screening_verdict {
+                    Verdict::Screening
+                } else {
+                    Verdict::Machine
+                };
+                vec![self.decide(verdict, cue.cause().into(), 0.9, None)]
+            }
+            opinion::Reading::Stands => self.decide_held().into_iter().collect(),
+            opinion::Reading::Wait => Vec::new(),
+        }
+    }
+
+    /// No words will come (no recogniser, or it failed): the held verdict stands.
+    pub fn no_transcript(&mut self) -> Vec<Event> {
+        if self.decided.is_some() {
+            return Vec::new();
+        }
+        self.decide_held().into_iter().collect()
+    }
+
+    fn decide_held(&mut self) -> Option<Event> {
+        let h = self.opinion.current()?;
+        Some(self.decide(h.verdict, h.cause, h.confidence, None))
     }
 
     pub fn verdict(&self) -> Option<Verdict> {
@@ -188,7 +246,17 @@ impl Detector {
             // A tone is not a word.
             let voice = voice && !self.tones.in_tone();
             if let Some((verdict, cause, confidence)) = self.cadence.feed(voice) {
-                out.push(self.decide(verdict, cause, confidence, None));
+                let (voice_ms, words) = (self.cadence.voice_ms(), self.cadence.words());
+                if self.opinion.holds(verdict, &cause, voice_ms, words) {
+                    if self.opinion.hold(verdict, cause, confidence, now) {
+                        out.push(Event::WantTranscript);
+                    }
+                } else {
+                    out.push(self.decide(verdict, cause, confidence, None));
+                }
+            }
+            if self.opinion.expired(now) {
+                out.extend(self.decide_held());
             }
         }
         out
@@ -202,6 +270,8 @@ impl Detector {
         tone: Option<ToneEvidence>,
     ) -> Event {
         self.decided = Some(verdict);
+        let held_ms = self.opinion.held_ms(self.elapsed_ms);
+        self.opinion.take();
         let tenth = |x: f64| (x * 10.0).round() / 10.0;
         let (sum, n) = self.voice_level;
         Event::Decision(Decision {
@@ -216,6 +286,8 @@ impl Detector {
                 voice_ms: self.cadence.voice_ms(),
                 silence_ms: self.cadence.silence_ms(),
                 tone,
+                transcript: self.opinion.snippet(),
+                held_ms,
             },
         })
     }
@@ -248,19 +320,40 @@ pub struct Analysis {
     pub greeting_end: Option<Beep>,
 }
 
-/// Runs a detector over 8 kHz audio to its end (or until nothing more can be learned). Audio that ends before a
-/// verdict is `unknown` with cause `TOOSHORT-<ms>`.
+/// Runs a detector over 8 kHz audio to its end (or until nothing more can be learned), without a second opinion
+/// (no words: the cadence's verdict stands at once). Audio that ends before a verdict is `unknown` with cause
+/// `TOOSHORT-<ms>`.
 pub fn analyse(cfg: &Config, samples: &[i16]) -> Analysis {
+    analyse_with_words(cfg, samples, &mut |_: &[i16]| None)
+}
+
+/// [`analyse`] with a second opinion: when the detector asks for words at time t, `transcribe` gets the audio up
+/// to t + `secondOpinionMs` and its text reaches the detector at once (an offline view of what live recognition
+/// would have heard by the limit).
+pub fn analyse_with_words(
+    cfg: &Config,
+    samples: &[i16],
+    transcribe: &mut dyn FnMut(&[i16]) -> Option<String>,
+) -> Analysis {
     let mut d = Detector::new(cfg.clone());
     let mut decision = None;
     let mut beep = None;
-    for frame in samples.chunks(FRAME) {
+    for (i, frame) in samples.chunks(FRAME).enumerate() {
         let mut f = frame.to_vec();
         f.resize(FRAME, 0);
-        for e in d.feed(&f) {
+        let mut events = d.feed(&f);
+        if events.contains(&Event::WantTranscript) {
+            let upto = ((i + 1) * FRAME + cfg.second_opinion_ms as usize * 8).min(samples.len());
+            events.extend(match transcribe(&samples[..upto]) {
+                Some(text) => d.transcript(&text, true),
+                None => d.no_transcript(),
+            });
+        }
+        for e in events {
             match e {
                 Event::Decision(x) => decision = Some(x),
                 Event::Beep(b) => beep = Some(b),
+                Event::WantTranscript => {}
             }
         }
         if !d.listening() {

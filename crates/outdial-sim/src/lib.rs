@@ -3,7 +3,7 @@
 //! is busy, declines, or never answers. The demo and the end-to-end tests and benchmarks dial it.
 //!
 //! The behaviour comes from the Request-URI's user part: a keyword in it (`human`, `machine-nobeep`, `machine`,
-//! `fax`, `busy`, `noanswer`, `decline`), else the last digit of the number: 0 person, 1 machine with beep,
+//! `fax`, `busy`, `noanswer`, `decline`, `silent`, `screening` — a call-screening service), else the last digit of the number: 0 person, 1 machine with beep,
 //! 2 machine without beep, 3 fax, 4 busy, 5 no answer, 6 decline, 7 silent (answers, says nothing), any other
 //! digit a person.
 //!
@@ -41,12 +41,16 @@ pub enum Behaviour {
     Decline,
     /// Answers and says nothing.
     Silent,
+    /// A call-screening service: "The person you're calling is using a screening service. Please say your name
+    /// and why you are calling." (the Piper voice).
+    Screening,
 }
 
 const HUMAN: &[u8] = include_bytes!("../../outdial-detect/tests/audio/human_hello_then_silence_8k_ulaw.wav");
 const MACHINE: &[u8] = include_bytes!("../../outdial-detect/tests/audio/voicemail_greeting_beep_8k_ulaw.wav");
 const MACHINE_NO_BEEP: &[u8] = include_bytes!("../../outdial-detect/tests/audio/greeting_8k_ulaw.wav");
 const FAX: &[u8] = include_bytes!("../../outdial-detect/tests/audio/fax_ced_2100hz_3s.wav");
+const SCREENING: &[u8] = include_bytes!("../../outdial-detect/tests/audio/screening_service_8k_ulaw.wav");
 /// The person's answer to the bot's question.
 pub(crate) const YES_PLEASE: &[u8] =
     include_bytes!("../../outdial-detect/tests/audio/yes_please_8k_ulaw.wav");
@@ -68,6 +72,7 @@ impl Behaviour {
             ("noanswer", Behaviour::NoAnswer),
             ("decline", Behaviour::Decline),
             ("silent", Behaviour::Silent),
+            ("screening", Behaviour::Screening),
         ] {
             if u.contains(word) {
                 return b;
@@ -92,6 +97,7 @@ impl Behaviour {
             Behaviour::Machine => MACHINE,
             Behaviour::MachineNoBeep => MACHINE_NO_BEEP,
             Behaviour::Fax => FAX,
+            Behaviour::Screening => SCREENING,
             _ => return Vec::new(),
         };
         outdial_detect::wav::decode_8k(wav).unwrap_or_default()

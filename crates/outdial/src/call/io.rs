@@ -111,7 +111,7 @@ impl CallIo {
         });
     }
 
-    fn start_recognition(&mut self, language: String) {
+    fn start_recognition(&mut self, language: String, partials: bool) {
         if self.stt.as_ref().is_some_and(SttStream::is_open) {
             return;
         }
@@ -142,9 +142,7 @@ impl CallIo {
                     .filter(|&ms| ms > 0),
                 // A local engine transcribes the words so far this often, for bots that want `speechHypothesis`
                 // (docs/speech.md, "Partial transcripts"); cloud streams send theirs anyway.
-                partial_interval_ms: self
-                    .bot
-                    .wants_event("speechHypothesis")
+                partial_interval_ms: (partials || self.bot.wants_event("speechHypothesis"))
                     .then_some(PARTIAL_INTERVAL_MS),
                 ..Default::default()
             }),
@@ -293,7 +291,9 @@ impl Io for CallIo {
                     Input::Synthesized { job, result }
                 });
             }
-            Effect::Speech(SpeechEffect::StartRecognition { language }) => self.start_recognition(language),
+            Effect::Speech(SpeechEffect::StartRecognition { language, partials }) => {
+                self.start_recognition(language, partials)
+            }
             Effect::Speech(SpeechEffect::StopRecognition) => {
                 if let Some(s) = self.stt.as_mut() {
                     s.finish();

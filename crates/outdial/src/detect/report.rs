@@ -152,7 +152,7 @@ pub fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::
         // `unknown` counts as the configured default (a person unless unknownIsHuman is false).
         let got = match a.decision.verdict {
             Verdict::Unknown if cfg.unknown_is_human => Verdict::Human,
-            Verdict::Unknown => Verdict::Machine,
+            Verdict::Unknown | Verdict::Screening => Verdict::Machine,
             v => v,
         };
         if got != r.label {

@@ -26,6 +26,7 @@ mod postgres;
 mod records;
 mod reinvite;
 mod schemathesis;
+mod screening;
 mod security;
 mod sim;
 mod speech;
