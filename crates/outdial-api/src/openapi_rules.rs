@@ -334,6 +334,23 @@ fn nullable(v: &Value) -> Value {
     json!({"oneOf": [v, {"type": "null"}]})
 }
 
+/// An inline object of a merge patch: each member that is not required may be `null` (removing it), at every
+/// depth. (A required member stays required: a provider added by a patch comes whole.)
+fn merged_members(v: &mut Value) {
+    let required: Vec<String> = v["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
+        for (k, p) in props.iter_mut() {
+            merged_members(p);
+            if !required.contains(k) {
+                *p = json!({"oneOf": [p.clone(), {"type": "null"}]});
+            }
+        }
+    }
+}
+
 /// The `PATCH` body (RFC 7396): every field optional, `null` removes an optional field without a condition.
 fn patch(base: &Value, name: &str) -> Value {
     let mut s = replacement(base, name);
@@ -350,6 +367,11 @@ fn patch(base: &Value, name: &str) -> Value {
             // Required fields, and `botUrl` (required by most bot types), cannot be removed.
             if required.contains(k) || k == "botUrl" {
                 continue;
+            }
+            // The speech credentials are merged member by member at every depth: `{"elevenlabs": null}` removes a
+            // provider, `{"google": {"serviceAccount": null}}` a provider's part.
+            if k == "speechCredentials" {
+                merged_members(v);
             }
             *v = nullable(v);
         }

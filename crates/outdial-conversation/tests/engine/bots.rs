@@ -515,3 +515,64 @@ async fn a_streamed_message_plays_as_it_comes_and_ends_after_its_last_piece() {
         );
     }
 }
+
+/// The second opinion (docs/detection.md): a greeting the cadence calls a machine waits for words; recognition
+/// starts with partial transcripts, its words go to the detector (and the timeline), never to the bot, and stop
+/// once the verdict is given.
+#[tokio::test(start_paused = true)]
+async fn the_second_opinion_hears_a_screening_service_and_the_bot_does_not() {
+    let media = (0..150)
+        .map(|i| {
+            (
+                ms(60 * i),
+                MediaInput::Audio(if i < 40 { speech_like(3) } else { vec![0; 480] }),
+            )
+        })
+        .collect();
+    let o = run(Script {
+        request: |r| r.machine_detection = outdial_core::MachineDetection::Detect,
+        media,
+        stt: vec![(
+            ms(700),
+            SttInput::Final {
+                text: "The person you're calling is using a screening service.".into(),
+                confidence: 0.9,
+                audio_ms: 2000,
+                took_ms: 300,
+            },
+        )],
+        api_hangup: Some(secs(8)),
+        ..Script::default()
+    })
+    .await;
+    let start = o
+        .first(|e| {
+            matches!(
+                e,
+                Effect::Speech(SpeechEffect::StartRecognition { partials: true, .. })
+            )
+        })
+        .expect("recognition for the second opinion");
+    let verdict = o.events("machine-detection");
+    assert_eq!(verdict[0]["result"], "machine", "{verdict:?}");
+    assert_eq!(verdict[0]["cause"], "SCREENING", "{verdict:?}");
+    // Held until the words came, 700 ms (the detector counts in the 60 ms batches of audio it was given).
+    let held = verdict[0]["evidence"]["heldMs"].as_u64().unwrap();
+    assert!((640..=760).contains(&held), "{verdict:?}");
+    let stop = o
+        .first(|e| matches!(e, Effect::Speech(SpeechEffect::StopRecognition)))
+        .expect("recognition stops at the verdict");
+    assert_eq!(stop - start, ms(700));
+    let rec = o.events("recognition");
+    assert_eq!(rec[0]["purpose"], "machine-detection", "{rec:?}");
+    assert!(
+        o.to_bot().iter().all(|m| !m.starts_with("message:")),
+        "{:?}",
+        o.to_bot()
+    );
+    assert!(
+        o.to_bot().contains(&"machineDetection".to_string()),
+        "{:?}",
+        o.to_bot()
+    );
+}
