@@ -334,8 +334,7 @@ fn nullable(v: &Value) -> Value {
     json!({"oneOf": [v, {"type": "null"}]})
 }
 
-/// An inline object of a merge patch: each member that is not required may be `null` (removing it), at every
-/// depth. (A required member stays required: a provider added by a patch comes whole.)
+/// An inline object of a merge patch: each member that is not required may be `null` (absent), at every depth.
 fn merged_members(v: &mut Value) {
     let required: Vec<String> = v["required"]
         .as_array()
@@ -368,8 +367,8 @@ fn patch(base: &Value, name: &str) -> Value {
             if required.contains(k) || k == "botUrl" {
                 continue;
             }
-            // The speech credentials are merged member by member at every depth: `{"elevenlabs": null}` removes a
-            // provider, `{"google": {"serviceAccount": null}}` a provider's part.
+            // The speech credentials are replaced whole, as a merge patch applied to nothing (docs/speech.md): a
+            // `null` member that is not required, at any depth, is as if absent (`{"elevenlabs": null}`).
             if k == "speechCredentials" {
                 merged_members(v);
             }
