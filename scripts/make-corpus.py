@@ -124,6 +124,11 @@ def finish(rng, samples, path, level, noise_db, law, loss):
     for v in samples:
         x = v * gain + (rng.gauss(0, 32767 * 10 ** (noise_db / 20)) if noise_db is not None else 0)
         out.append(max(-32768, min(32767, int(x))))
+    store(rng, out, path, law, loss)
+
+
+def store(rng, out, path, law, loss):
+    """Drops 20 ms packets (left silent) with probability `loss`, and writes through a G.711 round trip (sox)."""
     if loss:
         for start in range(0, len(out), 160):
             if rng.random() < loss:
@@ -134,7 +139,8 @@ def finish(rng, samples, path, level, noise_db, law, loss):
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(b"".join(int(v).to_bytes(2, "little", signed=True) for v in out))
-    run("sox", tmp16, "-e", law, "-b", "8", path)
+    # No dither (sox adds random dither by default): the same seed gives the same files.
+    run("sox", "-D", tmp16, "-e", law, "-b", "8", path)
     os.remove(tmp16)
 
 

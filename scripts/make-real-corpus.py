@@ -16,13 +16,18 @@ file holds (see KINDS below). Needs sox and the Debian packages listed in SOURCE
     scripts/make-real-corpus.py [OUT]          (default: target/real-corpus)
     outdial detect --report OUT                (accuracy on the held-out split, per source)
 """
+import importlib.util
 import math
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import wave
+
+# The helpers of the synthetic corpus's generator: running a tool, reading a WAV, silence, the line (loss, G.711).
+_spec = importlib.util.spec_from_file_location("make_corpus", os.path.join(os.path.dirname(__file__), "make-corpus.py"))
+_corpus = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_corpus)
+run, read, silence, store = _corpus.run, _corpus.read, _corpus.silence, _corpus.store
 
 SEED = 20261126
 OUT = sys.argv[1] if len(sys.argv) > 1 else "target/real-corpus"
@@ -54,10 +59,6 @@ KINDS = {
     "screening": "a call-screening prompt (unidentified callers are not accepted; say your name at the tone)",
     "fax": "CED or CNG (synthetic tones)",
 }
-
-
-def run(*cmd):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 class Voice:
@@ -95,17 +96,6 @@ class Voice:
 
     def number(self, rng):
         return join([self.get(f"digits/{rng.randint(1, 9)}") for _ in range(rng.choice([3, 4]))], 120)
-
-
-def read(path):
-    with wave.open(path) as w:
-        assert w.getframerate() == RATE and w.getsampwidth() == 2 and w.getnchannels() == 1
-        data = w.readframes(w.getnframes())
-    return [int.from_bytes(data[i : i + 2], "little", signed=True) for i in range(0, len(data), 2)]
-
-
-def silence(ms):
-    return [0] * (RATE * ms // 1000)
 
 
 def join(parts, gap_ms):
@@ -154,18 +144,7 @@ def finish(rng, samples, path, level_db, noise_db, law, loss):
                 # Mains hum and its harmonic, as on analogue lines.
                 x += sigma * (math.sin(2 * math.pi * 50 * i / RATE) + 0.5 * math.sin(2 * math.pi * 150 * i / RATE))
         out.append(max(-32768, min(32767, int(x))))
-    if loss:
-        for start in range(0, len(out), 160):
-            if rng.random() < loss:
-                out[start : start + 160] = [0] * len(out[start : start + 160])
-    tmp16 = path + ".s16.wav"
-    with wave.open(tmp16, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes(b"".join(int(v).to_bytes(2, "little", signed=True) for v in out))
-    run("sox", tmp16, "-e", law, "-b", "8", path)
-    os.remove(tmp16)
+    store(rng, out, path, law, loss)
 
 
 def recorded_beep(voices, v, k):

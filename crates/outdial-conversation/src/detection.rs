@@ -39,6 +39,8 @@ pub struct Detection {
     kept: Vec<i16>,
     /// The second opinion's recognition runs.
     transcribing: bool,
+    /// How much audio to keep: none when the second opinion is off.
+    keep: usize,
 }
 
 impl Detection {
@@ -58,6 +60,11 @@ impl Detection {
             greeting_ended: false,
             kept: Vec::new(),
             transcribing: false,
+            keep: if cfg.second_opinion_ms > 0 {
+                KEEP_SAMPLES
+            } else {
+                0
+            },
         })
     }
 
@@ -71,7 +78,7 @@ impl Detection {
         if !self.listening() {
             return Vec::new();
         }
-        if self.detector.verdict().is_none() && !self.transcribing && self.kept.len() < KEEP_SAMPLES {
+        if self.detector.verdict().is_none() && !self.transcribing && self.kept.len() < self.keep {
             self.kept.extend_from_slice(frame);
         }
         let events = self.detector.feed(frame);

@@ -211,7 +211,7 @@ impl Detector {
         // After the verdict only the beep matters: the (costlier) voice detector rests.
         let voice = self.decided.is_none() && self.vad.is_voice(frame);
         if voice {
-            self.voice_level.0 += f64::from(vad::level_db(frame));
+            self.voice_level.0 += f64::from(self.vad.last_level());
             self.voice_level.1 += 1;
         }
         let fax_possible = self.decided.is_none() && self.cadence.words() == 0;
@@ -299,7 +299,7 @@ pub fn beeps(cfg: &Config, samples: &[i16]) -> Vec<Beep> {
     let mut tones = tones::Tones::new(cfg);
     let mut out = Vec::new();
     let mut now = 0;
-    // Two frames of silence at the end let a beep at the very end be judged.
+    // Silence at the end lets a beep at the very end be judged (after the 60 ms guard).
     let tail = [0i16; FRAME * 5];
     for frame in samples.chunks(FRAME).chain(tail.chunks(FRAME)) {
         let mut f = frame.to_vec();

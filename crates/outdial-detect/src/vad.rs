@@ -18,6 +18,7 @@ pub struct Vad {
     net: Earshot,
     /// The levels (dBFS) of the last frames, for the noise floor.
     recent: VecDeque<f32>,
+    last_level: f32,
     buf: Vec<i16>,
     last_score: f32,
     prev: i16,
@@ -45,6 +46,7 @@ impl Vad {
         Vad {
             net: Earshot::default(),
             recent: VecDeque::with_capacity(FLOOR_WINDOW_FRAMES),
+            last_level: -120.0,
             buf: Vec::with_capacity(640),
             last_score: 0.0,
             prev: 0,
@@ -71,11 +73,17 @@ impl Vad {
             self.last_score = score;
         }
         let level = level_db(frame);
+        self.last_level = level;
         if self.recent.len() == FLOOR_WINDOW_FRAMES {
             self.recent.pop_front();
         }
         self.recent.push_back(level);
         best >= self.threshold && level >= self.gate()
+    }
+
+    /// The level (dBFS) of the last frame judged.
+    pub fn last_level(&self) -> f32 {
+        self.last_level
     }
 
     /// The noise floor (dBFS): the quietest recent frame.
