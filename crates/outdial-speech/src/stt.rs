@@ -5,6 +5,7 @@
 
 use crate::SpeechError;
 use crate::endpoint::{Endpointer, Step};
+use crate::moonshine::Moonshine;
 use crate::whisper::{Transcript, Whisper};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -97,6 +98,28 @@ impl SttProvider for Whisper {
                 let w = w.clone();
                 Box::pin(async move {
                     match tokio::task::spawn_blocking(move || w.transcribe(&pcm, &lang)).await {
+                        Ok(r) => r,
+                        Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
+                    }
+                }) as RecognizeFuture
+            }),
+            options,
+        )
+    }
+}
+
+impl SttProvider for Moonshine {
+    fn name(&self) -> &'static str {
+        "moonshine"
+    }
+
+    fn stream(&self, options: SttOptions) -> SttStream {
+        let m = self.clone();
+        stream(
+            Arc::new(move |pcm: Vec<i16>, _lang: String| {
+                let m = m.clone();
+                Box::pin(async move {
+                    match tokio::task::spawn_blocking(move || m.transcribe(&pcm)).await {
                         Ok(r) => r,
                         Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
                     }

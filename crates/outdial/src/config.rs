@@ -179,6 +179,10 @@ pub struct Speech {
     pub whisper_model: Option<PathBuf>,
     /// CPU threads of the local speech recognition; 0: CTranslate2's default.
     pub stt_threads: usize,
+    /// Folder of the Moonshine model (bots with `sttProvider` `moonshine`); empty: the PyPI package `moonshine-cpp`.
+    pub moonshine_model: Option<PathBuf>,
+    /// Utterances Moonshine recognises at once (a copy of the model each, ~0.7 GB, one CPU thread each).
+    pub moonshine_replicas: usize,
     /// Silence after the person's words that ends an utterance (milliseconds).
     pub end_silence_ms: u32,
     /// Smart endpointing (bots with `endpointing` `smart`, the default): a pause this long ends the turn when the
@@ -283,6 +287,8 @@ impl Default for Speech {
         Speech {
             whisper_model: None,
             stt_threads: 0,
+            moonshine_model: None,
+            moonshine_replicas: 1,
             end_silence_ms: 600,
             early_end_ms: 250,
         }

@@ -32,6 +32,8 @@ pub struct Ctx {
     pub piper: tokio::sync::OnceCell<Option<Arc<dyn outdial_speech::TtsProvider>>>,
     /// Speech to text for the person's words; None when no engine is installed.
     pub stt: Option<Arc<dyn outdial_speech::SttProvider>>,
+    /// Moonshine (bots with `sttProvider` `moonshine`), loaded at its first use.
+    pub moonshine: MoonshineSlot,
     /// Silence that ends the person's utterance.
     pub stt_end_silence_ms: u32,
     /// `speech.early_end_ms`: the pause after which a complete sentence ends the turn (0: off).
@@ -81,6 +83,52 @@ impl Ctx {
             }
         }
         self.tts.clone()
+    }
+}
+
+/// Where Moonshine is (`speech.moonshine_model`, None: the PyPI package), how many replicas, and the model once
+/// loaded (None inside when it is not installed).
+#[derive(Default)]
+pub struct MoonshineSlot {
+    pub dir: Option<std::path::PathBuf>,
+    pub replicas: usize,
+    pub loaded: std::sync::OnceLock<Option<Arc<dyn outdial_speech::SttProvider>>>,
+}
+
+impl Ctx {
+    /// The Moonshine recogniser, loaded now if it was not (about a second, once; the server loads it at start when
+    /// a bot uses it); None, with a warning once, when it is not installed.
+    pub fn moonshine(&self) -> Option<Arc<dyn outdial_speech::SttProvider>> {
+        let MoonshineSlot {
+            dir,
+            replicas,
+            loaded: cell,
+        } = &self.moonshine;
+        let load = || {
+            let loaded = match dir {
+                Some(d) => outdial_speech::moonshine::find_default()
+                    .and_then(|(_, lib)| outdial_speech::Moonshine::load(d, &lib, *replicas)),
+                None => outdial_speech::Moonshine::load_default(*replicas),
+            };
+            match loaded {
+                Ok(m) => {
+                    let how = if m.is_folded() {
+                        ""
+                    } else {
+                        " (the package's ORT files: ~5 times slower; run scripts/moonshine-onnx.py)"
+                    };
+                    tracing::info!("speech to text: Moonshine, {replicas} replica(s){how}");
+                    Some(Arc::new(m) as Arc<dyn outdial_speech::SttProvider>)
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; bots with sttProvider moonshine are heard by Whisper");
+                    None
+                }
+            }
+        };
+        cell.get()
+            .cloned()
+            .unwrap_or_else(|| tokio::task::block_in_place(|| cell.get_or_init(load).clone()))
     }
 }
 

@@ -111,6 +111,11 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         },
         piper: Default::default(),
         stt,
+        moonshine: crate::engine::MoonshineSlot {
+            dir: cfg.speech.moonshine_model.clone(),
+            replicas: cfg.speech.moonshine_replicas.max(1),
+            loaded: Default::default(),
+        },
         stt_end_silence_ms: cfg.speech.end_silence_ms,
         stt_early_end_ms: cfg.speech.early_end_ms,
         bot_tokens: Default::default(),
@@ -140,6 +145,18 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         let ctx = engine.ctx();
         tokio::spawn(async move {
             ctx.tts_for(&bot).await;
+        });
+    }
+    // The same for Moonshine.
+    let moonshine_bot = catalog
+        .snapshot()
+        .bots
+        .values()
+        .any(|b| b.stt_provider == Some(outdial_core::speech::SttEngine::Moonshine));
+    if moonshine_bot {
+        let ctx = engine.ctx();
+        tokio::task::spawn_blocking(move || {
+            ctx.moonshine();
         });
     }
     let tls = match crate::https::TlsFiles::of(&cfg.http)? {

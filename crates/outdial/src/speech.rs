@@ -124,6 +124,7 @@ pub fn recognizer(ctx: &Ctx, bot: &Bot) -> Result<Option<Arc<dyn SttProvider>>, 
     let model = bot.stt_model.as_deref();
     Ok(Some(match bot.stt_provider.unwrap_or_default() {
         SttEngine::Whisper => return Ok(ctx.stt.clone()),
+        SttEngine::Moonshine => return Ok(ctx.moonshine().or_else(|| ctx.stt.clone())),
         SttEngine::Deepgram => Arc::new(Deepgram::new(c, creds, model)?),
         SttEngine::Azure => Arc::new(Azure::new(c, creds)?),
         SttEngine::Google => Arc::new(Google::new(c, creds, bot.credentials.as_ref(), model)?),

@@ -6,14 +6,15 @@
 //! * speech end → bot: from the end of the person's words (when the callee started playing its answer, plus the
 //!   answer's speech length) to the bot receiving the `message` — endpointing silence, recognition and the Bot API
 //!   exchange included;
-//! * recognition: the time Whisper took for the utterance (from the timeline);
+//! * recognition: the time the recogniser took for the utterance (from the timeline);
 //! * bot text → audio: from the bot's activity arriving at the gateway to its audio being queued for the next 20 ms
 //!   packet (text to speech with espeak-ng), for the greeting and for the reply to "yes";
 //! * speech end → answer audio: from the end of the person's words to the first audio of the bot's reply queued
 //!   for the next packet (voice to voice, less the packet's ≤ 20 ms and the network).
 //!
 //! `BOT_EXTRA` adds lines to the bot's configuration, e.g. `BOT_EXTRA='endpointing = "fixed"'` for the old
-//! end-of-turn rule beside the new default.
+//! end-of-turn rule beside the new default, or `BOT_EXTRA='sttProvider = "moonshine"'`. `ANSWER=piper`: the person
+//! answers "Yes please." in the Piper voice instead of espeak-ng's (Moonshine does not understand espeak-ng).
 #![allow(clippy::print_stdout)]
 
 use anyhow::Context;
@@ -45,8 +46,7 @@ fn at_ms(e: &Value) -> Option<f64> {
 }
 
 /// Where the answer's speech ends, from the start of its recording (last 20 ms frame above -35 dBFS).
-fn speech_length_ms() -> f64 {
-    let pcm = outdial_sim::yes_please();
+fn speech_length_ms(pcm: &[i16]) -> f64 {
     let last = pcm
         .chunks(160)
         .rposition(|f| outdial_detect::vad::level_db(f) > -35.0)
@@ -66,7 +66,16 @@ async fn main() -> anyhow::Result<()> {
         .map(|t| format!("ttsProvider = \"{t}\"\n"))
         .unwrap_or_default();
     let extra = std::env::var("BOT_EXTRA").unwrap_or_default();
-    let sim = outdial_sim::start("127.0.0.1:0".parse()?, outdial_sim::SimOptions::default()).await?;
+    // `ANSWER=piper`: the person answers in the Piper voice (espeak-ng's by default).
+    let answer = match std::env::var("ANSWER").as_deref() {
+        Ok("piper") => outdial_sim::yes_please_piper(),
+        _ => outdial_sim::yes_please(),
+    };
+    let options = outdial_sim::SimOptions {
+        answer: Some(answer.clone()),
+        ..Default::default()
+    };
+    let sim = outdial_sim::start("127.0.0.1:0".parse()?, options).await?;
     let bot = outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::Ask).await?;
     let dir = std::env::temp_dir().join(format!("outdial-bench-speech-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -109,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(up, "the gateway did not become ready");
 
-    let speech_ms = speech_length_ms();
+    let speech_ms = speech_length_ms(&answer);
     let (mut to_bot, mut recog, mut greet, mut reply) = (vec![], vec![], vec![], vec![]);
     let mut voice_to_voice = vec![];
     println!(

@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly; helpers are shared.
 
 mod cloud;
+mod moonshine;
 mod piper;
 mod whisper;

@@ -147,7 +147,8 @@ impl CallIo {
             Some(SttEvent::SpeechStarted) => SttInput::SpeechStarted,
             Some(SttEvent::Partial(t)) => SttInput::Partial(t.text),
             Some(SttEvent::Final(t)) => {
-                metrics::histogram!("outdial_stt_seconds").record(t.took_ms as f64 / 1000.0);
+                metrics::histogram!("outdial_stt_seconds", "engine" => self.stt_engine)
+                    .record(t.took_ms as f64 / 1000.0);
                 SttInput::Final {
                     text: t.text,
                     confidence: t.confidence,

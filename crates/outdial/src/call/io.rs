@@ -48,6 +48,8 @@ pub struct CallIo {
     pub(super) opened: (mpsc::UnboundedSender<Opened>, mpsc::UnboundedReceiver<Opened>),
     pub(super) opening: bool,
     pub(super) stt: Option<SttStream>,
+    /// The engine of `stt` (the `engine` label of `outdial_stt_seconds`).
+    pub(super) stt_engine: &'static str,
     pub(super) upsampler: Upsampler,
     /// A wideband call: the 16 kHz audio of the last frames given to the engine.
     pub(super) wide: Option<Vec<i16>>,
@@ -90,6 +92,7 @@ impl CallIo {
             opened: mpsc::unbounded_channel(),
             opening: false,
             stt: None,
+            stt_engine: "none",
             upsampler: Upsampler::default(),
             wide: None,
             warned_no_stt: false,
@@ -133,6 +136,7 @@ impl CallIo {
             return;
         };
         self.upsampler = Upsampler::default();
+        self.stt_engine = stt.name();
         self.stt = Some(
             stt.stream(SttOptions {
                 language,

@@ -13,7 +13,15 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 async fn setup(script: Script, bot_extra: &str) -> (outdial_sim::Sim, RefBot, Gateway) {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+    setup_with(script, bot_extra, outdial_sim::SimOptions::default()).await
+}
+
+async fn setup_with(
+    script: Script,
+    bot_extra: &str,
+    options: outdial_sim::SimOptions,
+) -> (outdial_sim::Sim, RefBot, Gateway) {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), options)
         .await
         .unwrap();
     let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), script)
@@ -296,6 +304,43 @@ async fn a_bot_with_the_piper_voice() {
         !g.log().contains("speak with espeak-ng"),
         "Piper did not load:\n{}",
         g.log()
+    );
+}
+
+/// A bot with `sttProvider = "moonshine"`: the person's answer (the Piper voice: Moonshine, trained on people, hears
+/// espeak-ng's "Yes please." as "Yet lean.") is recognised by Moonshine (PyPI `moonshine-cpp`), not Whisper —
+/// `/metrics` times the utterance under `engine="moonshine"` — reaches the bot, and the call ends with the bot's
+/// result.
+#[tokio::test]
+async fn a_bot_heard_by_moonshine() {
+    let options = outdial_sim::SimOptions {
+        answer: Some(outdial_sim::yes_please_piper()),
+        ..Default::default()
+    };
+    let (_sim, bot, g) = setup_with(Script::Ask, "sttProvider = \"moonshine\"", options).await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &url).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["botOperationResult"], "yes", "{done}");
+    let said = messages(&bot.received(&id));
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(words(said[0]["text"].as_str().unwrap()), "yes please", "{said:?}");
+    let m = reqwest::get(g.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("outdial_stt_seconds_count{engine=\"moonshine\"} 1"),
+        "{m}"
+    );
+    assert!(!m.contains("engine=\"whisper\""), "{m}");
+    let log = g.log();
+    assert!(log.contains("speech to text: Moonshine, 1 replica(s)"), "{log}");
+    assert!(
+        !log.contains("ORT files"),
+        "the folded ONNX graphs are installed: {log}"
     );
 }
 
