@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The speech loop's latencies with the local engines (Whisper tiny, espeak-ng), release build:
+# The speech loop's latencies with the local engines (Whisper tiny or Moonshine, espeak-ng or Piper), release build:
 #   bench/speech.sh [CALLS] [TTS]   (default 10 calls, one after the other; TTS `piper` for the Piper voice)
 # See bench/calls/src/bin/speech.rs for what is measured.
 set -euo pipefail

@@ -174,6 +174,11 @@ pub struct SimStats {
     pub replies: AtomicU64,
     /// When the last answer started to play (Unix ms).
     pub replied_at_ms: AtomicU64,
+    /// When each call's answer started to play (Unix ms), by the INVITE's Call-ID (outdial's is the conversation
+    /// id without dashes, then `@outdial`).
+    pub replied_at: parking_lot::Mutex<HashMap<String, u64>>,
+    /// When each call's audio (the person's "Hello?", the greeting…) started to play (Unix ms), by Call-ID.
+    pub answered_at: parking_lot::Mutex<HashMap<String, u64>>,
     /// The caller's audio of the last call that ended (8 kHz, at most a minute): what the person heard.
     pub heard: parking_lot::Mutex<Vec<i16>>,
 }
@@ -381,6 +386,12 @@ impl Call {
         };
         let mut media = rtp.start(&offer, cfg);
         media.play(behaviour.audio());
+        if let Some(id) = self.invite.header("call-id") {
+            self.stats
+                .answered_at
+                .lock()
+                .insert(id.to_string(), bot::unix_ms());
+        }
         let mut heard: Vec<i16> = Vec::new();
         let mut turn = Turn::default();
         let hold = tokio::time::sleep(self.opts.hold);
@@ -415,7 +426,11 @@ impl Call {
                             // The rest of the hello recording is silence: the answer comes now.
                             media.stop_playout();
                             media.play(self.opts.answer.clone().unwrap_or_else(yes_please));
-                            self.stats.replied_at_ms.store(bot::unix_ms(), Ordering::Relaxed);
+                            let now = bot::unix_ms();
+                            self.stats.replied_at_ms.store(now, Ordering::Relaxed);
+                            if let Some(id) = self.invite.header("call-id") {
+                                self.stats.replied_at.lock().insert(id.to_string(), now);
+                            }
                         }
                     }
                 }

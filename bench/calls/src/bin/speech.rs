@@ -15,11 +15,14 @@
 //! `BOT_EXTRA` adds lines to the bot's configuration, e.g. `BOT_EXTRA='endpointing = "fixed"'` for the old
 //! end-of-turn rule beside the new default, or `BOT_EXTRA='sttProvider = "moonshine"'`. `ANSWER=piper`: the person
 //! answers "Yes please." in the Piper voice instead of espeak-ng's (Moonshine does not understand espeak-ng).
+//! `SPEECH` adds lines to the gateway's `[speech]` section, e.g. `SPEECH='early_end_ms = 150'`.
+//! `PARALLEL=N` keeps N calls up at once (a new call as soon as one ends; the first N spread over 2 s): the
+//! capacity of local speech, read from the same figures.
 #![allow(clippy::print_stdout)]
 
 use anyhow::Context;
+use futures_util::StreamExt;
 use serde_json::{Value, json};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -66,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
         .map(|t| format!("ttsProvider = \"{t}\"\n"))
         .unwrap_or_default();
     let extra = std::env::var("BOT_EXTRA").unwrap_or_default();
+    let speech = std::env::var("SPEECH")
+        .map(|s| format!("[speech]\n{s}\n"))
+        .unwrap_or_default();
     // `ANSWER=piper`: the person answers in the Piper voice (espeak-ng's by default).
     let answer = match std::env::var("ANSWER").as_deref() {
         Ok("piper") => outdial_sim::yes_please_piper(),
@@ -83,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite://{}\"\n\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\n\
+            "[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite://{}\"\n{speech}\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\n\
              keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n{tts}{extra}\n",
             dir.join("bench.db").display(),
             sim.addr,
@@ -124,81 +130,50 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "call  speech-end→bot  recognition  greeting text→audio  reply text→audio  speech-end→answer audio  heard"
     );
-    for i in 0..calls {
-        let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
-                          "metadata": {"participantName": "Alice"}});
-        let r: Value = client
-            .post(format!("{base}/api/v1/actions/dialout"))
-            .basic_auth("bench", Some("bench-secret-1"))
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = r["conversationId"]
-            .as_str()
-            .with_context(|| format!("dialout refused: {r}"))?
-            .to_string();
-        let ended_before = sim.stats.ended.load(Relaxed);
-        for _ in 0..300 {
-            if sim.stats.ended.load(Relaxed) > ended_before {
-                break;
+    let parallel: usize = std::env::var("PARALLEL")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let run = Run {
+        client: client.clone(),
+        base: base.clone(),
+        sim: sim.stats.clone(),
+        speech_ms,
+    };
+    let bot = &bot;
+    let mut rows = futures_util::stream::iter((0..calls).map(|i| {
+        let run = run.clone();
+        async move {
+            // Spread the first calls over two seconds so that their turns do not all fall together.
+            if i < parallel {
+                tokio::time::sleep(Duration::from_millis((2000 * i / parallel) as u64)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            (i, run.call(bot).await)
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let events: Vec<Value> = client
-            .get(format!("{base}/api/v1/conversations/{id}/events"))
-            .basic_auth("bench", Some("bench-secret-1"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let replied = sim.stats.replied_at_ms.load(Relaxed) as f64;
-        let got = bot.messages_at(&id).first().copied().map(|t| t as f64);
-        let rec = events.iter().find(|e| e["kind"] == "recognition");
-        // Each bot message and the prompt that followed it.
-        let mut text_to_audio = Vec::new();
-        let mut prompts_at = Vec::new();
-        for (n, e) in events.iter().enumerate() {
-            if e["kind"] == "bot-activity" && e["data"]["type"] == "message" {
-                let prompt = events[n..].iter().find(|p| p["kind"] == "prompt");
-                if let (Some(a), Some(b)) = (at_ms(e), prompt.and_then(at_ms)) {
-                    text_to_audio.push(b - a);
-                    prompts_at.push(b);
-                }
-            }
-        }
-        let (Some(got), Some(rec)) = (got, rec) else {
+    }))
+    .buffer_unordered(parallel);
+    while let Some((i, row)) = rows.next().await {
+        let Some(row) = row? else {
             println!("{:>4}  the person's answer did not reach the bot", i + 1);
             continue;
         };
-        let lat = got - (replied + speech_ms);
-        let took = rec["data"]["recognitionMs"].as_f64().unwrap_or(f64::NAN);
-        // The reply's first audio (the second message's prompt), from the end of the person's words.
-        let answer = prompts_at
-            .get(1)
-            .map_or(f64::NAN, |at| at - (replied + speech_ms));
-        if answer.is_finite() {
-            voice_to_voice.push(answer);
+        if row.answer.is_finite() {
+            voice_to_voice.push(row.answer);
         }
-        to_bot.push(lat);
-        recog.push(took);
-        if let Some(g) = text_to_audio.first() {
-            greet.push(*g);
-        }
-        if let Some(r) = text_to_audio.get(1) {
-            reply.push(*r);
-        }
+        to_bot.push(row.lat);
+        recog.push(row.took);
+        greet.extend(row.greet);
+        reply.extend(row.reply);
         println!(
             "{:>4}  {:>11.0} ms  {:>8.0} ms  {:>16.0} ms  {:>13.0} ms  {:>20.0} ms  {}",
             i + 1,
-            lat,
-            took,
-            text_to_audio.first().copied().unwrap_or(f64::NAN),
-            text_to_audio.get(1).copied().unwrap_or(f64::NAN),
-            answer,
-            rec["data"]["text"]
+            row.lat,
+            row.took,
+            row.greet.unwrap_or(f64::NAN),
+            row.reply.unwrap_or(f64::NAN),
+            row.answer,
+            row.text
         );
     }
     println!(
@@ -218,4 +193,92 @@ async fn main() -> anyhow::Result<()> {
     let _ = gateway.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+#[derive(Clone)]
+struct Run {
+    client: reqwest::Client,
+    base: String,
+    sim: std::sync::Arc<outdial_sim::SimStats>,
+    speech_ms: f64,
+}
+
+/// One call's figures (ms).
+struct Row {
+    lat: f64,
+    took: f64,
+    greet: Option<f64>,
+    reply: Option<f64>,
+    answer: f64,
+    text: Value,
+}
+
+impl Run {
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .client
+            .get(format!("{}{path}", self.base))
+            .basic_auth("bench", Some("bench-secret-1"))
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
+    /// Places a call, waits for its end, and reads its figures from the timeline and the bot.
+    async fn call(&self, bot: &outdial_sim::bot::RefBot) -> anyhow::Result<Option<Row>> {
+        let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
+                          "metadata": {"participantName": "Alice"}});
+        let r: Value = self
+            .client
+            .post(format!("{}/api/v1/actions/dialout", self.base))
+            .basic_auth("bench", Some("bench-secret-1"))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = r["conversationId"]
+            .as_str()
+            .with_context(|| format!("dialout refused: {r}"))?
+            .to_string();
+        let mut events = Vec::new();
+        for _ in 0..600 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let v = self.get(&format!("/api/v1/conversations/{id}/events")).await?;
+            events = v.as_array().cloned().unwrap_or_default();
+            if events.iter().any(|e| e["kind"] == "ended") {
+                break;
+            }
+        }
+        let call_id = format!("{}@outdial", id.replace('-', ""));
+        let replied = self.sim.replied_at.lock().get(&call_id).copied();
+        let got = bot.messages_at(&id).first().copied().map(|t| t as f64);
+        let rec = events.iter().find(|e| e["kind"] == "recognition");
+        // Each bot message and the prompt that followed it.
+        let mut text_to_audio = Vec::new();
+        let mut prompts_at = Vec::new();
+        for (n, e) in events.iter().enumerate() {
+            if e["kind"] == "bot-activity" && e["data"]["type"] == "message" {
+                let prompt = events[n..].iter().find(|p| p["kind"] == "prompt");
+                if let (Some(a), Some(b)) = (at_ms(e), prompt.and_then(at_ms)) {
+                    text_to_audio.push(b - a);
+                    prompts_at.push(b);
+                }
+            }
+        }
+        let (Some(got), Some(rec), Some(replied)) = (got, rec, replied) else {
+            return Ok(None);
+        };
+        let spoke_until = replied as f64 + self.speech_ms;
+        Ok(Some(Row {
+            lat: got - spoke_until,
+            took: rec["data"]["recognitionMs"].as_f64().unwrap_or(f64::NAN),
+            greet: text_to_audio.first().copied(),
+            reply: text_to_audio.get(1).copied(),
+            // The reply's first audio (the second message's prompt), from the end of the person's words.
+            answer: prompts_at.get(1).map_or(f64::NAN, |at| at - spoke_until),
+            text: rec["data"]["text"].clone(),
+        }))
+    }
 }

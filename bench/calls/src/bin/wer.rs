@@ -4,7 +4,8 @@
 //! The recordings are Debian's `asterisk-core-sounds-en-wav` (Allison Smith's voice, 8 kHz, CC-BY-SA 3.0), their
 //! transcripts the package's own list (`asterisk-core-sounds-en`, `core-sounds-en.txt`). Each prompt goes through a
 //! G.711 µ-law round trip, as it would cross a call, then the gateway's 8 → 16 kHz upsampler, then each engine.
-//! Prompts of sounds (`[ascending tones]`) and of under two words are left out.
+//! Prompts of sounds (`[ascending tones]`), of under two words, and over 15 s (the gateway cuts an utterance there,
+//! `max_utterance_ms`) are left out.
 //!
 //! Usage: `outdial-bench-wer [LIMIT]` (every prompt by default). Prints per engine: WER (substitutions, deletions
 //! and insertions over the reference words), utterances recognised exactly, and the recognition time per
@@ -74,6 +75,9 @@ fn prompts(limit: usize) -> Vec<(String, String, Vec<i16>)> {
             continue;
         }
         let pcm = outdial_media::wav::decode_8k(&std::fs::read(&path).unwrap()).unwrap();
+        if pcm.len() > 15 * 8000 {
+            continue;
+        }
         // Across a call: µ-law, then the gateway's upsampler; 300 ms of silence before, as the endpointer keeps.
         let mut line8k = vec![0i16; 2400];
         line8k.extend(pcm.iter().map(|&s| ulaw_decode(ulaw_encode(s))));
