@@ -93,18 +93,7 @@ impl SttProvider for Whisper {
 
     fn stream(&self, options: SttOptions) -> SttStream {
         let w = self.clone();
-        stream(
-            Arc::new(move |pcm: Vec<i16>, lang: String| {
-                let w = w.clone();
-                Box::pin(async move {
-                    match tokio::task::spawn_blocking(move || w.transcribe(&pcm, &lang)).await {
-                        Ok(r) => r,
-                        Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
-                    }
-                }) as RecognizeFuture
-            }),
-            options,
-        )
+        local(move |pcm, lang| w.transcribe(&pcm, &lang), options)
     }
 }
 
@@ -115,19 +104,28 @@ impl SttProvider for Moonshine {
 
     fn stream(&self, options: SttOptions) -> SttStream {
         let m = self.clone();
-        stream(
-            Arc::new(move |pcm: Vec<i16>, _lang: String| {
-                let m = m.clone();
-                Box::pin(async move {
-                    match tokio::task::spawn_blocking(move || m.transcribe(&pcm)).await {
-                        Ok(r) => r,
-                        Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
-                    }
-                }) as RecognizeFuture
-            }),
-            options,
-        )
+        local(move |pcm, _lang| m.transcribe(&pcm), options)
     }
+}
+
+/// [`stream`] around a local engine's blocking transcription of one utterance, run off the async workers.
+fn local<F>(transcribe: F, options: SttOptions) -> SttStream
+where
+    F: Fn(Vec<i16>, String) -> Result<Transcript, SpeechError> + Send + Sync + 'static,
+{
+    let transcribe = Arc::new(transcribe);
+    stream(
+        Arc::new(move |pcm: Vec<i16>, lang: String| {
+            let t = transcribe.clone();
+            Box::pin(async move {
+                match tokio::task::spawn_blocking(move || t(pcm, lang)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
+                }
+            }) as RecognizeFuture
+        }),
+        options,
+    )
 }
 
 /// The transcript of one utterance, on its way.
