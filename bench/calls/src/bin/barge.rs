@@ -11,7 +11,9 @@
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use std::time::Duration;
+
+#[path = "../gateway.rs"]
+mod gateway;
 
 fn at_ms(e: &Value) -> Option<f64> {
     chrono::DateTime::parse_from_rfc3339(e["at"].as_str()?)
@@ -47,79 +49,24 @@ async fn main() -> anyhow::Result<()> {
     let sim = outdial_sim::start("127.0.0.1:0".parse()?, outdial_sim::SimOptions::default()).await?;
     let bot =
         outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::GreetAndHangUp).await?;
-    let dir = std::env::temp_dir().join(format!("outdial-bench-barge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let config = dir.join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite://{}\"\n\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\n\
-             keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\nbargeIn = true\n",
-            dir.join("bench.db").display(),
-            sim.addr,
-            bot.url
+    let g = gateway::Gateway::start(
+        binary,
+        "barge",
+        &format!(
+            "\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\nkeepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\n\
+             botUrl = \"{}\"\nbargeIn = true\n",
+            sim.addr, bot.url
         ),
-    )?;
-    let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let sip = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
-    let mut gateway = tokio::process::Command::new(binary)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", &http.to_string(), "--sip-listen", &sip.to_string()])
-        .env("OUTDIAL_ADMIN_CLIENT_ID", "bench")
-        .env("OUTDIAL_ADMIN_CLIENT_SECRET", "bench-secret-1")
-        .kill_on_drop(true)
-        .spawn()
-        .context("the gateway binary")?;
-    let base = format!("http://{http}");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::ensure!(up, "the gateway did not become ready");
+    )
+    .await?;
     let offset = voice_offset_ms();
     println!("call  speech start → prompt stopped  (voice starts {offset:.0} ms into the person's audio)");
     let mut lat = Vec::new();
     for i in 0..calls {
         let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
                           "metadata": {"participantName": "Alice"}});
-        let r: Value = client
-            .post(format!("{base}/api/v1/actions/dialout"))
-            .basic_auth("bench", Some("bench-secret-1"))
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = r["conversationId"]
-            .as_str()
-            .with_context(|| format!("dialout refused: {r}"))?
-            .to_string();
-        let mut events: Vec<Value> = Vec::new();
-        for _ in 0..300 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let v: Value = client
-                .get(format!("{base}/api/v1/conversations/{id}/events"))
-                .basic_auth("bench", Some("bench-secret-1"))
-                .send()
-                .await?
-                .json()
-                .await?;
-            events = v.as_array().cloned().unwrap_or_default();
-            if events.iter().any(|e| e["kind"] == "ended") {
-                break;
-            }
-        }
+        let id = g.dialout(&body).await?;
+        let events = g.events_when_ended(&id).await?;
         let call_id = format!("{}@outdial", id.replace('-', ""));
         let answered = sim.stats.answered_at.lock().get(&call_id).copied();
         let barge = events.iter().find(|e| e["kind"] == "barge-in").and_then(at_ms);
@@ -138,7 +85,5 @@ async fn main() -> anyhow::Result<()> {
         percentile(lat.clone(), 0.9),
         lat.len()
     );
-    let _ = gateway.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

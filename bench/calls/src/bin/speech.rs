@@ -22,6 +22,9 @@
 
 use anyhow::Context;
 use futures_util::StreamExt;
+
+#[path = "../gateway.rs"]
+mod gateway;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -83,46 +86,16 @@ async fn main() -> anyhow::Result<()> {
     };
     let sim = outdial_sim::start("127.0.0.1:0".parse()?, options).await?;
     let bot = outdial_sim::bot::start("127.0.0.1:0".parse()?, outdial_sim::bot::Script::Ask).await?;
-    let dir = std::env::temp_dir().join(format!("outdial-bench-speech-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let config = dir.join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[log]\nlevel = \"warn\"\n[store]\nurl = \"sqlite://{}\"\n{speech}\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\n\
-             keepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\nbotUrl = \"{}\"\n{tts}{extra}\n",
-            dir.join("bench.db").display(),
-            sim.addr,
-            bot.url
+    let g = gateway::Gateway::start(
+        binary,
+        "speech",
+        &format!(
+            "{speech}\n[[trunks]]\nname = \"sim\"\naddress = \"{}\"\nkeepAliveSec = 0\n\n[[bots]]\nname = \"Bot1\"\n\
+             botUrl = \"{}\"\n{tts}{extra}\n",
+            sim.addr, bot.url
         ),
-    )?;
-    let http = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let sip = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?;
-    let mut gateway = tokio::process::Command::new(binary)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args(["--listen", &http.to_string(), "--sip-listen", &sip.to_string()])
-        .env("OUTDIAL_ADMIN_CLIENT_ID", "bench")
-        .env("OUTDIAL_ADMIN_CLIENT_SECRET", "bench-secret-1")
-        .kill_on_drop(true)
-        .spawn()
-        .context("the gateway binary")?;
-    let base = format!("http://{http}");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::ensure!(up, "the gateway did not become ready");
+    )
+    .await?;
 
     let speech_ms = speech_length_ms(&answer);
     let (mut to_bot, mut recog, mut greet, mut reply) = (vec![], vec![], vec![], vec![]);
@@ -136,8 +109,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(1)
         .max(1);
     let run = Run {
-        client: client.clone(),
-        base: base.clone(),
+        gateway: &g,
         sim: sim.stats.clone(),
         speech_ms,
     };
@@ -190,15 +162,12 @@ async fn main() -> anyhow::Result<()> {
         p90(to_bot),
         p90(voice_to_voice)
     );
-    let _ = gateway.kill().await;
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 #[derive(Clone)]
-struct Run {
-    client: reqwest::Client,
-    base: String,
+struct Run<'a> {
+    gateway: &'a gateway::Gateway,
     sim: std::sync::Arc<outdial_sim::SimStats>,
     speech_ms: f64,
 }
@@ -213,44 +182,13 @@ struct Row {
     text: Value,
 }
 
-impl Run {
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self
-            .client
-            .get(format!("{}{path}", self.base))
-            .basic_auth("bench", Some("bench-secret-1"))
-            .send()
-            .await?
-            .json()
-            .await?)
-    }
-
+impl Run<'_> {
     /// Places a call, waits for its end, and reads its figures from the timeline and the bot.
     async fn call(&self, bot: &outdial_sim::bot::RefBot) -> anyhow::Result<Option<Row>> {
         let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1-800-111-111",
                           "metadata": {"participantName": "Alice"}});
-        let r: Value = self
-            .client
-            .post(format!("{}/api/v1/actions/dialout", self.base))
-            .basic_auth("bench", Some("bench-secret-1"))
-            .json(&body)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = r["conversationId"]
-            .as_str()
-            .with_context(|| format!("dialout refused: {r}"))?
-            .to_string();
-        let mut events = Vec::new();
-        for _ in 0..600 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let v = self.get(&format!("/api/v1/conversations/{id}/events")).await?;
-            events = v.as_array().cloned().unwrap_or_default();
-            if events.iter().any(|e| e["kind"] == "ended") {
-                break;
-            }
-        }
+        let id = self.gateway.dialout(&body).await?;
+        let events = self.gateway.events_when_ended(&id).await?;
         let call_id = format!("{}@outdial", id.replace('-', ""));
         let replied = self.sim.replied_at.lock().get(&call_id).copied();
         let got = bot.messages_at(&id).first().copied().map(|t| t as f64);
