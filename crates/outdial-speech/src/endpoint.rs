@@ -2,6 +2,9 @@
 //! (`earshot`) frame by frame; speech starts after 3 voiced frames in a row (48 ms) and ends after `end_silence_ms`
 //! without voice. With smart endpointing, a shorter pause (`early_end_ms`) first hands the words so far to the
 //! recogniser ([`Step::Pause`]): when they make a complete sentence, the turn ends there ([`Endpointer::end_now`]).
+//! With a look-ahead (`lookahead_ms`, shorter than `early_end_ms`) the words are handed over at that shorter pause
+//! so that their text is ready when the pause reaches `early_end_ms` ([`Step::PauseHeld`]): the decision still
+//! waits for the whole pause, the recognition does not.
 
 use crate::stt::{RATE, SttOptions};
 use std::collections::VecDeque;
@@ -16,12 +19,18 @@ const PREROLL: usize = RATE * 3 / 10;
 pub(crate) enum Step {
     Started,
     Partial(Vec<i16>),
-    /// A pause of `early_end_ms` (numbered `pause`) in utterance number `n`: the words so far, to judge whether
-    /// the turn is over.
+    /// A pause of the look-ahead (else of `early_end_ms`), numbered `pause`, in utterance number `n`: the words so
+    /// far, to judge whether the turn is over.
     Pause {
         n: u64,
         pause: u64,
         pcm: Vec<i16>,
+    },
+    /// Pause number `pause` of utterance `n` has lasted `early_end_ms` with no voice: its words, if complete, end
+    /// the turn now. Always after that pause's `Pause`.
+    PauseHeld {
+        n: u64,
+        pause: u64,
     },
     /// Utterance number `n` ended (silence, its maximum length, or the end of the stream).
     Utterance {
@@ -41,12 +50,16 @@ pub(crate) struct Endpointer {
     since_partial_ms: u32,
     end_silence_ms: u32,
     early_end_ms: Option<u32>,
+    /// The pause at which the words are handed over, at most `early_end_ms`.
+    lookahead_ms: u32,
     partial_ms: Option<u32>,
     max_samples: usize,
     /// The utterance being spoken (or the last one), counted from 1.
     number: u64,
     /// A `Pause` was sent for the silence going on now.
     paused: bool,
+    /// A `PauseHeld` was sent for the silence going on now.
+    held: bool,
     /// Pauses sent and utterances started, counted from 1: a pause's number is current until the next of either.
     pauses: u64,
     /// Voice came back after the last `Pause`.
@@ -56,6 +69,7 @@ pub(crate) struct Endpointer {
 impl Endpointer {
     pub(crate) fn new(o: &SttOptions) -> Self {
         let end_silence_ms = o.end_silence_ms.max(FRAME_MS);
+        let early_end_ms = o.early_end_ms.filter(|&e| e > 0 && e < end_silence_ms);
         Endpointer {
             vad: earshot::Detector::default(),
             pending: Vec::new(),
@@ -66,11 +80,16 @@ impl Endpointer {
             silence_ms: 0,
             since_partial_ms: 0,
             end_silence_ms,
-            early_end_ms: o.early_end_ms.filter(|&e| e > 0 && e < end_silence_ms),
+            early_end_ms,
+            lookahead_ms: match (o.lookahead_ms.filter(|&l| l > 0), early_end_ms) {
+                (Some(l), Some(e)) => l.min(e),
+                (_, e) => e.unwrap_or(0),
+            },
             partial_ms: o.partial_interval_ms.filter(|&p| p > 0),
             max_samples: o.max_utterance_ms as usize * RATE / 1000,
             number: 0,
             paused: false,
+            held: false,
             pauses: 0,
             resumed: false,
         }
@@ -118,17 +137,26 @@ impl Endpointer {
             if self.silence_ms >= self.end_silence_ms || self.utterance.len() >= self.max_samples {
                 steps.extend(self.finish());
             } else if let Some(e) = self.early_end_ms
-                && self.silence_ms >= e
-                && !self.paused
+                && self.silence_ms >= self.lookahead_ms
             {
-                self.paused = true;
-                self.resumed = false;
-                self.pauses += 1;
-                steps.push(Step::Pause {
-                    n: self.number,
-                    pause: self.pauses,
-                    pcm: self.utterance.clone(),
-                });
+                if !self.paused {
+                    self.paused = true;
+                    self.held = false;
+                    self.resumed = false;
+                    self.pauses += 1;
+                    steps.push(Step::Pause {
+                        n: self.number,
+                        pause: self.pauses,
+                        pcm: self.utterance.clone(),
+                    });
+                }
+                if !self.held && self.silence_ms >= e {
+                    self.held = true;
+                    steps.push(Step::PauseHeld {
+                        n: self.number,
+                        pause: self.pauses,
+                    });
+                }
             } else if let Some(p) = self.partial_ms
                 && self.since_partial_ms >= p
                 && self.silence_ms == 0

@@ -24,6 +24,10 @@ pub struct SttOptions {
     /// Smart endpointing: a pause this long ends the turn when the words so far make a complete sentence
     /// ([`crate::turn::sounds_complete`]); else `end_silence_ms` does. None: only `end_silence_ms`.
     pub early_end_ms: Option<u32>,
+    /// Smart endpointing's look-ahead: the words so far are recognised at a pause this long (shorter than
+    /// `early_end_ms`), so that their text is ready when the pause reaches `early_end_ms`. A pause the person
+    /// breaks before then costs a recognition for nothing. None: recognised at `early_end_ms`.
+    pub lookahead_ms: Option<u32>,
     /// Partial transcripts this often while the person speaks (None: finals only).
     pub partial_interval_ms: Option<u32>,
     /// An utterance is cut here (Whisper reads at most 30 s).
@@ -36,6 +40,7 @@ impl Default for SttOptions {
             language: "en-US".into(),
             end_silence_ms: 600,
             early_end_ms: None,
+            lookahead_ms: None,
             partial_interval_ms: None,
             max_utterance_ms: 15_000,
         }
@@ -84,6 +89,12 @@ impl SttStream {
 pub trait SttProvider: Send + Sync {
     fn name(&self) -> &'static str;
     fn stream(&self, options: SttOptions) -> SttStream;
+    /// Whether recognising the words at every short pause is cheap enough for [`SttOptions::lookahead_ms`]: a
+    /// local engine whose cost follows the utterance's length (not Whisper, which reads 30 s whatever the length,
+    /// nor a cloud service billed per request).
+    fn cheap_lookahead(&self) -> bool {
+        false
+    }
 }
 
 impl SttProvider for Whisper {
@@ -105,6 +116,10 @@ impl SttProvider for Moonshine {
     fn stream(&self, options: SttOptions) -> SttStream {
         let m = self.clone();
         local(move |pcm, _lang| m.transcribe(&pcm), options)
+    }
+
+    fn cheap_lookahead(&self) -> bool {
+        true
     }
 }
 
@@ -161,22 +176,27 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                         _ => continue,
                     },
                     // Smart endpointing: the words so far, at a short pause. The audio heard meanwhile decides:
-                    // if the person went on, the transcript is dropped (the utterance's end brings the whole);
-                    // if not and it reads as a complete sentence, the turn ends here.
+                    // if the person went on, the transcript is dropped (the utterance's end brings the whole).
                     Step::Pause { n, pause, pcm } => {
                         let t = run(pcm).await;
                         while let Ok(c) = audio_rx.try_recv() {
                             steps.extend(ep.push(&c));
                         }
-                        let t = match t {
-                            Ok(t) if !ep.resumed_since(pause) => t,
-                            _ => continue,
+                        heard_at_pause = match t {
+                            Ok(t) if !ep.resumed_since(pause) && !t.text.is_empty() => Some((n, pause, t)),
+                            _ => None,
                         };
-                        if !crate::turn::sounds_complete(&t.text, &options.language) {
-                            // Not a whole turn yet; if the person says no more, this is still its text.
-                            heard_at_pause = (!t.text.is_empty()).then_some((n, pause, t));
+                        continue;
+                    }
+                    // The pause lasted `early_end_ms`: if its words read as a complete sentence, the turn ends
+                    // here; if not and the person says no more, they are still its text (below).
+                    Step::PauseHeld { n, pause } => {
+                        let complete = matches!(&heard_at_pause, Some((m, p, t)) if *m == n && *p == pause
+                            && !ep.resumed_since(pause)
+                            && crate::turn::sounds_complete(&t.text, &options.language));
+                        let Some((_, _, t)) = heard_at_pause.take_if(|_| complete) else {
                             continue;
-                        }
+                        };
                         // The same utterance may have ended by silence meanwhile: it is not recognised again.
                         match steps
                             .iter()

@@ -188,6 +188,10 @@ pub struct Speech {
     /// Smart endpointing (bots with `endpointing` `smart`, the default): a pause this long ends the turn when the
     /// words so far make a complete sentence (docs/speech.md, "Turn-taking"). 0 turns it off for every bot.
     pub early_end_ms: u32,
+    /// Smart endpointing's look-ahead, for engines cheap enough to run at every short pause (Moonshine): the words
+    /// are recognised after this much pause, so their text is ready when the pause reaches `early_end_ms`
+    /// (docs/speech.md, "Turn-taking"). 0: recognised at `early_end_ms`.
+    pub lookahead_ms: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +295,7 @@ impl Default for Speech {
             moonshine_replicas: 1,
             end_silence_ms: 600,
             early_end_ms: 250,
+            lookahead_ms: 100,
         }
     }
 }

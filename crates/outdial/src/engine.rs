@@ -38,6 +38,8 @@ pub struct Ctx {
     pub stt_end_silence_ms: u32,
     /// `speech.early_end_ms`: the pause after which a complete sentence ends the turn (0: off).
     pub stt_early_end_ms: u32,
+    /// `speech.lookahead_ms`: the pause at which an engine cheap enough recognises the words so far (0: off).
+    pub stt_lookahead_ms: u32,
     /// The one writer of conversation state and notifications.
     pub recorder: crate::recorder::Recorder,
     /// The HTTP client of bot connections (one connection pool for all calls).

@@ -118,6 +118,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         },
         stt_end_silence_ms: cfg.speech.end_silence_ms,
         stt_early_end_ms: cfg.speech.early_end_ms,
+        stt_lookahead_ms: cfg.speech.lookahead_ms,
         bot_tokens: Default::default(),
         google_tokens: Default::default(),
         // docs/security.md, "Outbound requests": every bot URL passes the `[bot_network]` policy.
@@ -147,16 +148,25 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
             ctx.tts_for(&bot).await;
         });
     }
-    // The same for Moonshine.
-    let moonshine_bot = catalog
-        .snapshot()
-        .bots
-        .values()
-        .any(|b| b.stt_provider == Some(outdial_core::speech::SttEngine::Moonshine));
-    if moonshine_bot {
+    // Moonshine is loaded in the background as soon as a bot uses it — at start, or when such a bot is written
+    // later (through this node's API or another's) — so that no call's first utterance waits for the model.
+    {
         let ctx = engine.ctx();
-        tokio::task::spawn_blocking(move || {
-            ctx.moonshine();
+        let catalog = catalog.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let used = catalog
+                    .snapshot()
+                    .bots
+                    .values()
+                    .any(|b| b.stt_provider == Some(outdial_core::speech::SttEngine::Moonshine));
+                if used {
+                    let _ = tokio::task::spawn_blocking(move || ctx.moonshine()).await;
+                    return;
+                }
+            }
         });
     }
     let tls = match crate::https::TlsFiles::of(&cfg.http)? {

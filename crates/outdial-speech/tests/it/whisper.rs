@@ -263,3 +263,84 @@ async fn words_recognised_at_a_pause_are_not_recognised_again() {
     assert!(got[0].ends_with("to"), "{got:?}");
     assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
+
+/// A recogniser that answers at once with the same words, counting its calls.
+fn instant(
+    text: &'static str,
+) -> (
+    outdial_speech::stt::Recognizer,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let recognizer: outdial_speech::stt::Recognizer = Arc::new(move |pcm: Vec<i16>, _lang: String| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            Ok(outdial_speech::whisper::Transcript {
+                text: text.into(),
+                confidence: 0.9,
+                audio_ms: (pcm.len() / 16) as u64,
+                took_ms: 0,
+            })
+        })
+    });
+    (recognizer, calls)
+}
+
+/// Smart endpointing's look-ahead: the words are recognised 100 ms into the pause, and the turn still ends only
+/// when the pause reaches 250 ms — so the text is ready at the decision, which does not come earlier. Without
+/// the look-ahead, recognition starts at the decision. Silence is fed 16 ms at a time; what the stream did is
+/// read after each piece.
+#[tokio::test]
+async fn a_look_ahead_recognises_early_and_still_waits_for_the_pause() {
+    let mut said = speech("Yes please.").await;
+    // Without espeak-ng's trailing silence: the pause is what the test feeds.
+    let last_voice = said.iter().rposition(|s| s.abs() > 1000).unwrap();
+    said.truncate(last_voice + 1);
+    for (lookahead, gap) in [(Some(100), 150u32), (None, 0)] {
+        let (recognizer, calls) = instant("Yes please.");
+        let mut s = stream(
+            recognizer,
+            SttOptions {
+                lookahead_ms: lookahead,
+                ..smart(Some(250))
+            },
+        );
+        s.push(said.clone());
+        let (mut asked_at, mut final_at) = (None, None);
+        for step in 1..=60u32 {
+            s.push(vec![0i16; 256]);
+            let mut idle = 0;
+            // The stream's task has taken the piece when nothing happens for 20 ms.
+            while idle < 4 {
+                match tokio::time::timeout(Duration::from_millis(5), s.events.recv()).await {
+                    Ok(Some(SttEvent::Final(t))) => {
+                        assert_eq!(t.text, "Yes please.");
+                        final_at.get_or_insert(step * 16);
+                        idle = 0;
+                    }
+                    Ok(Some(_)) => idle = 0,
+                    Ok(None) => panic!("the stream closed"),
+                    Err(_) => idle += 1,
+                }
+            }
+            if calls.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+                asked_at.get_or_insert(step * 16);
+            }
+        }
+        let (asked, ended) = (asked_at.expect("recognised"), final_at.expect("the turn ended"));
+        let got = ended - asked;
+        assert!(
+            got.abs_diff(gap) <= 32,
+            "{lookahead:?}: recognised at {asked} ms of silence, ended at {ended}"
+        );
+        // One recognition: the utterance's end (at 1.5 s of silence, not reached) brings no second one.
+        s.finish();
+        while s.events.recv().await.is_some() {}
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{lookahead:?}"
+        );
+    }
+}

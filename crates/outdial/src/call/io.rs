@@ -144,6 +144,10 @@ impl CallIo {
                 early_end_ms: (self.bot.endpointing.unwrap_or_default() == Endpointing::Smart)
                     .then_some(self.ctx.stt_early_end_ms)
                     .filter(|&ms| ms > 0),
+                lookahead_ms: stt
+                    .cheap_lookahead()
+                    .then_some(self.ctx.stt_lookahead_ms)
+                    .filter(|&ms| ms > 0),
                 // A local engine transcribes the words so far this often, for bots that want `speechHypothesis`
                 // (docs/speech.md, "Partial transcripts"); cloud streams send theirs anyway.
                 partial_interval_ms: (partials || self.bot.wants_event("speechHypothesis"))

@@ -374,3 +374,25 @@ async fn a_missing_whisper_model_is_reported_and_calls_still_run() {
     let done = status(&got, "completed").await;
     assert_eq!(done["reasonCode"], "bot-disconnected", "{done}");
 }
+
+/// Moonshine is loaded in the background when a bot that uses it is created through the API after the start (not
+/// by the first call's first utterance, which would wait for it), and not at all while no bot uses it.
+#[tokio::test]
+async fn moonshine_loads_when_a_bot_that_uses_it_is_written() {
+    let g = Gateway::start(common::BASIC).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!g.log().contains("speech to text: Moonshine"), "{}", g.log());
+    let bot = json!({"name": "Heard", "botUrl": "https://bot.example/api", "sttProvider": "moonshine"});
+    let r = g.post("/api/v1/bots", common::ADMIN, &bot).await;
+    assert_eq!(r.status(), 201);
+    let loaded = until(
+        || {
+            g.log()
+                .contains("speech to text: Moonshine, 1 replica(s)")
+                .then_some(())
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(loaded.is_some(), "{}", g.log());
+}
