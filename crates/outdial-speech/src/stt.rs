@@ -104,7 +104,11 @@ impl SttProvider for Whisper {
 
     fn stream(&self, options: SttOptions) -> SttStream {
         let w = self.clone();
-        local(move |pcm, lang| w.transcribe(&pcm, &lang), options)
+        // Through the model's thread, batched with other calls' utterances.
+        stream(
+            Arc::new(move |pcm: Vec<i16>, lang: String| Box::pin(w.recognise(pcm, lang)) as RecognizeFuture),
+            options,
+        )
     }
 }
 

@@ -35,7 +35,19 @@ struct Inner {
     multilingual: bool,
     n_mels: usize,
     dir: PathBuf,
+    /// The thread that runs the model for streams, started at the first ([`Whisper::recognise`]).
+    batcher: std::sync::OnceLock<std::sync::mpsc::Sender<Job>>,
 }
+
+/// One utterance waiting for the model, and where its transcript goes.
+struct Job {
+    pcm: Vec<i16>,
+    language: String,
+    reply: tokio::sync::oneshot::Sender<Result<Transcript, SpeechError>>,
+}
+
+/// The most utterances in one run of the model.
+const MAX_BATCH: usize = 8;
 
 impl std::fmt::Debug for Whisper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,8 +109,36 @@ impl Whisper {
                 model,
                 tokenizer,
                 dir: dir.to_path_buf(),
+                batcher: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Transcribes one utterance on the model's thread, batched with the utterances that wait there meanwhile
+    /// (docs/speech.md, "Local recognisers"): one thread runs the model; what arrives while it runs goes together
+    /// in its next run, grouped by language. Nothing waits for a batch to fill: one utterance alone runs at once.
+    pub fn recognise(
+        &self,
+        pcm: Vec<i16>,
+        language: String,
+    ) -> impl std::future::Future<Output = Result<Transcript, SpeechError>> + Send + 'static {
+        let jobs = self.inner.batcher.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let weak = Arc::downgrade(&self.inner);
+            // Should the thread not start, `rx` is dropped with it and every utterance fails with a clear error.
+            let _ = std::thread::Builder::new()
+                .name("whisper".into())
+                .spawn(move || run_batches(&weak, &rx));
+            tx
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let sent = jobs.send(Job { pcm, language, reply });
+        async move {
+            sent.map_err(|_| SpeechError::Stt("the Whisper thread has stopped".into()))?;
+            answer
+                .await
+                .map_err(|_| SpeechError::Stt("the Whisper thread has stopped".into()))?
+        }
     }
 
     pub fn is_multilingual(&self) -> bool {
@@ -108,11 +148,26 @@ impl Whisper {
     /// Transcribes up to 30 s of 16 kHz audio (blocking: run it off the async workers). `language` is BCP 47
     /// (`en-US`); an English-only model ignores it.
     pub fn transcribe(&self, pcm: &[i16], language: &str) -> Result<Transcript, SpeechError> {
+        self.transcribe_batch(&[pcm], language)?
+            .pop()
+            .ok_or_else(|| SpeechError::Stt("Whisper returned no result".into()))
+    }
+
+    /// Transcribes several utterances in one run of the model, in their order (blocking). Whisper reads every
+    /// utterance as a 30 s window, so they batch without padding anything: one run of `n` costs less than `n`
+    /// runs of one (BENCHMARKS.md, "Speech loop").
+    pub fn transcribe_batch(&self, pcms: &[&[i16]], language: &str) -> Result<Vec<Transcript>, SpeechError> {
         let started = std::time::SystemTime::now();
         let inner = &*self.inner;
-        let audio: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
-        let mut features = mel::log_mel(&audio, inner.n_mels);
-        let shape = [1, inner.n_mels, mel::N_FRAMES];
+        if pcms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut features = Vec::with_capacity(pcms.len() * inner.n_mels * mel::N_FRAMES);
+        for pcm in pcms {
+            let audio: Vec<f32> = pcm.iter().map(|&s| f32::from(s) / 32768.0).collect();
+            features.extend(mel::log_mel(&audio, inner.n_mels));
+        }
+        let shape = [pcms.len(), inner.n_mels, mel::N_FRAMES];
         let view = StorageView::new(&shape, &mut features, Device::CPU)
             .map_err(|e| SpeechError::Stt(format!("features: {e}")))?;
         let lang = format!(
@@ -133,6 +188,7 @@ impl Whisper {
         } else {
             vec!["<|startoftranscript|>", "<|notimestamps|>"]
         };
+        let prompts = vec![prompt; pcms.len()];
         let options = WhisperOptions {
             beam_size: 1,
             return_scores: true,
@@ -140,35 +196,86 @@ impl Whisper {
             max_length: 224,
             ..Default::default()
         };
-        let result = inner
+        let results = inner
             .model
-            .generate(&view, &[prompt], &options)
+            .generate(&view, &prompts, &options)
             .map_err(|e| SpeechError::Stt(format!("Whisper: {e}")))?;
-        let first = result.into_iter().next();
-        let (tokens, score, no_speech) = match first {
-            Some(r) => (
-                r.sequences.into_iter().next().unwrap_or_default(),
-                r.scores.first().copied().unwrap_or(f32::NEG_INFINITY),
-                r.no_speech_prob,
-            ),
-            None => (Vec::new(), f32::NEG_INFINITY, 1.0),
+        let took_ms = started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut results = results.into_iter();
+        pcms.iter()
+            .map(|pcm| {
+                let (tokens, score, no_speech) = match results.next() {
+                    Some(r) => (
+                        r.sequences.into_iter().next().unwrap_or_default(),
+                        r.scores.first().copied().unwrap_or(f32::NEG_INFINITY),
+                        r.no_speech_prob,
+                    ),
+                    None => (Vec::new(), f32::NEG_INFINITY, 1.0),
+                };
+                let text = inner
+                    .tokenizer
+                    .decode(tokens)
+                    .map_err(|e| SpeechError::Stt(format!("Whisper tokens: {e}")))?
+                    .trim()
+                    .to_string();
+                // The score is the length-normalised log-probability of the text; weighed down by "no speech".
+                let confidence = (score.exp() * (1.0 - no_speech)).clamp(0.0, 1.0);
+                // What Whisper makes of noise or silence ("you", "Thank you.") comes with almost no confidence, or
+                // with a likely "no speech" and a poor score (faster-whisper's rule): it is not a transcript.
+                let nothing = confidence < MIN_CONFIDENCE || (no_speech > 0.6 && score < -1.0);
+                Ok(Transcript {
+                    text: if nothing { String::new() } else { text },
+                    confidence,
+                    audio_ms: (pcm.len() * 1000 / mel::SAMPLE_RATE) as u64,
+                    took_ms,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The model's thread: takes the utterances waiting (up to [`MAX_BATCH`]), runs them together by language, and
+/// answers each. Ends when the model is dropped.
+fn run_batches(model: &std::sync::Weak<Inner>, jobs: &std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut waiting = vec![first];
+        while waiting.len() < MAX_BATCH
+            && let Ok(j) = jobs.try_recv()
+        {
+            waiting.push(j);
+        }
+        let Some(inner) = model.upgrade() else {
+            return;
         };
-        let text = inner
-            .tokenizer
-            .decode(tokens)
-            .map_err(|e| SpeechError::Stt(format!("Whisper tokens: {e}")))?
-            .trim()
-            .to_string();
-        // The score is the length-normalised log-probability of the text; weighed down by "no speech".
-        let confidence = (score.exp() * (1.0 - no_speech)).clamp(0.0, 1.0);
-        // What Whisper makes of noise or silence ("you", "Thank you.") comes with almost no confidence, or with
-        // a likely "no speech" and a poor score (faster-whisper's rule): it is not a transcript.
-        let nothing = confidence < MIN_CONFIDENCE || (no_speech > 0.6 && score < -1.0);
-        Ok(Transcript {
-            text: if nothing { String::new() } else { text },
-            confidence,
-            audio_ms: (pcm.len() * 1000 / mel::SAMPLE_RATE) as u64,
-            took_ms: started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0),
-        })
+        let w = Whisper { inner };
+        while let Some(first) = waiting.first() {
+            // An English-only model ignores the language: everything goes in one run.
+            let key = |l: &str| {
+                w.inner
+                    .multilingual
+                    .then(|| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase())
+            };
+            let lang = first.language.clone();
+            let (run, rest): (Vec<Job>, Vec<Job>) =
+                waiting.into_iter().partition(|j| key(&j.language) == key(&lang));
+            waiting = rest;
+            let pcms: Vec<&[i16]> = run.iter().map(|j| j.pcm.as_slice()).collect();
+            match w.transcribe_batch(&pcms, &lang) {
+                Ok(ts) => {
+                    for (j, t) in run.into_iter().zip(ts) {
+                        let _ = j.reply.send(Ok(t));
+                    }
+                }
+                Err(e) => {
+                    let why = match e {
+                        SpeechError::Stt(m) => m,
+                        other => other.to_string(),
+                    };
+                    for j in run {
+                        let _ = j.reply.send(Err(SpeechError::Stt(why.clone())));
+                    }
+                }
+            }
+        }
     }
 }

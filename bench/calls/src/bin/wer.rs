@@ -10,6 +10,9 @@
 //! Usage: `outdial-bench-wer [LIMIT]` (every prompt by default). Prints per engine: WER (substitutions, deletions
 //! and insertions over the reference words), utterances recognised exactly, and the recognition time per
 //! utterance (median, p90) with the audio's median length.
+//!
+//! `BATCH=N` also runs Whisper on the prompts N at a time in one run of the model (as the gateway batches
+//! concurrent calls' utterances) and prints its WER and the model time per prompt beside one at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark driver fails loudly.
 
 use outdial_media::g711::{ulaw_decode, ulaw_encode};
@@ -128,6 +131,7 @@ fn main() {
             Box::new(|p: &[i16]| moonshine.transcribe(p).unwrap()),
         ),
     ];
+    let mut whisper_alone_ms = 0.0;
     for (name, run) in &engines {
         let (mut words, mut errs, mut exact, mut took) = (0, 0, 0, Vec::new());
         let mut worst = Vec::new();
@@ -152,6 +156,32 @@ fn main() {
         for (e, id, text) in worst.iter().take(3) {
             println!("  worst: {id} ({e} errors): {text:?}");
         }
+        if name.starts_with("whisper") {
+            whisper_alone_ms = took.iter().sum::<u64>() as f64 / set.len() as f64;
+        }
+    }
+    let batch: usize = std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(1);
+    if batch > 1 {
+        let (mut words, mut errs, mut spent) = (0, 0, 0u64);
+        for group in set.chunks(batch) {
+            let pcms: Vec<&[i16]> = group.iter().map(|(_, _, p)| p.as_slice()).collect();
+            let ts = whisper.transcribe_batch(&pcms, "en-US").unwrap();
+            spent += ts[0].took_ms;
+            for ((_, said, _), t) in group.iter().zip(ts) {
+                let r = normalise(said);
+                errs += errors(&r, &normalise(&t.text));
+                words += r.len();
+            }
+        }
+        println!(
+            "whisper tiny.en, batches of {batch}: WER {:.1} % ({errs}/{words}), model time {:.0} ms per prompt \
+             (one at a time: {whisper_alone_ms:.0} ms)",
+            100.0 * errs as f64 / words as f64,
+            spent as f64 / set.len() as f64
+        );
     }
 }
 
