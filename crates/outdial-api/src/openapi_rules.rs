@@ -147,6 +147,7 @@ fn rules() -> Vec<(&'static str, Vec<(&'static str, Value)>)> {
                 ("beepMinMs", integer(60, 499)),
                 ("beepMaxMs", integer(500, 10_000)),
                 ("secondOpinionMs", integer(0, 10_000)),
+                ("humanRecheckMs", integer(0, 10_000)),
             ],
         ),
         (

@@ -97,6 +97,11 @@ impl Detection {
         self.steps(events)
     }
 
+    /// Whether a person's verdict is being rechecked (docs/detection.md, "A person's hello, rechecked").
+    pub fn rechecking(&self) -> bool {
+        self.detector.listening() && self.detector.verdict() == Some(Verdict::Human)
+    }
+
     /// Whether a verdict waits for the second opinion's words.
     pub fn wants_words(&self) -> bool {
         self.transcribing && self.detector.verdict().is_none()

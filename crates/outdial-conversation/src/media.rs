@@ -98,8 +98,12 @@ impl Machine {
     fn listen_to(&mut self, frame: &[i16], streams: bool, playing: bool) {
         if let Some(d) = self.detection.as_mut().filter(|d| d.listening()) {
             let steps: Vec<Step> = frame.chunks(crate::FRAME).flat_map(|f| d.on_frame(f)).collect();
+            let rechecking = d.rechecking();
             self.apply(steps);
-            return;
+            // While a person's verdict is rechecked the bot talks with them: barge-in and no-input go on.
+            if !rechecking || self.is_over() {
+                return;
+            }
         }
         if self.barge_in && playing {
             // Barge-in: the person speaks over the prompt (two voiced frames in a row) → it stops.
@@ -167,6 +171,7 @@ impl Machine {
         for step in steps {
             match step {
                 Step::Verdict(verdict, record) => {
+                    let revised = record["evidence"].get("revised").is_some();
                     if self.listening == Listening::ForDetection {
                         self.emit(Effect::Speech(SpeechEffect::StopRecognition));
                         self.listening = Listening::Draining;
@@ -181,7 +186,12 @@ impl Machine {
                         .any(|e| e == "machineDetection");
                     let notify = wanted.then_some(ConversationStatus::MachineDetection);
                     self.transition(EventKind::MachineDetection, record, notify);
-                    if verdict == Verdict::Machine {
+                    if verdict == Verdict::Machine && revised {
+                        // A person's verdict turned out a greeting: the bot stops talking to it, and speaks
+                        // again after the greeting (docs/detection.md, "A person's hello, rechecked").
+                        self.abort_prompts();
+                        self.prompts.held = true;
+                    } else if verdict == Verdict::Machine {
                         // What was prepared for a person is not said to a machine; the bot speaks after the
                         // greeting.
                         self.prompts.drop_messages();

@@ -43,6 +43,10 @@ pub struct MachineDetectionConfig {
     /// Report a call-screening service as its own result, `screening` (the call goes on to the bot), instead of
     /// `machine` with cause `SCREENING`.
     pub screening_verdict: bool,
+    /// After a person's short greeting judged `human`, keep listening this long: one utterance of `greetingMs` of
+    /// voice without a pause, or a beep, turns the verdict into `machine` (a voicemail greeting that opens with
+    /// "Hello." and a pause; docs/detection.md, "A person's hello, rechecked"). 0 turns it off.
+    pub human_recheck_ms: u32,
 }
 
 impl Default for MachineDetectionConfig {
@@ -65,11 +69,12 @@ impl Default for MachineDetectionConfig {
             unknown_is_human: true,
             second_opinion_ms: 4000,
             screening_verdict: false,
+            human_recheck_ms: 4000,
         }
     }
 }
 
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 18] = [
     "initialSilenceMs",
     "greetingMs",
     "afterGreetingSilenceMs",
@@ -87,6 +92,7 @@ const FIELDS: [&str; 17] = [
     "unknownIsHuman",
     "secondOpinionMs",
     "screeningVerdict",
+    "humanRecheckMs",
 ];
 
 impl MachineDetectionConfig {
@@ -123,6 +129,7 @@ impl MachineDetectionConfig {
             unknown_is_human: o.boolean("unknownIsHuman")?.unwrap_or(d.unknown_is_human),
             second_opinion_ms: ms("secondOpinionMs", 0, 10_000, d.second_opinion_ms)?,
             screening_verdict: o.boolean("screeningVerdict")?.unwrap_or(d.screening_verdict),
+            human_recheck_ms: ms("humanRecheckMs", 0, 10_000, d.human_recheck_ms)?,
         };
         Ok(c)
     }

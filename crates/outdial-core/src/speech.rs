@@ -55,7 +55,7 @@ pub enum Endpointing {
     /// Only the end-of-utterance silence (`speech.end_silence_ms`, or `endpointerSensitivity`) ends a turn: for
     /// bots that take numbers or spelled words, where people pause after complete-looking fragments.
     Fixed,
-    /// A short pause (`speech.early_end_ms`, 250 ms) ends the turn when the words so far make a complete
+    /// A short pause (`speech.early_end_ms`, 200 ms) ends the turn when the words so far make a complete
     /// sentence; otherwise the full end-of-utterance silence does. A value stored by an older release that names
     /// no mode of this one reads as this.
     #[default]

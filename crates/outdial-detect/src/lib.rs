@@ -89,6 +89,28 @@ pub struct Evidence {
     /// How long the verdict waited for the second opinion (ms): its cost in latency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held_ms: Option<u64>,
+    /// The `human` verdict this one replaced (docs/detection.md, "A person's hello, rechecked").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revised: Option<Revised>,
+}
+
+/// A verdict given before, and replaced.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revised {
+    pub result: Verdict,
+    pub cause: String,
+    pub latency_ms: u64,
+}
+
+/// After a `human` verdict: rechecked until `until_ms` (from the answer).
+#[derive(Debug)]
+struct Recheck {
+    until_ms: u64,
+    /// Voice of the utterance going on (a pause of `afterGreetingSilenceMs` starts a new one).
+    voice_ms: u32,
+    silence_ms: u32,
+    first: Revised,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,6 +152,11 @@ pub struct Detector {
     voice_level: (f64, u32),
     opinion: opinion::SecondOpinion,
     screening_verdict: bool,
+    /// `humanRecheckMs`, `greetingMs`, `afterGreetingSilenceMs`.
+    recheck_ms: u32,
+    greeting_ms: u32,
+    pause_ms: u32,
+    recheck: Option<Recheck>,
 }
 
 impl Detector {
@@ -144,6 +171,10 @@ impl Detector {
             voice_level: (0.0, 0),
             opinion: opinion::SecondOpinion::new(cfg.second_opinion_ms),
             screening_verdict: cfg.screening_verdict,
+            recheck_ms: cfg.human_recheck_ms,
+            greeting_ms: cfg.greeting_ms,
+            pause_ms: cfg.after_greeting_silence_ms,
+            recheck: None,
         }
     }
 
@@ -191,13 +222,23 @@ impl Detector {
         self.decided
     }
 
-    /// Whether the detector still has anything to say (no verdict yet, or a machine whose beep is not found).
+    /// Whether the detector still has anything to say (no verdict yet, a machine whose beep is not found, or a
+    /// person's verdict being rechecked).
     pub fn listening(&self) -> bool {
         match self.decided {
             None => true,
             Some(Verdict::Machine) => !self.beep_found,
+            Some(Verdict::Human) => self.rechecking(),
             Some(_) => false,
         }
+    }
+
+    fn rechecking(&self) -> bool {
+        self.decided == Some(Verdict::Human)
+            && self
+                .recheck
+                .as_ref()
+                .is_some_and(|r| self.elapsed_ms < r.until_ms)
     }
 
     /// Feeds one 20 ms frame (160 samples); returns what it decided.
@@ -208,8 +249,9 @@ impl Detector {
         }
         self.elapsed_ms += FRAME_MS;
         let now = self.elapsed_ms;
-        // After the verdict only the beep matters: the (costlier) voice detector rests.
-        let voice = self.decided.is_none() && self.vad.is_voice(frame);
+        // After a machine verdict only the beep matters: the (costlier) voice detector rests.
+        let rechecking = self.rechecking();
+        let voice = (self.decided.is_none() || rechecking) && self.vad.is_voice(frame);
         if voice {
             self.voice_level.0 += f64::from(self.vad.last_level());
             self.voice_level.1 += 1;
@@ -227,8 +269,9 @@ impl Detector {
                 out.push(self.decide(Verdict::Machine, "SIT".into(), 0.9, Some(tone)));
                 return out;
             }
-            Some(tones::Found::Beep(beep)) if self.decided != Some(Verdict::Human) => {
-                if self.decided.is_none() {
+            // After a person's verdict (while it is rechecked) a beep turns it into a machine's.
+            Some(tones::Found::Beep(beep)) => {
+                if self.decided.is_none() || rechecking {
                     let cause = format!("BEEP-{}Hz-{}ms", beep.frequency_hz, beep.length_ms);
                     let tone = ToneEvidence {
                         frequency_hz: beep.frequency_hz,
@@ -258,8 +301,30 @@ impl Detector {
             if self.opinion.expired(now) {
                 out.extend(self.decide_held());
             }
+        } else if rechecking {
+            out.extend(self.recheck_frame(voice && !self.tones.in_tone()));
         }
         out
+    }
+
+    /// One frame after a person's verdict: one utterance of `greetingMs` of voice without a pause is a greeting
+    /// that opened with a hello (docs/detection.md, "A person's hello, rechecked").
+    fn recheck_frame(&mut self, voice: bool) -> Option<Event> {
+        let r = self.recheck.as_mut()?;
+        if voice {
+            r.voice_ms += FRAME_MS as u32;
+            r.silence_ms = 0;
+        } else {
+            r.silence_ms += FRAME_MS as u32;
+            if r.silence_ms >= self.pause_ms {
+                r.voice_ms = 0;
+            }
+        }
+        if r.voice_ms < self.greeting_ms {
+            return None;
+        }
+        let cause = format!("LONGGREETING-{}-{}", r.voice_ms, self.greeting_ms);
+        Some(self.decide(Verdict::Machine, cause, 0.8, None))
     }
 
     fn decide(
@@ -269,6 +334,19 @@ impl Detector {
         confidence: f32,
         tone: Option<ToneEvidence>,
     ) -> Event {
+        let revised = self.recheck.take().map(|r| r.first);
+        if verdict == Verdict::Human && revised.is_none() && self.recheck_ms > 0 {
+            self.recheck = Some(Recheck {
+                until_ms: self.elapsed_ms + u64::from(self.recheck_ms),
+                voice_ms: 0,
+                silence_ms: 0,
+                first: Revised {
+                    result: verdict,
+                    cause: cause.clone(),
+                    latency_ms: self.elapsed_ms,
+                },
+            });
+        }
         self.decided = Some(verdict);
         let held_ms = self.opinion.held_ms(self.elapsed_ms);
         self.opinion.take();
@@ -288,6 +366,7 @@ impl Detector {
                 tone,
                 transcript: self.opinion.snippet(),
                 held_ms,
+                revised,
             },
         })
     }

@@ -155,3 +155,81 @@ fn holes_from_lost_packets_do_not_cut_a_beep() {
         );
     }
 }
+
+fn samples(name: &str) -> Vec<i16> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/audio")
+        .join(name);
+    wav::read_8k(&path).unwrap()
+}
+
+/// A voicemail greeting that opens like a person — "Yes please.", a pause of 1.5 or 2 s, then the greeting and its
+/// beep — is judged human at the pause, then rechecked: the greeting's voice without a pause turns the verdict
+/// into a machine, which names the verdict it replaced, and the beep is still found. With `humanRecheckMs` 0 it
+/// stays a person.
+#[test]
+fn a_greeting_that_opens_with_a_hello_and_a_pause_is_rechecked_into_a_machine() {
+    for extra_pause in [0, 4000] {
+        let mut audio = samples("yes_please_8k_ulaw.wav");
+        audio.extend(vec![0i16; extra_pause]);
+        let greeting_at = audio.len() as u64 / 8;
+        let greeting = samples("voicemail_greeting_beep_8k_ulaw.wav");
+        audio.extend(&greeting);
+        let total = audio.len() as u64 / 8;
+        let a = analyse(&Config::default(), &audio);
+        assert_eq!(a.decision.verdict, Verdict::Machine, "{a:?}");
+        assert!(a.decision.cause.starts_with("LONGGREETING-"), "{a:?}");
+        let first = a
+            .decision
+            .evidence
+            .revised
+            .clone()
+            .expect("the verdict it replaced");
+        assert_eq!(
+            (first.result, first.cause.as_str()),
+            (Verdict::Human, "HUMAN-800-800")
+        );
+        // The person's verdict came at the pause; the machine's within the greeting's first 3 s (0.5 s of its
+        // silence, then 1.8 s of voice).
+        assert!(first.latency_ms < greeting_at, "{a:?}");
+        assert!(
+            a.decision.latency_ms > greeting_at && a.decision.latency_ms < greeting_at + 3000,
+            "{a:?}"
+        );
+        let beep = a.greeting_end.expect("the beep after the greeting");
+        assert!(beep.time_ms.abs_diff(total - 5000) <= 100, "{beep:?}");
+
+        let off = Config {
+            human_recheck_ms: 0,
+            ..Config::default()
+        };
+        let a = analyse(&off, &audio);
+        assert_eq!(a.decision.verdict, Verdict::Human, "{a:?}");
+        assert_eq!(a.decision.evidence.revised, None);
+    }
+}
+
+/// People stay people through the recheck: a hello then silence, and a hello said again after a pause (short
+/// utterances, not a greeting); their verdict comes as soon as before.
+#[test]
+fn a_person_who_says_hello_again_stays_a_person() {
+    let hello = samples("yes_please_8k_ulaw.wav");
+    let mut twice = hello.clone();
+    twice.extend(vec![0i16; 9600]);
+    twice.extend(&hello);
+    twice.extend(vec![0i16; 40_000]);
+    for audio in [
+        hello
+            .iter()
+            .copied()
+            .chain(vec![0i16; 40_000])
+            .collect::<Vec<_>>(),
+        twice,
+    ] {
+        let a = analyse(&Config::default(), &audio);
+        assert_eq!(a.decision.verdict, Verdict::Human, "{a:?}");
+        assert_eq!(a.decision.cause, "HUMAN-800-800");
+        assert_eq!(a.decision.evidence.revised, None);
+        assert!(a.decision.latency_ms < 2200, "{a:?}");
+    }
+}

@@ -104,11 +104,7 @@ impl SttProvider for Whisper {
 
     fn stream(&self, options: SttOptions) -> SttStream {
         let w = self.clone();
-        // Through the model's thread, batched with other calls' utterances.
-        stream(
-            Arc::new(move |pcm: Vec<i16>, lang: String| Box::pin(w.recognise(pcm, lang)) as RecognizeFuture),
-            options,
-        )
+        local(move |pcm, lang| w.transcribe(&pcm, &lang), options)
     }
 }
 

@@ -35,19 +35,7 @@ struct Inner {
     multilingual: bool,
     n_mels: usize,
     dir: PathBuf,
-    /// The thread that runs the model for streams, started at the first ([`Whisper::recognise`]).
-    batcher: std::sync::OnceLock<std::sync::mpsc::Sender<Job>>,
 }
-
-/// One utterance waiting for the model, and where its transcript goes.
-struct Job {
-    pcm: Vec<i16>,
-    language: String,
-    reply: tokio::sync::oneshot::Sender<Result<Transcript, SpeechError>>,
-}
-
-/// The most utterances in one run of the model.
-const MAX_BATCH: usize = 8;
 
 impl std::fmt::Debug for Whisper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,36 +97,8 @@ impl Whisper {
                 model,
                 tokenizer,
                 dir: dir.to_path_buf(),
-                batcher: std::sync::OnceLock::new(),
             }),
         })
-    }
-
-    /// Transcribes one utterance on the model's thread, batched with the utterances that wait there meanwhile
-    /// (docs/speech.md, "Local recognisers"): one thread runs the model; what arrives while it runs goes together
-    /// in its next run, grouped by language. Nothing waits for a batch to fill: one utterance alone runs at once.
-    pub fn recognise(
-        &self,
-        pcm: Vec<i16>,
-        language: String,
-    ) -> impl std::future::Future<Output = Result<Transcript, SpeechError>> + Send + 'static {
-        let jobs = self.inner.batcher.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let weak = Arc::downgrade(&self.inner);
-            // Should the thread not start, `rx` is dropped with it and every utterance fails with a clear error.
-            let _ = std::thread::Builder::new()
-                .name("whisper".into())
-                .spawn(move || run_batches(&weak, &rx));
-            tx
-        });
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let sent = jobs.send(Job { pcm, language, reply });
-        async move {
-            sent.map_err(|_| SpeechError::Stt("the Whisper thread has stopped".into()))?;
-            answer
-                .await
-                .map_err(|_| SpeechError::Stt("the Whisper thread has stopped".into()))?
-        }
     }
 
     pub fn is_multilingual(&self) -> bool {
@@ -154,8 +114,9 @@ impl Whisper {
     }
 
     /// Transcribes several utterances in one run of the model, in their order (blocking). Whisper reads every
-    /// utterance as a 30 s window, so they batch without padding anything: one run of `n` costs less than `n`
-    /// runs of one (BENCHMARKS.md, "Speech loop").
+    /// utterance as a 30 s window, so they batch without padding anything. Calls do not batch their utterances:
+    /// measured, a batch saves ~12 % of the model's time but every utterance waits for its whole batch
+    /// (docs/speech.md, "Local recognisers"); `bench/wer.sh` measures it (`BATCH`).
     pub fn transcribe_batch(&self, pcms: &[&[i16]], language: &str) -> Result<Vec<Transcript>, SpeechError> {
         let started = std::time::SystemTime::now();
         let inner = &*self.inner;
@@ -231,51 +192,5 @@ impl Whisper {
                 })
             })
             .collect()
-    }
-}
-
-/// The model's thread: takes the utterances waiting (up to [`MAX_BATCH`]), runs them together by language, and
-/// answers each. Ends when the model is dropped.
-fn run_batches(model: &std::sync::Weak<Inner>, jobs: &std::sync::mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut waiting = vec![first];
-        while waiting.len() < MAX_BATCH
-            && let Ok(j) = jobs.try_recv()
-        {
-            waiting.push(j);
-        }
-        let Some(inner) = model.upgrade() else {
-            return;
-        };
-        let w = Whisper { inner };
-        while let Some(first) = waiting.first() {
-            // An English-only model ignores the language: everything goes in one run.
-            let key = |l: &str| {
-                w.inner
-                    .multilingual
-                    .then(|| l.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase())
-            };
-            let lang = first.language.clone();
-            let (run, rest): (Vec<Job>, Vec<Job>) =
-                waiting.into_iter().partition(|j| key(&j.language) == key(&lang));
-            waiting = rest;
-            let pcms: Vec<&[i16]> = run.iter().map(|j| j.pcm.as_slice()).collect();
-            match w.transcribe_batch(&pcms, &lang) {
-                Ok(ts) => {
-                    for (j, t) in run.into_iter().zip(ts) {
-                        let _ = j.reply.send(Ok(t));
-                    }
-                }
-                Err(e) => {
-                    let why = match e {
-                        SpeechError::Stt(m) => m,
-                        other => other.to_string(),
-                    };
-                    for j in run {
-                        let _ = j.reply.send(Err(SpeechError::Stt(why.clone())));
-                    }
-                }
-            }
-        }
     }
 }

@@ -294,7 +294,7 @@ impl Default for Speech {
             moonshine_model: None,
             moonshine_replicas: 1,
             end_silence_ms: 600,
-            early_end_ms: 250,
+            early_end_ms: 200,
             lookahead_ms: 100,
         }
     }

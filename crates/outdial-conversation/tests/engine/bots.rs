@@ -576,3 +576,62 @@ async fn the_second_opinion_hears_a_screening_service_and_the_bot_does_not() {
         o.to_bot()
     );
 }
+
+/// docs/detection.md, "A person's hello, rechecked": a short "hello" and a pause give a person's verdict and the
+/// bot starts talking; then a greeting of 3 s without a pause follows — the verdict becomes a machine's (a second
+/// `machine-detection` naming the one it replaced), the bot's prompt stops and the bot is told
+/// `voicemail-prompt-start`.
+#[tokio::test(start_paused = true)]
+async fn a_hello_then_a_greeting_turns_the_persons_verdict_into_a_machines() {
+    let media = (0..150)
+        .map(|i| {
+            let voiced = i < 8 || (28..78).contains(&i);
+            (
+                ms(60 * i),
+                MediaInput::Audio(if voiced { speech_like(3) } else { vec![0; 480] }),
+            )
+        })
+        .collect();
+    let o = run(Script {
+        request: |r| r.machine_detection = outdial_core::MachineDetection::Detect,
+        media,
+        bot: |t| match t {
+            ToBot::Start(_) => vec![(ms(10), activity(BotAction::Say("Hello.".into())))],
+            _ => vec![],
+        },
+        synth: (ms(100), Ok(5000)),
+        api_hangup: Some(secs(10)),
+        ..Script::default()
+    })
+    .await;
+    let verdicts = o.events("machine-detection");
+    assert_eq!(verdicts.len(), 2, "{verdicts:?}");
+    assert_eq!(verdicts[0]["result"], "human", "{verdicts:?}");
+    assert_eq!(verdicts[1]["result"], "machine", "{verdicts:?}");
+    let revised = &verdicts[1]["evidence"]["revised"];
+    assert_eq!(revised["result"], "human", "{verdicts:?}");
+    assert_eq!(revised["cause"], verdicts[0]["cause"], "{verdicts:?}");
+    let is_verdict = |e: &Effect| matches!(e, Effect::Record(outdial_conversation::Record::Transition { kind, .. }) if kind.as_str() == "machine-detection");
+    let first = o.first(is_verdict).unwrap();
+    let play = o
+        .first(|e| matches!(e, Effect::Media(MediaEffect::Play(_))))
+        .expect("the greeting is said to the person");
+    assert!(play > first, "{play:?} {first:?}");
+    // The greeting runs from 1.68 s to 4.68 s: the second verdict after 1.8 s of its voice, before its end.
+    let stop = o
+        .first(|e| matches!(e, Effect::Media(MediaEffect::StopPlayout)))
+        .expect("the bot's prompt stops");
+    assert!(stop >= ms(1680 + 1800) && stop < ms(4680), "{stop:?}");
+    assert!(
+        o.to_bot().contains(&"machineDetection".to_string()),
+        "{:?}",
+        o.to_bot()
+    );
+    let told: Vec<serde_json::Value> = o
+        .events("bot-event")
+        .into_iter()
+        .filter(|e| e["name"] == "machineDetection")
+        .map(|e| e["value"].clone())
+        .collect();
+    assert!(told.contains(&json!("voicemail-prompt-start")), "{told:?}");
+}

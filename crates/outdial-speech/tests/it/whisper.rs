@@ -345,10 +345,9 @@ async fn a_look_ahead_recognises_early_and_still_waits_for_the_pause() {
     }
 }
 
-/// Utterances of several calls at once are batched in one run of the model: each call gets its own words back,
-/// the same words as when recognised alone.
+/// Several utterances in one run of the model (`bench/wer.sh` measures it): the same words as each alone.
 #[tokio::test]
-async fn concurrent_utterances_are_batched_and_each_gets_its_own_words() {
+async fn a_batch_gives_each_utterance_its_own_words() {
     let said = ["Yes please.", "Goodbye.", "Call me tomorrow.", "No thank you."];
     let mut audio = Vec::new();
     for s in said {
@@ -367,16 +366,6 @@ async fn concurrent_utterances_are_batched_and_each_gets_its_own_words() {
         .map(|t| words(&t.text))
         .collect();
     assert_eq!(batched, alone);
-    // Through the model's thread, as streams use it: all at once, answered to each.
-    let pending: Vec<_> = audio
-        .iter()
-        .map(|a| w.recognise(a.clone(), "en-US".into()))
-        .collect();
-    let mut got = Vec::new();
-    for p in pending {
-        got.push(words(&p.await.unwrap().text));
-    }
-    assert_eq!(got, alone);
     for (heard, s) in alone.iter().zip(said) {
         let last = words(s).split(' ').next_back().unwrap().to_string();
         assert!(heard.ends_with(&last), "{s}: {heard}");
