@@ -96,9 +96,10 @@ impl Machine {
 
     /// What the gateway itself hears in the caller's audio: detection, barge-in, no-input.
     fn listen_to(&mut self, frame: &[i16], streams: bool, playing: bool) {
+        let mut rechecking = false;
         if let Some(d) = self.detection.as_mut().filter(|d| d.listening()) {
             let steps: Vec<Step> = frame.chunks(crate::FRAME).flat_map(|f| d.on_frame(f)).collect();
-            let rechecking = d.rechecking();
+            rechecking = d.rechecking();
             self.apply(steps);
             // While a person's verdict is rechecked the bot talks with them: barge-in and no-input go on.
             if !rechecking || self.is_over() {
@@ -119,7 +120,7 @@ impl Machine {
             }
             return;
         }
-        if self.listening != Listening::On && !streams {
+        if self.listening != Listening::On && !streams && !rechecking {
             // Nobody listens to the caller's audio.
             self.tap(false);
         }

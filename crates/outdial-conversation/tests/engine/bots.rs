@@ -622,6 +622,9 @@ async fn a_hello_then_a_greeting_turns_the_persons_verdict_into_a_machines() {
         .first(|e| matches!(e, Effect::Media(MediaEffect::StopPlayout)))
         .expect("the bot's prompt stops");
     assert!(stop >= ms(1680 + 1800) && stop < ms(4680), "{stop:?}");
+    // The caller's audio kept coming to the gateway through the recheck, though nobody else listened.
+    let tap_off = o.first(|e| matches!(e, Effect::Media(MediaEffect::Tap(false))));
+    assert!(tap_off.is_none_or(|t| t >= stop), "{tap_off:?} {stop:?}");
     assert!(
         o.to_bot().contains(&"machineDetection".to_string()),
         "{:?}",
