@@ -159,6 +159,11 @@ impl Moonshine {
         self.inner.folded
     }
 
+    /// Whether every replica is recognising now (another utterance would wait for one).
+    pub fn is_busy(&self) -> bool {
+        self.inner.free.lock().is_empty()
+    }
+
     /// Transcribes an utterance of 16 kHz audio (blocking: run it off the async workers). English only.
     pub fn transcribe(&self, pcm: &[i16]) -> Result<Transcript, SpeechError> {
         let started = std::time::SystemTime::now();

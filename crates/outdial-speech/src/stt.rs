@@ -115,7 +115,9 @@ impl SttProvider for Moonshine {
 
     fn stream(&self, options: SttOptions) -> SttStream {
         let m = self.clone();
-        local(move |pcm, _lang| m.transcribe(&pcm), options)
+        let busy = self.clone();
+        let recognize = local_recognizer(move |pcm, _lang| m.transcribe(&pcm));
+        stream_under_load(recognize, Some(Arc::new(move || busy.is_busy())), options)
     }
 
     fn cheap_lookahead(&self) -> bool {
@@ -128,20 +130,28 @@ fn local<F>(transcribe: F, options: SttOptions) -> SttStream
 where
     F: Fn(Vec<i16>, String) -> Result<Transcript, SpeechError> + Send + Sync + 'static,
 {
-    let transcribe = Arc::new(transcribe);
-    stream(
-        Arc::new(move |pcm: Vec<i16>, lang: String| {
-            let t = transcribe.clone();
-            Box::pin(async move {
-                match tokio::task::spawn_blocking(move || t(pcm, lang)).await {
-                    Ok(r) => r,
-                    Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
-                }
-            }) as RecognizeFuture
-        }),
-        options,
-    )
+    stream(local_recognizer(transcribe), options)
 }
+
+/// A local engine's blocking transcription as a [`Recognizer`], run off the async workers.
+fn local_recognizer<F>(transcribe: F) -> Recognizer
+where
+    F: Fn(Vec<i16>, String) -> Result<Transcript, SpeechError> + Send + Sync + 'static,
+{
+    let transcribe = Arc::new(transcribe);
+    Arc::new(move |pcm: Vec<i16>, lang: String| {
+        let t = transcribe.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || t(pcm, lang)).await {
+                Ok(r) => r,
+                Err(e) => Err(SpeechError::Stt(format!("recognition task: {e}"))),
+            }
+        }) as RecognizeFuture
+    })
+}
+
+/// Whether the engine has no free capacity now (every replica of the model is recognising).
+pub type Busy = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// The transcript of one utterance, on its way.
 pub type RecognizeFuture =
@@ -153,6 +163,13 @@ pub type Recognizer = Arc<dyn Fn(Vec<i16>, String) -> RecognizeFuture + Send + S
 
 /// Streaming recognition with voice-activity endpointing around an utterance recognizer.
 pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
+    stream_under_load(recognize, None, options)
+}
+
+/// [`stream`] for an engine that says when it is [`Busy`]: a look-ahead recognition ([`SttOptions::lookahead_ms`])
+/// is then put off until the pause reaches `early_end_ms` — a pause the person breaks meanwhile costs nothing, which
+/// matters most when every replica is taken.
+pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: SttOptions) -> SttStream {
     let (audio, mut audio_rx) = mpsc::unbounded_channel::<Vec<i16>>();
     let (tx, events) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -160,6 +177,9 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
         let run = |pcm: Vec<i16>| recognize(pcm, options.language.clone());
         // The words at the last pause that did not end the turn: (utterance, pause, transcript).
         let mut heard_at_pause: Option<(u64, u64, Transcript)> = None;
+        // A look-ahead put off while the engine was busy, and the pause whose words are recognised now regardless.
+        let mut deferred: Option<(u64, u64, Vec<i16>)> = None;
+        let mut forced: Option<u64> = None;
         loop {
             let chunk = audio_rx.recv().await;
             let mut steps: VecDeque<Step> = match &chunk {
@@ -178,6 +198,10 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                     // Smart endpointing: the words so far, at a short pause. The audio heard meanwhile decides:
                     // if the person went on, the transcript is dropped (the utterance's end brings the whole).
                     Step::Pause { n, pause, pcm } => {
+                        if forced != Some(pause) && busy.as_ref().is_some_and(|b| b()) {
+                            deferred = Some((n, pause, pcm));
+                            continue;
+                        }
                         let t = run(pcm).await;
                         while let Ok(c) = audio_rx.try_recv() {
                             steps.extend(ep.push(&c));
@@ -191,6 +215,13 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
                     // The pause lasted `early_end_ms`: if its words read as a complete sentence, the turn ends
                     // here; if not and the person says no more, they are still its text (below).
                     Step::PauseHeld { n, pause } => {
+                        // A look-ahead put off: the words are recognised now, then this step comes again.
+                        if let Some((m, p, pcm)) = deferred.take_if(|(m, p, _)| *m == n && *p == pause) {
+                            forced = Some(p);
+                            steps.push_front(Step::PauseHeld { n, pause });
+                            steps.push_front(Step::Pause { n: m, pause: p, pcm });
+                            continue;
+                        }
                         let complete = matches!(&heard_at_pause, Some((m, p, t)) if *m == n && *p == pause
                             && !ep.resumed_since(pause)
                             && crate::turn::sounds_complete(&t.text, &options.language));

@@ -114,13 +114,15 @@ async fn a_missing_model_is_named_with_how_to_install_it() {
 }
 
 /// Two utterances in a stream of 20 ms chunks, a second of silence between: two finals in order, each after its
-/// SpeechStarted; four utterances recognised at once by the two replicas all come back.
+/// SpeechStarted; four utterances recognised at once by the two replicas all come back. The second utterance is
+/// the simulated person's recorded answer (Piper's voice varies from one synthesis to the next: "Goodbye." alone
+/// was once heard as "the day").
 #[tokio::test]
 async fn streaming_finds_utterances_and_replicas_share_the_work() {
     let mut audio = vec![0i16; 8_000];
-    audio.extend(speech("Yes please.").await);
+    audio.extend(speech("Goodbye, see you tomorrow.").await);
     audio.extend(vec![0i16; 16_000]);
-    audio.extend(speech("Goodbye.").await);
+    audio.extend(Upsampler::default().process(&outdial_sim::yes_please_piper()));
     audio.extend(vec![0i16; 16_000]);
     let mut streams: Vec<_> = (0..4).map(|_| model().stream(SttOptions::default())).collect();
     for s in &streams {
@@ -141,6 +143,8 @@ async fn streaming_finds_utterances_and_replicas_share_the_work() {
                 other => panic!("{other:?}"),
             });
         }
-        assert_eq!(got, ["started", "yes please", "started", "goodbye"]);
+        assert_eq!(got[0], "started");
+        assert!(got[1].ends_with("see you tomorrow"), "{got:?}");
+        assert_eq!(got[2..], ["started", "yes please"]);
     }
 }

@@ -371,3 +371,46 @@ async fn a_batch_gives_each_utterance_its_own_words() {
         assert!(heard.ends_with(&last), "{s}: {heard}");
     }
 }
+
+/// An engine that says it is busy (every replica taken) puts the look-ahead off until the pause is long enough to
+/// end the turn: a pause the person breaks after 150 ms costs no recognition, and the turn's text is the same.
+#[tokio::test]
+async fn a_busy_engine_skips_the_look_ahead_of_a_pause_the_person_breaks() {
+    let said = speech("Yes please.").await;
+    let first_voice = said.iter().position(|s| s.abs() > 1000).unwrap();
+    let last_voice = said.iter().rposition(|s| s.abs() > 1000).unwrap();
+    let words = &said[first_voice..=last_voice];
+    let mut audio = vec![0i16; 16 * 300];
+    audio.extend(words);
+    audio.extend(vec![0i16; 16 * 150]);
+    audio.extend(words);
+    audio.extend(vec![0i16; 16 * 400]);
+    // Not busy: at least the broken pause's look-ahead and the last one; busy: only the turn's own.
+    for (busy, recognitions) in [(false, 2..=9), (true, 1..=1)] {
+        let (recognizer, calls) = instant("Yes please.");
+        let mut s = outdial_speech::stt::stream_under_load(
+            recognizer,
+            Some(Arc::new(move || busy)),
+            SttOptions {
+                lookahead_ms: Some(100),
+                ..smart(Some(200))
+            },
+        );
+        for chunk in audio.chunks(320) {
+            s.push(chunk.to_vec());
+        }
+        s.finish();
+        let mut finals = Vec::new();
+        while let Some(e) = tokio::time::timeout(Duration::from_secs(10), s.events.recv())
+            .await
+            .unwrap()
+        {
+            if let SttEvent::Final(t) = e {
+                finals.push(t.text);
+            }
+        }
+        assert_eq!(finals, ["Yes please."], "busy {busy}");
+        let n = calls.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(recognitions.contains(&n), "busy {busy}: {n} recognitions");
+    }
+}
