@@ -12,8 +12,13 @@ use serde_json::{Value, json};
 
 #[derive(Debug, PartialEq)]
 pub enum Step {
-    /// The verdict, and the conversation's `detection` record: store it, notify when asked.
-    Verdict(Verdict, Value),
+    /// The verdict, and the conversation's `detection` record: store it, notify when asked. `revised`: it
+    /// replaces a person's verdict (docs/detection.md, "A person's hello, rechecked").
+    Verdict {
+        verdict: Verdict,
+        record: Value,
+        revised: bool,
+    },
     /// A `machineDetection` event for the bot, with this value.
     BotEvent(&'static str),
     /// Hang up with reasonCode `machine-detected` and this reason.
@@ -124,7 +129,11 @@ impl Detection {
                         "latencyMs": d.latency_ms,
                         "evidence": d.evidence,
                     });
-                    steps.push(Step::Verdict(d.verdict, self.record.clone()));
+                    steps.push(Step::Verdict {
+                        verdict: d.verdict,
+                        record: self.record.clone(),
+                        revised: d.evidence.revised.is_some(),
+                    });
                     match (d.verdict, self.mode) {
                         (Verdict::Fax, _) => steps.push(Step::HangUp("fax detected")),
                         (Verdict::Machine, MachineDetection::Disconnect) => {

@@ -171,8 +171,11 @@ impl Machine {
     pub(crate) fn apply(&mut self, steps: Vec<Step>) {
         for step in steps {
             match step {
-                Step::Verdict(verdict, record) => {
-                    let revised = record["evidence"].get("revised").is_some();
+                Step::Verdict {
+                    verdict,
+                    record,
+                    revised,
+                } => {
                     if self.listening == Listening::ForDetection {
                         self.emit(Effect::Speech(SpeechEffect::StopRecognition));
                         self.listening = Listening::Draining;

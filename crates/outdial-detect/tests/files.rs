@@ -5,11 +5,15 @@ use outdial_detect::{Analysis, Config, Verdict, analyse, wav};
 use std::path::PathBuf;
 
 fn run(name: &str) -> (Analysis, u64) {
+    let samples = samples(name);
+    (analyse(&Config::default(), &samples), samples.len() as u64 / 8)
+}
+
+fn samples(name: &str) -> Vec<i16> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/audio")
         .join(name);
-    let samples = wav::read_8k(&path).unwrap();
-    (analyse(&Config::default(), &samples), samples.len() as u64 / 8)
+    wav::read_8k(&path).unwrap()
 }
 
 #[test]
@@ -154,13 +158,6 @@ fn holes_from_lost_packets_do_not_cut_a_beep() {
             beep.time_ms
         );
     }
-}
-
-fn samples(name: &str) -> Vec<i16> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/audio")
-        .join(name);
-    wav::read_8k(&path).unwrap()
 }
 
 /// A voicemail greeting that opens like a person — "Yes please.", a pause of 1.5 or 2 s, then the greeting and its

@@ -11,8 +11,9 @@
 //! and insertions over the reference words), utterances recognised exactly, and the recognition time per
 //! utterance (median, p90) with the audio's median length.
 //!
-//! `BATCH=N` also runs Whisper on the prompts N at a time in one run of the model (as the gateway batches
-//! concurrent calls' utterances) and prints its WER and the model time per prompt beside one at a time.
+//! `BATCH=N` also runs Whisper on the prompts N at a time in one run of the model and prints its WER and the
+//! model time per prompt beside one at a time (the measurement behind not batching calls' utterances:
+//! docs/speech.md, "Local recognisers").
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark driver fails loudly.
 
 use outdial_media::g711::{ulaw_decode, ulaw_encode};

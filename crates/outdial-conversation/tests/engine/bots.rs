@@ -8,6 +8,16 @@ use outdial_core::{ActivitySettings, BotAction, HangupBy, ReasonCode};
 use serde_json::json;
 use std::time::Duration;
 
+/// 150 batches of 60 ms of the caller's audio (9 s): speech-like where `voiced(batch)`, silence elsewhere.
+fn caller(voiced: impl Fn(u64) -> bool) -> Vec<(Duration, MediaInput)> {
+    (0..150)
+        .map(|i| {
+            let audio = if voiced(i) { speech_like(3) } else { vec![0; 480] };
+            (ms(60 * i), MediaInput::Audio(audio))
+        })
+        .collect()
+}
+
 fn tone(hz: f32, frames: usize) -> Vec<i16> {
     (0..frames * 160)
         .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin()) as i16)
@@ -120,14 +130,7 @@ async fn a_fax_is_hung_up_in_disconnect_mode() {
 #[tokio::test(start_paused = true)]
 async fn prompts_wait_for_the_detection_verdict() {
     // A short "hello" then silence (a person): the bot's greeting is held until the verdict.
-    let media = (0..150)
-        .map(|i| {
-            (
-                ms(60 * i),
-                MediaInput::Audio(if i < 8 { speech_like(3) } else { vec![0; 480] }),
-            )
-        })
-        .collect();
+    let media = caller(|i| i < 8);
     let o = run(Script {
         request: |r| r.machine_detection = outdial_core::MachineDetection::Detect,
         media,
@@ -521,14 +524,7 @@ async fn a_streamed_message_plays_as_it_comes_and_ends_after_its_last_piece() {
 /// once the verdict is given.
 #[tokio::test(start_paused = true)]
 async fn the_second_opinion_hears_a_screening_service_and_the_bot_does_not() {
-    let media = (0..150)
-        .map(|i| {
-            (
-                ms(60 * i),
-                MediaInput::Audio(if i < 40 { speech_like(3) } else { vec![0; 480] }),
-            )
-        })
-        .collect();
+    let media = caller(|i| i < 40);
     let o = run(Script {
         request: |r| r.machine_detection = outdial_core::MachineDetection::Detect,
         media,
@@ -583,15 +579,7 @@ async fn the_second_opinion_hears_a_screening_service_and_the_bot_does_not() {
 /// `voicemail-prompt-start`.
 #[tokio::test(start_paused = true)]
 async fn a_hello_then_a_greeting_turns_the_persons_verdict_into_a_machines() {
-    let media = (0..150)
-        .map(|i| {
-            let voiced = i < 8 || (28..78).contains(&i);
-            (
-                ms(60 * i),
-                MediaInput::Audio(if voiced { speech_like(3) } else { vec![0; 480] }),
-            )
-        })
-        .collect();
+    let media = caller(|i| i < 8 || (28..78).contains(&i));
     let o = run(Script {
         request: |r| r.machine_detection = outdial_core::MachineDetection::Detect,
         media,
