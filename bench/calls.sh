@@ -12,4 +12,5 @@ SIPP_STAT=1
 # shellcheck source=bench/gateway.sh
 source bench/gateway.sh
 "$T/outdial-bench-calls" "$base" bench bench-secret-1 Bench "$RATE" "$SECONDS_"
-echo "gateway CPU: $(ps -o times= -p $gw) s total; $(nproc) cores; sipp and the driver on the same machine"
+cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$gw/stat")
+echo "gateway CPU: $cpu s total; $(nproc) cores; sipp and the driver on the same machine"

@@ -14,6 +14,11 @@ use tokio::time::Instant;
 /// CPU per call, docs/architecture.md), so the events are collected, three 20 ms frames at a time.
 pub const MEDIA_POLL: Duration = Duration::from_millis(60);
 
+/// How often a call collects its media events while its speech is being recognised: every 20 ms frame as it
+/// comes, since waiting up to 60 ms for the end of a pause is waiting that much longer for the answer
+/// (docs/speech.md, "Turn-taking"). The wake-ups cost little next to the recognition itself.
+pub const LISTENING_MEDIA_POLL: Duration = Duration::from_millis(20);
+
 /// The world of one conversation, as the driver sees it.
 pub trait Io: Send {
     /// Carries out an effect without waiting: quick ones at once, slow ones spawned (their results come back
@@ -32,6 +37,12 @@ pub trait Io: Send {
     /// Whether media runs (and is worth polling).
     fn media_running(&self) -> bool {
         false
+    }
+
+    /// How often media events are collected now ([`MEDIA_POLL`], or [`LISTENING_MEDIA_POLL`] while speech is
+    /// recognised); asked after every input, so the `Io` can also make its media loop batch accordingly.
+    fn media_poll(&mut self) -> Duration {
+        MEDIA_POLL
     }
 
     /// After the end: what is left to close or record (the bot told why, media statistics, the store written).
@@ -69,8 +80,8 @@ pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
     let mut timers = Timers::default();
     let effects = machine.start();
     dispatch(effects, &mut io, &mut timers);
-    let mut media_tick = tokio::time::interval(MEDIA_POLL);
-    media_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll = io.media_poll();
+    let mut media_tick = media_ticks(poll);
     // One timer for the earliest deadline, moved only when that deadline changes (a new one per loop would cost a
     // timer-wheel registration for every input).
     let mut armed = timers.earliest();
@@ -93,6 +104,11 @@ pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
                 }
             }
         }
+        let wanted = io.media_poll();
+        if wanted != poll {
+            poll = wanted;
+            media_tick = media_ticks(poll);
+        }
         let next = timers.earliest();
         if next != armed {
             armed = next;
@@ -103,6 +119,13 @@ pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
     }
     io.finish().await;
     machine.conversation().clone()
+}
+
+/// Media collection every `period`, the first one period from now.
+fn media_ticks(period: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
 }
 
 /// A deadline that never comes (the pinned timer's value while no timer is armed).

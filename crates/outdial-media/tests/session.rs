@@ -192,6 +192,46 @@ async fn dtmf_in_and_out() {
 }
 
 #[tokio::test]
+async fn the_frames_per_event_change_while_the_call_runs() {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let cfg = MediaConfig {
+        frames_per_event: 3,
+        ..Default::default()
+    };
+    let (mut m, _) = session(&peer, cfg).await;
+    let audio_len = |e: &MediaEvent| match e {
+        MediaEvent::Audio(a) => Some(a.len()),
+        _ => None,
+    };
+    let first = event(&mut m, |e| audio_len(e).is_some()).await;
+    assert_eq!(audio_len(&first), Some(480), "three frames of 20 ms");
+    m.frames_per_event(1);
+    // At most one more event of three frames (collected before the command), then one frame each, 20 ms apart.
+    let mut lens = Vec::new();
+    let mut at = Vec::new();
+    while lens.len() < 6 {
+        let e = event(&mut m, |e| audio_len(e).is_some()).await;
+        lens.push(audio_len(&e).unwrap());
+        at.push(tokio::time::Instant::now());
+    }
+    assert!(lens[1..].iter().all(|&n| n == 160), "{lens:?}");
+    let spent = at[5] - at[2];
+    assert!(
+        spent >= Duration::from_millis(40) && spent < Duration::from_millis(120),
+        "three single frames took {spent:?}"
+    );
+    m.frames_per_event(3);
+    // Single frames already on their way, then three frames an event again.
+    let mut lens = Vec::new();
+    while lens.len() < 10 && lens.iter().filter(|&&n| n == 480).count() < 2 {
+        let e = event(&mut m, |e| audio_len(e).is_some()).await;
+        lens.push(audio_len(&e).unwrap());
+    }
+    let back = lens.iter().position(|&n| n != 160).expect("three frames again");
+    assert_eq!(lens[back..], [480, 480], "back to three frames: {lens:?}");
+}
+
+#[tokio::test]
 async fn no_rtp_for_the_media_timeout_is_reported() {
     let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let cfg = MediaConfig {

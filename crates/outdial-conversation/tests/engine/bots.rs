@@ -172,6 +172,44 @@ async fn the_persons_words_go_to_the_bot_as_a_message() {
     assert_eq!(o.events("recognition")[0]["recognitionMs"], 150);
 }
 
+/// While recognition runs, the media is collected every 20 ms instead of 60: the caller's audio reaches the
+/// recogniser (and the end of their pause is seen) up to 40 ms sooner. Before it runs, every 60 ms.
+#[tokio::test(start_paused = true)]
+async fn audio_reaches_the_recogniser_within_a_frame_while_it_listens() {
+    // Frames 17 ms apart from 0.5 s after the answer: every phase against the collection tick. Recognition
+    // starts on connect.
+    let o = run(Script {
+        bot_cfg: |b| b.dialout_start_recognition_on_connect = true,
+        media: (0..12)
+            .map(|k| (ms(500 + 17 * k), MediaInput::Audio(vec![0; 160])))
+            .collect(),
+        api_hangup: Some(secs(3)),
+        ..Script::default()
+    })
+    .await;
+    let answered = o
+        .first(|e| *e == Effect::Media(MediaEffect::Start))
+        .expect("media starts");
+    let listening = o
+        .first(|e| matches!(e, Effect::Speech(SpeechEffect::StartRecognition { .. })))
+        .expect("recognition starts");
+    assert!(listening <= answered + ms(500), "recognition at {listening:?}");
+    let fed: Vec<Duration> = o
+        .effects
+        .iter()
+        .filter(|(_, e)| matches!(e, Effect::Speech(SpeechEffect::Feed(_))))
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(fed.len(), 12, "{fed:?}");
+    for (k, at) in fed.iter().enumerate() {
+        let came = answered + ms(500 + 17 * k as u64);
+        assert!(
+            *at >= came && *at <= came + ms(20),
+            "frame {k} came at {came:?}, fed at {at:?}"
+        );
+    }
+}
+
 fn partials_then_final() -> Vec<(Duration, SttInput)> {
     vec![
         (ms(1500), SttInput::Partial("yes".into())),

@@ -198,6 +198,8 @@ struct World {
     media_tx: mpsc::UnboundedSender<Input>,
     media_rx: mpsc::UnboundedReceiver<Input>,
     media_running: bool,
+    /// Recognition runs (as the gateway's call, media is then collected every 20 ms).
+    listening: bool,
     /// When what was given to play ends, and a generation that StopPlayout bumps.
     playout_end: Instant,
     playing: bool,
@@ -289,7 +291,9 @@ impl Io for World {
                     }
                 }
             }
+            Effect::Speech(SpeechEffect::StopRecognition) => self.listening = false,
             Effect::Speech(SpeechEffect::StartRecognition { .. }) => {
+                self.listening = true;
                 for (after, e) in s.stt {
                     self.later(after, Input::Stt(e));
                 }
@@ -344,6 +348,14 @@ impl Io for World {
         self.media_running
     }
 
+    fn media_poll(&mut self) -> Duration {
+        if self.listening {
+            driver::LISTENING_MEDIA_POLL
+        } else {
+            driver::MEDIA_POLL
+        }
+    }
+
     async fn finish(self) {
         let _ = self.done.send(self.log);
     }
@@ -384,6 +396,7 @@ pub async fn run(script: Script) -> Outcome {
         media_tx,
         media_rx,
         media_running: false,
+        listening: false,
         log: Vec::new(),
         done,
         script: script.clone(),

@@ -9,7 +9,7 @@ use crate::engine::Ctx;
 use crate::fetch::fetch_audio;
 use crate::recorder::Recording;
 use outdial_bots::{BotError, FromBot};
-use outdial_conversation::driver::Io;
+use outdial_conversation::driver::{Io, LISTENING_MEDIA_POLL, MEDIA_POLL};
 use outdial_conversation::{
     ApiCommand, BotEffect, BotInput, Effect, Failure, Input, MediaEffect, MediaInput, Record, SipEffect,
     SipInput, SpeechEffect, SttInput,
@@ -24,8 +24,13 @@ use outdial_speech::stt::Upsampler;
 use outdial_speech::{SttOptions, SttStream};
 use std::future::pending;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use uuid::Uuid;
+
+/// 20 ms frames per media event while no speech is recognised: the conversation's wake-ups drop to 17 a second
+/// (see [`MEDIA_POLL`]).
+const MEDIA_FRAMES: usize = 3;
 
 /// How often a local recogniser transcribes the words heard so far, for `speechHypothesis` (each pass costs one
 /// Whisper run on the utterance so far, skipped when audio is waiting).
@@ -54,6 +59,8 @@ pub struct CallIo {
     /// A wideband call: the 16 kHz audio of the last frames given to the engine.
     pub(super) wide: Option<Vec<i16>>,
     pub(super) warned_no_stt: bool,
+    /// The 20 ms frames per media event the media loop was last asked for.
+    pub(super) media_frames: usize,
     pub(super) results: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
     pub(super) commands: Option<mpsc::Receiver<Command>>,
     pub(super) lease: Option<Lease>,
@@ -95,6 +102,7 @@ impl CallIo {
             stt_engine: "none",
             upsampler: Upsampler::default(),
             wide: None,
+            media_frames: MEDIA_FRAMES,
             warned_no_stt: false,
             results: mpsc::unbounded_channel(),
             commands: Some(commands),
@@ -160,10 +168,10 @@ impl CallIo {
     fn media(&mut self, e: MediaEffect) {
         if let MediaEffect::Start = e {
             if let (Some(rtp), Some(answer)) = (self.rtp.take(), &self.answer) {
-                // Three frames per event: the conversation's wake-ups drop to 17 a second, for 40 ms.
+                // Frames per event as `media_poll` wants them: three while no speech is recognised, else one.
                 let cfg = MediaConfig {
                     timeout: self.ctx.media_timeout,
-                    frames_per_event: 3,
+                    frames_per_event: self.media_frames,
                     totals: Some(self.ctx.send_timing.clone()),
                     runtime: Some(self.ctx.media_threads.pick()),
                     ..Default::default()
@@ -382,6 +390,24 @@ impl Io for CallIo {
 
     fn media_running(&self) -> bool {
         self.media.is_some()
+    }
+
+    /// While speech is recognised, every frame as it comes (the end of a pause is seen up to 60 ms sooner);
+    /// else three at a time (docs/speech.md, "Turn-taking").
+    fn media_poll(&mut self) -> Duration {
+        let listening = self.stt.as_ref().is_some_and(SttStream::is_open);
+        let (poll, frames) = if listening {
+            (LISTENING_MEDIA_POLL, 1)
+        } else {
+            (MEDIA_POLL, MEDIA_FRAMES)
+        };
+        if let Some(m) = &self.media
+            && frames != self.media_frames
+        {
+            m.frames_per_event(frames);
+            self.media_frames = frames;
+        }
+        poll
     }
 
     async fn finish(mut self) {
