@@ -12,6 +12,7 @@ mod probe;
 mod reoffer;
 mod resolver;
 mod saved;
+mod socket;
 mod timer;
 mod tls;
 
@@ -325,7 +326,8 @@ impl SipAgent {
         let tls = Arc::new(tls::TlsConnections::new(resolver.clone(), cancel.child_token()));
         let transport = TransportLayer::new_with_domain_resolver(cancel.clone(), Box::new(resolver.clone()));
         transport.set_tls_config(tls.system_config());
-        let udp = UdpConnection::create_connection(listen, None, Some(cancel.child_token()))
+        let socket = socket::udp_socket(listen).map_err(|e| SipError::Listen(listen, e.to_string()))?;
+        let udp = UdpConnection::from_socket(Arc::new(socket), None, Some(cancel.child_token()))
             .await
             .map_err(|e| SipError::Listen(listen, e.to_string()))?;
         let local = udp
