@@ -116,25 +116,29 @@ names = {"accepted": "200", "rate_limited": "429", "concurrency_limited": "429 (
 print(", ".join(f"{names.get(k, k)} {b[k] - a.get(k, 0):,}" for k in sorted(b) if b[k] - a.get(k, 0) > 0))
 PY
 }
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat"; }
 sipp_answered() { tail -1 "$work/sipp.csv" 2>/dev/null | awk -F';' -v col="$1" 'NR==1 {print $col}'; }
 # The column of sipp's "TotalCallCreated" (calls it received as UAS).
 sipp_col() { head -1 "$work/sipp.csv" | tr ';' '\n' | grep -n '^TotalCallCreated$' | cut -d: -f1; }
 
-echo "| case | auth | answers/s | p50 | p90 | p99 | answers by status |"
-echo "|---|---|---|---|---|---|---|"
+echo "| case | auth | answers/s | p50 | p90 | p99 | answers by status | gateway CPU |"
+echo "|---|---|---|---|---|---|---|---|"
 for scenario in "limited:$limited" "dead:$dead" "400 invalid:$invalid"; do
   name=${scenario%%:*}
   body=${scenario#*:}
   for auth in Basic Bearer; do
     if [ "$auth" = Basic ]; then header=$basic; else header="Bearer $token"; fi
     before=$(answers)
+    c0=$(cpu_s)
     out=$(BODY="$body" AUTH="$header" wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s bench/dialout.lua "$base/api/v1/actions/dialout")
     after=$(answers)
+    c1=$(cpu_s)
     rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
     p50=$(awk '$1=="50%" {print $2}' <<<"$out")
     p90=$(awk '$1=="90%" {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-    echo "| $name | $auth | ${rps%.*} | $p50 | $p90 | $p99 | $(delta "$before" "$after") |"
+    cores=$(awk -v a="$c0" -v b="$c1" -v d="${DURATION%s}" 'BEGIN {printf "%.2f cores", (b - a) / d}')
+    echo "| $name | $auth | ${rps%.*} | $p50 | $p90 | $p99 | $(delta "$before" "$after") | $cores |"
   done
 done
 

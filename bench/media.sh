@@ -5,6 +5,8 @@
 # dials with machineDetection "detect", so each call's detector finds a machine and keeps listening for a beep.
 #
 #   CALLS=1000 RATE=100 WINDOW=20 bench/media.sh
+# GATEWAY_EXTRA adds sections to the gateway's configuration, e.g. GATEWAY_EXTRA=$'[speech]\nsecond_opinions = 0'.
+# BOT_EXTRA adds lines to the bot, e.g. BOT_EXTRA='machineDetectionConfig = { secondOpinionMs = 0 }'.
 # MEDIA_THREADS / MEDIA_REALTIME set sip.media_threads / sip.media_realtime; FAR_END_NICE runs sipp at that nice
 # level (the far end is on the same cores here; in production it is another machine).
 set -euo pipefail
@@ -40,6 +42,7 @@ rtp_ports = "20000-40000"
 media_timeout_sec = 0
 media_threads = ${MEDIA_THREADS:-0}
 media_realtime = ${MEDIA_REALTIME:-true}
+${GATEWAY_EXTRA:-}
 [[trunks]]
 name = "sipp"
 address = "127.0.0.1:$sipp_port"
@@ -48,6 +51,7 @@ keepAliveSec = 0
 name = "Bench"
 botUrl = "http://127.0.0.1:$bot_port/bot"
 dialoutMaxConcurrentCalls = 0
+${BOT_EXTRA:-}
 [[applications]]
 clientId = "bench"
 clientSecret = "bench-secret-1"

@@ -98,6 +98,10 @@ pub enum SpeechEffect {
         language: String,
         /// Partial transcripts wanted whatever the bot wants (the second opinion reads them).
         partials: bool,
+        /// For the detector's second opinion (docs/detection.md, "Second opinion"), not for the bot: the `Io` may
+        /// refuse it when the node runs too many ([`crate::SttInput::Failed`], then `Closed`), and the verdict
+        /// then rests on the cadence.
+        for_detection: bool,
     },
     /// Finish listening (what is being said is still delivered).
     StopRecognition,

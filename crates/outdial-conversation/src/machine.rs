@@ -285,6 +285,7 @@ impl Machine {
             self.emit(Effect::Speech(SpeechEffect::StartRecognition {
                 language,
                 partials: false,
+                for_detection: false,
             }));
         }
         self.tap(true);

@@ -222,6 +222,7 @@ impl Machine {
                     self.emit(Effect::Speech(SpeechEffect::StartRecognition {
                         language,
                         partials: true,
+                        for_detection: true,
                     }));
                     self.tap(true);
                     self.emit(Effect::Speech(SpeechEffect::Feed(audio)));
@@ -309,6 +310,10 @@ impl Machine {
             }
             SttInput::Failed(reason) if !draining => {
                 tracing::warn!(conversation = %self.conv.id, "speech recognition for machine detection failed: {reason}");
+                self.record(
+                    EventKind::RecognitionFailed,
+                    json!({"reason": reason, "purpose": "machine-detection"}),
+                );
                 self.detection.as_mut().map(|d| d.on_no_transcript())
             }
             SttInput::Closed => {

@@ -192,6 +192,9 @@ pub struct Speech {
     /// are recognised after this much pause, so their text is ready when the pause reaches `early_end_ms`
     /// (docs/speech.md, "Turn-taking"). 0: recognised at `early_end_ms`.
     pub lookahead_ms: u32,
+    /// Machine detection's second opinions from words running at once on this node (docs/detection.md, "Second
+    /// opinion"); a call that would need one more gets its verdict from the cadence. 0: never.
+    pub second_opinions: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,6 +299,7 @@ impl Default for Speech {
             end_silence_ms: 600,
             early_end_ms: 200,
             lookahead_ms: 100,
+            second_opinions: 4,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub stt_early_end_ms: u32,
     /// `speech.lookahead_ms`: the pause at which an engine cheap enough recognises the words so far (0: off).
     pub stt_lookahead_ms: u32,
+    /// `speech.second_opinions`: the permits of detection's second opinions (one per running recognition).
+    pub second_opinions: Arc<tokio::sync::Semaphore>,
     /// The one writer of conversation state and notifications.
     pub recorder: crate::recorder::Recorder,
     /// The HTTP client of bot connections (one connection pool for all calls).

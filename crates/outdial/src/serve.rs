@@ -119,6 +119,7 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
         stt_end_silence_ms: cfg.speech.end_silence_ms,
         stt_early_end_ms: cfg.speech.early_end_ms,
         stt_lookahead_ms: cfg.speech.lookahead_ms,
+        second_opinions: Arc::new(tokio::sync::Semaphore::new(cfg.speech.second_opinions)),
         bot_tokens: Default::default(),
         google_tokens: Default::default(),
         // docs/security.md, "Outbound requests": every bot URL passes the `[bot_network]` policy.

@@ -583,10 +583,25 @@ async fn the_second_opinion_hears_a_screening_service_and_the_bot_does_not() {
         .first(|e| {
             matches!(
                 e,
-                Effect::Speech(SpeechEffect::StartRecognition { partials: true, .. })
+                Effect::Speech(SpeechEffect::StartRecognition {
+                    partials: true,
+                    for_detection: true,
+                    ..
+                })
             )
         })
-        .expect("recognition for the second opinion");
+        .expect("recognition for the second opinion, said to be for detection");
+    assert_eq!(
+        o.count(|e| matches!(
+            e,
+            Effect::Speech(SpeechEffect::StartRecognition {
+                for_detection: false,
+                ..
+            })
+        )),
+        0,
+        "the bot asked for no recognition"
+    );
     let verdict = o.events("machine-detection");
     assert_eq!(verdict[0]["result"], "machine", "{verdict:?}");
     assert_eq!(verdict[0]["cause"], "SCREENING", "{verdict:?}");

@@ -142,6 +142,7 @@ impl CallIo {
         let e = match event {
             None => {
                 self.stt = None;
+                self.second_opinion = None;
                 SttInput::Closed
             }
             Some(SttEvent::SpeechStarted) => SttInput::SpeechStarted,

@@ -61,6 +61,8 @@ pub struct CallIo {
     pub(super) warned_no_stt: bool,
     /// The 20 ms frames per media event the media loop was last asked for.
     pub(super) media_frames: usize,
+    /// Held while detection's second opinion runs (`speech.second_opinions`).
+    pub(super) second_opinion: Option<tokio::sync::OwnedSemaphorePermit>,
     pub(super) results: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
     pub(super) commands: Option<mpsc::Receiver<Command>>,
     pub(super) lease: Option<Lease>,
@@ -103,6 +105,7 @@ impl CallIo {
             upsampler: Upsampler::default(),
             wide: None,
             media_frames: MEDIA_FRAMES,
+            second_opinion: None,
             warned_no_stt: false,
             results: mpsc::unbounded_channel(),
             commands: Some(commands),
@@ -120,6 +123,27 @@ impl CallIo {
         tokio::spawn(async move {
             let _ = tx.send(work.await);
         });
+    }
+
+    /// A permit for detection's second opinion (`speech.second_opinions` run at once on the node), held while the
+    /// recognition runs. Without one, the recognition is refused as failed: the verdict rests on the cadence.
+    fn take_second_opinion(&mut self) -> bool {
+        if self.stt.as_ref().is_some_and(SttStream::is_open) {
+            return true;
+        }
+        match self.ctx.second_opinions.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.second_opinion = Some(permit);
+                true
+            }
+            Err(_) => {
+                metrics::counter!("outdial_second_opinions_skipped_total").increment(1);
+                let why = "no second opinion: speech.second_opinions are all running".to_string();
+                let _ = self.results.0.send(Input::Stt(SttInput::Failed(why)));
+                let _ = self.results.0.send(Input::Stt(SttInput::Closed));
+                false
+            }
+        }
     }
 
     fn start_recognition(&mut self, language: String, partials: bool) {
@@ -307,11 +331,26 @@ impl Io for CallIo {
                     Input::Synthesized { job, result }
                 });
             }
-            Effect::Speech(SpeechEffect::StartRecognition { language, partials }) => {
-                self.start_recognition(language, partials)
+            Effect::Speech(SpeechEffect::StartRecognition {
+                language,
+                partials,
+                for_detection,
+            }) => {
+                if for_detection && !self.take_second_opinion() {
+                    return;
+                }
+                self.start_recognition(language, partials);
+                if !self.stt.as_ref().is_some_and(SttStream::is_open) {
+                    self.second_opinion = None;
+                }
             }
             Effect::Speech(SpeechEffect::StopRecognition) => {
-                if let Some(s) = self.stt.as_mut() {
+                if self.second_opinion.take().is_some() {
+                    // Detection's second opinion is over (its verdict came): the rest of the greeting is not
+                    // transcribed — nobody reads it, and a local recogniser would go on with it for seconds.
+                    self.stt = None;
+                    let _ = self.results.0.send(Input::Stt(SttInput::Closed));
+                } else if let Some(s) = self.stt.as_mut() {
                     s.finish();
                 }
             }

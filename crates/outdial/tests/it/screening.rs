@@ -92,3 +92,58 @@ async fn a_call_screening_service_is_known_by_its_words() {
         status(&got, "completed").await;
     }
 }
+
+/// `speech.second_opinions` bounds the second opinions a node runs at once (docs/detection.md, "Second opinion"):
+/// with none left, the screening service's greeting is judged by its cadence at once — a machine
+/// (`LONGGREETING`), not held for words — and the timeline says why.
+#[tokio::test]
+async fn without_a_free_second_opinion_the_cadence_decides_at_once() {
+    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
+        .await
+        .unwrap();
+    let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), Script::Ask)
+        .await
+        .unwrap();
+    let g = Gateway::start(&format!(
+        "[speech]\nsecond_opinions = 0\n\n\
+         [[trunks]]\nname = \"sbc\"\naddress = \"{addr}\"\nkeepAliveSec = 0\n\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"{url}\"\n\
+         machineDetectionConfig = {{ screeningVerdict = true, secondOpinionMs = 10000 }}\n",
+        addr = sim.addr,
+        url = bot.url
+    ))
+    .await;
+    let (url, got) = receiver().await;
+    let body = json!({"bot": "Bot1", "target": "sip:screening@example.com", "caller": "1-800-111-111",
+                      "machineDetection": "detect", "notifyUrl": url,
+                      "notifyEvents": ["machineDetection"]});
+    let id = common::dialout(&g, &body).await;
+    let md = status(&got, "machineDetection").await;
+    let d = &md["detection"];
+    assert_eq!(d["result"], "machine", "{md}");
+    assert!(d["cause"].as_str().unwrap().starts_with("LONGGREETING"), "{md}");
+    assert!(d["evidence"]["transcript"].is_null(), "no words were heard: {md}");
+    // Not held for words: the cadence's own time (a long greeting, ~2 s), far from secondOpinionMs.
+    assert!(d["latencyMs"].as_u64().unwrap() <= 3000, "{md}");
+    let timeline = common::events(&g, &id).await;
+    let failed: Vec<&Value> = timeline
+        .iter()
+        .filter(|e| e["kind"] == "recognition-failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{timeline:?}");
+    assert_eq!(failed[0]["data"]["purpose"], "machine-detection");
+    assert!(
+        failed[0]["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("speech.second_opinions"),
+        "{failed:?}"
+    );
+    assert!(
+        timeline.iter().all(|e| e["kind"] != "recognition"),
+        "{timeline:?}"
+    );
+    let r = common::hang_up(&g, &id).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    status(&got, "completed").await;
+}
