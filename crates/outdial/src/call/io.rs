@@ -339,6 +339,11 @@ impl Io for CallIo {
                 if for_detection && !self.take_second_opinion() {
                     return;
                 }
+                if !for_detection {
+                    // The bot listens now, on the second opinion's stream if one runs: it is the bot's from here on
+                    // (its end finishes what is being said), and the node's second opinions have one more free.
+                    self.second_opinion = None;
+                }
                 self.start_recognition(language, partials);
                 if !self.stt.as_ref().is_some_and(SttStream::is_open) {
                     self.second_opinion = None;
