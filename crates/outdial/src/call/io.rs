@@ -125,10 +125,15 @@ impl CallIo {
         });
     }
 
+    /// Whether a recognition stream takes the caller's audio.
+    fn recognising(&self) -> bool {
+        self.stt.as_ref().is_some_and(SttStream::is_open)
+    }
+
     /// A permit for detection's second opinion (`speech.second_opinions` run at once on the node), held while the
     /// recognition runs. Without one, the recognition is refused as failed: the verdict rests on the cadence.
     fn take_second_opinion(&mut self) -> bool {
-        if self.stt.as_ref().is_some_and(SttStream::is_open) {
+        if self.recognising() {
             return true;
         }
         match self.ctx.second_opinions.clone().try_acquire_owned() {
@@ -147,7 +152,7 @@ impl CallIo {
     }
 
     fn start_recognition(&mut self, language: String, partials: bool) {
-        if self.stt.as_ref().is_some_and(SttStream::is_open) {
+        if self.recognising() {
             return;
         }
         let stt = match crate::speech::recognizer(&self.ctx, &self.bot) {
@@ -336,16 +341,17 @@ impl Io for CallIo {
                 partials,
                 for_detection,
             }) => {
-                if for_detection && !self.take_second_opinion() {
-                    return;
-                }
-                if !for_detection {
+                if for_detection {
+                    if !self.take_second_opinion() {
+                        return;
+                    }
+                } else {
                     // The bot listens now, on the second opinion's stream if one runs: it is the bot's from here on
                     // (its end finishes what is being said), and the node's second opinions have one more free.
                     self.second_opinion = None;
                 }
                 self.start_recognition(language, partials);
-                if !self.stt.as_ref().is_some_and(SttStream::is_open) {
+                if !self.recognising() {
                     self.second_opinion = None;
                 }
             }
@@ -439,8 +445,7 @@ impl Io for CallIo {
     /// While speech is recognised, every frame as it comes (the end of a pause is seen up to 60 ms sooner);
     /// else three at a time (docs/speech.md, "Turn-taking").
     fn media_poll(&mut self) -> Duration {
-        let listening = self.stt.as_ref().is_some_and(SttStream::is_open);
-        let (poll, frames) = if listening {
+        let (poll, frames) = if self.recognising() {
             (LISTENING_MEDIA_POLL, 1)
         } else {
             (MEDIA_POLL, MEDIA_FRAMES)

@@ -21,18 +21,19 @@ fn detection_events(activities: &[Value]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_call_screening_service_is_known_by_its_words() {
+/// The simulated callee, the reference bot (`Ask`), and a gateway with `head` (sections before the trunk) whose
+/// trunk leads to the callee: Bot1 asks for the screening verdict; Bot2 keeps the four AudioCodes results. Both let
+/// the second opinion wait 10 s (the default is 4 s): Whisper shares the 2 cores with the rest of the test suite.
+async fn screening_gateway(head: &str) -> (outdial_sim::Sim, outdial_sim::bot::RefBot, Gateway) {
     let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
         .await
         .unwrap();
     let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), Script::Ask)
         .await
         .unwrap();
-    // Bot1 asks for the screening verdict; Bot2 keeps the four AudioCodes results. Both let the second opinion
-    // wait 10 s (the default is 4 s): Whisper shares the 2 cores with the rest of the test suite.
     let g = Gateway::start(&format!(
-        "[[trunks]]\nname = \"sbc\"\naddress = \"{addr}\"\nkeepAliveSec = 0\n\n\
+        "{head}\
+         [[trunks]]\nname = \"sbc\"\naddress = \"{addr}\"\nkeepAliveSec = 0\n\n\
          [[bots]]\nname = \"Bot1\"\nbotUrl = \"{url}\"\n\
          machineDetectionConfig = {{ screeningVerdict = true, secondOpinionMs = 10000 }}\n\n\
          [[bots]]\nname = \"Bot2\"\nbotUrl = \"{url}\"\nmachineDetectionConfig = {{ secondOpinionMs = 10000 }}\n",
@@ -40,6 +41,12 @@ async fn a_call_screening_service_is_known_by_its_words() {
         url = bot.url
     ))
     .await;
+    (sim, bot, g)
+}
+
+#[tokio::test]
+async fn a_call_screening_service_is_known_by_its_words() {
+    let (_sim, bot, g) = screening_gateway("").await;
 
     for (bot_name, result, first_event) in [
         ("Bot1", "screening", "call-screening"),
@@ -98,21 +105,7 @@ async fn a_call_screening_service_is_known_by_its_words() {
 /// (`LONGGREETING`), not held for words — and the timeline says why.
 #[tokio::test]
 async fn without_a_free_second_opinion_the_cadence_decides_at_once() {
-    let sim = outdial_sim::start("127.0.0.1:0".parse().unwrap(), outdial_sim::SimOptions::default())
-        .await
-        .unwrap();
-    let bot = outdial_sim::bot::start("127.0.0.1:0".parse().unwrap(), Script::Ask)
-        .await
-        .unwrap();
-    let g = Gateway::start(&format!(
-        "[speech]\nsecond_opinions = 0\n\n\
-         [[trunks]]\nname = \"sbc\"\naddress = \"{addr}\"\nkeepAliveSec = 0\n\n\
-         [[bots]]\nname = \"Bot1\"\nbotUrl = \"{url}\"\n\
-         machineDetectionConfig = {{ screeningVerdict = true, secondOpinionMs = 10000 }}\n",
-        addr = sim.addr,
-        url = bot.url
-    ))
-    .await;
+    let (_sim, _bot, g) = screening_gateway("[speech]\nsecond_opinions = 0\n\n").await;
     let (url, got) = receiver().await;
     let body = json!({"bot": "Bot1", "target": "sip:screening@example.com", "caller": "1-800-111-111",
                       "machineDetection": "detect", "notifyUrl": url,
