@@ -200,6 +200,7 @@ impl Detector {
                 };
                 vec![self.decide(verdict, cue.cause().into(), 0.9, None)]
             }
+            opinion::Reading::Person(cause) => vec![self.decide(Verdict::Human, cause, 0.8, None)],
             opinion::Reading::Stands => self.decide_held().into_iter().collect(),
             opinion::Reading::Wait => Vec::new(),
         }
@@ -288,11 +289,22 @@ impl Detector {
         if self.decided.is_none() {
             // A tone is not a word.
             let voice = voice && !self.tones.in_tone();
+            if voice {
+                self.opinion.voice();
+            }
             if let Some((verdict, cause, confidence)) = self.cadence.feed(voice) {
                 let (voice_ms, words) = (self.cadence.voice_ms(), self.cadence.words());
                 if self.opinion.holds(verdict, &cause, voice_ms, words) {
-                    if self.opinion.hold(verdict, cause, confidence, now) {
+                    if self.opinion.hold(verdict, cause, confidence, now, voice_ms) {
                         out.push(Event::WantTranscript);
+                    }
+                    if let Some(cause) = self.opinion.long_answer() {
+                        out.push(self.decide(Verdict::Human, cause, 0.8, None));
+                        return out;
+                    }
+                    if self.opinion.settled_without_words(voice_ms) {
+                        out.extend(self.decide_held());
+                        return out;
                     }
                 } else {
                     out.push(self.decide(verdict, cause, confidence, None));
@@ -403,27 +415,59 @@ pub struct Analysis {
 /// (no words: the cadence's verdict stands at once). Audio that ends before a verdict is `unknown` with cause
 /// `TOOSHORT-<ms>`.
 pub fn analyse(cfg: &Config, samples: &[i16]) -> Analysis {
-    analyse_with_words(cfg, samples, &mut |_: &[i16]| None)
+    run(cfg, samples, None)
 }
 
-/// [`analyse`] with a second opinion: when the detector asks for words at time t, `transcribe` gets the audio up
-/// to t + `secondOpinionMs` and its text reaches the detector at once (an offline view of what live recognition
-/// would have heard by the limit).
+/// A pause this long ends an utterance for the offline recogniser of [`analyse_with_words`] (as the live
+/// endpointer's, `speech.early_end_ms`).
+const OFFLINE_ENDPOINT_MS: u32 = 200;
+
+/// [`analyse`] with a second opinion, as live recognition would give it: once the detector asks for words, each
+/// utterance (audio since the previous one, ended by a pause of 200 ms, or by the audio's end) goes to
+/// `transcribe` and its text reaches the detector as a final transcript at that moment. The recogniser's own
+/// delay is not counted (live it adds its time, 0.1–1 s, to a verdict that waits for words). `transcribe`
+/// returning `None` means the recogniser failed: the cadence's verdict stands.
 pub fn analyse_with_words(
     cfg: &Config,
     samples: &[i16],
     transcribe: &mut dyn FnMut(&[i16]) -> Option<String>,
 ) -> Analysis {
+    run(cfg, samples, Some(transcribe))
+}
+
+fn run(
+    cfg: &Config,
+    samples: &[i16],
+    mut transcribe: Option<&mut dyn FnMut(&[i16]) -> Option<String>>,
+) -> Analysis {
     let mut d = Detector::new(cfg.clone());
     let mut decision = None;
     let mut beep = None;
+    // Once the detector asked for words: where the next utterance starts; and whether voice came since.
+    let mut words_from: Option<usize> = None;
+    let mut untranscribed = false;
     for (i, frame) in samples.chunks(FRAME).enumerate() {
         let mut f = frame.to_vec();
         f.resize(FRAME, 0);
         let mut events = d.feed(&f);
         if events.contains(&Event::WantTranscript) {
-            let upto = ((i + 1) * FRAME + cfg.second_opinion_ms as usize * 8).min(samples.len());
-            events.extend(match transcribe(&samples[..upto]) {
+            match transcribe {
+                Some(_) => words_from = Some(0),
+                None => events.extend(d.no_transcript()),
+            }
+        }
+        let silence = d.cadence.silence_ms();
+        untranscribed |= silence == 0;
+        let now = ((i + 1) * FRAME).min(samples.len());
+        let ended = silence >= OFFLINE_ENDPOINT_MS || now == samples.len();
+        if let (Some(from), Some(transcribe)) = (words_from, transcribe.as_mut())
+            && ended
+            && untranscribed
+            && d.verdict().is_none()
+        {
+            words_from = Some(now);
+            untranscribed = false;
+            events.extend(match transcribe(&samples[from..now]) {
                 Some(text) => d.transcript(&text, true),
                 None => d.no_transcript(),
             });

@@ -4,6 +4,11 @@
 //! Meanwhile the cadence goes on (a "Hello." that a greeting follows turns into a machine) and tones still decide
 //! at once. The words then settle it: a machine's phrase ([`crate::cues`]) → `machine` with its cause; a person's
 //! words → the cadence's verdict. No words in time, or no recogniser → the cadence's verdict.
+//!
+//! A long answer: the cadence takes a person's "hello, one moment please" (about 2 s of voice said at once) for a
+//! greeting by its length. When such a speaker stops — a pause of `afterGreetingSilenceMs` after at most
+//! [`LONG_ANSWER_MAX_VOICE_MS`] of voice — and their words hold no machine's phrase, the verdict is a person's
+//! (docs/detection.md, "A person's longer answer").
 
 use crate::Verdict;
 use crate::cues::{Cue, classify};
@@ -12,6 +17,13 @@ use crate::cues::{Cue, classify};
 const SURE_HUMAN_VOICE_MS: u32 = 1400;
 /// The words kept as evidence.
 const SNIPPET_CHARS: usize = 160;
+/// At most this much voice before a pause can be a person's longer answer; a greeting is longer.
+pub const LONG_ANSWER_MAX_VOICE_MS: u32 = 3000;
+
+/// A machine verdict by length alone (a long greeting, many words): a person's longer answer looks the same.
+fn by_length(verdict: Verdict, cause: &str) -> bool {
+    verdict == Verdict::Machine && (cause.starts_with("LONGGREETING") || cause.starts_with("MAXWORDS"))
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
@@ -28,6 +40,9 @@ pub(crate) struct SecondOpinion {
     pub machines: bool,
     held: Option<Held>,
     asked: bool,
+    /// The speaker stopped after a machine verdict by length, short enough for a person's answer: the cadence's
+    /// cause for the pause (`HUMAN-…`).
+    paused: Option<String>,
     /// The final transcripts so far, and the words so far of the utterance being spoken.
     heard: String,
     partial: String,
@@ -40,6 +55,8 @@ pub(crate) enum Reading {
     /// No machine phrase, and enough words for the held verdict to stand: a person's words, or a dozen words of
     /// a greeting.
     Stands,
+    /// A person's longer answer (see the module's doc): a person, with the cause of their pause.
+    Person(String),
     /// Nothing yet: wait for more words or the limit.
     Wait,
 }
@@ -51,6 +68,7 @@ impl SecondOpinion {
             machines: true,
             held: None,
             asked: false,
+            paused: None,
             heard: String::new(),
             partial: String::new(),
         }
@@ -64,17 +82,29 @@ impl SecondOpinion {
         self.held.is_some()
             || match verdict {
                 Verdict::Human => voice_ms >= SURE_HUMAN_VOICE_MS,
-                Verdict::Machine => self.machines && words > 0 && !cause.starts_with("INITIALSILENCE"),
+                Verdict::Machine => {
+                    words > 0
+                        && !cause.starts_with("INITIALSILENCE")
+                        && (self.machines || (by_length(verdict, cause) && voice_ms <= LONG_ANSWER_MAX_VOICE_MS))
+                }
                 Verdict::Unknown => self.machines && words > 0,
                 Verdict::Fax | Verdict::Screening => false,
             }
     }
 
-    /// Keeps the cadence's newest view (a machine outweighs a person, anything outweighs unknown). True the first
-    /// time: the transcript is to be asked for.
-    pub fn hold(&mut self, verdict: Verdict, cause: String, confidence: f32, now_ms: u64) -> bool {
+    /// Keeps the cadence's newest view (a machine outweighs a person, anything outweighs unknown; a pause after
+    /// a machine verdict by length is kept aside as a possible long answer). True the first time: the transcript
+    /// is to be asked for.
+    pub fn hold(&mut self, verdict: Verdict, cause: String, confidence: f32, now_ms: u64, voice_ms: u32) -> bool {
         match &mut self.held {
             Some(h) => {
+                if verdict == Verdict::Human
+                    && by_length(h.verdict, &h.cause)
+                    && voice_ms <= LONG_ANSWER_MAX_VOICE_MS
+                    && self.paused.is_none()
+                {
+                    self.paused = Some(cause.clone());
+                }
                 let newer = h.verdict == Verdict::Unknown
                     || (h.verdict == Verdict::Human && verdict == Verdict::Machine);
                 if newer {
@@ -101,6 +131,26 @@ impl SecondOpinion {
 
     pub fn is_holding(&self) -> bool {
         self.held.is_some()
+    }
+
+    /// Voice again: whatever pause was seen has ended.
+    pub fn voice(&mut self) {
+        self.paused = None;
+    }
+
+    /// Without words for machines (`disconnect` mode), a machine verdict by length waits only while it could be
+    /// a person's longer answer: past [`LONG_ANSWER_MAX_VOICE_MS`] of voice it stands at once.
+    pub fn settled_without_words(&self, voice_ms: u32) -> bool {
+        !self.machines
+            && voice_ms > LONG_ANSWER_MAX_VOICE_MS
+            && self.held.as_ref().is_some_and(|h| h.verdict == Verdict::Machine)
+    }
+
+    /// A person's longer answer: they stopped, and their words (a final transcript) hold no machine's phrase.
+    /// The cause of the pause.
+    pub fn long_answer(&self) -> Option<String> {
+        let cause = self.paused.as_ref()?;
+        (!self.heard.is_empty() && classify(&self.heard).is_none()).then(|| cause.clone())
     }
 
     pub fn expired(&self, now_ms: u64) -> bool {
@@ -137,6 +187,9 @@ impl SecondOpinion {
         let all = self.all();
         if let Some((cue, _)) = classify(&all) {
             return Reading::Machine(cue);
+        }
+        if let Some(cause) = self.long_answer() {
+            return Reading::Person(cause);
         }
         let words = all.split_whitespace().count();
         match &self.held {

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use outdial_core::MachineDetectionConfig;
-use outdial_detect::{Analysis, analyse, wav};
+use outdial_detect::{Analysis, analyse, analyse_with_words, wav};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -22,6 +22,28 @@ pub struct DetectArgs {
     /// With --report: the split to report on (the held-out `test` split by default; `all` for every file).
     #[arg(long, default_value = "test")]
     split: String,
+    /// Run the second opinion from words with the local Whisper (as a live call would with its recogniser), in
+    /// this language (BCP 47; with --report, the language a source's name starts with, e.g. `fr-ca-june`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "en-US", value_name = "LANGUAGE")]
+    words: Option<String>,
+}
+
+/// The local Whisper as the second opinion's recogniser (`--words`).
+pub struct Words(outdial_speech::Whisper);
+
+impl Words {
+    fn load() -> anyhow::Result<Words> {
+        let dir = outdial_speech::Whisper::find_default()?;
+        Ok(Words(outdial_speech::Whisper::load(&dir, 0)?))
+    }
+
+    /// Analyses 8 kHz audio with words in `language`; a recognition that fails leaves the cadence's verdict.
+    pub fn analyse(&self, cfg: &MachineDetectionConfig, samples: &[i16], language: &str) -> Analysis {
+        analyse_with_words(cfg, samples, &mut |pcm: &[i16]| {
+            let pcm16 = outdial_speech::stt::Upsampler::default().process(pcm);
+            self.0.transcribe(&pcm16, language).ok().map(|t| t.text)
+        })
+    }
 }
 
 fn config(arg: Option<&str>) -> anyhow::Result<MachineDetectionConfig> {
@@ -54,8 +76,10 @@ pub fn line(file: &str, a: &Analysis) -> Value {
 /// Exit code 0, or 1 when a file could not be read.
 pub fn run(args: DetectArgs) -> anyhow::Result<u8> {
     let cfg = config(args.config.as_deref())?;
+    let words = args.words.as_ref().map(|_| Words::load()).transpose()?;
+    let language = args.words.as_deref().unwrap_or("en-US");
     if let Some(dir) = &args.report {
-        report::report(dir, &args.split, &cfg)?;
+        report::report(dir, &args.split, &cfg, words.as_ref())?;
         return Ok(0);
     }
     if args.files.is_empty() {
@@ -65,7 +89,13 @@ pub fn run(args: DetectArgs) -> anyhow::Result<u8> {
     for f in &args.files {
         let name = f.display().to_string();
         match wav::read_8k(f) {
-            Ok(samples) => println!("{}", line(&name, &analyse(&cfg, &samples))),
+            Ok(samples) => {
+                let a = match &words {
+                    Some(w) => w.analyse(&cfg, &samples, language),
+                    None => analyse(&cfg, &samples),
+                };
+                println!("{}", line(&name, &a));
+            }
             Err(e) => {
                 println!("{}", json!({"file": name, "error": e.to_string()}));
                 code = 1;

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use outdial_core::MachineDetectionConfig;
+use super::Words;
 use outdial_detect::{Verdict, analyse, wav};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -138,7 +139,15 @@ impl Tally {
 const BREAKDOWN_HEAD: &str =
     "                 files  accuracy    human  machine    fax      beeps  beep±ms  human+ms";
 
-pub fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::Result<()> {
+/// The language of a source named like `fr-ca-june` (English for any other name).
+fn language(source: Option<&str>) -> &str {
+    source
+        .and_then(|s| s.split('-').next())
+        .filter(|l| l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase()))
+        .unwrap_or("en")
+}
+
+pub fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig, words: Option<&Words>) -> anyhow::Result<()> {
     let rows = labels(dir, split)?;
     anyhow::ensure!(!rows.is_empty(), "no files in split '{split}'");
     let name = Verdict::as_str;
@@ -148,7 +157,10 @@ pub fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::
     let mut wrong = Vec::new();
     for r in &rows {
         let samples = wav::read_8k(&dir.join(&r.file))?;
-        let a = analyse(cfg, &samples);
+        let a = match words {
+            Some(w) => w.analyse(cfg, &samples, language(r.source.as_deref())),
+            None => analyse(cfg, &samples),
+        };
         // `unknown` counts as the configured default (a person unless unknownIsHuman is false).
         let got = match a.decision.verdict {
             Verdict::Unknown if cfg.unknown_is_human => Verdict::Human,
@@ -186,7 +198,16 @@ pub fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig) -> anyhow::
             }
         }
     }
-    println!("corpus {} — split '{split}': {} files", dir.display(), all.files);
+    let opinion = if words.is_some() {
+        "second opinion from the local Whisper's words"
+    } else {
+        "no words (cadence and tones)"
+    };
+    println!(
+        "corpus {} — split '{split}': {} files; {opinion}",
+        dir.display(),
+        all.files
+    );
     println!();
     println!(
         "{:<12}{:>10}{:>10}{:>10}{:>12}",
