@@ -167,6 +167,14 @@ const PHRASES: [(Cue, &[&str]); 4] = [
     ),
 ];
 
+/// A voicemail's request in its many wordings ("leave me a brief message", "leave my message" as a recogniser
+/// may hear it, "laissez-moi votre message"): a verb of leaving, then within three words a word for message.
+const LEAVE: [&str; 14] = [
+    "leave", "laissez", "laisser", "laisse", "deje", "dejeme", "dejame", "dejenos", "dejar", "deja", "dejen", "lasci",
+    "lasciare", "lasciate",
+];
+const MESSAGE: [&str; 5] = ["message", "messages", "mensaje", "messaggio", "messaggi"];
+
 /// Number words that, four in a row, read out a phone number or an extension.
 const DIGIT_WORDS: [&str; 11] = [
     "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
@@ -200,7 +208,18 @@ pub fn classify(text: &str) -> Option<(Cue, &'static str)> {
             return Some((cue, p));
         }
     }
+    if leave_message(&t) {
+        return Some((Cue::Voicemail, "leave … message"));
+    }
     digits(&t).then_some((Cue::Voicemail, "a number read out"))
+}
+
+/// A word of [`LEAVE`] followed within three words by one of [`MESSAGE`].
+fn leave_message(t: &str) -> bool {
+    let words: Vec<&str> = t.split_whitespace().collect();
+    words.iter().enumerate().any(|(i, w)| {
+        LEAVE.contains(w) && words[i + 1..].iter().take(4).any(|m| MESSAGE.contains(m))
+    })
 }
 
 /// Four digits or more in a row (as numerals or English number words).
@@ -257,6 +276,15 @@ mod tests {
         assert_eq!(cue("Il numero non è disponibile."), Some(Cue::Voicemail));
         assert_eq!(cue("The person at extension 4 5 1 2"), Some(Cue::Voicemail));
         assert_eq!(cue("five five five one two three four"), Some(Cue::Voicemail));
+        for t in [
+            "Hey, this is Tom. Leave my message.",
+            "Please leave me a brief message",
+            "Laissez-moi votre message.",
+            "Déjeme su mensaje, por favor.",
+            "Lasciate pure un messaggio.",
+        ] {
+            assert_eq!(cue(t), Some(Cue::Voicemail), "{t}");
+        }
     }
 
     #[test]
@@ -270,6 +298,7 @@ mod tests {
             "Pronto, chi parla?",
             "Hi, this is Dana, one moment please.",
             "I'm on the 2nd floor",
+            "Leave it there, I'll read the message later.",
             "",
         ] {
             assert_eq!(classify(t), None, "{t}");
