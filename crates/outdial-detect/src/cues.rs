@@ -170,8 +170,8 @@ const PHRASES: [(Cue, &[&str]); 4] = [
 /// A voicemail's request in its many wordings ("leave me a brief message", "leave my message" as a recogniser
 /// may hear it, "laissez-moi votre message"): a verb of leaving, then within three words a word for message.
 const LEAVE: [&str; 14] = [
-    "leave", "laissez", "laisser", "laisse", "deje", "dejeme", "dejame", "dejenos", "dejar", "deja", "dejen", "lasci",
-    "lasciare", "lasciate",
+    "leave", "laissez", "laisser", "laisse", "deje", "dejeme", "dejame", "dejenos", "dejar", "deja", "dejen",
+    "lasci", "lasciare", "lasciate",
 ];
 const MESSAGE: [&str; 5] = ["message", "messages", "mensaje", "messaggio", "messaggi"];
 
@@ -217,9 +217,10 @@ pub fn classify(text: &str) -> Option<(Cue, &'static str)> {
 /// A word of [`LEAVE`] followed within three words by one of [`MESSAGE`].
 fn leave_message(t: &str) -> bool {
     let words: Vec<&str> = t.split_whitespace().collect();
-    words.iter().enumerate().any(|(i, w)| {
-        LEAVE.contains(w) && words[i + 1..].iter().take(4).any(|m| MESSAGE.contains(m))
-    })
+    words
+        .iter()
+        .enumerate()
+        .any(|(i, w)| LEAVE.contains(w) && words[i + 1..].iter().take(4).any(|m| MESSAGE.contains(m)))
 }
 
 /// Four digits or more in a row (as numerals or English number words).

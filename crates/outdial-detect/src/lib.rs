@@ -418,6 +418,9 @@ pub fn analyse(cfg: &Config, samples: &[i16]) -> Analysis {
     run(cfg, samples, None)
 }
 
+/// An offline recogniser: 8 kHz audio of one utterance → its words (`None`: it failed).
+pub type Transcribe<'a> = &'a mut dyn FnMut(&[i16]) -> Option<String>;
+
 /// A pause this long ends an utterance for the offline recogniser of [`analyse_with_words`] (as the live
 /// endpointer's, `speech.early_end_ms`).
 const OFFLINE_ENDPOINT_MS: u32 = 200;
@@ -427,19 +430,11 @@ const OFFLINE_ENDPOINT_MS: u32 = 200;
 /// `transcribe` and its text reaches the detector as a final transcript at that moment. The recogniser's own
 /// delay is not counted (live it adds its time, 0.1–1 s, to a verdict that waits for words). `transcribe`
 /// returning `None` means the recogniser failed: the cadence's verdict stands.
-pub fn analyse_with_words(
-    cfg: &Config,
-    samples: &[i16],
-    transcribe: &mut dyn FnMut(&[i16]) -> Option<String>,
-) -> Analysis {
+pub fn analyse_with_words(cfg: &Config, samples: &[i16], transcribe: Transcribe<'_>) -> Analysis {
     run(cfg, samples, Some(transcribe))
 }
 
-fn run(
-    cfg: &Config,
-    samples: &[i16],
-    mut transcribe: Option<&mut dyn FnMut(&[i16]) -> Option<String>>,
-) -> Analysis {
+fn run(cfg: &Config, samples: &[i16], mut transcribe: Option<Transcribe<'_>>) -> Analysis {
     let mut d = Detector::new(cfg.clone());
     let mut decision = None;
     let mut beep = None;

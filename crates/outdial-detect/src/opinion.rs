@@ -85,7 +85,8 @@ impl SecondOpinion {
                 Verdict::Machine => {
                     words > 0
                         && !cause.starts_with("INITIALSILENCE")
-                        && (self.machines || (by_length(verdict, cause) && voice_ms <= LONG_ANSWER_MAX_VOICE_MS))
+                        && (self.machines
+                            || (by_length(verdict, cause) && voice_ms <= LONG_ANSWER_MAX_VOICE_MS))
                 }
                 Verdict::Unknown => self.machines && words > 0,
                 Verdict::Fax | Verdict::Screening => false,
@@ -95,7 +96,14 @@ impl SecondOpinion {
     /// Keeps the cadence's newest view (a machine outweighs a person, anything outweighs unknown; a pause after
     /// a machine verdict by length is kept aside as a possible long answer). True the first time: the transcript
     /// is to be asked for.
-    pub fn hold(&mut self, verdict: Verdict, cause: String, confidence: f32, now_ms: u64, voice_ms: u32) -> bool {
+    pub fn hold(
+        &mut self,
+        verdict: Verdict,
+        cause: String,
+        confidence: f32,
+        now_ms: u64,
+        voice_ms: u32,
+    ) -> bool {
         match &mut self.held {
             Some(h) => {
                 if verdict == Verdict::Human

@@ -172,7 +172,11 @@ fn a_persons_longer_answer_is_a_person_once_they_stop_and_their_words_hold_no_ma
     let (d, asked) = run(Config::default(), &a, Some(words), 200);
     let asked = asked.expect("unsure: machine by length");
     assert!(asked < end, "asked for words while they talked");
-    assert_eq!((d.verdict, d.cause.as_str()), (Verdict::Human, "HUMAN-800-800"), "{d:?}");
+    assert_eq!(
+        (d.verdict, d.cause.as_str()),
+        (Verdict::Human, "HUMAN-800-800"),
+        "{d:?}"
+    );
     assert!(
         d.latency_ms.abs_diff(end + 800) <= 60,
         "at the pause: {} vs {}",
@@ -189,7 +193,11 @@ fn a_persons_longer_answer_is_a_person_once_they_stop_and_their_words_hold_no_ma
 
     // A machine's phrase in the same two seconds: a machine.
     let (d, _) = run(Config::default(), &a, Some("Hi, please leave a message."), 200);
-    assert_eq!((d.verdict, d.cause.as_str()), (Verdict::Machine, "VOICEMAIL"), "{d:?}");
+    assert_eq!(
+        (d.verdict, d.cause.as_str()),
+        (Verdict::Machine, "VOICEMAIL"),
+        "{d:?}"
+    );
 }
 
 #[test]

@@ -44,6 +44,9 @@ pub enum Behaviour {
     /// A call-screening service: "The person you're calling is using a screening service. Please say your name
     /// and why you are calling." (the Piper voice).
     Screening,
+    /// A person who answers at length at once: "Hello? Yes, one moment please, I'm coming." (the Piper voice,
+    /// about 2.2 s of voice), then waits.
+    LongAnswer,
 }
 
 const HUMAN: &[u8] = include_bytes!("../../outdial-detect/tests/audio/human_hello_then_silence_8k_ulaw.wav");
@@ -51,6 +54,7 @@ const MACHINE: &[u8] = include_bytes!("../../outdial-detect/tests/audio/voicemai
 const MACHINE_NO_BEEP: &[u8] = include_bytes!("../../outdial-detect/tests/audio/greeting_8k_ulaw.wav");
 const FAX: &[u8] = include_bytes!("../../outdial-detect/tests/audio/fax_ced_2100hz_3s.wav");
 const SCREENING: &[u8] = include_bytes!("../../outdial-detect/tests/audio/screening_service_8k_ulaw.wav");
+const LONG_ANSWER: &[u8] = include_bytes!("../../outdial-detect/tests/audio/long_answer_piper_8k_ulaw.wav");
 /// The person's answer to the bot's question.
 pub(crate) const YES_PLEASE: &[u8] =
     include_bytes!("../../outdial-detect/tests/audio/yes_please_8k_ulaw.wav");
@@ -82,6 +86,7 @@ impl Behaviour {
             ("decline", Behaviour::Decline),
             ("silent", Behaviour::Silent),
             ("screening", Behaviour::Screening),
+            ("long-answer", Behaviour::LongAnswer),
         ] {
             if u.contains(word) {
                 return b;
@@ -107,6 +112,7 @@ impl Behaviour {
             Behaviour::MachineNoBeep => MACHINE_NO_BEEP,
             Behaviour::Fax => FAX,
             Behaviour::Screening => SCREENING,
+            Behaviour::LongAnswer => LONG_ANSWER,
             _ => return Vec::new(),
         };
         outdial_detect::wav::decode_8k(wav).unwrap_or_default()
@@ -421,7 +427,8 @@ impl Call {
                             heard.extend_from_slice(&f);
                         }
                         // A person answers the bot's first question once it has finished speaking.
-                        if behaviour == Behaviour::Human && turn.after(loud, f.len()) {
+                        let person = matches!(behaviour, Behaviour::Human | Behaviour::LongAnswer);
+                        if person && turn.after(loud, f.len()) {
                             self.stats.replies.fetch_add(1, Ordering::Relaxed);
                             // The rest of the hello recording is silence: the answer comes now.
                             media.stop_playout();
@@ -507,6 +514,7 @@ mod tests {
         assert_eq!(Behaviour::for_user("+15550107"), Behaviour::Silent);
         assert_eq!(Behaviour::for_user("machine-nobeep-7"), Behaviour::MachineNoBeep);
         assert_eq!(Behaviour::for_user("Fax"), Behaviour::Fax);
+        assert_eq!(Behaviour::for_user("long-answer"), Behaviour::LongAnswer);
         assert!(Behaviour::Machine.audio().len() > 8000 * 15);
         assert!(Behaviour::Busy.audio().is_empty());
     }

@@ -2,9 +2,9 @@
 //! confusion table, the human verdict's latency after the end of speech, the beeps found and how far their
 //! reported end is from the true one; overall, then per source (voice) and per kind when the labels name them.
 
+use super::Words;
 use anyhow::Context;
 use outdial_core::MachineDetectionConfig;
-use super::Words;
 use outdial_detect::{Verdict, analyse, wav};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -147,7 +147,12 @@ fn language(source: Option<&str>) -> &str {
         .unwrap_or("en")
 }
 
-pub fn report(dir: &Path, split: &str, cfg: &MachineDetectionConfig, words: Option<&Words>) -> anyhow::Result<()> {
+pub fn report(
+    dir: &Path,
+    split: &str,
+    cfg: &MachineDetectionConfig,
+    words: Option<&Words>,
+) -> anyhow::Result<()> {
     let rows = labels(dir, split)?;
     anyhow::ensure!(!rows.is_empty(), "no files in split '{split}'");
     let name = Verdict::as_str;

@@ -140,3 +140,38 @@ async fn without_a_free_second_opinion_the_cadence_decides_at_once() {
     assert!(r.status().is_success(), "{}", r.status());
     status(&got, "completed").await;
 }
+
+/// A person's longer answer (docs/detection.md, "Second opinion"): "Hello? Yes, one moment please, I'm coming."
+/// (2.2 s of voice at once) is a greeting to the cadence (`LONGGREETING`); their words hold no machine's phrase, so
+/// once they stop the verdict is a person's — in `detect` mode (the bot's greeting plays) and in `disconnect` mode
+/// (the call is not hung up).
+#[tokio::test]
+async fn a_persons_longer_answer_is_a_person_by_its_words() {
+    let (_sim, bot, g) = screening_gateway("").await;
+    for mode in ["detect", "disconnect"] {
+        let (url, got) = receiver().await;
+        let body = json!({"bot": "Bot2", "target": "sip:long-answer@example.com", "caller": "1-800-111-111",
+                          "machineDetection": mode, "notifyUrl": url,
+                          "notifyEvents": ["machineDetection"]});
+        let id = common::dialout(&g, &body).await;
+        let md = status(&got, "machineDetection").await;
+        let d = &md["detection"];
+        assert_eq!(d["result"], "human", "{mode}: {md}");
+        assert!(d["cause"].as_str().unwrap().starts_with("HUMAN-"), "{mode}: {md}");
+        let heard = d["evidence"]["transcript"].as_str().unwrap().to_lowercase();
+        assert!(heard.contains("moment"), "{mode}: {md}");
+        // Judged after the answer's 2.2 s of voice and its 0.8 s pause, when the words were in: not before 3 s.
+        assert!(d["latencyMs"].as_u64().unwrap() >= 3000, "{mode}: {md}");
+        // The conversation goes on with the person: the bot asks, the person answers "yes please", the bot
+        // ends the call with that result (a machine would have been hung up, or sent to the voicemail prompt).
+        let done = status(&got, "completed").await;
+        assert_eq!(done["reasonCode"], "bot-disconnected", "{mode}: {done}");
+        assert_eq!(done["botOperationResult"], "yes", "{mode}: {done}");
+        assert!(
+            detection_events(&bot.received(&id))
+                .iter()
+                .all(|e| e != "voicemail-prompt-start"),
+            "{mode}"
+        );
+    }
+}
