@@ -8,7 +8,7 @@
 //! A long answer: the cadence takes a person's "hello, one moment please" (about 2 s of voice said at once) for a
 //! greeting by its length. When such a speaker stops — a pause of `afterGreetingSilenceMs` after at most
 //! [`LONG_ANSWER_MAX_VOICE_MS`] of voice — and their words hold no machine's phrase, the verdict is a person's
-//! (docs/detection.md, "A person's longer answer").
+//! (docs/detection.md, "Second opinion": a person's longer answer).
 
 use crate::Verdict;
 use crate::cues::{Cue, classify};

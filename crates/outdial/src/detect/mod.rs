@@ -38,11 +38,24 @@ impl Words {
     }
 
     /// Analyses 8 kHz audio with words in `language`; a recognition that fails leaves the cadence's verdict.
-    pub fn analyse(&self, cfg: &MachineDetectionConfig, samples: &[i16], language: &str) -> Analysis {
+    fn analyse(&self, cfg: &MachineDetectionConfig, samples: &[i16], language: &str) -> Analysis {
         analyse_with_words(cfg, samples, &mut |pcm: &[i16]| {
             let pcm16 = outdial_speech::stt::Upsampler::default().process(pcm);
             self.0.transcribe(&pcm16, language).ok().map(|t| t.text)
         })
+    }
+}
+
+/// One recording's analysis: with the second opinion's words when `words` is given, else cadence and tones.
+fn analyse_audio(
+    cfg: &MachineDetectionConfig,
+    samples: &[i16],
+    words: Option<&Words>,
+    language: &str,
+) -> Analysis {
+    match words {
+        Some(w) => w.analyse(cfg, samples, language),
+        None => analyse(cfg, samples),
     }
 }
 
@@ -90,10 +103,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<u8> {
         let name = f.display().to_string();
         match wav::read_8k(f) {
             Ok(samples) => {
-                let a = match &words {
-                    Some(w) => w.analyse(&cfg, &samples, language),
-                    None => analyse(&cfg, &samples),
-                };
+                let a = analyse_audio(&cfg, &samples, words.as_ref(), language);
                 println!("{}", line(&name, &a));
             }
             Err(e) => {

@@ -2,10 +2,10 @@
 //! confusion table, the human verdict's latency after the end of speech, the beeps found and how far their
 //! reported end is from the true one; overall, then per source (voice) and per kind when the labels name them.
 
-use super::Words;
+use super::{Words, analyse_audio};
 use anyhow::Context;
 use outdial_core::MachineDetectionConfig;
-use outdial_detect::{Verdict, analyse, wav};
+use outdial_detect::{Verdict, wav};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
@@ -162,10 +162,7 @@ pub fn report(
     let mut wrong = Vec::new();
     for r in &rows {
         let samples = wav::read_8k(&dir.join(&r.file))?;
-        let a = match words {
-            Some(w) => w.analyse(cfg, &samples, language(r.source.as_deref())),
-            None => analyse(cfg, &samples),
-        };
+        let a = analyse_audio(cfg, &samples, words, language(r.source.as_deref()));
         // `unknown` counts as the configured default (a person unless unknownIsHuman is false).
         let got = match a.decision.verdict {
             Verdict::Unknown if cfg.unknown_is_human => Verdict::Human,

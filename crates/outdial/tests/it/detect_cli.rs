@@ -126,3 +126,30 @@ fn say_writes_speech_the_detector_hears() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--words`: the second opinion from the local Whisper, as a live call has it. A person's longer answer ("Hello?
+/// Yes, one moment please, I'm coming.", 2.2 s of voice at once) is a greeting to the cadence alone, and a person
+/// with their words (docs/detection.md, "Second opinion").
+#[test]
+fn words_settle_a_persons_longer_answer() {
+    let file = format!("{AUDIO}/long_answer_piper_8k_ulaw.wav");
+    let (code, lines, err) = detect(&[&file]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines[0]["verdict"], "machine", "{}", lines[0]);
+    assert!(lines[0]["cause"].as_str().unwrap().starts_with("LONGGREETING"));
+    assert!(lines[0]["evidence"]["transcript"].is_null());
+
+    let (code, lines, err) = detect(&[&file, "--words", "en-US"]);
+    assert_eq!(code, 0, "{err}");
+    let l = &lines[0];
+    assert_eq!(
+        (l["verdict"].as_str(), l["cause"].as_str()),
+        (Some("human"), Some("HUMAN-800-800")),
+        "{l}"
+    );
+    let heard = l["evidence"]["transcript"].as_str().unwrap().to_lowercase();
+    assert!(heard.contains("moment"), "{l}");
+    // Decided at the pause after the answer: its voice ends ~3.0 s into the file, then 0.8 s.
+    let at = l["latencyMs"].as_u64().unwrap();
+    assert!((3500..=4100).contains(&at), "{l}");
+}
