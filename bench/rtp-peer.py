@@ -164,7 +164,7 @@ def run(proc, ng_port, n, window):
     while True:
         now = time.monotonic()
         if measured is None and now - start >= 1.0:
-            cpu0, rss1 = cpu_and_rss(proc.pid)
+            cpu0, _ = cpu_and_rss(proc.pid)
             measured = now
         if measured is not None and now - measured >= window:
             break
