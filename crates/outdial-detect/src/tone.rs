@@ -4,7 +4,7 @@
 //! dual tones (ringback 440+480 Hz, busy 480+620 Hz) and speech are not.
 
 use realfft::{RealFftPlanner, RealToComplex};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 const N: usize = 256;
 const RATE: f32 = 8000.0;
@@ -28,6 +28,16 @@ pub struct ToneTracker {
     spectrum: Vec<realfft::num_complex::Complex<f32>>,
     window: Vec<f32>,
     power: Vec<f32>,
+    /// The transform's working space, kept: `process` would allocate it for every frame.
+    scratch: Vec<realfft::num_complex::Complex<f32>>,
+}
+
+/// The one plan of the 256-point transform, shared by every call's trackers (planning it per tracker cost each
+/// call its own twiddle tables).
+fn plan() -> Arc<dyn RealToComplex<f32>> {
+    static PLAN: OnceLock<Arc<dyn RealToComplex<f32>>> = OnceLock::new();
+    PLAN.get_or_init(|| RealFftPlanner::<f32>::new().plan_fft_forward(N))
+        .clone()
 }
 
 impl std::fmt::Debug for ToneTracker {
@@ -38,8 +48,9 @@ impl std::fmt::Debug for ToneTracker {
 
 impl Default for ToneTracker {
     fn default() -> Self {
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(N);
+        let fft = plan();
         let spectrum = fft.make_output_vec();
+        let scratch = fft.make_scratch_vec();
         // Hann window over the 160 samples of a frame; zero padding to 256.
         let window = (0..160)
             .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / 159.0).cos())
@@ -50,6 +61,7 @@ impl Default for ToneTracker {
             spectrum,
             window,
             power: vec![0.0; N / 2 + 1],
+            scratch,
         }
     }
 }
@@ -65,7 +77,9 @@ impl ToneTracker {
         for ((x, &s), w) in self.input.iter_mut().zip(frame).zip(&self.window) {
             *x = f32::from(s) / 32768.0 * w;
         }
-        self.fft.process(&mut self.input, &mut self.spectrum).ok()?;
+        self.fft
+            .process_with_scratch(&mut self.input, &mut self.spectrum, &mut self.scratch)
+            .ok()?;
         for (p, c) in self.power.iter_mut().zip(&self.spectrum) {
             *p = c.norm_sqr();
         }

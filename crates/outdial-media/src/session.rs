@@ -12,10 +12,10 @@ use crate::rtcp::{self, SenderReport};
 use crate::rtp::{self, Datagram};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -24,6 +24,10 @@ pub const FRAME: usize = 160;
 
 /// How long before a packet's time its timer is set (see the pacing in [`run`]).
 const TIMER_LEAD: Duration = Duration::from_millis(1);
+
+/// The RTCP socket is read every this many ticks (200 ms): reports come every few seconds, and their arrival
+/// times are the kernel's, so reading them later changes nothing.
+const RTCP_READ_TICKS: u32 = 10;
 
 /// Counters of one session (also read while it runs).
 #[derive(Debug, Default)]
@@ -248,8 +252,11 @@ pub(crate) fn start(
     runtime.spawn(async move {
         // The port pair goes back to the pool once the loop has closed its sockets.
         let (rtp, rtcp, _port) = sockets;
-        match (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp)) {
-            (Ok(rtp), Ok(rtcp)) => {
+        // The sockets stay out of the runtime's reactor: the loop reads them at its tick, and a socket registered
+        // with epoll would wake the media thread for every packet that arrives (at 500 calls, 11,000 needless
+        // wake-ups a second; BENCHMARKS.md, "Media").
+        match (rtp.set_nonblocking(true), rtcp.set_nonblocking(true)) {
+            (Ok(()), Ok(())) => {
                 let events = Events {
                     control: control_tx,
                     audio: audio_tx,
@@ -332,8 +339,10 @@ async fn run(
     // 1 ms on average: the timer is set TIMER_LEAD before each packet's time to centre the sends on it.
     let mut tick = tokio::time::interval_at(started, Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut ticks: u32 = 0;
     loop {
         let scheduled = tick.tick().await;
+        ticks = ticks.wrapping_add(1);
         loop {
             match commands.try_recv() {
                 Ok(Command::TapAudio(on)) => tap = on,
@@ -379,8 +388,9 @@ async fn run(
         // SRTP: the packet as it goes on the wire (docs/trunks.md, "SRTP").
         let protected = srtp.as_mut().and_then(|s| s.protect_rtp(&tx.out));
         let wire: &[u8] = protected.as_deref().unwrap_or(&tx.out);
-        // On hold we answered recvonly / inactive: nothing is sent (the schedule and sequence numbers go on).
-        if !held && (socket.try_send_to(wire, remote).is_ok() || socket.send_to(wire, remote).await.is_ok()) {
+        // On hold we answered recvonly / inactive: nothing is sent (the schedule and sequence numbers go on). A
+        // packet the kernel cannot take now (its send buffer full) is not sent late: the next one is due in 20 ms.
+        if !held && socket.send_to(wire, remote).is_ok() {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             tx.octets = tx.octets.wrapping_add((tx.out.len() - 12) as u32);
             let due = scheduled + TIMER_LEAD;
@@ -446,7 +456,9 @@ async fn run(
                 let _ = events.control.send(MediaEvent::Dtmf(digit));
             }
         }
-        while let Some(d) = rtcp_reader.next(&rtcp_socket, &mut buf) {
+        while ticks.is_multiple_of(RTCP_READ_TICKS)
+            && let Some(d) = rtcp_reader.next(&rtcp_socket, &mut buf)
+        {
             let plain = match srtp.as_mut() {
                 Some(s) => s.unprotect_rtcp(&buf[..d.len]),
                 None => Some(buf[..d.len].to_vec()),
@@ -532,7 +544,7 @@ async fn run(
                 Some(s) => s.protect_rtcp(&report).unwrap_or_default(),
                 None => report,
             };
-            if !report.is_empty() && rtcp_socket.try_send_to(&report, remote_rtcp).is_ok() {
+            if !report.is_empty() && rtcp_socket.send_to(&report, remote_rtcp).is_ok() {
                 stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -245,7 +245,11 @@ async fn write_on(
         events.push(event);
         match w {
             Write::Update(_, _, rows) => outbox.extend(rows.iter()),
-            Write::Attempt(row, _) => attempts.push(row),
+            // A notification's later attempt in the same batch replaces its earlier one.
+            Write::Attempt(row, _) => match attempts.iter().position(|a| a.event_id == row.event_id) {
+                Some(i) => attempts[i] = row,
+                None => attempts.push(row),
+            },
             _ => {}
         }
         results.push(Ok(()));
@@ -311,19 +315,27 @@ async fn write_on(
         }
         q.execute(&mut *tx).await?;
     }
-    for r in attempts {
-        sqlx::query(
-            "UPDATE outbox SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5, delivered_at = $6, \
-             claimed_by = NULL, claimed_until = NULL WHERE event_id = $1",
-        )
-        .bind(r.event_id.to_string())
-        .bind(r.status.as_str())
-        .bind(r.attempts)
-        .bind(r.next_attempt_at)
-        .bind(r.last_error.clone())
-        .bind(r.delivered_at)
-        .execute(&mut *tx)
-        .await?;
+    if !attempts.is_empty() {
+        // One statement for the batch's attempts (each statement is a round trip to SQLite's thread): the rows'
+        // new values as a table of VALUES (columns `column1` … `column6` in both databases), joined on the key.
+        let mut sql = String::from(
+            "UPDATE outbox SET status = v.column2, attempts = v.column3, next_attempt_at = v.column4, \
+             last_error = v.column5, delivered_at = v.column6, claimed_by = NULL, claimed_until = NULL \
+             FROM (VALUES ",
+        );
+        push_params(&mut sql, author.numbered, 6, attempts.len());
+        sql.push_str(") AS v WHERE outbox.event_id = v.column1");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in &attempts {
+            q = q
+                .bind(r.event_id.to_string())
+                .bind(r.status.as_str())
+                .bind(r.attempts)
+                .bind(r.next_attempt_at)
+                .bind(r.last_error.clone())
+                .bind(r.delivered_at);
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(results)

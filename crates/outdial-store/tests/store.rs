@@ -387,3 +387,57 @@ async fn outbox_rows_are_written_with_the_state_and_delivered_in_order() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_attempts_are_written_together_each_to_its_own_row_the_last_winning() {
+    on_both(|s| async move {
+        let mut rows = Vec::new();
+        for i in 0..100 {
+            let mut c = conv("A", 1_000 + i);
+            s.create_conversation(&c, None, 0).await.unwrap();
+            c.state = ConversationState::Answered;
+            let row = note(&c, 1, 2_000);
+            s.transition(&c, "answered", &json!({}), std::slice::from_ref(&row))
+                .await
+                .unwrap();
+            rows.push(row);
+        }
+        // All attempts at once (the writer groups them); on every other row a retry and then its delivery, queued
+        // one after the other.
+        let mut tasks = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let (s, row) = (s.clone(), row.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut retry = row.clone();
+                retry.attempts = 1;
+                retry.next_attempt_at = 9_000 + i as i64;
+                retry.last_error = Some(format!("refused {i}"));
+                let mut done = row.clone();
+                done.attempts = 2;
+                done.status = OutboxStatus::Delivered;
+                done.delivered_at = Some(5_000 + i as i64);
+                if i % 2 == 0 {
+                    let (retried, delivered) = (json!({"result": "retry"}), json!({"result": "delivered"}));
+                    let (a, b) = tokio::join!(
+                        s.record_attempt(&retry, &retried),
+                        s.record_attempt(&done, &delivered)
+                    );
+                    a.unwrap();
+                    b.unwrap();
+                    done
+                } else {
+                    s.record_attempt(&retry, &json!({"result": "retry"}))
+                        .await
+                        .unwrap();
+                    retry
+                }
+            }));
+        }
+        for t in tasks {
+            let expected = t.await.unwrap();
+            let stored = s.notifications(expected.conversation_id).await.unwrap();
+            assert_eq!(stored, vec![expected]);
+        }
+    })
+    .await;
+}
