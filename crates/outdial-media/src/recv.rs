@@ -2,10 +2,11 @@
 //! (`SO_TIMESTAMPNS`). The media loop reads its sockets once per 20 ms tick instead of waking for every packet,
 //! and the kernel's arrival times keep the interarrival jitter (RFC 3550) and the RTCP delays exact.
 //!
-//! One `recvmmsg` takes up to [`BATCH`] datagrams: a tick that finds one packet (the steady state) costs one system
-//! call, where reading until `EAGAIN` cost two (BENCHMARKS.md, "Media"). The datagrams land in one buffer per media
-//! thread (a call's loop never waits while it holds a batch, so the calls of a thread can share it), not in each
-//! call's memory.
+//! The sockets are non-blocking and not watched by the runtime (a watched socket wakes the thread for every
+//! packet). One `recvmmsg` takes up to [`BATCH`] datagrams: a tick costs one system call whether a packet waits or
+//! not, where reading until `EAGAIN` cost two (BENCHMARKS.md, "Media"). The datagrams land in one buffer per media
+//! thread (a call's loop never waits while it holds a batch, so the calls of a thread can share it) and are copied
+//! out one at a time.
 
 use nix::sys::socket::{
     self, ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage, setsockopt, sockopt,

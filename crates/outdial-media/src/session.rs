@@ -253,8 +253,8 @@ pub(crate) fn start(
         // The port pair goes back to the pool once the loop has closed its sockets.
         let (rtp, rtcp, _port) = sockets;
         // The sockets stay out of the runtime's reactor: the loop reads them at its tick, and a socket registered
-        // with epoll would wake the media thread for every packet that arrives (at 500 calls, 11,000 needless
-        // wake-ups a second; BENCHMARKS.md, "Media").
+        // with epoll would wake the media thread for every packet that arrives (at 500 calls, 6,000–11,000
+        // needless wake-ups a second; BENCHMARKS.md, "Media").
         match (rtp.set_nonblocking(true), rtcp.set_nonblocking(true)) {
             (Ok(()), Ok(())) => {
                 let events = Events {
