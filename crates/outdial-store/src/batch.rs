@@ -148,6 +148,23 @@ async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// Adds `row` to `rows` in first-seen order of its `key`, replacing the row of the same key already there (the last
+/// write of a batch wins; `index` maps each key to its place).
+fn keep_last<'a, T, K: std::hash::Hash + Eq>(
+    rows: &mut Vec<&'a T>,
+    index: &mut HashMap<K, usize>,
+    key: K,
+    row: &'a T,
+) {
+    match index.get(&key) {
+        Some(&i) => rows[i] = row,
+        None => {
+            index.insert(key, rows.len());
+            rows.push(row);
+        }
+    }
+}
+
 /// Writes the batch in one transaction; returns the result of each write (NotFound for updates of unknown
 /// conversations, which are left out).
 async fn write_batch(pool: &AnyPool, author: &Author, writes: &[Write]) -> Result<Vec<Result<()>>> {
@@ -211,6 +228,7 @@ async fn write_on(
     let mut events: Vec<&EventRow> = Vec::new();
     let mut outbox: Vec<&OutboxRow> = Vec::new();
     let mut attempts: Vec<&OutboxRow> = Vec::new();
+    let mut attempt_index: HashMap<uuid::Uuid, usize> = HashMap::new();
     for w in writes {
         let (conv, event) = match w {
             Write::Create(c, e) => {
@@ -234,22 +252,13 @@ async fn write_on(
             continue;
         }
         if let Some(c) = conv {
-            match index.get(c.id.as_str()) {
-                Some(&i) => rows[i] = c,
-                None => {
-                    index.insert(&c.id, rows.len());
-                    rows.push(c);
-                }
-            }
+            keep_last(&mut rows, &mut index, c.id.as_str(), c);
         }
         events.push(event);
         match w {
             Write::Update(_, _, rows) => outbox.extend(rows.iter()),
             // A notification's later attempt in the same batch replaces its earlier one.
-            Write::Attempt(row, _) => match attempts.iter().position(|a| a.event_id == row.event_id) {
-                Some(i) => attempts[i] = row,
-                None => attempts.push(row),
-            },
+            Write::Attempt(row, _) => keep_last(&mut attempts, &mut attempt_index, row.event_id, row),
             _ => {}
         }
         results.push(Ok(()));
