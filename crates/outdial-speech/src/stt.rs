@@ -169,12 +169,18 @@ pub fn stream(recognize: Recognizer, options: SttOptions) -> SttStream {
 /// [`stream`] for an engine that says when it is [`Busy`]: a look-ahead recognition ([`SttOptions::lookahead_ms`])
 /// is then put off until the pause reaches `early_end_ms` — a pause the person breaks meanwhile costs nothing, which
 /// matters most when every replica is taken.
+///
+/// An engine slower than the audio (a loaded machine) does no stale work: before each recognition the audio that
+/// came meanwhile is read, and words already superseded are not recognised — a partial with newer words queued
+/// behind it, a pause the person has already broken. A pause's words are a partial transcript too (when partials
+/// are asked for), so that nothing newer is lost by skipping one.
 pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: SttOptions) -> SttStream {
     let (audio, mut audio_rx) = mpsc::unbounded_channel::<Vec<i16>>();
     let (tx, events) = mpsc::channel(64);
     tokio::spawn(async move {
         let mut ep = Endpointer::new(&options);
         let run = |pcm: Vec<i16>| recognize(pcm, options.language.clone());
+        let partials = options.partial_interval_ms.is_some();
         // The words at the last pause that did not end the turn: (utterance, pause, transcript).
         let mut heard_at_pause: Option<(u64, u64, Transcript)> = None;
         // A look-ahead put off while the engine was busy, and the pause whose words are recognised now regardless.
@@ -187,14 +193,22 @@ pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: Stt
                 None => ep.finish().into_iter().collect(),
             };
             while let Some(step) = steps.pop_front() {
+                if matches!(step, Step::Partial(_) | Step::Pause { .. }) {
+                    // What came while the engine worked decides whether these words are still worth it.
+                    while let Ok(c) = audio_rx.try_recv() {
+                        steps.extend(ep.push(&c));
+                    }
+                }
                 let event = match step {
                     Step::Started => SttEvent::SpeechStarted,
-                    // A partial is skipped when audio is waiting: finals must not fall behind.
-                    Step::Partial(_) if audio_rx.len() > 10 => continue,
+                    // Newer words are queued: finals must not fall behind.
+                    Step::Partial(_) if superseded(&steps, &ep) => continue,
                     Step::Partial(pcm) => match run(pcm).await {
                         Ok(t) if !t.text.is_empty() => SttEvent::Partial(t),
                         _ => continue,
                     },
+                    // The person already went on: these words will not end the turn.
+                    Step::Pause { pause, .. } if ep.resumed_since(pause) => continue,
                     // Smart endpointing: the words so far, at a short pause. The audio heard meanwhile decides:
                     // if the person went on, the transcript is dropped (the utterance's end brings the whole).
                     Step::Pause { n, pause, pcm } => {
@@ -206,11 +220,18 @@ pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: Stt
                         while let Ok(c) = audio_rx.try_recv() {
                             steps.extend(ep.push(&c));
                         }
+                        let partial = match &t {
+                            Ok(t) if partials && !t.text.is_empty() => Some(SttEvent::Partial(t.clone())),
+                            _ => None,
+                        };
                         heard_at_pause = match t {
                             Ok(t) if !ep.resumed_since(pause) && !t.text.is_empty() => Some((n, pause, t)),
                             _ => None,
                         };
-                        continue;
+                        match partial {
+                            Some(p) => p,
+                            None => continue,
+                        }
                     }
                     // The pause lasted `early_end_ms`: if its words read as a complete sentence, the turn ends
                     // here; if not and the person says no more, they are still its text (below).
@@ -262,6 +283,16 @@ pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: Stt
         audio: Some(audio),
         events,
     }
+}
+
+/// Whether newer words than a partial's are queued: a later partial or utterance, or a pause the person has not
+/// broken (its words are recognised, and are a partial too).
+fn superseded(steps: &VecDeque<Step>, ep: &Endpointer) -> bool {
+    steps.iter().any(|s| match s {
+        Step::Partial(_) | Step::Utterance { .. } => true,
+        Step::Pause { pause, .. } => !ep.resumed_since(*pause),
+        Step::Started | Step::PauseHeld { .. } => false,
+    })
 }
 
 /// 8 kHz → 16 kHz for a stream of chunks: a half-band interpolator (16-tap windowed sinc), 1 ms of delay.

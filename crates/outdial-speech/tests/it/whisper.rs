@@ -396,8 +396,11 @@ async fn a_busy_engine_skips_the_look_ahead_of_a_pause_the_person_breaks() {
                 ..smart(Some(200))
             },
         );
+        // At the pace of a call: the stream reads each chunk before the next comes (all at once, the broken
+        // pause would be known broken before its look-ahead, busy or not).
         for chunk in audio.chunks(320) {
             s.push(chunk.to_vec());
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         s.finish();
         let mut finals = Vec::new();
@@ -413,4 +416,54 @@ async fn a_busy_engine_skips_the_look_ahead_of_a_pause_the_person_breaks() {
         let n = calls.load(std::sync::atomic::Ordering::SeqCst);
         assert!(recognitions.contains(&n), "busy {busy}: {n} recognitions");
     }
+}
+
+/// An engine behind the audio (a loaded machine: the call's audio queued while it worked) does no stale work
+/// (docs/speech.md, "Turn-taking"): the pauses the person already broke and the partials that newer words follow
+/// are not recognised. The turn's words are, once: at the pause that ends the turn, a partial transcript and then
+/// the final, with no recognition of the utterance again.
+#[tokio::test]
+async fn an_engine_behind_the_audio_recognises_only_the_newest_words() {
+    let said = speech("Yes please.").await;
+    let first_voice = said.iter().position(|s| s.abs() > 1000).unwrap();
+    let last_voice = said.iter().rposition(|s| s.abs() > 1000).unwrap();
+    let words = &said[first_voice..=last_voice];
+    // Three times the words, with pauses of 300 ms that smart endpointing (200 ms) would hand over.
+    let mut audio = vec![0i16; 16 * 300];
+    for _ in 0..3 {
+        audio.extend(words);
+        audio.extend(vec![0i16; 16 * 300]);
+    }
+    let (recognizer, calls) = instant("Yes please.");
+    let mut s = stream(
+        recognizer,
+        SttOptions {
+            partial_interval_ms: Some(700),
+            ..smart(Some(200))
+        },
+    );
+    // All of it before the stream reads any: what a recogniser finds queued when it finishes a slow run.
+    for chunk in audio.chunks(320) {
+        s.push(chunk.to_vec());
+    }
+    let mut events = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s.events.recv()).await {
+            Ok(Some(SttEvent::Final(t))) => {
+                events.push(format!("final {}", t.audio_ms / 100 * 100));
+                break;
+            }
+            Ok(Some(SttEvent::Partial(t))) => events.push(format!("partial {}", t.audio_ms / 100 * 100)),
+            Ok(Some(SttEvent::SpeechStarted)) => events.push("started".into()),
+            other => panic!("{other:?} after {events:?}"),
+        }
+    }
+    // The words of the whole turn (three times "Yes please." and two pauses), recognised once.
+    let turn_ms = (3 * words.len() / 16 + 2 * 300) as u64 / 100 * 100;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0], "started");
+    assert_eq!(events[1], events[2].replace("final", "partial"), "{events:?}");
+    let heard_ms: u64 = events[2]["final ".len()..].parse().unwrap();
+    assert!(heard_ms >= turn_ms, "{events:?}: the turn is {turn_ms} ms");
 }
