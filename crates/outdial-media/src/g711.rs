@@ -1,4 +1,5 @@
-//! G.711 µ-law and A-law (ITU-T G.711), sample by sample.
+//! G.711 µ-law and A-law (ITU-T G.711), sample by sample. Decoding reads a 256-entry table (computed at compile
+//! time): every received packet of every call is decoded.
 
 const BIAS: i32 = 0x84;
 const CLIP: i32 = 32635;
@@ -12,23 +13,43 @@ pub fn ulaw_encode(sample: i16) -> u8 {
         0
     };
     x = x.min(CLIP) + BIAS;
-    let mut exp = 7;
-    let mut mask = 0x4000;
-    while exp > 0 && x & mask == 0 {
-        exp -= 1;
-        mask >>= 1;
-    }
+    // The segment: the highest bit set above bit 7 (x >= BIAS sets bit 7; x < 0x8000, so at most 7).
+    let exp = 31 - x.leading_zeros() as i32 - 7;
     let mant = (x >> (exp + 3)) & 0x0F;
     !(sign | (exp << 4) | mant) as u8
 }
 
 pub fn ulaw_decode(code: u8) -> i16 {
+    ULAW[code as usize]
+}
+
+const fn ulaw_decode_code(code: u8) -> i16 {
     let u = !code;
-    let exp = i32::from((u >> 4) & 7);
-    let mant = i32::from(u & 0x0F);
+    let exp = ((u >> 4) & 7) as i32;
+    let mant = (u & 0x0F) as i32;
     let x = (((mant << 3) + BIAS) << exp) - BIAS;
     (if u & 0x80 != 0 { -x } else { x }) as i16
 }
+
+static ULAW: [i16; 256] = {
+    let mut t = [0i16; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = ulaw_decode_code(c as u8);
+        c += 1;
+    }
+    t
+};
+
+static ALAW: [i16; 256] = {
+    let mut t = [0i16; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = alaw_decode_code(c as u8);
+        c += 1;
+    }
+    t
+};
 
 pub fn alaw_encode(sample: i16) -> u8 {
     const SEG_END: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
@@ -52,7 +73,11 @@ pub fn alaw_encode(sample: i16) -> u8 {
 }
 
 pub fn alaw_decode(code: u8) -> i16 {
-    let a = i32::from(code ^ 0x55);
+    ALAW[code as usize]
+}
+
+const fn alaw_decode_code(code: u8) -> i16 {
+    let a = (code ^ 0x55) as i32;
     let mut t = (a & 0x0F) << 4;
     let seg = (a & 0x70) >> 4;
     match seg {
@@ -127,6 +152,32 @@ mod tests {
             // 0x7F is µ-law's "negative zero": it decodes to 0, which encodes as 0xFF.
             assert!(u == c || (c == 0x7F && u == 0xFF), "µ-law {c:#x} -> {u:#x}");
             assert_eq!(alaw_encode(alaw_decode(c)), c, "A-law {c:#x}");
+        }
+    }
+
+    /// The segment search of the reference encoder (ITU-T G.711's loop), against the leading-zeros one.
+    #[test]
+    fn ulaw_encoding_is_the_reference_for_every_sample() {
+        fn reference(sample: i16) -> u8 {
+            let mut x = i32::from(sample);
+            let sign = if x < 0 {
+                x = -x;
+                0x80
+            } else {
+                0
+            };
+            x = x.min(CLIP) + BIAS;
+            let mut exp = 7;
+            let mut mask = 0x4000;
+            while exp > 0 && x & mask == 0 {
+                exp -= 1;
+                mask >>= 1;
+            }
+            let mant = (x >> (exp + 3)) & 0x0F;
+            !(sign | (exp << 4) | mant) as u8
+        }
+        for s in i16::MIN..=i16::MAX {
+            assert_eq!(ulaw_encode(s), reference(s), "{s}");
         }
     }
 

@@ -132,9 +132,23 @@ impl Inbound {
     /// fading), or silence.
     pub(crate) fn frame(&mut self, law: Law, out: &mut Vec<i16>, wide_out: &mut Vec<i16>) {
         let wideband = law == Law::G722;
+        let mut first = None;
+        if !wideband && self.pcm.is_empty() {
+            // The usual case: one 20 ms packet makes the frame, decoded where the frame is kept.
+            match self.jb.pop() {
+                Some(Out::Packet(p)) if p.len() == FRAME => {
+                    self.concealed = 0;
+                    self.last.clear();
+                    self.last.extend(p.iter().map(|&c| law.decode(c)));
+                    out.extend_from_slice(&self.last);
+                    return;
+                }
+                popped => first = Some(popped),
+            }
+        }
         while self.pcm.len() < FRAME {
             let before = self.pcm.len();
-            match self.jb.pop() {
+            match first.take().unwrap_or_else(|| self.jb.pop()) {
                 Some(Out::Packet(p)) => {
                     self.concealed = 0;
                     if wideband {

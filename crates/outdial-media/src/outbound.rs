@@ -44,10 +44,12 @@ impl Outbound {
                     .get_or_insert_with(Default::default)
                     .encode(&self.frame, &mut self.payload);
             } else {
-                self.payload.resize(FRAME, 0);
-                for b in self.payload.iter_mut() {
-                    *b = self.playout.pop_front().map_or(law.silence(), |s| law.encode(s));
-                }
+                // What is played, then silence (most packets are silence only: the person is talking).
+                self.payload.clear();
+                let n = self.playout.len().min(FRAME);
+                self.payload
+                    .extend(self.playout.drain(..n).map(|s| law.encode(s)));
+                self.payload.resize(FRAME, law.silence());
             }
             rtp::build(
                 &mut self.out,
