@@ -1,11 +1,12 @@
-//! Moonshine base on speech of the Piper voice, at 8 kHz upsampled as a call hands it over: what was said comes
-//! back as text, with a confidence; silence and noise give none; the package's ORT files give the same words as
-//! the folded ONNX ones; the stream ends an utterance after the silence. Needs the model from PyPI (`moonshine-cpp`,
-//! converted by scripts/moonshine-onnx.py), the Piper voice and ONNX Runtime: scripts/test.sh installs them.
+//! Moonshine base on speech of the Piper voice (recorded: `tests/audio`), at 8 kHz upsampled as a call hands it
+//! over: what was said comes back as text, with a confidence; silence and noise give none; the package's ORT files
+//! give the same words as the folded ONNX ones; the stream ends an utterance after the silence. Needs the model
+//! from PyPI (`moonshine-cpp`, converted by scripts/moonshine-onnx.py) and ONNX Runtime: scripts/test.sh installs
+//! them.
 
 use outdial_speech::moonshine::find_default;
 use outdial_speech::stt::Upsampler;
-use outdial_speech::{Moonshine, Piper, SttEvent, SttOptions, SttProvider};
+use outdial_speech::{Moonshine, SttEvent, SttOptions, SttProvider};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -18,14 +19,12 @@ fn model() -> Moonshine {
         .clone()
 }
 
-/// What the Piper voice says, at 16 kHz as it would come from a call (8 kHz, upsampled), 300 ms of silence first.
-async fn speech(text: &str) -> Vec<i16> {
-    let text = text.to_string();
-    let pcm8k = tokio::task::spawn_blocking(move || Piper::load_default().unwrap().speak(&text).unwrap())
-        .await
-        .unwrap();
+/// A sentence recorded once in the Piper voice (`tests/audio/README.md`), as the endpointer hands it over. The
+/// tests that check exact words read recordings: Piper's synthesis varies from run to run (a fresh "I would like
+/// to speak to a person." was once heard without its "to"), a recording does not.
+fn recorded(wav: &[u8]) -> Vec<i16> {
     let mut padded = vec![0i16; 2400];
-    padded.extend(pcm8k);
+    padded.extend(outdial_media::wav::decode_8k(wav).unwrap());
     Upsampler::default().process(&padded)
 }
 
@@ -54,7 +53,8 @@ async fn transcribes_an_utterance_with_a_confidence() {
         m.is_folded(),
         "scripts/moonshine-onnx.py has saved the ONNX graphs: {m:?}"
     );
-    let t = transcribe(&m, speech("Yes please, call me tomorrow morning.").await).await;
+    let said = recorded(include_bytes!("../audio/call_me_tomorrow_piper_8k.wav"));
+    let t = transcribe(&m, said).await;
     assert_eq!(words(&t.text), "yes please call me tomorrow morning", "{t:?}");
     assert!(t.confidence > 0.5 && t.confidence <= 1.0, "{t:?}");
     assert!(t.audio_ms > 1500, "{t:?}");
@@ -94,7 +94,7 @@ async fn the_package_files_alone_give_the_same_words() {
     }
     let slow = Moonshine::load(&only_ort, &lib, 1).unwrap();
     assert!(!slow.is_folded());
-    let pcm = speech("I would like to speak to a person.").await;
+    let pcm = recorded(include_bytes!("../audio/speak_to_a_person_piper_8k.wav"));
     let (a, b) = (
         transcribe(&slow, pcm.clone()).await,
         transcribe(&model(), pcm).await,
@@ -120,7 +120,9 @@ async fn a_missing_model_is_named_with_how_to_install_it() {
 #[tokio::test]
 async fn streaming_finds_utterances_and_replicas_share_the_work() {
     let mut audio = vec![0i16; 8_000];
-    audio.extend(speech("Goodbye, see you tomorrow.").await);
+    audio.extend(recorded(include_bytes!(
+        "../audio/goodbye_see_you_tomorrow_piper_8k.wav"
+    )));
     audio.extend(vec![0i16; 16_000]);
     audio.extend(Upsampler::default().process(&outdial_sim::yes_please_piper()));
     audio.extend(vec![0i16; 16_000]);

@@ -33,6 +33,14 @@ async fn speech(text: &str) -> Vec<i16> {
     Upsampler::default().process(&padded)
 }
 
+/// What espeak-ng says, without the silence before and after it.
+async fn voice_only(text: &str) -> Vec<i16> {
+    let said = speech(text).await;
+    let first = said.iter().position(|s| s.abs() > 1000).unwrap();
+    let last = said.iter().rposition(|s| s.abs() > 1000).unwrap();
+    said[first..=last].to_vec()
+}
+
 fn words(s: &str) -> String {
     s.to_lowercase()
         .chars()
@@ -376,10 +384,7 @@ async fn a_batch_gives_each_utterance_its_own_words() {
 /// end the turn: a pause the person breaks after 150 ms costs no recognition, and the turn's text is the same.
 #[tokio::test]
 async fn a_busy_engine_skips_the_look_ahead_of_a_pause_the_person_breaks() {
-    let said = speech("Yes please.").await;
-    let first_voice = said.iter().position(|s| s.abs() > 1000).unwrap();
-    let last_voice = said.iter().rposition(|s| s.abs() > 1000).unwrap();
-    let words = &said[first_voice..=last_voice];
+    let words = &voice_only("Yes please.").await;
     let mut audio = vec![0i16; 16 * 300];
     audio.extend(words);
     audio.extend(vec![0i16; 16 * 150]);
@@ -424,10 +429,7 @@ async fn a_busy_engine_skips_the_look_ahead_of_a_pause_the_person_breaks() {
 /// the final, with no recognition of the utterance again.
 #[tokio::test]
 async fn an_engine_behind_the_audio_recognises_only_the_newest_words() {
-    let said = speech("Yes please.").await;
-    let first_voice = said.iter().position(|s| s.abs() > 1000).unwrap();
-    let last_voice = said.iter().rposition(|s| s.abs() > 1000).unwrap();
-    let words = &said[first_voice..=last_voice];
+    let words = &voice_only("Yes please.").await;
     // Three times the words, with pauses of 300 ms that smart endpointing (200 ms) would hand over.
     let mut audio = vec![0i16; 16 * 300];
     for _ in 0..3 {
