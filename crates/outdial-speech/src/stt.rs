@@ -195,9 +195,7 @@ pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: Stt
             while let Some(step) = steps.pop_front() {
                 if matches!(step, Step::Partial(_) | Step::Pause { .. }) {
                     // What came while the engine worked decides whether these words are still worth it.
-                    while let Ok(c) = audio_rx.try_recv() {
-                        steps.extend(ep.push(&c));
-                    }
+                    read_queued(&mut audio_rx, &mut ep, &mut steps);
                 }
                 let event = match step {
                     Step::Started => SttEvent::SpeechStarted,
@@ -217,9 +215,7 @@ pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: Stt
                             continue;
                         }
                         let t = run(pcm).await;
-                        while let Ok(c) = audio_rx.try_recv() {
-                            steps.extend(ep.push(&c));
-                        }
+                        read_queued(&mut audio_rx, &mut ep, &mut steps);
                         let partial = match &t {
                             Ok(t) if partials && !t.text.is_empty() => Some(SttEvent::Partial(t.clone())),
                             _ => None,
@@ -282,6 +278,17 @@ pub fn stream_under_load(recognize: Recognizer, busy: Option<Busy>, options: Stt
     SttStream {
         audio: Some(audio),
         events,
+    }
+}
+
+/// Takes the audio queued so far through the endpointer, its steps after those already waiting.
+fn read_queued(
+    audio: &mut mpsc::UnboundedReceiver<Vec<i16>>,
+    ep: &mut Endpointer,
+    steps: &mut VecDeque<Step>,
+) {
+    while let Ok(c) = audio.try_recv() {
+        steps.extend(ep.push(&c));
     }
 }
 
