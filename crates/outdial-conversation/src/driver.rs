@@ -76,49 +76,56 @@ impl Timers {
 }
 
 /// Runs the conversation to its end and returns it as it ended.
-pub async fn run<I: Io>(mut machine: Machine, mut io: I) -> Conversation {
-    let mut timers = Timers::default();
-    let effects = machine.start();
-    dispatch(effects, &mut io, &mut timers);
-    let mut poll = io.media_poll();
-    let mut media_tick = media_ticks(poll);
-    // One timer for the earliest deadline, moved only when that deadline changes (a new one per loop would cost a
-    // timer-wheel registration for every input).
-    let mut armed = timers.earliest();
-    let wake = tokio::time::sleep_until(armed.unwrap_or_else(far_future));
-    tokio::pin!(wake);
-    while !machine.is_over() {
-        tokio::select! {
-            input = io.next_input() => dispatch(machine.on(input), &mut io, &mut timers),
-            () = &mut wake, if armed.is_some() => {
-                for id in timers.due(Instant::now()) {
-                    if machine.is_over() {
-                        break;
+///
+/// Not an `async fn`: an `async fn` keeps its arguments in its future and moves them into locals beside them, so
+/// the machine and the `Io` would take their room twice in every call's task for the whole call; the block below
+/// uses them where they were captured (BENCHMARKS.md, "Media": memory per call).
+pub fn run<I: Io>(mut machine: Machine, mut io: I) -> impl Future<Output = Conversation> + Send {
+    async move {
+        let mut timers = Timers::default();
+        let effects = machine.start();
+        dispatch(effects, &mut io, &mut timers);
+        let mut poll = io.media_poll();
+        let mut media_tick = media_ticks(poll);
+        // One timer for the earliest deadline, moved only when that deadline changes (a new one per loop would cost a
+        // timer-wheel registration for every input).
+        let mut armed = timers.earliest();
+        let wake = tokio::time::sleep_until(armed.unwrap_or_else(far_future));
+        tokio::pin!(wake);
+        while !machine.is_over() {
+            tokio::select! {
+                input = io.next_input() => dispatch(machine.on(input), &mut io, &mut timers),
+                () = &mut wake, if armed.is_some() => {
+                    for id in timers.due(Instant::now()) {
+                        if machine.is_over() {
+                            break;
+                        }
+                        dispatch(machine.on(Input::Timer(id)), &mut io, &mut timers);
                     }
-                    dispatch(machine.on(Input::Timer(id)), &mut io, &mut timers);
+                }
+                _ = media_tick.tick(), if io.media_running() => {
+                    while !machine.is_over() && let Some(input) = io.poll_media() {
+                        dispatch(machine.on(input), &mut io, &mut timers);
+                    }
                 }
             }
-            _ = media_tick.tick(), if io.media_running() => {
-                while !machine.is_over() && let Some(input) = io.poll_media() {
-                    dispatch(machine.on(input), &mut io, &mut timers);
+            let wanted = io.media_poll();
+            if wanted != poll {
+                poll = wanted;
+                media_tick = media_ticks(poll);
+            }
+            let next = timers.earliest();
+            if next != armed {
+                armed = next;
+                if let Some(at) = next {
+                    wake.as_mut().reset(at);
                 }
             }
         }
-        let wanted = io.media_poll();
-        if wanted != poll {
-            poll = wanted;
-            media_tick = media_ticks(poll);
-        }
-        let next = timers.earliest();
-        if next != armed {
-            armed = next;
-            if let Some(at) = next {
-                wake.as_mut().reset(at);
-            }
-        }
+        // Boxed: its future holds the `Io` and what it closes, room the loop above would otherwise carry.
+        Box::pin(io.finish()).await;
+        machine.conversation().clone()
     }
-    io.finish().await;
-    machine.conversation().clone()
 }
 
 /// Media collection every `period`, the first one period from now.

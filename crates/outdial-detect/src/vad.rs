@@ -15,7 +15,9 @@ const FLOOR_WINDOW_FRAMES: usize = 75;
 const MAX_GATE_DB: f32 = -40.0;
 
 pub struct Vad {
-    net: Earshot,
+    /// The network's state (~8 KB) on the heap: a `Vad` lives inside each call's state machine, which its task's
+    /// future holds more than once (BENCHMARKS.md, "Media": memory per call).
+    net: Box<Earshot>,
     /// The levels (dBFS) of the last frames, for the noise floor.
     recent: VecDeque<f32>,
     last_level: f32,
@@ -44,7 +46,7 @@ pub fn level_db(frame: &[i16]) -> f32 {
 impl Vad {
     pub fn new(threshold: f32, min_level_db: f32) -> Self {
         Vad {
-            net: Earshot::default(),
+            net: Box::default(),
             recent: VecDeque::with_capacity(FLOOR_WINDOW_FRAMES),
             last_level: -120.0,
             buf: Vec::with_capacity(640),

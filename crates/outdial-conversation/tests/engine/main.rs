@@ -437,3 +437,22 @@ async fn the_sip_layer_ending_the_call_gives_its_reason() {
     assert!(!o.hung_up(), "the SIP layer already sent its BYE");
     assert_eq!(o.notifications(), ["answered", "completed"]);
 }
+
+/// Every live call holds its conversation's future for the whole call: it keeps the machine and its world once,
+/// and the machine stays small (its VADs' networks live on the heap; BENCHMARKS.md, "Media", memory per call).
+/// An `async fn` driver kept both twice (its arguments and their moved copies) and the machine held two VADs
+/// inline: 50 KB per call.
+#[tokio::test(start_paused = true)]
+async fn a_calls_future_holds_its_machine_and_world_once() {
+    use std::mem::size_of_val;
+    let (machine, world, _log) = setup(Script::default());
+    let machine_size = size_of_val(&machine);
+    assert!(machine_size <= 4096, "the machine takes {machine_size} bytes");
+    let parts = machine_size + size_of_val(&world);
+    let future = outdial_conversation::driver::run(machine, world);
+    let size = size_of_val(&future);
+    assert!(
+        size <= parts + 1024,
+        "the conversation's future takes {size} bytes for {parts} bytes of machine and world"
+    );
+}

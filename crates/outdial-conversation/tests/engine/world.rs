@@ -190,7 +190,7 @@ impl Outcome {
     }
 }
 
-struct World {
+pub struct World {
     script: Script,
     started: Instant,
     inputs: mpsc::UnboundedSender<Input>,
@@ -375,6 +375,23 @@ pub fn conversation(request: fn(&mut DialoutRequest)) -> Conversation {
 
 /// Runs a conversation in this world to its end.
 pub async fn run(script: Script) -> Outcome {
+    let (machine, world, log) = setup(script);
+    let conversation = driver::run(machine, world).await;
+    Outcome {
+        effects: log.await.unwrap(),
+        conversation,
+    }
+}
+
+/// The machine of the script's conversation, its world, and the world's log once it is finished. Spawns the
+/// script's API commands (needs a runtime).
+pub fn setup(
+    script: Script,
+) -> (
+    Machine,
+    World,
+    tokio::sync::oneshot::Receiver<Vec<(Duration, Effect)>>,
+) {
     let mut bot: Bot = Bot::parse(&json!({"name": "Bot1", "botUrl": "http://bot.example/"})).unwrap();
     (script.bot_cfg)(&mut bot);
     let conv = conversation(script.request);
@@ -413,12 +430,7 @@ pub async fn run(script: Script) -> Outcome {
             });
         }
     }
-    let machine = Machine::new(conv, settings);
-    let conversation = driver::run(machine, world).await;
-    Outcome {
-        effects: log.await.unwrap(),
-        conversation,
-    }
+    (Machine::new(conv, settings), world, log)
 }
 
 /// `at` is `expected`, give or take the media poll: media events are collected every 60 ms.

@@ -23,7 +23,37 @@ pub enum Command {
     Shutdown,
 }
 
-pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Command>) {
+/// Runs one conversation, from its RTP port to its end.
+///
+/// A task's future takes the room of its largest state for the whole call, so the task holds only pointers: the
+/// preparation and the conversation are futures of their own on the heap, the first freed before the second is
+/// made (BENCHMARKS.md, "Media": memory per call).
+pub async fn run(ctx: Arc<Ctx>, call: Box<AcceptedCall>, commands: mpsc::Receiver<Command>) {
+    let id = call.conversation.id;
+    // The machine and its world are moved into the conversation's future inside this block, so that the task's
+    // future keeps no room for them across the await below.
+    let conversation = {
+        let Some((machine, io)) = Box::pin(prepare(ctx, *call, commands)).await else {
+            return;
+        };
+        Box::pin(driver::run(machine, io))
+    };
+    let ended = conversation.await;
+    tracing::info!(
+        conversation = %id,
+        reason_code = ?ended.reason_code,
+        "conversation ended: {}",
+        ended.reason.as_deref().unwrap_or_default()
+    );
+}
+
+/// The call's RTP port and INVITE, its state machine and its world; None when the call failed before it began
+/// (its end is recorded).
+async fn prepare(
+    ctx: Arc<Ctx>,
+    call: AcceptedCall,
+    commands: mpsc::Receiver<Command>,
+) -> Option<(Machine, io::CallIo)> {
     let AcceptedCall {
         conversation,
         bot,
@@ -34,7 +64,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
     let id = conversation.id;
     let mut rtp = match RtpSession::bind_from(ctx.rtp_ip, &ctx.rtp_pool) {
         Ok(r) => r,
-        Err(e) => return fail(&ctx, conversation, lease, e.to_string(), notify_secret).await,
+        Err(e) => {
+            fail(&ctx, conversation, lease, e.to_string(), notify_secret).await;
+            return None;
+        }
     };
     // docs/trunks.md, "SRTP": the trunk's srtp decides the offer's profile and keys.
     let security = match trunk.srtp {
@@ -57,7 +90,10 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
     };
     let req = match req {
         Ok(r) => r,
-        Err(e) => return fail(&ctx, conversation, lease, e, notify_secret).await,
+        Err(e) => {
+            fail(&ctx, conversation, lease, e, notify_secret).await;
+            return None;
+        }
     };
     let dialing = json!({"callId": req.call_id, "requestUri": req.target, "trunk": trunk.name, "destination": req.destination});
     let settings = CallSettings {
@@ -77,13 +113,7 @@ pub async fn run(ctx: Arc<Ctx>, call: AcceptedCall, commands: mpsc::Receiver<Com
         recording,
         trunk.name.clone(),
     );
-    let ended = driver::run(Machine::new(conversation, settings), io).await;
-    tracing::info!(
-        conversation = %id,
-        reason_code = ?ended.reason_code,
-        "conversation ended: {}",
-        ended.reason.as_deref().unwrap_or_default()
-    );
+    Some((Machine::new(conversation, settings), io))
 }
 
 /// The call could not even be prepared: the conversation fails at once.
