@@ -80,6 +80,7 @@ impl Timers {
 /// Not an `async fn`: an `async fn` keeps its arguments in its future and moves them into locals beside them, so
 /// the machine and the `Io` would take their room twice in every call's task for the whole call; the block below
 /// uses them where they were captured (BENCHMARKS.md, "Media": memory per call).
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
 pub fn run<I: Io>(mut machine: Machine, mut io: I) -> impl Future<Output = Conversation> + Send {
     async move {
         let mut timers = Timers::default();
