@@ -119,7 +119,6 @@ impl CallIo {
     }
 
     pub(super) fn opened_input(&mut self, opened: Opened) -> Input {
-        self.opening = false;
         match opened {
             Ok((link, events)) => {
                 let streams = link.streams();

@@ -25,7 +25,7 @@ use outdial_speech::{SttOptions, SttStream};
 use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// 20 ms frames per media event while no speech is recognised: the conversation's wake-ups drop to 17 a second
@@ -49,9 +49,9 @@ pub struct CallIo {
     pub(super) media: Option<Media>,
     pub(super) link: Option<Arc<BotLink>>,
     pub(super) bot_events: Option<mpsc::Receiver<FromBot>>,
-    /// A bot conversation is being opened: its result comes here.
-    pub(super) opened: (mpsc::UnboundedSender<Opened>, mpsc::UnboundedReceiver<Opened>),
-    pub(super) opening: bool,
+    /// A bot conversation is being opened (once per call): its result comes here. A one-shot channel: a call's
+    /// every channel is memory it holds for the whole call.
+    pub(super) opened: Option<oneshot::Receiver<Opened>>,
     pub(super) stt: Option<SttStream>,
     /// The engine of `stt` (the `engine` label of `outdial_stt_seconds`).
     pub(super) stt_engine: &'static str,
@@ -98,8 +98,7 @@ impl CallIo {
             media: None,
             link: None,
             bot_events: None,
-            opened: mpsc::unbounded_channel(),
-            opening: false,
+            opened: None,
             stt: None,
             stt_engine: "none",
             upsampler: Upsampler::default(),
@@ -224,8 +223,9 @@ impl CallIo {
     fn bot(&mut self, e: BotEffect) {
         match e {
             BotEffect::Open(call) => {
-                self.opening = true;
-                let (ctx, bot, id, tx) = (self.ctx.clone(), self.bot.clone(), self.id, self.opened.0.clone());
+                let (tx, rx) = oneshot::channel();
+                self.opened = Some(rx);
+                let (ctx, bot, id) = (self.ctx.clone(), self.bot.clone(), self.id);
                 tokio::spawn(async move {
                     let _ = tx.send(BotLink::open(&ctx, &bot, id, &call).await);
                 });
@@ -394,7 +394,10 @@ impl Io for CallIo {
         loop {
             let input = tokio::select! {
                 Some(input) = self.results.1.recv() => Some(input),
-                Some(opened) = self.opened.1.recv() => Some(self.opened_input(opened)),
+                opened = once(self.opened.as_mut()) => {
+                    self.opened = None;
+                    opened.map(|o| self.opened_input(o))
+                }
                 event = recv(self.sip.as_mut().map(|c| &mut c.events)) => self.sip_input(event),
                 event = recv(self.bot_events.as_mut()) => {
                     if event.is_none() {
@@ -481,17 +484,24 @@ impl Io for CallIo {
                 .unwrap_or_else(|| "error".into());
             if let Some(l) = self.link.take() {
                 l.close(&reason, &code).await;
-            } else if self.opening {
+            } else if let Some(opened) = self.opened.take() {
                 // Still opening: closed once it is open, without holding this task.
-                let mut opened = std::mem::replace(&mut self.opened.1, mpsc::unbounded_channel().1);
                 tokio::spawn(async move {
-                    if let Some(Ok((link, _))) = opened.recv().await {
+                    if let Ok(Ok((link, _))) = opened.await {
                         link.close(&reason, &code).await;
                     }
                 });
             }
         };
         tokio::join!(close_bot, self.recording.close());
+    }
+}
+
+/// The value of an optional one-shot receiver (never, when there is none; None when its sender is gone).
+async fn once<T>(rx: Option<&mut oneshot::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.await.ok(),
+        None => pending().await,
     }
 }
 
