@@ -325,7 +325,8 @@ impl CallEngine for Engine {
         let (tx, rx) = mpsc::channel(4);
         self.live.insert(id, tx);
         let (ctx, live) = (self.ctx.clone(), self.live.clone());
-        // Boxed: the task's future would hold the accepted call (~2 KB) for the whole call (call::run).
+        // Boxed: the task's future would otherwise hold the accepted call (its conversation, bot and trunk) for the
+        // whole call (call::run).
         let accepted = Box::new(accepted);
         tokio::spawn(async move {
             call::run(ctx, accepted, rx).await;
