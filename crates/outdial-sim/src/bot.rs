@@ -30,6 +30,8 @@ pub enum Script {
     NoInput,
     /// Takes 15 s to answer the create request (a bot that hangs).
     Slow,
+    /// Takes 3 s to answer the create request (within the client's timeout), then answers nothing.
+    LateOpen,
     /// Answers the create request with something that is not JSON.
     Rubbish,
     /// Greets by name and asks a yes/no question; a "yes" or "no" from the person ends the call with
@@ -246,6 +248,7 @@ pub(crate) fn replies(script: Script, base: &str, received: &[Value], new: &[Val
         | Script::Broken
         | Script::Unauthorized
         | Script::Slow
+        | Script::LateOpen
         | Script::Rubbish
         | Script::DropSocket
         | Script::Proactive => Vec::new(),
@@ -301,6 +304,7 @@ pub async fn start(listen: SocketAddr, script: Script) -> std::io::Result<RefBot
                 match script {
                     Script::Broken => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
                     Script::Slow => tokio::time::sleep(std::time::Duration::from_secs(15)).await,
+                    Script::LateOpen => tokio::time::sleep(std::time::Duration::from_secs(3)).await,
                     Script::Rubbish => return "<html>oops</html>".into_response(),
                     _ => {}
                 }

@@ -389,3 +389,34 @@ async fn the_slot_is_free_when_completed_arrives_even_with_a_hanging_bot() {
         .await;
     assert_eq!(again.status(), 200, "{:?}", again.text().await);
 }
+
+/// The call ends while its bot conversation is still being opened (the bot answers the create request after 3 s,
+/// the far end hangs up 1 s after answering): the call ends at once, and the bot is told the call's own reason as
+/// soon as its conversation is open, without the call's task waiting for it (not the connector's fallback for a
+/// conversation nobody holds, "call ended").
+#[tokio::test]
+async fn a_bot_still_opening_when_the_call_ends_is_told_once_it_is_open() {
+    let sipp = Sipp::uas("uas_answer_then_bye.xml", &["-d", "1000"]);
+    let (bot, g) = setup(&format!("127.0.0.1:{}", sipp.port), Script::LateOpen, "").await;
+    let (url, got) = receiver().await;
+    let id = dial(&g, &seed_request(&url)).await;
+    let done = status(&got, "completed").await;
+    assert_eq!(done["reasonCode"], "client-disconnected", "{done}");
+    assert!(done["callDuration"].as_f64().unwrap() < 2.0, "{done}");
+    assert!(
+        bot.disconnected(&id).is_none(),
+        "told before its conversation was open"
+    );
+    let mut told = None;
+    for _ in 0..50 {
+        told = bot.disconnected(&id);
+        if told.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let told = told.expect("the bot was told the call ended");
+    assert_eq!(told["reasonCode"], "client-disconnected", "{told}");
+    assert_eq!(told["reason"], done["reason"], "{told}");
+    assert_eq!(sipp.exit_code(), 0);
+}
