@@ -170,10 +170,13 @@ impl BotConnector for AcApi {
             .map(|u| json!({"disconnectUrl": u.as_str()}));
         let (events_tx, events) = mpsc::channel(64);
         let (commands, commands_rx) = mpsc::unbounded_channel();
-        let (pushed_tx, pushed) = mpsc::channel(16);
-        if let Some(url) = proactive {
+        // Only for a bot with a websocketURL: a channel holds a block of 32 messages from its creation
+        // (docs/architecture.md, "Memory per call").
+        let pushed = proactive.map(|url| {
+            let (pushed_tx, pushed) = mpsc::channel(16);
             tokio::spawn(listen(self.clone(), url, conversation.to_string(), pushed_tx));
-        }
+            pushed
+        });
         tokio::spawn(run(
             self.clone(),
             conversation.to_string(),
@@ -184,7 +187,7 @@ impl BotConnector for AcApi {
             pushed,
         ));
         Ok(BotSession {
-            events,
+            events: Some(events),
             commands,
             audio: None,
             media: None,
@@ -226,8 +229,8 @@ async fn run(
     urls: Urls,
     mut refresh: Option<Duration>,
     events: mpsc::Sender<FromBot>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    mut pushed: mpsc::Receiver<Vec<Value>>,
+    mut commands: mpsc::UnboundedReceiver<Box<Command>>,
+    mut pushed: Option<mpsc::Receiver<Vec<Value>>>,
 ) {
     let mut seen: HashSet<String> = HashSet::new();
     let next_refresh = tokio::time::sleep(refresh.unwrap_or(Duration::MAX / 4));
@@ -246,7 +249,7 @@ async fn run(
     };
     loop {
         tokio::select! {
-            cmd = commands.recv() => match cmd {
+            cmd = commands.recv() => match cmd.map(|c| *c) {
                 Some(Command::Send(activities, done)) => {
                     let body = json!({"conversation": conversation, "activities": activities});
                     let mut answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
@@ -287,7 +290,7 @@ async fn run(
                 }
             },
             // Proactive activities from the bot's websocketURL, in order, each id once.
-            Some(activities) = pushed.recv() => {
+            Some(activities) = recv(pushed.as_mut()) => {
                 for act in activities {
                     if let Some(id) = act["id"].as_str() && !seen.insert(id.to_string()) {
                         continue;
@@ -308,6 +311,14 @@ async fn run(
                 next_refresh.as_mut().reset(tokio::time::Instant::now() + refresh.unwrap_or(Duration::MAX / 4));
             }
         }
+    }
+}
+
+/// The next message of a receiver that may not be there (pending without one).
+async fn recv<T>(rx: Option<&mut mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

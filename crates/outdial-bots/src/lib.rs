@@ -163,9 +163,11 @@ enum Command {
 /// An open bot conversation: a task of its own does the exchanges one at a time, so activities reach the bot in
 /// order and never twice at once. Dropping the session closes the conversation with reason `call ended`.
 pub struct BotSession {
-    pub events: mpsc::Receiver<FromBot>,
-    /// Activities and the close: never dropped, in order.
-    commands: mpsc::UnboundedSender<Command>,
+    /// The bot's events, until [`BotSession::take_events`] takes them.
+    events: Option<mpsc::Receiver<FromBot>>,
+    /// Activities and the close: never dropped, in order. Boxed: a channel holds a block of 32 of its messages for
+    /// the whole call (docs/architecture.md, "Memory per call").
+    commands: mpsc::UnboundedSender<Box<Command>>,
     /// The person's audio (streaming bots): bounded, dropped (and counted) when the bot falls behind.
     audio: Option<mpsc::Sender<Vec<u8>>>,
     /// The audio format of a streaming bot (None: the bot takes text, outdial does the speech).
@@ -176,6 +178,19 @@ pub struct BotSession {
 }
 
 impl BotSession {
+    /// The bot's events, to be read apart from the session; `None` once taken.
+    pub fn take_events(&mut self) -> Option<mpsc::Receiver<FromBot>> {
+        self.events.take()
+    }
+
+    /// The bot's next event (`None` once the session's task has ended, or its events were taken).
+    pub async fn next_event(&mut self) -> Option<FromBot> {
+        match &mut self.events {
+            Some(events) => events.recv().await,
+            None => None,
+        }
+    }
+
     /// Whether the bot takes the person's audio (and sends its own), and in which format.
     pub fn media_format(&self) -> Option<MediaFormat> {
         self.media
@@ -192,7 +207,7 @@ impl BotSession {
 
     /// Queues activities for the bot (never dropped; sent in order by the session's task).
     pub fn send(&self, activities: Vec<Value>) {
-        let _ = self.commands.send(Command::Send(activities, None));
+        let _ = self.commands.send(Box::new(Command::Send(activities, None)));
     }
 
     /// Queues activities; the returned future resolves once the bot has answered them, with the exchange's
@@ -202,7 +217,10 @@ impl BotSession {
         activities: Vec<Value>,
     ) -> impl std::future::Future<Output = Result<(), BotError>> + Send + 'static {
         let (done, delivered) = oneshot::channel();
-        let queued = self.commands.send(Command::Send(activities, Some(done))).is_ok();
+        let queued = self
+            .commands
+            .send(Box::new(Command::Send(activities, Some(done))))
+            .is_ok();
         async move {
             if !queued {
                 return Err(BotError::Unreachable("the bot conversation is closed".into()));
@@ -216,7 +234,7 @@ impl BotSession {
     /// Streaming bots: starts or stops the user stream (the person's audio to the bot). Ignored by other bots.
     pub fn user_stream(&self, on: bool) {
         if self.audio.is_some() {
-            let _ = self.commands.send(Command::UserStream(on));
+            let _ = self.commands.send(Box::new(Command::UserStream(on)));
         }
     }
 
@@ -228,7 +246,7 @@ impl BotSession {
             reason_code: reason_code.to_string(),
             done,
         };
-        if self.commands.send(cmd).is_ok() {
+        if self.commands.send(Box::new(cmd)).is_ok() {
             let _ = told.await;
         }
     }

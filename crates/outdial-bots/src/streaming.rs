@@ -179,7 +179,7 @@ impl BotConnector for AcStreaming {
             (commands_rx, audio_rx),
         ));
         Ok(BotSession {
-            events,
+            events: Some(events),
             commands,
             audio: format.map(|_| audio_tx),
             media: format,
@@ -231,14 +231,14 @@ async fn run(
     mut session: Session,
     mut ws: Socket,
     events: mpsc::Sender<FromBot>,
-    (mut commands, mut audio): (mpsc::UnboundedReceiver<Command>, mpsc::Receiver<Vec<u8>>),
+    (mut commands, mut audio): (mpsc::UnboundedReceiver<Box<Command>>, mpsc::Receiver<Vec<u8>>),
 ) {
     let mut seen: HashSet<String> = HashSet::new();
     let mut resumed = false;
     let b64 = base64::engine::general_purpose::STANDARD;
     loop {
         tokio::select! {
-            cmd = commands.recv() => {
+            cmd = commands.recv() => { let cmd = cmd.map(|c| *c);
                 let out = match cmd {
                     Some(Command::Send(activities, done)) => {
                         let v = json!({"type": "activities", "conversationId": session.conversation,

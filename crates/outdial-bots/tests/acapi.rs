@@ -124,7 +124,7 @@ fn api(url: &str, token: &str) -> AcApi {
 }
 
 async fn next(s: &mut outdial_bots::BotSession) -> FromBot {
-    tokio::time::timeout(Duration::from_secs(3), s.events.recv())
+    tokio::time::timeout(Duration::from_secs(3), s.next_event())
         .await
         .unwrap()
         .unwrap()

@@ -154,40 +154,43 @@ impl Default for MediaConfig {
 /// Control never gets lost: commands, and the events that are not audio (`PlayoutDone`, `Dtmf`, `Timeout`), go
 /// through unbounded channels. Only the caller's audio is bounded: a consumer that falls behind loses frames,
 /// counted in [`Stats::frames_dropped`].
+///
+/// The control channels carry boxed messages: a channel holds a block of 32 of its messages for the whole call
+/// (docs/architecture.md, "Memory per call").
 pub struct Media {
-    control: mpsc::UnboundedReceiver<MediaEvent>,
+    control: mpsc::UnboundedReceiver<Box<MediaEvent>>,
     audio: mpsc::Receiver<MediaEvent>,
     pub stats: Arc<Stats>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Box<Command>>,
 }
 
 impl Media {
     /// Queues 8 kHz PCM to be sent after what is already queued.
     pub fn play(&self, pcm: Vec<i16>) {
-        let _ = self.commands.send(Command::Play(pcm));
+        let _ = self.commands.send(Box::new(Command::Play(pcm)));
     }
 
     /// Whether the caller's audio is handed out as [`MediaEvent::Audio`] (on at the start). Turning it off when
     /// nobody listens saves a wake-up of the consumer every 20 ms.
     pub fn tap_audio(&self, on: bool) {
-        let _ = self.commands.send(Command::TapAudio(on));
+        let _ = self.commands.send(Box::new(Command::TapAudio(on)));
     }
 
     /// How many 20 ms frames each [`MediaEvent::Audio`] carries from now on (at least one; starts at
     /// [`MediaConfig::frames_per_event`]). Fewer frames: the audio comes sooner, at more wake-ups of the consumer —
     /// worth it while speech is recognised (docs/speech.md, "Turn-taking").
     pub fn frames_per_event(&self, frames: usize) {
-        let _ = self.commands.send(Command::Batch(frames));
+        let _ = self.commands.send(Box::new(Command::Batch(frames)));
     }
 
     /// Drops what is queued (barge-in).
     pub fn stop_playout(&self) {
-        let _ = self.commands.send(Command::StopPlayout);
+        let _ = self.commands.send(Box::new(Command::StopPlayout));
     }
 
     /// Sends a digit as RFC 4733 events (when the far end accepted telephone-event).
     pub fn send_dtmf(&self, digit: char) {
-        let _ = self.commands.send(Command::Dtmf(digit));
+        let _ = self.commands.send(Box::new(Command::Dtmf(digit)));
     }
 
     /// Follows the far end's new offer (docs/trunks.md, "Re-INVITE and hold"): RTP goes to `answer`'s address
@@ -200,7 +203,7 @@ impl Media {
             law: a.law,
             dtmf_pt: a.dtmf_payload_type,
         });
-        let _ = self.commands.send(Command::Update(peer, hold));
+        let _ = self.commands.send(Box::new(Command::Update(peer, hold)));
     }
 
     /// The next event that has already come, control events first; None when there is none now (or the loop
@@ -209,6 +212,7 @@ impl Media {
         self.control
             .try_recv()
             .ok()
+            .map(|e| *e)
             .or_else(|| self.audio.try_recv().ok())
     }
 
@@ -216,7 +220,7 @@ impl Media {
     pub async fn next(&mut self) -> Option<MediaEvent> {
         tokio::select! {
             biased;
-            Some(e) = self.control.recv() => Some(e),
+            Some(e) = self.control.recv() => Some(*e),
             Some(e) = self.audio.recv() => Some(e),
             else => None,
         }
@@ -276,7 +280,7 @@ pub(crate) fn start(
 
 /// Where the loop's events go: control (never dropped) and audio (bounded).
 struct Events {
-    control: mpsc::UnboundedSender<MediaEvent>,
+    control: mpsc::UnboundedSender<Box<MediaEvent>>,
     audio: mpsc::Sender<MediaEvent>,
 }
 
@@ -289,7 +293,7 @@ async fn run(
     cfg: MediaConfig,
     stats: Arc<Stats>,
     events: Events,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Box<Command>>,
 ) {
     let Peer {
         mut remote,
@@ -344,7 +348,7 @@ async fn run(
         let scheduled = tick.tick().await;
         ticks = ticks.wrapping_add(1);
         loop {
-            match commands.try_recv() {
+            match commands.try_recv().map(|c| *c) {
                 Ok(Command::TapAudio(on)) => tap = on,
                 // What was collected goes out with the next frame when it already makes a batch.
                 Ok(Command::Batch(n)) => batch = n.max(1),
@@ -383,7 +387,7 @@ async fn run(
             }
         }
         if tx.next_packet(law, dtmf_pt) {
-            let _ = events.control.send(MediaEvent::PlayoutDone);
+            let _ = events.control.send(Box::new(MediaEvent::PlayoutDone));
         }
         // SRTP: the packet as it goes on the wire (docs/trunks.md, "SRTP").
         let protected = srtp.as_mut().and_then(|s| s.protect_rtp(&tx.out));
@@ -453,7 +457,7 @@ async fn run(
                 inbound.on_packet(&p, is_event, d.at.saturating_duration_since(started), &stats)
             {
                 stats.dtmf_received.fetch_add(1, Ordering::Relaxed);
-                let _ = events.control.send(MediaEvent::Dtmf(digit));
+                let _ = events.control.send(Box::new(MediaEvent::Dtmf(digit)));
             }
         }
         while ticks.is_multiple_of(RTCP_READ_TICKS)
@@ -523,9 +527,9 @@ async fn run(
             let silent = now.saturating_duration_since(last_rx);
             if !timed_out && silent >= limit {
                 timed_out = true;
-                let _ = events.control.send(MediaEvent::Timeout {
+                let _ = events.control.send(Box::new(MediaEvent::Timeout {
                     silent_ms: silent.as_millis() as u64,
-                });
+                }));
             }
         }
         if now >= next_rtcp {

@@ -1,6 +1,7 @@
 //! One outbound call on the wire: the INVITE transaction (redirections, CANCEL), then the dialog until it ends,
 //! answering the far end's in-dialog requests and carrying ours (BYE, REFER, INFO).
 
+use crate::states::States;
 use crate::{CallEvent, Control, Reply, RequestError, TlsClient, resolver, tls};
 use rsipstack::dialog::dialog::{DialogState, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
@@ -9,7 +10,7 @@ use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{HeadersExt as _, StatusCode};
 use rsipstack::transport::SipAddr;
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 pub(crate) const MAX_REDIRECTS: u8 = 3;
 
@@ -49,6 +50,31 @@ pub(crate) enum Next {
     Retry422 { min_se: u32 },
 }
 
+/// Where a call's events go. Boxed: a channel holds a block of 32 of its messages for the whole call
+/// (docs/architecture.md, "Memory per call").
+pub(crate) struct Events(pub(crate) mpsc::Sender<Box<CallEvent>>);
+
+impl Events {
+    pub(crate) async fn send(&self, event: CallEvent) -> Result<(), mpsc::error::SendError<Box<CallEvent>>> {
+        self.0.send(Box::new(event)).await
+    }
+}
+
+/// A session refresh's outcome: the final status and the interval the far end took, `None` without an answer.
+type Refreshed = Result<Option<(u16, Option<String>)>, String>;
+
+/// The answer of a one-shot in flight, taken when it comes; pending while there is none.
+async fn once<T>(rx: &mut Option<oneshot::Receiver<T>>) -> Result<T, oneshot::error::RecvError> {
+    match rx {
+        Some(r) => {
+            let answer = r.await;
+            *rx = None;
+            answer
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Sleeps until `at` (forever without one).
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
@@ -63,7 +89,7 @@ async fn end_session(
     dialog: &InviteDialog,
     dialogs: &Arc<DialogLayer>,
     answered_id: &mut Option<rsipstack::dialog::DialogId>,
-    events: &mpsc::Sender<CallEvent>,
+    events: &Events,
     why: Option<String>,
 ) {
     if let Some(why) = &why {
@@ -173,14 +199,14 @@ fn reason_of(resp: &rsipstack::sip::Response) -> String {
 /// every path.
 #[allow(clippy::too_many_arguments)] // One call's whole context, passed once.
 pub(crate) async fn drive(
-    dialogs: Arc<DialogLayer>,
+    (dialogs, states): (Arc<DialogLayer>, Arc<States>),
     mut opt: InviteOption,
     (first, resolver): (Route, resolver::Resolver),
     call_id: String,
     session_header: String,
     mut redirects_left: u8,
-    events: mpsc::Sender<CallEvent>,
-    mut control: mpsc::UnboundedReceiver<Control>,
+    events: Events,
+    mut control: mpsc::UnboundedReceiver<Box<Control>>,
 ) {
     let mut route = Some(first);
     let mut retried_422 = false;
@@ -194,7 +220,7 @@ pub(crate) async fn drive(
             }
         }
         let next = invite_once(
-            &dialogs,
+            (&dialogs, &states),
             opt.clone(),
             &call_id,
             &session_header,
@@ -251,18 +277,18 @@ pub(crate) async fn drive(
 /// One INVITE and, when answered, its dialog until the end. Returns the redirection target when the answer was a
 /// 3xx to follow.
 async fn invite_once(
-    dialogs: &Arc<DialogLayer>,
+    (dialogs, states): (&Arc<DialogLayer>, &States),
     opt: InviteOption,
     call_id: &str,
     session_header: &str,
     follow: bool,
-    events: &mpsc::Sender<CallEvent>,
-    control: &mut mpsc::UnboundedReceiver<Control>,
+    events: &Events,
+    control: &mut mpsc::UnboundedReceiver<Box<Control>>,
 ) -> Option<Next> {
-    let (state_tx, mut states) = dialogs.new_dialog_state_channel();
+    let mut states = states.subscribe(call_id);
     let mut ours =
         crate::reoffer::Ours::new(&String::from_utf8_lossy(opt.offer.as_deref().unwrap_or_default()));
-    let (dialog, mut invite) = match dialogs.do_invite_async(opt, state_tx) {
+    let (dialog, mut invite) = match dialogs.do_invite_async(opt, states.sender.clone()) {
         Ok(x) => x,
         Err(e) => {
             let _ = events
@@ -276,8 +302,8 @@ async fn invite_once(
     };
     let mut answered_id = None;
     let mut timer: Option<crate::timer::SessionTimer> = None;
-    let (refresh_tx, mut refreshes) =
-        mpsc::unbounded_channel::<Result<Option<(u16, Option<String>)>, String>>();
+    // The session refresh in flight, if any (one at a time).
+    let mut refreshing: Option<oneshot::Receiver<Refreshed>> = None;
     // The dialog ended (a BYE right after our ACK) before the INVITE's 2xx was taken here.
     let mut ended_early = None;
     let mut invite_done = false;
@@ -286,6 +312,11 @@ async fn invite_once(
         tokio::select! {
             state = states.recv() => {
                 let Some(state) = state else { break };
+                // The states of an earlier attempt of this call (same Call-ID, another From tag: a redirection,
+                // a 422's retry) are not this dialog's.
+                if state.id().local_tag != dialog.id().local_tag {
+                    continue;
+                }
                 match state {
                     DialogState::Trying(_) => { let _ = events.send(CallEvent::Trying).await; }
                     DialogState::Early(_, resp) => {
@@ -423,7 +454,9 @@ async fn invite_once(
                 if t.we_refresh {
                     t.refreshing();
                     let mut headers = crate::timer::request_headers(t.secs(), true);
-                    let (d, tx, update) = (dialog.clone(), refresh_tx.clone(), t.use_update);
+                    let (tx, refreshed) = oneshot::channel();
+                    refreshing = Some(refreshed);
+                    let (d, update) = (dialog.clone(), t.use_update);
                     let body = (!update).then(|| {
                         headers.push(rsipstack::sip::Header::Other("Content-Type".into(), "application/sdp".into()));
                         ours.current().into_bytes()
@@ -441,8 +474,8 @@ async fn invite_once(
                 end_session(&dialog, dialogs, &mut answered_id, events, Some(why)).await;
                 break;
             }
-            Some(result) = refreshes.recv(), if !hangup_sent => {
-                match result {
+            result = once(&mut refreshing), if !hangup_sent => {
+                match result.unwrap_or_else(|_| Err("the refresh's task ended".into())) {
                     Ok(Some((code, se))) if (200..300).contains(&code) => {
                         if let Some(t) = timer.as_mut() {
                             t.refreshed(se.as_deref().and_then(crate::timer::parse));
@@ -461,7 +494,7 @@ async fn invite_once(
                 }
             }
             cmd = control.recv(), if !hangup_sent => {
-                match cmd {
+                match cmd.map(|c| *c) {
                     Some(Control::Refer { target, headers, reply }) => {
                         in_dialog(answered_id.is_some(), &dialog, reply, move |d| async move {
                             let refer_to = rsipstack::sip::ReferTo::from(format!("<{target}>"));

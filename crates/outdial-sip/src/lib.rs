@@ -13,6 +13,7 @@ mod reoffer;
 mod resolver;
 mod saved;
 mod socket;
+mod states;
 mod timer;
 mod tls;
 
@@ -179,7 +180,9 @@ enum Control {
 
 /// A call in progress: its events, and the means to end it.
 pub struct Call {
-    pub events: mpsc::Receiver<CallEvent>,
+    /// Boxed: a channel holds a block of 32 of its messages for the whole call (docs/architecture.md, "Memory
+    /// per call").
+    pub events: mpsc::Receiver<Box<CallEvent>>,
     control: CallControl,
 }
 
@@ -200,14 +203,14 @@ impl Call {
 /// The means to act on a call: its requests are never dropped (an unbounded queue to the dialog's task).
 #[derive(Clone)]
 pub struct CallControl {
-    control: mpsc::UnboundedSender<Control>,
+    control: mpsc::UnboundedSender<Box<Control>>,
 }
 
 impl CallControl {
     /// Ends the call: CANCEL while it is not answered (a 200 that crosses the CANCEL is ACKed and BYE'd by the
     /// stack), BYE once it is. The outcome still arrives as an event. Returns at once.
     pub fn hangup(&self) {
-        let _ = self.control.send(Control::Hangup);
+        let _ = self.control.send(Box::new(Control::Hangup));
     }
 
     /// Asks the far end to transfer the call to `target` (a SIP URI; REFER, RFC 3515). Returns the REFER's
@@ -264,7 +267,9 @@ impl CallControl {
         cmd: Control,
         answer: tokio::sync::oneshot::Receiver<Result<u16, RequestError>>,
     ) -> Result<u16, RequestError> {
-        self.control.send(cmd).map_err(|_| RequestError::Ended)?;
+        self.control
+            .send(Box::new(cmd))
+            .map_err(|_| RequestError::Ended)?;
         answer.await.map_err(|_| RequestError::Ended)?
     }
 }
@@ -272,6 +277,7 @@ impl CallControl {
 /// The SIP user agent of the gateway.
 pub struct SipAgent {
     dialogs: Arc<DialogLayer>,
+    states: Arc<states::States>,
     local: SocketAddr,
     tls: Arc<tls::TlsConnections>,
     resolver: resolver::Resolver,
@@ -393,6 +399,7 @@ impl SipAgent {
         });
         Ok(Arc::new(SipAgent {
             dialogs,
+            states: Arc::new(states::States::spawn(cancel.clone())),
             local,
             tls,
             resolver,
@@ -532,7 +539,7 @@ impl SipAgent {
         };
         let (events_tx, events) = mpsc::channel(16);
         let (control, control_rx) = mpsc::unbounded_channel();
-        let dialogs = self.dialogs.clone();
+        let dialogs = (self.dialogs.clone(), self.states.clone());
         let session_header = req
             .session_id_header
             .clone()
@@ -551,7 +558,7 @@ impl SipAgent {
                 req.call_id,
                 session_header,
                 redirects,
-                events_tx,
+                dialog::Events(events_tx),
                 control_rx,
             )
             .await;

@@ -30,7 +30,11 @@ impl BotLink {
         call: &Value,
     ) -> Result<(BotLink, mpsc::Receiver<FromBot>), BotError> {
         let mut session = connector(ctx, bot)?.open(&conversation.to_string(), call).await?;
-        let events = std::mem::replace(&mut session.events, mpsc::channel(1).1);
+        // Taken, not swapped for an empty receiver: a channel holds a block of 32 messages from its creation
+        // (docs/architecture.md, "Memory per call").
+        let events = session
+            .take_events()
+            .ok_or_else(|| BotError::Protocol("the session's events were already taken".into()))?;
         let link = BotLink {
             session,
             language: bot.language.clone(),

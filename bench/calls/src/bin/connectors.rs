@@ -87,7 +87,7 @@ fn uuid_like(name: &str) -> String {
 }
 
 async fn next(s: &mut outdial_bots::BotSession) -> anyhow::Result<()> {
-    match tokio::time::timeout(Duration::from_secs(10), s.events.recv()).await {
+    match tokio::time::timeout(Duration::from_secs(10), s.next_event()).await {
         Ok(Some(FromBot::Activity(_))) => Ok(()),
         other => anyhow::bail!("no answer from the bot: {other:?}"),
     }

@@ -186,7 +186,7 @@ impl BotConnector for Dialogflow {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         tokio::spawn(run(self.clone(), url, events_tx, commands_rx));
         Ok(BotSession {
-            events,
+            events: Some(events),
             commands,
             audio: None,
             media: None,
@@ -200,9 +200,9 @@ async fn run(
     df: Dialogflow,
     url: Url,
     events: mpsc::Sender<FromBot>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Box<Command>>,
 ) {
-    while let Some(cmd) = commands.recv().await {
+    while let Some(cmd) = commands.recv().await.map(|c| *c) {
         match cmd {
             Command::Send(activities, done) => {
                 let mut result = Ok(());

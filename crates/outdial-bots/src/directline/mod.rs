@@ -173,7 +173,7 @@ impl BotConnector for DirectLine {
         }
         tokio::spawn(run(link, started.expires, polling, events_tx, commands_rx, sets));
         Ok(BotSession {
-            events,
+            events: Some(events),
             commands,
             audio: None,
             media: None,
@@ -301,7 +301,7 @@ async fn run(
     expires: Option<u64>,
     mut polling: bool,
     events: mpsc::Sender<FromBot>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
+    mut commands: mpsc::UnboundedReceiver<Box<Command>>,
     mut sets: mpsc::Receiver<Incoming>,
 ) {
     let mut seen: HashSet<String> = HashSet::new();
@@ -337,7 +337,7 @@ async fn run(
     }
     loop {
         tokio::select! {
-            cmd = commands.recv() => match cmd {
+            cmd = commands.recv() => match cmd.map(|c| *c) {
                 Some(Command::Send(activities, done)) => {
                     let mut result = Ok(());
                     for a in &activities {

@@ -85,7 +85,7 @@ impl Bench {
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
                 while let Some(e) = call.events.recv().await {
                     if !matches!(
-                        e,
+                        *e,
                         outdial_sip::CallEvent::Trying | outdial_sip::CallEvent::Ringing { .. }
                     ) {
                         break;

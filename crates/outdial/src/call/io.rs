@@ -63,7 +63,7 @@ pub struct CallIo {
     pub(super) media_frames: usize,
     /// Held while detection's second opinion runs (`speech.second_opinions`).
     pub(super) second_opinion: Option<tokio::sync::OwnedSemaphorePermit>,
-    pub(super) results: (mpsc::UnboundedSender<Input>, mpsc::UnboundedReceiver<Input>),
+    pub(super) results: (Results, mpsc::UnboundedReceiver<Box<Input>>),
     pub(super) commands: Option<mpsc::Receiver<Command>>,
     pub(super) lease: Option<Lease>,
     pub(super) recording: Recording,
@@ -106,7 +106,10 @@ impl CallIo {
             media_frames: MEDIA_FRAMES,
             second_opinion: None,
             warned_no_stt: false,
-            results: mpsc::unbounded_channel(),
+            results: {
+                let (tx, rx) = mpsc::unbounded_channel();
+                (Results(tx), rx)
+            },
             commands: Some(commands),
             lease: Some(lease),
             recording,
@@ -393,12 +396,12 @@ impl Io for CallIo {
     async fn next_input(&mut self) -> Input {
         loop {
             let input = tokio::select! {
-                Some(input) = self.results.1.recv() => Some(input),
+                Some(input) = self.results.1.recv() => Some(*input),
                 opened = once(self.opened.as_mut()) => {
                     self.opened = None;
                     opened.map(|o| self.opened_input(o))
                 }
-                event = recv(self.sip.as_mut().map(|c| &mut c.events)) => self.sip_input(event),
+                event = recv(self.sip.as_mut().map(|c| &mut c.events)) => self.sip_input(event.map(|e| *e)),
                 event = recv(self.bot_events.as_mut()) => {
                     if event.is_none() {
                         self.bot_events = None;
@@ -502,6 +505,17 @@ async fn once<T>(rx: Option<&mut oneshot::Receiver<T>>) -> Option<T> {
     match rx {
         Some(rx) => rx.await.ok(),
         None => pending().await,
+    }
+}
+
+/// Where slow work's results come back to the conversation. Boxed: a channel holds a block of 32 of its messages for
+/// the whole call, and an `Input` is ~120 bytes (docs/architecture.md, "Memory per call").
+#[derive(Clone)]
+pub(super) struct Results(mpsc::UnboundedSender<Box<Input>>);
+
+impl Results {
+    pub(super) fn send(&self, input: Input) -> Result<(), mpsc::error::SendError<Box<Input>>> {
+        self.0.send(Box::new(input))
     }
 }
 

@@ -35,6 +35,7 @@ pub async fn next(call: &mut outdial_sip::Call) -> CallEvent {
     tokio::time::timeout(Duration::from_secs(10), call.events.recv())
         .await
         .expect("an event in time")
+        .map(|e| *e)
         .expect("events open")
 }
 
