@@ -222,7 +222,8 @@ struct Urls {
 }
 
 /// One bot conversation: activities out (one exchange at a time, one retry), the bot's activities in (by `id`,
-/// once), refreshes, and the disconnect.
+/// once), refreshes, and the disconnect. The HTTP exchanges are boxed: the task lives as long as the call, and its
+/// future would keep their room (~1.2 KB) while it waits (docs/architecture.md, "Memory per call").
 async fn run(
     api: AcApi,
     conversation: String,
@@ -241,7 +242,7 @@ async fn run(
         let body = json!({"conversation": conversation, "reason": reason, "reasonCode": code});
         async move {
             if let Some(url) = url
-                && let Err(e) = api.call(reqwest::Method::POST, &url, Some(&body)).await
+                && let Err(e) = Box::pin(api.call(reqwest::Method::POST, &url, Some(&body))).await
             {
                 tracing::warn!("bot disconnect failed: {e}");
             }
@@ -252,10 +253,10 @@ async fn run(
             cmd = commands.recv() => match cmd.map(|c| *c) {
                 Some(Command::Send(activities, done)) => {
                     let body = json!({"conversation": conversation, "activities": activities});
-                    let mut answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
+                    let mut answer = Box::pin(api.call(reqwest::Method::POST, &urls.activities, Some(&body))).await;
                     if let Err(e) = &answer {
                         tracing::warn!(conversation, "bot activities failed, retrying once: {e}");
-                        answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
+                        answer = Box::pin(api.call(reqwest::Method::POST, &urls.activities, Some(&body))).await;
                     }
                     if let Some(done) = done {
                         let _ = done.send(answer.as_ref().map(|_| ()).map_err(Clone::clone));
@@ -303,7 +304,7 @@ async fn run(
             () = &mut next_refresh, if refresh.is_some() => {
                 let body = json!({"conversation": conversation});
                 if let Some(url) = &urls.refresh {
-                    match api.call(reqwest::Method::POST, url, Some(&body)).await {
+                    match Box::pin(api.call(reqwest::Method::POST, url, Some(&body))).await {
                         Ok(a) => refresh = refresh_every(&a).or(refresh),
                         Err(e) => tracing::warn!(conversation, "bot refresh failed: {e}"),
                     }

@@ -212,14 +212,16 @@ pub(crate) async fn drive(
     let mut retried_422 = false;
     loop {
         let route = route.take().unwrap_or_else(|| Route::Resolve(resolver.clone()));
-        match route.destination(&dialogs, &opt).await {
+        // Boxed, as is the INVITE below: a task's future takes the room of its largest state for its whole life,
+        // and the compiler does not always lay the two over each other (docs/architecture.md, "Memory per call").
+        match Box::pin(route.destination(&dialogs, &opt)).await {
             Ok(addr) => opt.destination = Some(addr),
             Err(reason) => {
                 let _ = events.send(CallEvent::Failed { status: None, reason }).await;
                 return;
             }
         }
-        let next = invite_once(
+        let next = Box::pin(invite_once(
             (&dialogs, &states),
             opt.clone(),
             &call_id,
@@ -227,7 +229,7 @@ pub(crate) async fn drive(
             redirects_left > 0,
             &events,
             &mut control,
-        )
+        ))
         .await;
         match next {
             Some(Next::Retry422 { min_se }) => {

@@ -550,19 +550,16 @@ impl SipAgent {
             _ => Route::Resolve(self.resolver.clone()),
         };
         let resolver = self.resolver.clone();
-        tokio::spawn(async move {
-            drive(
-                dialogs,
-                opt,
-                (route, resolver),
-                req.call_id,
-                session_header,
-                redirects,
-                dialog::Events(events_tx),
-                control_rx,
-            )
-            .await;
-        });
+        tokio::spawn(drive(
+            dialogs,
+            opt,
+            (route, resolver),
+            req.call_id,
+            session_header,
+            redirects,
+            dialog::Events(events_tx),
+            control_rx,
+        ));
         Ok(Call {
             events,
             control: CallControl { control },
