@@ -6,9 +6,10 @@
 //! clone of one shared sender instead, and one task routes each state to its call by Call-ID, boxed (the call's
 //! channel holds a block of 32 pointers).
 
+use parking_lot::Mutex;
 use rsipstack::dialog::dialog::{DialogState, DialogStateSender};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +34,7 @@ impl States {
                     () = cancel.cancelled() => None,
                 };
                 let Some(state) = state else { return };
-                let route = lock(&table).get(state.id().call_id.as_str()).cloned();
+                let route = table.lock().get(state.id().call_id.as_str()).cloned();
                 // A state nobody waits for any more (the call's task has ended) is dropped, as it was when each
                 // call had its own channel: an in-dialog request's transaction handle goes with it.
                 if let Some(route) = route {
@@ -48,7 +49,7 @@ impl States {
     /// the INVITE is sent: a state that comes before is dropped.
     pub(crate) fn subscribe(&self, call_id: &str) -> Subscription {
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.routes).insert(call_id.to_string(), tx.clone());
+        self.routes.lock().insert(call_id.to_string(), tx.clone());
         Subscription {
             sender: self.tx.clone(),
             rx,
@@ -61,12 +62,8 @@ impl States {
     /// How many calls are subscribed.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        lock(&self.routes).len()
+        self.routes.lock().len()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One call's share of the states.
@@ -87,7 +84,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut routes = lock(&self.routes);
+        let mut routes = self.routes.lock();
         // Only our own route: a later attempt of the same call (a redirection) may have replaced it.
         if routes
             .get(&self.call_id)
