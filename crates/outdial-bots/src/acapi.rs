@@ -74,7 +74,9 @@ impl AcApi {
         url: &Url,
         body: Option<&Value>,
     ) -> Result<Value, BotError> {
-        match self.call_once(method.clone(), url, body).await {
+        // Boxed: the exchange's future is ~1.2 KB, and a conversation's task that awaits `call` lives as long as the
+        // call, keeping that room while it waits (docs/architecture.md, "Memory per call").
+        match Box::pin(self.call_once(method.clone(), url, body)).await {
             // A refused OAuth token is fetched again, once.
             Err(BotError::Refused { status: 401, .. })
                 if matches!(&self.auth, Auth::ClientCredentials(..)) =>
@@ -82,7 +84,7 @@ impl AcApi {
                 if let Auth::ClientCredentials(c, cache) = &self.auth {
                     cache.forget(c);
                 }
-                self.call_once(method, url, body).await
+                Box::pin(self.call_once(method, url, body)).await
             }
             other => other,
         }
@@ -222,8 +224,7 @@ struct Urls {
 }
 
 /// One bot conversation: activities out (one exchange at a time, one retry), the bot's activities in (by `id`,
-/// once), refreshes, and the disconnect. The HTTP exchanges are boxed: the task lives as long as the call, and its
-/// future would keep their room (~1.2 KB) while it waits (docs/architecture.md, "Memory per call").
+/// once), refreshes, and the disconnect.
 async fn run(
     api: AcApi,
     conversation: String,
@@ -242,7 +243,7 @@ async fn run(
         let body = json!({"conversation": conversation, "reason": reason, "reasonCode": code});
         async move {
             if let Some(url) = url
-                && let Err(e) = Box::pin(api.call(reqwest::Method::POST, &url, Some(&body))).await
+                && let Err(e) = api.call(reqwest::Method::POST, &url, Some(&body)).await
             {
                 tracing::warn!("bot disconnect failed: {e}");
             }
@@ -253,10 +254,10 @@ async fn run(
             cmd = commands.recv() => match cmd.map(|c| *c) {
                 Some(Command::Send(activities, done)) => {
                     let body = json!({"conversation": conversation, "activities": activities});
-                    let mut answer = Box::pin(api.call(reqwest::Method::POST, &urls.activities, Some(&body))).await;
+                    let mut answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
                     if let Err(e) = &answer {
                         tracing::warn!(conversation, "bot activities failed, retrying once: {e}");
-                        answer = Box::pin(api.call(reqwest::Method::POST, &urls.activities, Some(&body))).await;
+                        answer = api.call(reqwest::Method::POST, &urls.activities, Some(&body)).await;
                     }
                     if let Some(done) = done {
                         let _ = done.send(answer.as_ref().map(|_| ()).map_err(Clone::clone));
@@ -304,7 +305,7 @@ async fn run(
             () = &mut next_refresh, if refresh.is_some() => {
                 let body = json!({"conversation": conversation});
                 if let Some(url) = &urls.refresh {
-                    match Box::pin(api.call(reqwest::Method::POST, url, Some(&body))).await {
+                    match api.call(reqwest::Method::POST, url, Some(&body)).await {
                         Ok(a) => refresh = refresh_every(&a).or(refresh),
                         Err(e) => tracing::warn!(conversation, "bot refresh failed: {e}"),
                     }

@@ -238,8 +238,8 @@ async fn run(
     let b64 = base64::engine::general_purpose::STANDARD;
     loop {
         tokio::select! {
-            cmd = commands.recv() => { let cmd = cmd.map(|c| *c);
-                let out = match cmd {
+            cmd = commands.recv() => {
+                let out = match cmd.map(|c| *c) {
                     Some(Command::Send(activities, done)) => {
                         let v = json!({"type": "activities", "conversationId": session.conversation,
                                        "activities": activities});
