@@ -142,7 +142,12 @@ pub enum Event {
 /// One call's detectors.
 #[derive(Debug)]
 pub struct Detector {
-    vad: vad::Vad,
+    /// The voice detector while voice can still change the verdict; dropped once only tones can (a machine's beep
+    /// search, a settled person), which frees its network's ~8 KB for the rest of the call (docs/architecture.md,
+    /// "Memory per call").
+    vad: Option<vad::Vad>,
+    /// The noise floor when the voice detector was dropped, for a later decision's evidence.
+    floor_db: Option<f32>,
     cadence: cadence::Cadence,
     tones: tones::Tones,
     elapsed_ms: u64,
@@ -162,7 +167,8 @@ pub struct Detector {
 impl Detector {
     pub fn new(cfg: Config) -> Self {
         Detector {
-            vad: vad::Vad::new(cfg.vad_threshold, cfg.min_voice_level_db),
+            vad: Some(vad::Vad::new(cfg.vad_threshold, cfg.min_voice_level_db)),
+            floor_db: None,
             cadence: cadence::Cadence::new(&cfg),
             tones: tones::Tones::new(&cfg),
             elapsed_ms: 0,
@@ -246,15 +252,23 @@ impl Detector {
     pub fn feed(&mut self, frame: &[i16]) -> Vec<Event> {
         let mut out = Vec::new();
         if !self.listening() {
+            self.rest_vad();
             return out;
         }
         self.elapsed_ms += FRAME_MS;
         let now = self.elapsed_ms;
-        // After a machine verdict only the beep matters: the (costlier) voice detector rests.
+        // After a machine verdict only the beep matters: the (costlier) voice detector goes.
         let rechecking = self.rechecking();
-        let voice = (self.decided.is_none() || rechecking) && self.vad.is_voice(frame);
-        if voice {
-            self.voice_level.0 += f64::from(self.vad.last_level());
+        if self.decided.is_some() && !rechecking {
+            self.rest_vad();
+        }
+        let level = self
+            .vad
+            .as_mut()
+            .and_then(|vad| vad.is_voice(frame).then(|| vad.last_level()));
+        let voice = level.is_some();
+        if let Some(level) = level {
+            self.voice_level.0 += f64::from(level);
             self.voice_level.1 += 1;
         }
         let fax_possible = self.decided.is_none() && self.cadence.words() == 0;
@@ -339,6 +353,22 @@ impl Detector {
         Some(self.decide(Verdict::Machine, cause, 0.8, None))
     }
 
+    /// Whether the voice detector still runs: until the verdict, and while a person's verdict is rechecked. After
+    /// that only tones matter, and it is dropped with its memory.
+    pub fn hears_voice(&self) -> bool {
+        self.vad.is_some()
+    }
+
+    fn rest_vad(&mut self) {
+        if let Some(vad) = self.vad.take() {
+            self.floor_db = vad.floor();
+        }
+    }
+
+    fn floor(&self) -> Option<f32> {
+        self.vad.as_ref().map_or(self.floor_db, vad::Vad::floor)
+    }
+
     fn decide(
         &mut self,
         verdict: Verdict,
@@ -371,7 +401,7 @@ impl Detector {
             latency_ms: self.elapsed_ms,
             evidence: Evidence {
                 voice_level_db: (n > 0).then(|| tenth(sum / f64::from(n))),
-                noise_floor_db: self.vad.floor().map(|f| tenth(f64::from(f))),
+                noise_floor_db: self.floor().map(|f| tenth(f64::from(f))),
                 words: self.cadence.words(),
                 voice_ms: self.cadence.voice_ms(),
                 silence_ms: self.cadence.silence_ms(),

@@ -230,3 +230,53 @@ fn a_person_who_says_hello_again_stays_a_person() {
         assert!(a.decision.latency_ms < 2200, "{a:?}");
     }
 }
+
+/// Feeds a recording to a live detector a frame at a time; the frame of the first decision, and whether the voice
+/// detector still ran after the last frame.
+fn feed_all(cfg: Config, name: &str, silence_after_ms: usize) -> (Option<(usize, Verdict)>, bool) {
+    let mut d = outdial_detect::Detector::new(cfg);
+    let mut samples = samples(name);
+    samples.resize(samples.len() + silence_after_ms * 8, 0);
+    let mut first = None;
+    for (i, frame) in samples.chunks(160).enumerate() {
+        let mut f = frame.to_vec();
+        f.resize(160, 0);
+        let mut events = d.feed(&f);
+        if events.contains(&outdial_detect::Event::WantTranscript) {
+            events.extend(d.no_transcript());
+        }
+        for e in events {
+            if let outdial_detect::Event::Decision(dec) = e {
+                first.get_or_insert((i, dec.verdict));
+            }
+        }
+    }
+    (first, d.hears_voice())
+}
+
+#[test]
+fn the_voice_detector_goes_once_only_tones_can_change_the_verdict() {
+    // A machine: the beep search goes on without the voice detector (and its ~8 KB network per call).
+    let (first, hears) = feed_all(Config::default(), "greeting_8k_ulaw.wav", 1000);
+    assert_eq!(first.map(|f| f.1), Some(Verdict::Machine));
+    assert!(!hears, "the voice detector still runs after a machine verdict");
+    // A person whose verdict is rechecked: voice still matters until the recheck is over …
+    let cfg = Config {
+        human_recheck_ms: 5000,
+        ..Config::default()
+    };
+    let (first, hears) = feed_all(cfg.clone(), "human_hello_then_silence_8k_ulaw.wav", 0);
+    assert_eq!(first.map(|f| f.1), Some(Verdict::Human));
+    assert!(hears, "the recheck lost its voice detector");
+    // … and not after it.
+    let (_, hears) = feed_all(cfg, "human_hello_then_silence_8k_ulaw.wav", 6000);
+    assert!(!hears, "the voice detector still runs after the recheck");
+    // A person without a recheck: nothing more to hear.
+    let cfg = Config {
+        human_recheck_ms: 0,
+        ..Config::default()
+    };
+    let (first, hears) = feed_all(cfg, "human_hello_then_silence_8k_ulaw.wav", 100);
+    assert_eq!(first.map(|f| f.1), Some(Verdict::Human));
+    assert!(!hears);
+}
