@@ -155,11 +155,12 @@ impl Default for MediaConfig {
 /// through unbounded channels. Only the caller's audio is bounded: a consumer that falls behind loses frames,
 /// counted in [`Stats::frames_dropped`].
 ///
-/// The control channels carry boxed messages: a channel holds a block of 32 of its messages for the whole call
-/// (docs/architecture.md, "Memory per call").
+/// Every channel carries boxed messages: a channel holds a block of 32 of its messages for the whole call, and the
+/// audio channel, written every tick and read in bursts, often two (docs/architecture.md, "Memory per call"). A
+/// box per audio event costs far less than the copy of its frames.
 pub struct Media {
     control: mpsc::UnboundedReceiver<Box<MediaEvent>>,
-    audio: mpsc::Receiver<MediaEvent>,
+    audio: mpsc::Receiver<Box<MediaEvent>>,
     pub stats: Arc<Stats>,
     commands: mpsc::UnboundedSender<Box<Command>>,
 }
@@ -213,7 +214,7 @@ impl Media {
             .try_recv()
             .ok()
             .map(|e| *e)
-            .or_else(|| self.audio.try_recv().ok())
+            .or_else(|| self.audio.try_recv().ok().map(|e| *e))
     }
 
     /// The next event, waiting for it; None once the loop has stopped.
@@ -221,7 +222,7 @@ impl Media {
         tokio::select! {
             biased;
             Some(e) = self.control.recv() => Some(*e),
-            Some(e) = self.audio.recv() => Some(e),
+            Some(e) = self.audio.recv() => Some(*e),
             else => None,
         }
     }
@@ -281,7 +282,7 @@ pub(crate) fn start(
 /// Where the loop's events go: control (never dropped) and audio (bounded).
 struct Events {
     control: mpsc::UnboundedSender<Box<MediaEvent>>,
-    audio: mpsc::Sender<MediaEvent>,
+    audio: mpsc::Sender<Box<MediaEvent>>,
 }
 
 /// The loop wakes once per 20 ms: it takes the commands that came, sends the packet due, reads what arrived on
@@ -511,7 +512,7 @@ async fn run(
                 } else {
                     MediaEvent::Audio(full)
                 };
-                if events.audio.try_send(event).is_err() {
+                if events.audio.try_send(Box::new(event)).is_err() {
                     stats.frames_dropped.fetch_add(batch as u64, Ordering::Relaxed);
                 }
             }
