@@ -394,7 +394,7 @@ impl Detector {
         self.opinion.take();
         let tenth = |x: f64| (x * 10.0).round() / 10.0;
         let (sum, n) = self.voice_level;
-        Event::Decision(Decision {
+        let decision = Event::Decision(Decision {
             verdict,
             cause,
             confidence,
@@ -410,7 +410,13 @@ impl Detector {
                 held_ms,
                 revised,
             },
-        })
+        });
+        // The caller stops feeding a detector that no longer listens (a person's verdict without a recheck), so
+        // the voice detector goes now, its floor kept in the evidence above.
+        if !self.rechecking() {
+            self.rest_vad();
+        }
+        decision
     }
 }
 

@@ -231,14 +231,17 @@ fn a_person_who_says_hello_again_stays_a_person() {
     }
 }
 
-/// Feeds a recording (then silence) to a live detector a frame at a time: its first verdict, and whether the voice
-/// detector still ran after the last frame.
+/// Feeds a recording (then silence) to a live detector a frame at a time, as a call does (while it listens): its
+/// first verdict, and whether the voice detector still ran after the last frame.
 fn feed_all(cfg: Config, name: &str, silence_after_ms: usize) -> (Option<Verdict>, bool) {
     let mut d = outdial_detect::Detector::new(cfg);
     let mut samples = samples(name);
     samples.resize(samples.len() + silence_after_ms * 8, 0);
     let mut first = None;
     for frame in samples.chunks(160) {
+        if !d.listening() {
+            break;
+        }
         let mut f = frame.to_vec();
         f.resize(160, 0);
         let mut events = d.feed(&f);
