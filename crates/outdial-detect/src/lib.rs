@@ -146,8 +146,6 @@ pub struct Detector {
     /// search, a settled person), which frees its network's ~8 KB for the rest of the call (docs/architecture.md,
     /// "Memory per call").
     vad: Option<vad::Vad>,
-    /// The noise floor when the voice detector was dropped, for a later decision's evidence.
-    floor_db: Option<f32>,
     cadence: cadence::Cadence,
     tones: tones::Tones,
     elapsed_ms: u64,
@@ -168,7 +166,6 @@ impl Detector {
     pub fn new(cfg: Config) -> Self {
         Detector {
             vad: Some(vad::Vad::new(cfg.vad_threshold, cfg.min_voice_level_db)),
-            floor_db: None,
             cadence: cadence::Cadence::new(&cfg),
             tones: tones::Tones::new(&cfg),
             elapsed_ms: 0,
@@ -252,15 +249,15 @@ impl Detector {
     pub fn feed(&mut self, frame: &[i16]) -> Vec<Event> {
         let mut out = Vec::new();
         if !self.listening() {
-            self.rest_vad();
             return out;
         }
         self.elapsed_ms += FRAME_MS;
         let now = self.elapsed_ms;
-        // After a machine verdict only the beep matters: the (costlier) voice detector goes.
+        // After a machine verdict only the beep matters: the (costlier) voice detector went with the verdict, and a
+        // person's goes when the recheck is over.
         let rechecking = self.rechecking();
         if self.decided.is_some() && !rechecking {
-            self.rest_vad();
+            self.vad = None;
         }
         let level = self
             .vad
@@ -359,16 +356,6 @@ impl Detector {
         self.vad.is_some()
     }
 
-    fn rest_vad(&mut self) {
-        if let Some(vad) = self.vad.take() {
-            self.floor_db = vad.floor();
-        }
-    }
-
-    fn floor(&self) -> Option<f32> {
-        self.vad.as_ref().map_or(self.floor_db, vad::Vad::floor)
-    }
-
     fn decide(
         &mut self,
         verdict: Verdict,
@@ -401,7 +388,11 @@ impl Detector {
             latency_ms: self.elapsed_ms,
             evidence: Evidence {
                 voice_level_db: (n > 0).then(|| tenth(sum / f64::from(n))),
-                noise_floor_db: self.floor().map(|f| tenth(f64::from(f))),
+                noise_floor_db: self
+                    .vad
+                    .as_ref()
+                    .and_then(vad::Vad::floor)
+                    .map(|f| tenth(f64::from(f))),
                 words: self.cadence.words(),
                 voice_ms: self.cadence.voice_ms(),
                 silence_ms: self.cadence.silence_ms(),
@@ -411,10 +402,11 @@ impl Detector {
                 revised,
             },
         });
-        // The caller stops feeding a detector that no longer listens (a person's verdict without a recheck), so
-        // the voice detector goes now, its floor kept in the evidence above.
+        // Only a recheck still listens for voice; and the caller stops feeding a detector that no longer listens
+        // (a person's verdict without a recheck), so the voice detector goes now, its floor taken above. No decision
+        // comes after that.
         if !self.rechecking() {
-            self.rest_vad();
+            self.vad = None;
         }
         decision
     }
