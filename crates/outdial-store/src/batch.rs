@@ -5,8 +5,9 @@
 //! many conversations are written at once, so one writer task drains the queue and writes a whole batch in one
 //! transaction: one existence check, one multi-row upsert of conversations, one multi-row insert of events.
 //! Callers still wait for their own commit; order is kept (one writer, FIFO), so event sequence numbers follow
-//! the order of the calls.
+//! the order of the calls. Under load the writer waits a moment for more writes before it begins (`gather`).
 
+use crate::gather::{self, Load};
 use crate::sql::Backend;
 use crate::{OutboxRow, Result, StoreError};
 use sqlx::{AnyPool, Row};
@@ -117,7 +118,13 @@ impl Writer {
 
 async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut load = Load::new(tokio::time::Instant::now());
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        load.note(batch.len(), tokio::time::Instant::now());
+        if load.busy() {
+            gather::linger(&mut rx, &mut batch, MAX_BATCH, &mut load).await;
+        }
+        metrics::histogram!("outdial_store_batch_writes").record(batch.len() as f64);
         let jobs: Vec<Job> = std::mem::take(&mut batch);
         if jobs.len() == 1 {
             let (w, reply) = jobs.into_iter().next().expect("one job");

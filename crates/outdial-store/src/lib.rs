@@ -8,6 +8,7 @@
 mod batch;
 mod cluster;
 mod file;
+mod gather;
 mod sealed;
 mod sql;
 
