@@ -13,6 +13,7 @@ use crate::{OutboxRow, Result, StoreError};
 use sqlx::{AnyPool, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many jobs per transaction (bind parameters stay far below SQLite's 32766).
@@ -56,6 +57,8 @@ type Job = (Write, oneshot::Sender<Result<()>>);
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
+    /// Transactions begun so far.
+    transactions: Arc<AtomicU64>,
 }
 
 /// Who writes: the node that owns what it creates, whether the database locks the rows it checks, and how its
@@ -101,8 +104,13 @@ impl Writer {
             lock_rows: backend == Backend::Postgres,
             numbered: backend == Backend::Postgres,
         };
-        tokio::spawn(run(pool, author, rx));
-        Writer { tx }
+        let transactions = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(pool, author, rx, transactions.clone()));
+        Writer { tx, transactions }
+    }
+
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
     }
 
     pub async fn write(&self, w: Write) -> Result<()> {
@@ -116,7 +124,11 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
+    let write_batch = async |pool: &AnyPool, author: &Author, writes: &[Write]| {
+        transactions.fetch_add(1, Ordering::Relaxed);
+        write_batch(pool, author, writes).await
+    };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut load = Load::new(tokio::time::Instant::now());
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {

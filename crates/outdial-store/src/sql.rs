@@ -148,6 +148,12 @@ impl SqlStore {
         }
     }
 
+    /// The transactions the conversation writer has begun (docs/architecture.md, "The store"): with the writes
+    /// made meanwhile, how well they were gathered.
+    pub fn transactions(&self) -> u64 {
+        self.writer.transactions()
+    }
+
     pub(crate) fn sealer(&self) -> Option<&Sealer> {
         self.sealer.as_deref()
     }

@@ -441,3 +441,40 @@ async fn concurrent_attempts_are_written_together_each_to_its_own_row_the_last_w
     })
     .await;
 }
+
+/// docs/architecture.md, "The store": writes that come steadily from many conversations (as at 500 calls/s, a
+/// write every 200 µs, each caller waiting for its own) share transactions; a lone conversation's writes are
+/// committed one by one, without waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_writes_share_transactions_and_a_lone_write_does_not_wait() {
+    on_both(|s| async move {
+        let convs: Vec<Conversation> = (0..50).map(|i| conv("Bot1", i)).collect();
+        for c in &convs {
+            s.create_conversation(c, None, 0).await.unwrap();
+        }
+        let before = s.transactions();
+        let mut tick = tokio::time::interval(std::time::Duration::from_micros(200));
+        let mut writes = Vec::new();
+        for i in 0..1_000 {
+            tick.tick().await;
+            let (s, id) = (s.clone(), convs[i % convs.len()].id);
+            writes.push(tokio::spawn(async move {
+                s.append_event(id, "bot-event", &json!({"i": i})).await.unwrap();
+            }));
+        }
+        for w in writes {
+            w.await.unwrap();
+        }
+        let used = s.transactions() - before;
+        assert!(used <= 1_000 / 8, "1,000 steady writes took {used} transactions");
+        assert_eq!(s.events(convs[0].id).await.unwrap().len(), 1 + 1_000 / 50);
+        // Quiet again (the rate is counted over 100 ms windows): a single write goes at once.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let before = s.transactions();
+        s.append_event(convs[0].id, "bot-event", &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(s.transactions() - before, 1);
+    })
+    .await;
+}
