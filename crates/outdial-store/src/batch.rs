@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-/// At most this many jobs per transaction (bind parameters stay far below SQLite's 32766).
+/// At most this many jobs per transaction, of at most [`MAX_JOB`] writes each: bind parameters stay below
+/// SQLite's 32766 (256 × 8 writes × 13 parameters at worst, the outbox's).
 const MAX_BATCH: usize = 256;
+pub(crate) const MAX_JOB: usize = 8;
 
 /// The conversation columns of a write.
 #[derive(Debug, Clone)]
@@ -52,7 +54,8 @@ pub(crate) enum Write {
     Event(EventRow),
 }
 
-type Job = (Write, oneshot::Sender<Result<()>>);
+/// A caller's writes (one conversation's changes, in order), committed all or none, and where their result goes.
+type Job = (Vec<Write>, oneshot::Sender<Result<()>>);
 
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
@@ -114,9 +117,15 @@ impl Writer {
     }
 
     pub async fn write(&self, w: Write) -> Result<()> {
+        self.write_all(vec![w]).await
+    }
+
+    /// Writes `ws` (at most [`MAX_JOB`]) in one transaction, all or none: the first failing write fails them all.
+    pub async fn write_all(&self, ws: Vec<Write>) -> Result<()> {
+        debug_assert!(ws.len() <= MAX_JOB);
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((w, reply))
+            .send((ws, reply))
             .await
             .map_err(|_| StoreError::Corrupt("the store writer has stopped".into()))?;
         done.await
@@ -125,7 +134,7 @@ impl Writer {
 }
 
 async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
-    let write_batch = async |pool: &AnyPool, author: &Author, writes: &[Write]| {
+    let write_batch = async |pool: &AnyPool, author: &Author, writes: &[Vec<Write>]| {
         transactions.fetch_add(1, Ordering::Relaxed);
         write_batch(pool, author, writes).await
     };
@@ -136,7 +145,8 @@ async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transac
         if load.busy() {
             gather::linger(&mut rx, &mut batch, MAX_BATCH, &mut load).await;
         }
-        metrics::histogram!("outdial_store_batch_writes").record(batch.len() as f64);
+        let n: usize = batch.iter().map(|(ws, _)| ws.len()).sum();
+        metrics::histogram!("outdial_store_batch_writes").record(n as f64);
         let jobs: Vec<Job> = std::mem::take(&mut batch);
         if jobs.len() == 1 {
             let (w, reply) = jobs.into_iter().next().expect("one job");
@@ -146,7 +156,7 @@ async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transac
             let _ = reply.send(r);
             continue;
         }
-        let (writes, replies): (Vec<Write>, Vec<_>) = jobs.into_iter().unzip();
+        let (writes, replies): (Vec<Vec<Write>>, Vec<_>) = jobs.into_iter().unzip();
         match write_batch(&pool, &author, &writes).await {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
@@ -184,9 +194,34 @@ fn keep_last<'a, T, K: std::hash::Hash + Eq>(
     }
 }
 
-/// Writes the batch in one transaction; returns the result of each write (NotFound for updates of unknown
-/// conversations, which are left out).
-async fn write_batch(pool: &AnyPool, author: &Author, writes: &[Write]) -> Result<Vec<Result<()>>> {
+/// Why a job cannot be written: its first write of a conversation that does not exist (neither stored nor created
+/// earlier in the batch or the job), or that updates a conversation another node took over.
+fn refused(job: &[Write], known: &HashSet<String>, taken: &HashMap<String, String>) -> Result<()> {
+    let mut created: HashSet<&str> = HashSet::new();
+    for w in job {
+        let id = match w {
+            Write::Create(c, _) => {
+                created.insert(c.id.as_str());
+                continue;
+            }
+            Write::Update(c, ..) => c.id.as_str(),
+            Write::Event(e) | Write::Attempt(_, e) => e.conversation_id.as_str(),
+        };
+        if !known.contains(id) && !created.contains(id) {
+            return Err(StoreError::NotFound("conversation", id.to_string()));
+        }
+        if let Write::Update(..) = w
+            && let Some(owner) = taken.get(id)
+        {
+            return Err(StoreError::TakenOver(id.to_string(), owner.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the batch in one transaction; returns the result of each job (NotFound for writes of unknown
+/// conversations, TakenOver for updates of taken ones: such a job is left out whole).
+async fn write_batch(pool: &AnyPool, author: &Author, writes: &[Vec<Write>]) -> Result<Vec<Result<()>>> {
     // docs/operations.md, "What happens when …": a connection whose transaction failed is closed, never reused.
     // A full disk can fail the COMMIT and leave SQLite inside the transaction; on that connection every later
     // "transaction" would be a savepoint of the failed one, answered as committed and never written.
@@ -201,12 +236,13 @@ async fn write_batch(pool: &AnyPool, author: &Author, writes: &[Write]) -> Resul
 async fn write_on(
     conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
     author: &Author,
-    writes: &[Write],
+    jobs: &[Vec<Write>],
 ) -> Result<Vec<Result<()>>> {
     let mut tx = sqlx::Connection::begin(&mut **conn).await?;
     // Which conversations that are updated exist (created in this batch, or stored)?
-    let updated: Vec<&str> = writes
+    let updated: Vec<&str> = jobs
         .iter()
+        .flatten()
         .filter_map(|w| match w {
             Write::Update(c, ..) => Some(c.id.as_str()),
             Write::Event(e) | Write::Attempt(_, e) => Some(e.conversation_id.as_str()),
@@ -240,7 +276,7 @@ async fn write_on(
             known.insert(id);
         }
     }
-    let mut results = Vec::with_capacity(writes.len());
+    let mut results = Vec::with_capacity(jobs.len());
     // Last state per conversation, in first-seen order; events in call order.
     let mut rows: Vec<&ConvRow> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
@@ -248,37 +284,31 @@ async fn write_on(
     let mut outbox: Vec<&OutboxRow> = Vec::new();
     let mut attempts: Vec<&OutboxRow> = Vec::new();
     let mut attempt_index: HashMap<uuid::Uuid, usize> = HashMap::new();
-    for w in writes {
-        let (conv, event) = match w {
-            Write::Create(c, e) => {
-                known.insert(c.id.clone());
-                (Some(c), e)
+    for job in jobs {
+        // All or none: a job with a write that cannot be made is left out whole.
+        if let Err(e) = refused(job, &known, &taken) {
+            results.push(Err(e));
+            continue;
+        }
+        for w in job {
+            let (conv, event) = match w {
+                Write::Create(c, e) => {
+                    known.insert(c.id.clone());
+                    (Some(c), e)
+                }
+                Write::Update(c, e, _) => (Some(c), e),
+                Write::Event(e) | Write::Attempt(_, e) => (None, e),
+            };
+            if let Some(c) = conv {
+                keep_last(&mut rows, &mut index, c.id.as_str(), c);
             }
-            Write::Update(c, e, _) => (Some(c), e),
-            Write::Event(e) | Write::Attempt(_, e) => (None, e),
-        };
-        if !known.contains(&event.conversation_id) {
-            results.push(Err(StoreError::NotFound(
-                "conversation",
-                event.conversation_id.clone(),
-            )));
-            continue;
-        }
-        if let Write::Update(c, ..) = w
-            && let Some(owner) = taken.get(&c.id)
-        {
-            results.push(Err(StoreError::TakenOver(c.id.clone(), owner.clone())));
-            continue;
-        }
-        if let Some(c) = conv {
-            keep_last(&mut rows, &mut index, c.id.as_str(), c);
-        }
-        events.push(event);
-        match w {
-            Write::Update(_, _, rows) => outbox.extend(rows.iter()),
-            // A notification's later attempt in the same batch replaces its earlier one.
-            Write::Attempt(row, _) => keep_last(&mut attempts, &mut attempt_index, row.event_id, row),
-            _ => {}
+            events.push(event);
+            match w {
+                Write::Update(_, _, rows) => outbox.extend(rows.iter()),
+                // A notification's later attempt in the same batch replaces its earlier one.
+                Write::Attempt(row, _) => keep_last(&mut attempts, &mut attempt_index, row.event_id, row),
+                _ => {}
+            }
         }
         results.push(Ok(()));
     }

@@ -40,6 +40,8 @@ pub enum StoreError {
     /// Another node of the cluster took the conversation over (docs/cluster.md): this node no longer writes it.
     #[error("conversation {0} was taken over by node '{1}'")]
     TakenOver(String, String),
+    #[error("{0} changes of a conversation at once; at most {MAX_CHANGES}")]
+    TooManyChanges(usize),
     #[error("cannot set up the store file {path}: {why}")]
     File { path: String, why: String },
 }
@@ -55,6 +57,23 @@ pub fn receiver_host(url: &str) -> String {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     host.to_ascii_lowercase()
+}
+
+/// The most changes [`Store::record`] takes at once.
+pub const MAX_CHANGES: usize = batch::MAX_JOB;
+
+/// A change of a conversation, for [`Store::record`].
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// Its new state, a timeline event and the notifications it causes (as [`Store::transition`]).
+    Transition {
+        conversation: &'a Conversation,
+        kind: &'a str,
+        data: &'a Value,
+        outbox: &'a [OutboxRow],
+    },
+    /// A timeline event (as [`Store::append_event`]).
+    Event { kind: &'a str, data: &'a Value },
 }
 
 /// The kinds of configuration object.
@@ -248,6 +267,9 @@ pub trait Store: Send + Sync + 'static {
         outbox: &[OutboxRow],
     ) -> Result<()>;
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()>;
+    /// Several changes of conversation `id`, in order, in one transaction: all or none (the first that cannot be
+    /// made fails them all). At most [`MAX_CHANGES`] at once.
+    async fn record(&self, id: Uuid, changes: &[Change<'_>]) -> Result<()>;
     async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>>;
     /// This node's conversations not in a terminal state (for recovery after a crash): the ones its earlier run
     /// owned, and the ones no node owns, which it takes. Other nodes' conversations are left alone.

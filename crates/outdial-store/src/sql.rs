@@ -4,8 +4,8 @@ use crate::batch::{ConvRow, EventRow, Write, Writer};
 use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
 use crate::{
-    ConversationFilter, Created, IdempotencyRecord, Kind, NodeRow, OutboxRow, OutboxStatus, Result, Store,
-    StoreError,
+    Change, ConversationFilter, Created, IdempotencyRecord, Kind, MAX_CHANGES, NodeRow, OutboxRow,
+    OutboxStatus, Result, Store, StoreError,
 };
 use async_trait::async_trait;
 use outdial_core::conversation::{Conversation, ConversationEvent};
@@ -152,6 +152,19 @@ impl SqlStore {
     /// made meanwhile, how well they were gathered.
     pub fn transactions(&self) -> u64 {
         self.writer.transactions()
+    }
+
+    /// The write of a conversation's new state, its event and its notifications (their secrets sealed).
+    fn update(&self, conv: &Conversation, kind: &str, data: &Value, outbox: &[OutboxRow]) -> Result<Write> {
+        let event = event_row(conv.id, kind, data, conv.updated_at);
+        let outbox = outbox
+            .iter()
+            .map(|r| OutboxRow {
+                secret: r.secret.as_deref().map(|s| sealed::seal(self.sealer(), s)),
+                ..r.clone()
+            })
+            .collect();
+        Ok(Write::Update(conv_row(conv)?, event, outbox))
     }
 
     pub(crate) fn sealer(&self) -> Option<&Sealer> {
@@ -561,17 +574,30 @@ impl Store for SqlStore {
         data: &Value,
         outbox: &[OutboxRow],
     ) -> Result<()> {
-        let event = event_row(conv.id, kind, data, conv.updated_at);
-        let outbox = outbox
+        self.writer.write(self.update(conv, kind, data, outbox)?).await
+    }
+
+    async fn record(&self, id: Uuid, changes: &[Change<'_>]) -> Result<()> {
+        if changes.len() > MAX_CHANGES {
+            return Err(StoreError::TooManyChanges(changes.len()));
+        }
+        let now = now_ms();
+        let writes = changes
             .iter()
-            .map(|r| OutboxRow {
-                secret: r.secret.as_deref().map(|s| sealed::seal(self.sealer(), s)),
-                ..r.clone()
+            .map(|c| match *c {
+                Change::Transition {
+                    conversation,
+                    kind,
+                    data,
+                    outbox,
+                } => {
+                    debug_assert_eq!(conversation.id, id, "a change of another conversation");
+                    self.update(conversation, kind, data, outbox)
+                }
+                Change::Event { kind, data } => Ok(Write::Event(event_row(id, kind, data, now))),
             })
-            .collect();
-        self.writer
-            .write(Write::Update(conv_row(conv)?, event, outbox))
-            .await
+            .collect::<Result<Vec<_>>>()?;
+        self.writer.write_all(writes).await
     }
 
     async fn due_notifications(&self, now: i64, limit: u32, per_host: u32) -> Result<Vec<OutboxRow>> {

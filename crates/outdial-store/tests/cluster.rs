@@ -4,7 +4,7 @@
 
 use outdial_core::conversation::{Conversation, ConversationState};
 use outdial_core::dialout::DialoutRequest;
-use outdial_store::{NodeRow, OutboxRow, OutboxStatus, SqlStore, Store, StoreError, testing};
+use outdial_store::{Change, NodeRow, OutboxRow, OutboxStatus, SqlStore, Store, StoreError, testing};
 use serde_json::json;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -90,6 +90,30 @@ async fn a_live_nodes_calls_are_left_alone_and_a_lost_nodes_go_to_exactly_one_ta
         b.get_conversation(late.id).await.unwrap().unwrap().state,
         ConversationState::Accepted,
         "the state a wrote is not stored"
+    );
+    // Several changes at once are all or none: the event before the refused transition is not stored either.
+    let events = b.events(late.id).await.unwrap().len();
+    let data = json!({});
+    let changes = [
+        Change::Event {
+            kind: "bot-event",
+            data: &data,
+        },
+        Change::Transition {
+            conversation: &late,
+            kind: "answered",
+            data: &data,
+            outbox: &[],
+        },
+    ];
+    assert!(matches!(
+        a.record(late.id, &changes).await,
+        Err(StoreError::TakenOver(..))
+    ));
+    assert_eq!(
+        b.events(late.id).await.unwrap().len(),
+        events,
+        "nothing of the refused changes is stored"
     );
     drop(n);
     testing::drop_postgres(&url).await;

@@ -5,8 +5,8 @@
 use outdial_core::conversation::{Conversation, ConversationState, ReasonCode};
 use outdial_core::dialout::DialoutRequest;
 use outdial_store::{
-    ConversationFilter, Created, IdempotencyRecord, Kind, OutboxRow, OutboxStatus, SqlStore, Store,
-    StoreError, testing,
+    Change, ConversationFilter, Created, IdempotencyRecord, Kind, MAX_CHANGES, OutboxRow, OutboxStatus,
+    SqlStore, Store, StoreError, testing,
 };
 use serde_json::json;
 use std::future::Future;
@@ -475,6 +475,86 @@ async fn steady_writes_share_transactions_and_a_lone_write_is_its_own() {
             .await
             .unwrap();
         assert_eq!(s.transactions() - before, 1);
+    })
+    .await;
+}
+
+/// A conversation's changes that come together (a state, its events, another state) go into one transaction, in
+/// order, with the notifications; more than `MAX_CHANGES` at once is refused and nothing is written.
+#[tokio::test]
+async fn a_conversations_changes_go_together_in_order() {
+    on_both(|s| async move {
+        let mut c = conv("A", 1_000);
+        s.create_conversation(&c, None, 0).await.unwrap();
+        c.state = ConversationState::Answered;
+        c.updated_at = 2_000;
+        let mut ended = c.clone();
+        ended.state = ConversationState::Ended;
+        ended.updated_at = 3_000;
+        let (first, second) = (note(&c, 1, 2_000), note(&ended, 2, 3_000));
+        let (a, b) = (json!({"n": 1}), json!({"n": 2}));
+        let before = s.transactions();
+        let changes = [
+            Change::Transition {
+                conversation: &c,
+                kind: "answered",
+                data: &a,
+                outbox: std::slice::from_ref(&first),
+            },
+            Change::Event {
+                kind: "bot-event",
+                data: &b,
+            },
+            Change::Transition {
+                conversation: &ended,
+                kind: "ended",
+                data: &a,
+                outbox: std::slice::from_ref(&second),
+            },
+        ];
+        s.record(c.id, &changes).await.unwrap();
+        assert_eq!(s.transactions() - before, 1);
+        let kinds: Vec<String> = s
+            .events(c.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, ["accepted", "answered", "bot-event", "ended"]);
+        assert_eq!(
+            s.get_conversation(c.id).await.unwrap().unwrap().state,
+            ConversationState::Ended,
+            "the last state stays"
+        );
+        assert_eq!(s.notifications(c.id).await.unwrap(), vec![first, second]);
+
+        let many = vec![
+            Change::Event {
+                kind: "bot-event",
+                data: &a
+            };
+            MAX_CHANGES + 1
+        ];
+        match s.record(c.id, &many).await {
+            Err(e @ StoreError::TooManyChanges(_)) => {
+                assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "{} changes of a conversation at once; at most {MAX_CHANGES}",
+                        MAX_CHANGES + 1
+                    )
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.events(c.id).await.unwrap().len(), 4, "nothing written");
+        // Of a conversation that does not exist: none.
+        let ghost = conv("A", 1);
+        assert!(matches!(
+            s.record(ghost.id, &many[..2]).await,
+            Err(StoreError::NotFound("conversation", _))
+        ));
     })
     .await;
 }

@@ -3,15 +3,16 @@
 //! conversation state.
 //!
 //! Each conversation gets a [`Recording`]: its records are written in order, driven from the conversation's input
-//! loop beside its other inputs, so the conversation never waits for the store. A write that fails is retried (the store may come back); the
-//! conversation's records stay in order meanwhile.
+//! loop beside its other inputs, so the conversation never waits for the store. The records that queue up while a
+//! write is under way are written together, in one transaction (docs/architecture.md, "The store"). A write that
+//! fails is retried (the store may come back); the conversation's records stay in order meanwhile.
 
 use outdial_conversation::Record;
 use outdial_core::conversation::ConversationStatus;
 use outdial_core::time::now_ms;
 use outdial_core::{Conversation, ReasonCode};
 use outdial_notify::Notifier;
-use outdial_store::{OutboxRow, OutboxStatus, Store, StoreError};
+use outdial_store::{Change, MAX_CHANGES, OutboxRow, OutboxStatus, Store, StoreError};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -34,31 +35,47 @@ impl Recorder {
         Recorder { store, notifier }
     }
 
-    /// Writes one record now: a transition with its notification (signed with `secret`) in one transaction, or a
-    /// timeline event.
-    pub async fn write(&self, id: Uuid, record: &Record, secret: Option<&str>) -> Result<(), StoreError> {
-        match record {
-            Record::Transition {
-                conversation,
-                kind,
-                data,
-                notify,
-            } => {
-                let outbox = notify
-                    .map(|status| outbox_row(conversation, status, secret))
+    /// Writes records of conversation `id` now (at most [`MAX_CHANGES`]), in one transaction, all or none:
+    /// transitions with their notifications (signed with `secret`), and timeline events.
+    pub async fn write(&self, id: Uuid, records: &[Record], secret: Option<&str>) -> Result<(), StoreError> {
+        let outboxes: Vec<Vec<OutboxRow>> = records
+            .iter()
+            .map(|r| match r {
+                Record::Transition {
+                    conversation, notify, ..
+                } => notify
+                    .and_then(|status| outbox_row(conversation, status, secret))
                     .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>();
-                self.store
-                    .transition(conversation, kind.as_str(), data, &outbox)
-                    .await?;
-                if !outbox.is_empty() {
-                    self.notifier.wake();
-                }
-                Ok(())
-            }
-            Record::Event { kind, data } => self.store.append_event(id, kind.as_str(), data).await,
+                    .collect(),
+                Record::Event { .. } => Vec::new(),
+            })
+            .collect();
+        let changes: Vec<Change<'_>> = records
+            .iter()
+            .zip(&outboxes)
+            .map(|(r, outbox)| match r {
+                Record::Transition {
+                    conversation,
+                    kind,
+                    data,
+                    ..
+                } => Change::Transition {
+                    conversation,
+                    kind: kind.as_str(),
+                    data,
+                    outbox,
+                },
+                Record::Event { kind, data } => Change::Event {
+                    kind: kind.as_str(),
+                    data,
+                },
+            })
+            .collect();
+        self.store.record(id, &changes).await?;
+        if outboxes.iter().any(|o| !o.is_empty()) {
+            self.notifier.wake();
         }
+        Ok(())
     }
 
     /// Ends a conversation that has no task (recovery after a crash): its terminal state and notification.
@@ -79,7 +96,7 @@ impl Recorder {
             data,
             notify: Some(status),
         };
-        self.write(conv.id, &record, secret).await
+        self.write(conv.id, std::slice::from_ref(&record), secret).await
     }
 
     /// The ordered writer of one conversation.
@@ -93,19 +110,19 @@ impl Recorder {
         }
     }
 
-    async fn write_retrying(&self, id: Uuid, record: &Record, secret: Option<&str>) {
+    async fn write_retrying(&self, id: Uuid, records: &[Record], secret: Option<&str>) {
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(100);
         loop {
-            match self.write(id, record, secret).await {
+            match self.write(id, records, secret).await {
                 Ok(()) => return,
                 Err(e) => {
                     metrics::counter!("outdial_store_write_errors_total").increment(1);
                     if started.elapsed() >= RETRY_FOR {
-                        tracing::error!(conversation = %id, "gave up recording {}: {e}", kind_of(record));
+                        tracing::error!(conversation = %id, "gave up recording {}: {e}", kinds(records));
                         return;
                     }
-                    tracing::error!(conversation = %id, "cannot record {} (retrying in {wait:?}): {e}", kind_of(record));
+                    tracing::error!(conversation = %id, "cannot record {} (retrying in {wait:?}): {e}", kinds(records));
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
@@ -114,10 +131,12 @@ impl Recorder {
     }
 }
 
-fn kind_of(r: &Record) -> &'static str {
-    match r {
+/// The records' kinds, for a log line: `answered, sip-provisional`.
+fn kinds(records: &[Record]) -> String {
+    let kind = |r: &Record| match r {
         Record::Transition { kind, .. } | Record::Event { kind, .. } => kind.as_str(),
-    }
+    };
+    records.iter().map(kind).collect::<Vec<_>>().join(", ")
 }
 
 /// The outbox row of a notification: the conversation's `notify_seq` is its number.
@@ -167,10 +186,12 @@ impl Recording {
         if self.writing.is_some() {
             return;
         }
-        if let Some(record) = self.queue.pop_front() {
+        if !self.queue.is_empty() {
+            let n = self.queue.len().min(MAX_CHANGES);
+            let records: Vec<Record> = self.queue.drain(..n).collect();
             let (recorder, id, secret) = (self.recorder.clone(), self.id, self.secret.clone());
             self.writing = Some(Box::pin(async move {
-                recorder.write_retrying(id, &record, secret.as_deref()).await;
+                recorder.write_retrying(id, &records, secret.as_deref()).await;
             }));
         }
     }
@@ -193,5 +214,50 @@ impl Recording {
         while self.writing.is_some() {
             self.progress().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outdial_core::conversation::EventKind;
+    use outdial_core::dialout::DialoutRequest;
+    use outdial_store::SqlStore;
+    use serde_json::json;
+
+    /// docs/architecture.md, "The store": what a conversation records while its previous write is under way goes
+    /// into the store together, in one transaction, in order.
+    #[tokio::test]
+    async fn records_that_queue_up_are_written_together_in_order() {
+        let dir = std::env::temp_dir().join(format!("outdial-recorder-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sql = SqlStore::connect(&format!("sqlite://{}/r.db", dir.display()))
+            .await
+            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(sql.clone());
+        let policy =
+            outdial_notify::NetworkPolicy::new(outdial_notify::Purpose::Notifications, &[], &[]).unwrap();
+        let notifier = Notifier::new(store.clone(), policy, Default::default()).unwrap();
+        let req = DialoutRequest::parse(&json!({"bot": "B", "target": "tel:+123", "caller": "100"})).unwrap();
+        let conv = Conversation::new(Uuid::new_v4(), "app", req, 1_000);
+        store.create_conversation(&conv, None, 0).await.unwrap();
+
+        let before = sql.transactions();
+        let mut rec = Recorder::new(store.clone(), notifier).start(conv.id, None);
+        for n in 0..12 {
+            rec.record(Record::Event {
+                kind: EventKind::BotEvent,
+                data: json!({"n": n}),
+            });
+        }
+        rec.close().await;
+        // The first alone (its write began at once), then the eleven queued behind it: 8 and 3.
+        assert_eq!(sql.transactions() - before, 3);
+        let ns: Vec<i64> = store.events(conv.id).await.unwrap()[1..]
+            .iter()
+            .map(|e| e.data["n"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ns, (0..12).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
