@@ -6,7 +6,6 @@
 //! validated JSON documents; conversations as a document plus the columns that are queried.
 
 mod batch;
-mod checkpoint;
 mod cluster;
 mod file;
 mod gather;

@@ -1,7 +1,6 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::batch::{ConvRow, EventRow, Write, Writer};
-use crate::checkpoint;
 use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
 use crate::{
@@ -43,8 +42,6 @@ pub struct SqlStore {
     sealer: Option<Arc<Sealer>>,
     /// The node id written as the owner of new conversations (docs/cluster.md); `local` until set.
     node: Arc<str>,
-    /// Held by every clone; the WAL checkpointer (`checkpoint.rs`) stops when the last is gone.
-    _alive: Arc<()>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -54,10 +51,6 @@ impl std::fmt::Debug for SqlStore {
             .finish()
     }
 }
-
-/// Every SQLite connection's settings; the write connection's add that it never checkpoints the WAL itself.
-const PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;";
-const WRITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA wal_autocheckpoint=0;";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -81,7 +74,6 @@ impl SqlStore {
         } else {
             return Err(StoreError::Url(url.to_string()));
         };
-        let alive = Arc::new(());
         let store = match backend {
             Backend::Sqlite => {
                 if let Some(path) = sqlite_path(url) {
@@ -89,29 +81,23 @@ impl SqlStore {
                     owner_only(&path)?;
                 }
                 let url = sqlite_url(url);
-                // docs/architecture.md, "The store": the write connection never checkpoints the WAL itself (a
-                // checkpoint's fsyncs would hold every write back); the checkpointer does, from a reader.
-                let opts = |pragmas: &'static str| {
-                    AnyPoolOptions::new()
-                        .acquire_timeout(Duration::from_secs(10))
-                        .after_connect(move |conn, _| {
-                            Box::pin(async move {
-                                sqlx::raw_sql(pragmas).execute(conn).await?;
-                                Ok(())
-                            })
+                let opts = || {
+                    AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).after_connect(|conn, _| {
+                        Box::pin(async move {
+                            sqlx::raw_sql(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+                            )
+                            .execute(conn)
+                            .await?;
+                            Ok(())
                         })
+                    })
                 };
-                let memory = url.contains(":memory:");
-                let write = opts(if memory { PRAGMAS } else { WRITE_PRAGMAS })
-                    .max_connections(1)
-                    .connect(&url)
-                    .await?;
-                let read = if memory {
+                let write = opts().max_connections(1).connect(&url).await?;
+                let read = if url.contains(":memory:") {
                     write.clone()
                 } else {
-                    let read = opts(PRAGMAS).max_connections(4).connect(&url).await?;
-                    tokio::spawn(checkpoint::run(read.clone(), Arc::downgrade(&alive)));
-                    read
+                    opts().max_connections(4).connect(&url).await?
                 };
                 SqlStore {
                     writer: Writer::spawn(write.clone(), LOCAL_NODE.into(), backend),
@@ -120,7 +106,6 @@ impl SqlStore {
                     backend,
                     sealer: None,
                     node: LOCAL_NODE.into(),
-                    _alive: alive,
                 }
             }
             Backend::Postgres => {
@@ -136,7 +121,6 @@ impl SqlStore {
                     backend,
                     sealer: None,
                     node: LOCAL_NODE.into(),
-                    _alive: alive,
                 }
             }
         };
