@@ -134,9 +134,15 @@ impl Writer {
 }
 
 async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
-    let write_batch = async |pool: &AnyPool, author: &Author, writes: &[Vec<Write>]| {
+    // Every transaction is counted; a job written alone gets its own result.
+    let transaction = async |jobs: &[Vec<Write>]| {
         transactions.fetch_add(1, Ordering::Relaxed);
-        write_batch(pool, author, writes).await
+        write_batch(&pool, &author, jobs).await
+    };
+    let alone = async |job: &Vec<Write>| {
+        transaction(std::slice::from_ref(job))
+            .await
+            .and_then(|mut v| v.remove(0))
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut load = Load::new(tokio::time::Instant::now());
@@ -150,14 +156,11 @@ async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transac
         let jobs: Vec<Job> = std::mem::take(&mut batch);
         if jobs.len() == 1 {
             let (w, reply) = jobs.into_iter().next().expect("one job");
-            let r = write_batch(&pool, &author, std::slice::from_ref(&w))
-                .await
-                .and_then(|mut v| v.remove(0));
-            let _ = reply.send(r);
+            let _ = reply.send(alone(&w).await);
             continue;
         }
         let (writes, replies): (Vec<Vec<Write>>, Vec<_>) = jobs.into_iter().unzip();
-        match write_batch(&pool, &author, &writes).await {
+        match transaction(&writes).await {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
@@ -166,11 +169,8 @@ async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transac
             // The batch failed as a whole (nothing was committed): write each alone so one bad write
             // cannot fail the others.
             Err(_) => {
-                for (w, reply) in writes.into_iter().zip(replies) {
-                    let r = write_batch(&pool, &author, std::slice::from_ref(&w))
-                        .await
-                        .and_then(|mut v| v.remove(0));
-                    let _ = reply.send(r);
+                for (w, reply) in writes.iter().zip(replies) {
+                    let _ = reply.send(alone(w).await);
                 }
             }
         }
