@@ -1,6 +1,8 @@
 //! `outdial-bench-calls BASE_URL CLIENT SECRET BOT RATE SECONDS`: posts dialouts at RATE per second for SECONDS
 //! (each with a notifyUrl on a receiver of its own), waits for every conversation's terminal notification and
 //! prints what arrived: achieved call rate, lost notifications, dialout→answered latency percentiles.
+//! With `CALLS_TIMELINE=FILE` it also writes each call's line to FILE (for a tail's diagnosis): when its dialout
+//! was sent (ms after the first), how long the API took to accept it, and dialout→answered (ms; empty if never).
 #![allow(clippy::print_stdout)]
 
 use axum::Router;
@@ -15,6 +17,8 @@ use tokio::time::Instant;
 #[derive(Default)]
 struct Seen {
     accepted: HashMap<String, Instant>,
+    /// When the API's answer to each accepted dialout came.
+    responded: HashMap<String, Instant>,
     answered: HashMap<String, Instant>,
     terminal: HashMap<String, String>,
     notifications: u64,
@@ -96,7 +100,9 @@ async fn main() -> anyhow::Result<()> {
                     if let Ok(v) = r.json::<Value>().await
                         && let Some(id) = v["conversationId"].as_str()
                     {
-                        seen.lock().accepted.insert(id.to_string(), t0);
+                        let mut s = seen.lock();
+                        s.accepted.insert(id.to_string(), t0);
+                        s.responded.insert(id.to_string(), Instant::now());
                     }
                 }
                 Ok(r) => *refused.lock().entry(r.status().as_u16()).or_default() += 1,
@@ -121,6 +127,26 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = seen.lock();
+    if let Ok(path) = std::env::var("CALLS_TIMELINE") {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut lines: Vec<(f64, String)> = s
+            .accepted
+            .iter()
+            .map(|(id, t0)| {
+                let sent = ms(*t0 - started);
+                let api = s.responded.get(id).map(|t| ms(*t - *t0)).unwrap_or(f64::NAN);
+                let answered = s
+                    .answered
+                    .get(id)
+                    .map(|t| format!("{:.1}", ms(*t - *t0)))
+                    .unwrap_or_default();
+                (sent, format!("{sent:.1} {api:.1} {answered} {id}"))
+            })
+            .collect();
+        lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let text: Vec<String> = lines.into_iter().map(|(_, l)| l).collect();
+        std::fs::write(&path, text.join("\n") + "\n")?;
+    }
     let mut setup: Vec<f64> = s
         .accepted
         .iter()

@@ -7,6 +7,8 @@
 //!   A cache entry stops matching as soon as the application's hash changes, or the application is disabled
 //!   or deleted. Argon2 runs on the blocking pool, at most a few at once (a guessing client cannot starve the
 //!   gateway), and an unknown client id is checked against a dummy hash so that timing does not reveal it.
+//!   Requests with the same credentials that miss the cache together (a dialer's first burst, or the moment its
+//!   entry expires under load) wait for one check instead of each running Argon2 (single flight).
 //! * Tokens are JWTs (HS256) signed with a key kept in the store (survives restarts, shared by a cluster).
 //!   They expire, and stop working when their application is disabled or deleted. A token names its application's
 //!   identity and secret generation: it never works for another application with the same client id, nor after
@@ -24,6 +26,7 @@ use outdial_core::Policy;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -89,6 +92,10 @@ pub struct Authenticator {
     cache_key: [u8; 32],
     cache: DashMap<[u8; 32], Verified>,
     argon_slots: Semaphore,
+    /// Checks under way, by cache slot: the requests behind the first wait for its result.
+    in_flight: DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    /// Argon2 checks run so far.
+    checks: AtomicU64,
     dummy_hash: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -133,6 +140,8 @@ impl Authenticator {
             cache_key: rand::random(),
             cache: DashMap::new(),
             argon_slots: Semaphore::new(2),
+            in_flight: DashMap::new(),
+            checks: AtomicU64::new(0),
             dummy_hash: hash_secret("outdial-dummy-secret")?,
             encoding: EncodingKey::from_secret(signing_key),
             decoding: DecodingKey::from_secret(signing_key),
@@ -187,19 +196,56 @@ impl Authenticator {
         let snap = self.catalog.snapshot();
         let app = snap.apps.get(client_id).cloned();
         let slot = self.cache_slot(client_id, secret);
-        if let (Some(app), Some(hit)) = (&app, self.cache.get(&slot)) {
-            // The slot is keyed by id and secret; a hit is valid while the application keeps the same hash.
-            if hit.client_id == app.client_id
-                && hit.secret_hash == app.secret_hash
-                && hit.until > Instant::now()
-            {
-                return if app.enabled {
-                    Ok(caller_of(app, Vec::new()))
-                } else {
-                    Err(unauthorized("application is disabled"))
-                };
-            }
+        if let Some(answer) = self.remembered(app.as_deref(), &slot) {
+            return answer;
         }
+        // Single flight: one check per slot at a time; who waited finds the first one's result in the cache.
+        let gate = self.in_flight.entry(slot).or_default().clone();
+        let turn = gate.lock().await;
+        let result = match self.remembered(app.as_deref(), &slot) {
+            Some(answer) => answer,
+            None => self.verify(app, slot, secret).await,
+        };
+        drop(turn);
+        // The last one out (the map's reference and this one left) removes the gate.
+        self.in_flight.remove_if(&slot, |_, g| Arc::strong_count(g) <= 2);
+        result
+    }
+
+    /// Argon2 checks run so far (also `outdial_auth_secret_checks_total` in `/metrics`).
+    pub fn secret_checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
+    }
+
+    /// The answer a cached verification gives: the slot is keyed by id and secret; a hit is valid while the
+    /// application keeps the same hash.
+    fn remembered(
+        &self,
+        app: Option<&outdial_core::Application>,
+        slot: &[u8; 32],
+    ) -> Option<Result<Caller, ApiError>> {
+        let app = app?;
+        let hit = self.cache.get(slot)?;
+        if hit.client_id != app.client_id || hit.secret_hash != app.secret_hash || hit.until <= Instant::now()
+        {
+            return None;
+        }
+        Some(if app.enabled {
+            Ok(caller_of(app, Vec::new()))
+        } else {
+            Err(unauthorized("application is disabled"))
+        })
+    }
+
+    /// Runs Argon2 (on the blocking pool, at most two at once) and remembers a success.
+    async fn verify(
+        &self,
+        app: Option<Arc<outdial_core::Application>>,
+        slot: [u8; 32],
+        secret: &str,
+    ) -> Result<Caller, ApiError> {
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("outdial_auth_secret_checks_total").increment(1);
         let hash = app
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |a| a.secret_hash.clone());

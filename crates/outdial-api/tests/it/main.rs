@@ -2,5 +2,6 @@
 //! in-process engine (the engine seam).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly; helpers are shared.
 
+mod auth;
 mod engine_seam;
 mod openapi;
