@@ -200,16 +200,21 @@ impl Authenticator {
             return answer;
         }
         // Single flight: one check per slot at a time; who waited finds the first one's result in the cache.
-        let gate = self.in_flight.entry(slot).or_default().clone();
-        let turn = gate.lock().await;
-        let result = match self.remembered(app.as_deref(), &slot) {
+        let flight = Flight {
+            gate: self.in_flight.entry(slot).or_default().clone(),
+            map: &self.in_flight,
+            slot,
+        };
+        let _turn = flight.gate.lock().await;
+        match self.remembered(app.as_deref(), &slot) {
             Some(answer) => answer,
             None => self.verify(app, slot, secret).await,
-        };
-        drop(turn);
-        // The last one out (the map's reference and this one left) removes the gate.
-        self.in_flight.remove_if(&slot, |_, g| Arc::strong_count(g) <= 2);
-        result
+        }
+    }
+
+    /// Credential pairs whose check is under way or waited for.
+    pub fn checks_in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// Argon2 checks run so far (also `outdial_auth_secret_checks_total` in `/metrics`).
@@ -327,6 +332,21 @@ impl Authenticator {
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(ApiError::internal)?;
         Ok((token, life))
+    }
+}
+
+/// A request's place in a slot's single flight. The last one to leave removes the slot's gate, also when its request
+/// is dropped mid-check (a client that hangs up): a gate never outlives its requests.
+struct Flight<'a> {
+    gate: Arc<tokio::sync::Mutex<()>>,
+    map: &'a DashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>,
+    slot: [u8; 32],
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        // Two references left (the map's and this one's): nobody else waits.
+        self.map.remove_if(&self.slot, |_, g| Arc::strong_count(g) <= 2);
     }
 }
 

@@ -77,5 +77,26 @@ async fn a_burst_with_the_same_credentials_costs_one_check() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(burst(&auth, "a", "a-secret-1", 16).await.is_empty());
     assert_eq!(auth.secret_checks(), 7);
+    assert_eq!(
+        auth.checks_in_flight(),
+        0,
+        "every finished check leaves nothing behind"
+    );
+    // Requests dropped mid-check (clients that hang up), each with another wrong secret: nothing stays behind.
+    let dropped: Vec<_> = (0..8)
+        .map(|n| {
+            let auth = auth.clone();
+            tokio::spawn(async move { auth.check_client("a", &format!("guess-{n}")).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(auth.checks_in_flight() > 0, "the guesses are under way");
+    for t in &dropped {
+        t.abort();
+    }
+    for t in dropped {
+        assert!(t.await.unwrap_err().is_cancelled());
+    }
+    assert_eq!(auth.checks_in_flight(), 0);
     std::fs::remove_dir_all(&dir).ok();
 }
