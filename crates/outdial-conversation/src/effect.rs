@@ -22,7 +22,9 @@ pub enum Effect {
     SetTimer(TimerId, Duration),
     CancelTimer(TimerId),
     Record(Record),
-    /// The conversation is over: free its concurrency slot (before its terminal notification can leave).
+    /// The conversation is over: free its concurrency slot with the terminal record that follows — once that is
+    /// stored (the store never shows more live conversations than the limit), and before its notification can
+    /// leave (a dialer that dials again on it is admitted).
     ReleaseSlot,
 }
 

@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use outdial_api::engine::{AcceptedCall, CallEngine, EngineError, HangupOutcome};
 use outdial_core::conversation::{Conversation, ReasonCode};
 use outdial_core::{Application, Bot, Trunk};
+use outdial_limits::Lease;
 use outdial_sip::SipAgent;
 use outdial_store::{Kind, Store, StoreError};
 use serde_json::json;
@@ -294,7 +295,7 @@ impl Engine {
             let secret = notify_secret_of(store, &c).await?;
             self.ctx
                 .recorder
-                .end(c, ReasonCode::Error, reason, secret.as_deref())
+                .end(c, ReasonCode::Error, reason, secret.as_deref(), Lease::none())
                 .await?;
         }
         Ok(())

@@ -11,6 +11,7 @@ use outdial_conversation::Record;
 use outdial_core::conversation::ConversationStatus;
 use outdial_core::time::now_ms;
 use outdial_core::{Conversation, ReasonCode};
+use outdial_limits::Lease;
 use outdial_notify::Notifier;
 use outdial_store::{Change, MAX_CHANGES, OutboxRow, OutboxStatus, Store, StoreError};
 use std::collections::VecDeque;
@@ -36,8 +37,9 @@ impl Recorder {
     }
 
     /// Writes records of conversation `id` now (at most [`MAX_CHANGES`]), in one transaction, all or none:
-    /// transitions with their notifications (signed with `secret`), and timeline events.
-    pub async fn write(&self, id: Uuid, records: &[Record], secret: Option<&str>) -> Result<(), StoreError> {
+    /// transitions with their notifications (signed with `secret`), and timeline events. True when notifications were
+    /// written: the caller wakes the notifier (after freeing the slot, [`Recording::release_with_end`]).
+    async fn write(&self, id: Uuid, records: &[Record], secret: Option<&str>) -> Result<bool, StoreError> {
         let outboxes: Vec<Vec<OutboxRow>> = records
             .iter()
             .map(|r| match r {
@@ -72,19 +74,19 @@ impl Recorder {
             })
             .collect();
         self.store.record(id, &changes).await?;
-        if outboxes.iter().any(|o| !o.is_empty()) {
-            self.notifier.wake();
-        }
-        Ok(())
+        Ok(outboxes.iter().any(|o| !o.is_empty()))
     }
 
-    /// Ends a conversation that has no task (recovery after a crash): its terminal state and notification.
+    /// Ends a conversation that has no task (recovery after a crash, a call that failed before it began): its
+    /// terminal state and notification; its concurrency slot is freed once they are stored, before the notifier
+    /// is woken (see [`Recording::release_with_end`]).
     pub async fn end(
         &self,
         mut conv: Conversation,
         reason_code: ReasonCode,
         reason: &str,
         secret: Option<&str>,
+        slot: Lease,
     ) -> Result<(), StoreError> {
         let (kind, data, status) = conv.finish(reason_code, reason, outdial_core::HangupBy::System, now_ms());
         if conv.request.notify_url.is_some() {
@@ -96,7 +98,12 @@ impl Recorder {
             data,
             notify: Some(status),
         };
-        self.write(conv.id, std::slice::from_ref(&record), secret).await
+        let written = self.write(conv.id, std::slice::from_ref(&record), secret).await;
+        slot.release().await;
+        if let Ok(true) = written {
+            self.notifier.wake();
+        }
+        written.map(|_| ())
     }
 
     /// The ordered writer of one conversation.
@@ -107,20 +114,23 @@ impl Recorder {
             secret,
             queue: VecDeque::new(),
             writing: None,
+            slot: None,
+            ended: false,
         }
     }
 
-    async fn write_retrying(&self, id: Uuid, records: &[Record], secret: Option<&str>) {
+    /// Writes `records`, retrying while the store fails (for [`RETRY_FOR`]); true when notifications were written.
+    async fn write_retrying(&self, id: Uuid, records: &[Record], secret: Option<&str>) -> bool {
         let started = tokio::time::Instant::now();
         let mut wait = Duration::from_millis(100);
         loop {
             match self.write(id, records, secret).await {
-                Ok(()) => return,
+                Ok(notified) => return notified,
                 Err(e) => {
                     metrics::counter!("outdial_store_write_errors_total").increment(1);
                     if started.elapsed() >= RETRY_FOR {
                         tracing::error!(conversation = %id, "gave up recording {}: {e}", kinds(records));
-                        return;
+                        return false;
                     }
                     tracing::error!(conversation = %id, "cannot record {} (retrying in {wait:?}): {e}", kinds(records));
                     tokio::time::sleep(wait).await;
@@ -168,6 +178,15 @@ pub struct Recording {
     secret: Option<String>,
     queue: VecDeque<Record>,
     writing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The conversation's concurrency slot, freed with its terminal record ([`Recording::release_with_end`]).
+    slot: Option<Lease>,
+    /// The terminal record has been queued.
+    ended: bool,
+}
+
+/// Whether `r` is a conversation's terminal state.
+fn is_end(r: &Record) -> bool {
+    matches!(r, Record::Transition { conversation, .. } if conversation.state.is_terminal())
 }
 
 impl Recording {
@@ -179,8 +198,22 @@ impl Recording {
         {
             tracing::info!(conversation = %self.id, "conversation {}", conversation.state.as_str());
         }
+        self.ended |= is_end(&record);
         self.queue.push_back(record);
         self.start_next();
+    }
+
+    /// Frees the conversation's concurrency slot once its terminal record (queued next, or queued already) is
+    /// stored, and before the notifier is woken for its notification: a dialer that lists the live conversations
+    /// never sees more than the limit, and one that dials again when the terminal notification comes is admitted
+    /// (docs/api.md, "Limits"). A write given up frees it too; so does the end of the conversation's task.
+    pub fn release_with_end(&mut self, slot: Lease) {
+        self.slot = Some(slot);
+        // The terminal record may be queued already, written or under way: the slot then goes when what is
+        // queued is written, or at once when that is done.
+        if self.ended && self.writing.is_none() && self.queue.is_empty() {
+            drop(self.slot.take());
+        }
     }
 
     fn start_next(&mut self) {
@@ -190,9 +223,20 @@ impl Recording {
         if !self.queue.is_empty() {
             let n = self.queue.len().min(MAX_CHANGES);
             let records: Vec<Record> = self.queue.drain(..n).collect();
+            let slot = if records.iter().any(is_end) {
+                self.slot.take()
+            } else {
+                None
+            };
             let (recorder, id, secret) = (self.recorder.clone(), self.id, self.secret.clone());
             self.writing = Some(Box::pin(async move {
-                recorder.write_retrying(id, &records, secret.as_deref()).await;
+                let notified = recorder.write_retrying(id, &records, secret.as_deref()).await;
+                if let Some(slot) = slot {
+                    slot.release().await;
+                }
+                if notified {
+                    recorder.notifier.wake();
+                }
             }));
         }
     }
@@ -204,6 +248,10 @@ impl Recording {
             Some(w) => {
                 w.as_mut().await;
                 self.writing = None;
+                if self.ended && self.queue.is_empty() {
+                    // A slot handed over after its terminal record's write began goes now.
+                    drop(self.slot.take());
+                }
                 self.start_next();
             }
             None => std::future::pending().await,
@@ -259,6 +307,84 @@ mod tests {
             .map(|e| e.data["n"].as_i64().unwrap())
             .collect();
         assert_eq!(ns, (0..12).collect::<Vec<_>>());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// docs/api.md, "Limits": a conversation's concurrency slot is freed once its terminal state is stored, not
+    /// before — a dialer listing the live conversations never sees more than the limit — and before the notifier
+    /// is woken for its terminal notification. The store's write is held back by a second connection holding
+    /// SQLite's write lock.
+    #[tokio::test]
+    async fn the_slot_is_freed_once_the_end_is_stored() {
+        use outdial_limits::{Limiter, Limits, LocalLimiter, Scope, Subject};
+        use sqlx::Connection;
+
+        let dir = std::env::temp_dir().join(format!("outdial-recorder-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/r.db", dir.display());
+        let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+        let policy =
+            outdial_notify::NetworkPolicy::new(outdial_notify::Purpose::Notifications, &[], &[]).unwrap();
+        let notifier = Notifier::new(store.clone(), policy, Default::default()).unwrap();
+        let limiter: Arc<dyn Limiter> = Arc::new(LocalLimiter::new());
+        let limits = Limits {
+            per_second: 0.0,
+            max_concurrent: 1,
+            lease_expiry: Duration::from_secs(60),
+        };
+        let subjects = [Subject::new(Scope::Bot, "B", limits)];
+        let req = DialoutRequest::parse(
+            &json!({"bot": "B", "target": "tel:+123", "caller": "100", "notifyUrl": "http://127.0.0.1:9/n"}),
+        )
+        .unwrap();
+        let mut conv = Conversation::new(Uuid::new_v4(), "app", req, 1_000);
+        limiter.admit(&subjects, conv.id).await.unwrap();
+        let slot = Lease::of(limiter.clone(), &subjects, conv.id);
+        store.create_conversation(&conv, None, 0).await.unwrap();
+
+        let mut lock = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut lock).await.unwrap();
+        let mut rec = Recorder::new(store.clone(), notifier).start(conv.id, None);
+        // As the conversation's world gets them: the slot, then the terminal record.
+        rec.release_with_end(slot);
+        let (kind, data, status) = conv.finish(
+            ReasonCode::ClientDisconnected,
+            "done",
+            outdial_core::HangupBy::Callee,
+            2_000,
+        );
+        conv.notify_seq += 1;
+        rec.record(Record::Transition {
+            kind,
+            conversation: Box::new(conv.clone()),
+            data,
+            notify: Some(status),
+        });
+        // The write waits for the lock: the conversation is still live in the store, and its slot still held.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rec.progress())
+                .await
+                .is_err()
+        );
+        let stored = store.get_conversation(conv.id).await.unwrap().unwrap();
+        assert!(
+            !stored.state.is_terminal(),
+            "{:?} stored before the write",
+            stored.state
+        );
+        assert_eq!(limiter.active(Scope::Bot, "B").await.unwrap(), 1);
+        let other = Uuid::new_v4();
+        assert!(
+            limiter.admit(&subjects, other).await.is_err(),
+            "a second call admitted over the limit"
+        );
+
+        sqlx::raw_sql("COMMIT").execute(&mut lock).await.unwrap();
+        rec.close().await;
+        let stored = store.get_conversation(conv.id).await.unwrap().unwrap();
+        assert!(stored.state.is_terminal(), "{:?} stored", stored.state);
+        assert_eq!(limiter.active(Scope::Bot, "B").await.unwrap(), 0);
+        limiter.admit(&subjects, other).await.unwrap();
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -387,7 +387,11 @@ impl Io for CallIo {
                 });
             }
             Effect::Record(r) => self.record(r),
-            Effect::ReleaseSlot => drop(self.lease.take()),
+            Effect::ReleaseSlot => {
+                if let Some(slot) = self.lease.take() {
+                    self.recording.release_with_end(slot);
+                }
+            }
             // Timers are the driver's own.
             Effect::SetTimer(..) | Effect::CancelTimer(_) => {}
         }
@@ -466,7 +470,9 @@ impl Io for CallIo {
     }
 
     async fn finish(mut self) {
-        drop(self.lease.take());
+        if let Some(slot) = self.lease.take() {
+            self.recording.release_with_end(slot);
+        }
         if let Some(m) = self.media.take() {
             metrics::counter!("outdial_media_frames_dropped_total")
                 .increment(m.stats.frames_dropped.load(std::sync::atomic::Ordering::Relaxed));

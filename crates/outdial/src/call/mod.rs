@@ -124,11 +124,10 @@ async fn fail(
     reason: String,
     secret: Option<String>,
 ) {
-    drop(lease);
     let id = conversation.id;
     if let Err(e) = ctx
         .recorder
-        .end(conversation, ReasonCode::Error, &reason, secret.as_deref())
+        .end(conversation, ReasonCode::Error, &reason, secret.as_deref(), lease)
         .await
     {
         tracing::error!(conversation = %id, "could not record the end of the conversation: {e}");
