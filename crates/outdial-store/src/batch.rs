@@ -8,6 +8,7 @@
 //! the order of the calls. Under load the writer waits a moment for more writes before it begins (`gather`).
 
 use crate::gather::{self, Load};
+use crate::rows::Rows;
 use crate::sql::Backend;
 use crate::{OutboxRow, Result, StoreError};
 use sqlx::{AnyPool, Row};
@@ -70,32 +71,18 @@ pub(crate) struct Writer {
 struct Author {
     node: Arc<str>,
     lock_rows: bool,
-    numbered: bool,
+    rows: Rows,
 }
 
-/// Appends `rows` rows of `width` bind parameters each, `(p, p, …), (p, p, …)`:
-/// `($1, $2), ($3, $4)` for PostgreSQL, `(?, ?), (?, ?)` for SQLite. SQLite keeps numbered (and named)
-/// parameters in a list it searches from the start for each one, while parsing and again for each value bound
-/// (`sqlite3VListNumToName`): quadratic in a batch's thousands of parameters, 7 % of the gateway's CPU at 500
-/// calls/s (BENCHMARKS.md, "Call setup"). Plain `?` are numbered in order without that list; values are bound
-/// in the same order.
-fn push_params(sql: &mut String, numbered: bool, width: usize, rows: usize) {
-    use std::fmt::Write as _;
-    for r in 0..rows {
-        sql.push_str(if r == 0 { "(" } else { ", (" });
-        for k in 0..width {
-            if k > 0 {
-                sql.push_str(", ");
-            }
-            if numbered {
-                let _ = write!(sql, "${}", r * width + k + 1);
-            } else {
-                sql.push('?');
-            }
-        }
-        sql.push(')');
+/// Binds `n` NULLs: the pad rows of a statement written for more rows than it has ([`Rows::padded`]).
+fn pad<'q>(mut q: AnyQuery<'q>, n: usize) -> AnyQuery<'q> {
+    for _ in 0..n {
+        q = q.bind(None::<String>);
     }
+    q
 }
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 impl Writer {
     /// The writer of node `node` (docs/cluster.md): it creates conversations owned by `node`, and refuses to
@@ -105,7 +92,10 @@ impl Writer {
         let author = Author {
             node,
             lock_rows: backend == Backend::Postgres,
-            numbered: backend == Backend::Postgres,
+            rows: match backend {
+                Backend::Postgres => Rows::Exact,
+                Backend::Sqlite => Rows::Padded,
+            },
         };
         let transactions = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(pool, author, rx, transactions.clone()));
@@ -256,14 +246,18 @@ async fn write_on(
     let mut taken: HashMap<String, String> = HashMap::new();
     if !updated.is_empty() {
         let mut sql = String::from("SELECT id, owner FROM conversations WHERE id IN ");
-        // One row of parameters: `($1, $2, …)`.
-        push_params(&mut sql, author.numbered, updated.len(), 1);
+        // One row of parameters: `($1, $2, …)`; on SQLite padded with the first id again ([`Rows`]).
+        let listed = author.rows.padded(updated.len());
+        author.rows.values(&mut sql, listed, 1);
         // PostgreSQL: the rows stay locked until the commit, so a takeover cannot slip in between.
         if author.lock_rows {
             sql.push_str(" FOR UPDATE");
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in &updated {
+        for id in updated
+            .iter()
+            .chain(std::iter::repeat_n(&updated[0], listed - updated.len()))
+        {
             q = q.bind(*id);
         }
         for row in q.fetch_all(&mut *tx).await? {
@@ -314,9 +308,9 @@ async fn write_on(
     }
     if !rows.is_empty() {
         let mut sql = String::from(
-            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body, owner) VALUES ",
+            "INSERT INTO conversations (id, bot, client_id, state, created_at, updated_at, body, owner) ",
         );
-        push_params(&mut sql, author.numbered, 8, rows.len());
+        author.rows.insert_source(&mut sql, 8, rows.len());
         sql.push_str(
             " ON CONFLICT (id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, body = excluded.body",
         );
@@ -332,12 +326,12 @@ async fn write_on(
                 .bind(c.body.as_str())
                 .bind(&*author.node);
         }
+        q = pad(q, (author.rows.padded(rows.len()) - rows.len()) * 8);
         q.execute(&mut *tx).await?;
     }
     if !events.is_empty() {
-        let mut sql =
-            String::from("INSERT INTO conversation_events (conversation_id, at, kind, data) VALUES ");
-        push_params(&mut sql, author.numbered, 4, events.len());
+        let mut sql = String::from("INSERT INTO conversation_events (conversation_id, at, kind, data) ");
+        author.rows.insert_source(&mut sql, 4, events.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in &events {
             q = q
@@ -346,14 +340,15 @@ async fn write_on(
                 .bind(e.kind.as_str())
                 .bind(e.data.as_str());
         }
+        q = pad(q, (author.rows.padded(events.len()) - events.len()) * 4);
         q.execute(&mut *tx).await?;
     }
     if !outbox.is_empty() {
         let mut sql = String::from(
             "INSERT INTO outbox (event_id, conversation_id, sequence, url, body, secret, status, attempts, \
-             next_attempt_at, last_error, created_at, delivered_at, host) VALUES ",
+             next_attempt_at, last_error, created_at, delivered_at, host) ",
         );
-        push_params(&mut sql, author.numbered, 13, outbox.len());
+        author.rows.insert_source(&mut sql, 13, outbox.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in &outbox {
             q = q
@@ -371,6 +366,7 @@ async fn write_on(
                 .bind(r.delivered_at)
                 .bind(crate::receiver_host(&r.url));
         }
+        q = pad(q, (author.rows.padded(outbox.len()) - outbox.len()) * 13);
         q.execute(&mut *tx).await?;
     }
     if !attempts.is_empty() {
@@ -381,7 +377,8 @@ async fn write_on(
              last_error = v.column5, delivered_at = v.column6, claimed_by = NULL, claimed_until = NULL \
              FROM (VALUES ",
         );
-        push_params(&mut sql, author.numbered, 6, attempts.len());
+        // Pad rows (SQLite) have a NULL key, which matches no row.
+        author.rows.values(&mut sql, 6, attempts.len());
         sql.push_str(") AS v WHERE outbox.event_id = v.column1");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in &attempts {
@@ -393,26 +390,9 @@ async fn write_on(
                 .bind(r.last_error.clone())
                 .bind(r.delivered_at);
         }
+        q = pad(q, (author.rows.padded(attempts.len()) - attempts.len()) * 6);
         q.execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(results)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_params;
-
-    #[test]
-    fn parameters_are_numbered_for_postgres_and_positional_for_sqlite() {
-        let mut pg = String::new();
-        push_params(&mut pg, true, 3, 2);
-        assert_eq!(pg, "($1, $2, $3), ($4, $5, $6)");
-        let mut lite = String::new();
-        push_params(&mut lite, false, 3, 2);
-        assert_eq!(lite, "(?, ?, ?), (?, ?, ?)");
-        let mut one = String::new();
-        push_params(&mut one, true, 4, 1);
-        assert_eq!(one, "($1, $2, $3, $4)");
-    }
 }

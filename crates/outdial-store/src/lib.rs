@@ -9,6 +9,7 @@ mod batch;
 mod cluster;
 mod file;
 mod gather;
+mod rows;
 mod sealed;
 mod sql;
 
