@@ -74,9 +74,9 @@ struct Author {
     rows: Rows,
 }
 
-/// Binds `n` NULLs: the pad rows of a statement written for more rows than it has ([`Rows::padded`]).
-fn pad<'q>(mut q: AnyQuery<'q>, n: usize) -> AnyQuery<'q> {
-    for _ in 0..n {
+/// Binds the NULLs of the pad rows of a statement of `len` rows of `width` values ([`Rows::padded`]).
+fn pad<'q>(mut q: AnyQuery<'q>, rows: Rows, len: usize, width: usize) -> AnyQuery<'q> {
+    for _ in 0..(rows.padded(len) - len) * width {
         q = q.bind(None::<String>);
     }
     q
@@ -326,7 +326,7 @@ async fn write_on(
                 .bind(c.body.as_str())
                 .bind(&*author.node);
         }
-        q = pad(q, (author.rows.padded(rows.len()) - rows.len()) * 8);
+        q = pad(q, author.rows, rows.len(), 8);
         q.execute(&mut *tx).await?;
     }
     if !events.is_empty() {
@@ -340,7 +340,7 @@ async fn write_on(
                 .bind(e.kind.as_str())
                 .bind(e.data.as_str());
         }
-        q = pad(q, (author.rows.padded(events.len()) - events.len()) * 4);
+        q = pad(q, author.rows, events.len(), 4);
         q.execute(&mut *tx).await?;
     }
     if !outbox.is_empty() {
@@ -366,7 +366,7 @@ async fn write_on(
                 .bind(r.delivered_at)
                 .bind(crate::receiver_host(&r.url));
         }
-        q = pad(q, (author.rows.padded(outbox.len()) - outbox.len()) * 13);
+        q = pad(q, author.rows, outbox.len(), 13);
         q.execute(&mut *tx).await?;
     }
     if !attempts.is_empty() {
@@ -390,7 +390,7 @@ async fn write_on(
                 .bind(r.last_error.clone())
                 .bind(r.delivered_at);
         }
-        q = pad(q, (author.rows.padded(attempts.len()) - attempts.len()) * 6);
+        q = pad(q, author.rows, attempts.len(), 6);
         q.execute(&mut *tx).await?;
     }
     tx.commit().await?;

@@ -99,11 +99,19 @@ impl Recorder {
             notify: Some(status),
         };
         let written = self.write(conv.id, std::slice::from_ref(&record), secret).await;
-        slot.release().await;
-        if let Ok(true) = written {
+        self.after_write(matches!(written, Ok(true)), Some(slot)).await;
+        written.map(|_| ())
+    }
+
+    /// After a write: frees the slot that went with it, then wakes the notifier when notifications were written —
+    /// in that order, so the slot is free before the terminal notification can leave (docs/api.md, "Limits").
+    async fn after_write(&self, notified: bool, slot: Option<Lease>) {
+        if let Some(slot) = slot {
+            slot.release().await;
+        }
+        if notified {
             self.notifier.wake();
         }
-        written.map(|_| ())
     }
 
     /// The ordered writer of one conversation.
@@ -231,12 +239,7 @@ impl Recording {
             let (recorder, id, secret) = (self.recorder.clone(), self.id, self.secret.clone());
             self.writing = Some(Box::pin(async move {
                 let notified = recorder.write_retrying(id, &records, secret.as_deref()).await;
-                if let Some(slot) = slot {
-                    slot.release().await;
-                }
-                if notified {
-                    recorder.notifier.wake();
-                }
+                recorder.after_write(notified, slot).await;
             }));
         }
     }
