@@ -6,6 +6,7 @@
 //! validated JSON documents; conversations as a document plus the columns that are queried.
 
 mod batch;
+mod checkpoint;
 mod cluster;
 mod file;
 mod gather;
@@ -43,6 +44,9 @@ pub enum StoreError {
     TakenOver(String, String),
     #[error("{0} changes of a conversation at once; at most {MAX_CHANGES}")]
     TooManyChanges(usize),
+    /// SQLite's checkpoints fail for a full disk (`checkpoint.rs`): new conversations are refused until they pass.
+    #[error("database or disk is full: the database file cannot grow; new conversations wait for free space")]
+    DiskFull,
     #[error("cannot set up the store file {path}: {why}")]
     File { path: String, why: String },
 }

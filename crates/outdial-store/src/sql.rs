@@ -1,6 +1,7 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::batch::{ConvRow, EventRow, Write, Writer};
+use crate::checkpoint::Checkpoints;
 use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
 use crate::{
@@ -42,6 +43,9 @@ pub struct SqlStore {
     sealer: Option<Arc<Sealer>>,
     /// The node id written as the owner of new conversations (docs/cluster.md); `local` until set.
     node: Arc<str>,
+    /// SQLite's checkpoints, beside the writer (`checkpoint.rs`); none in memory or on PostgreSQL. The task
+    /// stops with the last clone of the store.
+    checkpoints: Option<Arc<Checkpoints>>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -94,10 +98,12 @@ impl SqlStore {
                     })
                 };
                 let write = opts().max_connections(1).connect(&url).await?;
-                let read = if url.contains(":memory:") {
-                    write.clone()
+                let (read, checkpoints) = if url.contains(":memory:") {
+                    (write.clone(), None)
                 } else {
-                    opts().max_connections(4).connect(&url).await?
+                    let read = opts().max_connections(4).connect(&url).await?;
+                    let checkpoints = Arc::new(Checkpoints::spawn(read.clone()));
+                    (read, Some(checkpoints))
                 };
                 SqlStore {
                     writer: Writer::spawn(write.clone(), LOCAL_NODE.into(), backend),
@@ -106,6 +112,7 @@ impl SqlStore {
                     backend,
                     sealer: None,
                     node: LOCAL_NODE.into(),
+                    checkpoints,
                 }
             }
             Backend::Postgres => {
@@ -121,6 +128,7 @@ impl SqlStore {
                     backend,
                     sealer: None,
                     node: LOCAL_NODE.into(),
+                    checkpoints: None,
                 }
             }
         };
@@ -181,6 +189,15 @@ impl SqlStore {
         let mut doc = doc.clone();
         sealed::map_secrets(kind, &mut doc, |s| Ok(sealed::seal(self.sealer(), s)))?;
         Ok(doc.to_string())
+    }
+
+    /// New conversations are refused while SQLite's checkpoints find the disk full: what is left of the log's
+    /// space is kept for the calls already up (`checkpoint.rs`).
+    fn room_for_new(&self) -> Result<()> {
+        match &self.checkpoints {
+            Some(c) if c.disk_full() => Err(StoreError::DiskFull),
+            _ => Ok(()),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -352,6 +369,7 @@ fn idempotency_from(row: &AnyRow) -> Result<IdempotencyRecord> {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
+        self.room_for_new()?;
         sqlx::query("SELECT 1").execute(&self.read).await?;
         // A store that reads but cannot write (a full disk) is not ready: one small write through the writers' pool.
         sqlx::query(
@@ -464,6 +482,7 @@ impl Store for SqlStore {
         idempotency: Option<&IdempotencyRecord>,
         idempotency_since: i64,
     ) -> Result<Created> {
+        self.room_for_new()?;
         let Some(k) = idempotency else {
             let data = serde_json::json!({"bot": conv.bot, "clientId": conv.client_id});
             let event = event_row(conv.id, conv.state.as_str(), &data, conv.created_at);
