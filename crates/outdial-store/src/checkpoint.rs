@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 /// How often the log is copied back.
-pub(crate) const EVERY: Duration = Duration::from_millis(100);
+pub(crate) const EVERY: Duration = Duration::from_millis(300);
 
 /// The checkpoint task; it stops when this is dropped (with the last clone of the store).
 #[derive(Debug)]

@@ -98,7 +98,7 @@ async fn a_full_disk_refuses_calls_it_cannot_record_and_recovers() {
         503,
         "the gateway's database is not available; try again shortly".to_string(),
     );
-    // Within a checkpoint or two (100 ms each) of the disk filling up, every dialout is refused.
+    // Within a checkpoint or two (300 ms each) of the disk filling up, every dialout is refused.
     let mut in_a_row = 0;
     let mut tries = 0;
     while in_a_row < 5 {
