@@ -51,7 +51,7 @@ impl Checkpoints {
             loop {
                 tick.tick().await;
                 // One row: busy (0/1), the log's pages, the pages copied back. A full disk fails it (the
-                // database file cannot grow): the log then keeps what it holds and the writer finds out.
+                // database file cannot grow): `disk_full` then holds until a checkpoint passes again.
                 match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
                     .fetch_one(&read)
                     .await
