@@ -1,4 +1,5 @@
-import sqlite3, os, sys, json, random, struct, uuid, time
+#!/usr/bin/env python3
+import sqlite3, os, sys, json, random, struct, uuid
 # Which b-trees a call's writes dirty in SQLite's WAL: replays a modelled call (create, 4 states, 2 notifications and
 # their attempts) for 5,000 calls at 500/s in transactions of WIN ms. Usage: WIN=5 python3 bench/store-wal.py base|split|split_nostate_noowner
 MIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "outdial-store", "migrations", "sqlite")
@@ -32,7 +33,7 @@ for i in range(5000):
 writes.sort()
 seqs = {}
 WIN = float(os.environ.get("WIN", "5"))
-frames = 0; txs = 0
+txs = 0
 def walsize():
     try: return os.path.getsize(db + "-wal")
     except FileNotFoundError: return 0
@@ -44,7 +45,7 @@ while i < len(writes):
         batch.append(writes[i]); i += 1
     if not batch: continue
     c.execute("BEGIN")
-    for (_, n_, cid, k, st, n) in batch:
+    for (_, _, cid, k, st, n) in batch:
         now = int(t)
         if k == "create":
             b = body(st, n) if "split" in variant else REQ + body(st, n)
