@@ -309,11 +309,19 @@ async fn invite_once(
     // The dialog ended (a BYE right after our ACK) before the INVITE's 2xx was taken here.
     let mut ended_early = None;
     let mut invite_done = false;
+    // The INVITE's final answer, held until the states the stack reported before it (a 180) have come through
+    // the router: `answer_ready` once the mark sent behind them is back ([`States`]).
+    let mut final_answer = None;
+    let mut answer_ready = false;
     let mut hangup_sent = false;
     loop {
         tokio::select! {
             state = states.recv() => {
                 let Some(state) = state else { break };
+                if crate::states::is_mark(&state) {
+                    answer_ready = true;
+                    continue;
+                }
                 // The states of an earlier attempt of this call (same Call-ID, another From tag: a redirection,
                 // a 422's retry) are not this dialog's.
                 if state.id().local_tag != dialog.id().local_tag {
@@ -391,8 +399,13 @@ async fn invite_once(
                     other => tracing::trace!(call_id, "dialog state {other}"),
                 }
             }
-            result = &mut invite, if !invite_done => {
+            result = &mut invite, if final_answer.is_none() && !invite_done => {
+                final_answer = Some(result);
+                states.mark();
+            }
+            () = std::future::ready(()), if answer_ready && !invite_done => {
                 invite_done = true;
+                let Some(result) = final_answer.take() else { continue };
                 match result {
                     Ok(Ok((id, Some(resp)))) if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful => {
                         if hangup_sent {
@@ -495,7 +508,8 @@ async fn invite_once(
                     }
                 }
             }
-            cmd = control.recv(), if !hangup_sent => {
+            // A hangup while the final answer waits for its mark is taken once it is known (BYE or CANCEL).
+            cmd = control.recv(), if !hangup_sent && final_answer.is_none() => {
                 match cmd.map(|c| *c) {
                     Some(Control::Refer { target, headers, reply }) => {
                         in_dialog(answered_id.is_some(), &dialog, reply, move |d| async move {

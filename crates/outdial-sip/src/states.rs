@@ -76,10 +76,30 @@ pub(crate) struct Subscription {
     routes: Routes,
 }
 
+/// The local tag of a [`Subscription::mark`]; the stack's own tags are random hex and never this.
+const MARK: &str = "outdial-mark";
+
 impl Subscription {
     pub(crate) async fn recv(&mut self) -> Option<DialogState> {
         self.rx.recv().await.map(|state| *state)
     }
+
+    /// Sends a mark down the shared channel, behind every state the stack has reported so far: when
+    /// [`is_mark`] sees it come back, all of them have been received. The INVITE's final answer reaches the call
+    /// without the router, and would otherwise overtake a 180 that came before it.
+    pub(crate) fn mark(&self) {
+        let id = rsipstack::dialog::DialogId {
+            call_id: self.call_id.clone(),
+            local_tag: MARK.into(),
+            remote_tag: String::new(),
+        };
+        let _ = self.sender.send(DialogState::Calling(id));
+    }
+}
+
+/// Whether `state` is a [`Subscription::mark`] come back.
+pub(crate) fn is_mark(state: &DialogState) -> bool {
+    matches!(state, DialogState::Calling(id) if id.local_tag == MARK)
 }
 
 impl Drop for Subscription {

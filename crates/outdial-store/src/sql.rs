@@ -86,7 +86,13 @@ impl SqlStore {
                 }
                 let url = sqlite_url(url);
                 let opts = || {
-                    AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10)).after_connect(|conn, _| {
+                    // No ping before each use: sqlx's default costs a round trip to the connection's thread every
+                    // time a connection is taken, and a SQLite file's connection does not go stale. A connection
+                    // whose transaction failed is closed, never reused (`batch::write_batch`).
+                    AnyPoolOptions::new()
+                        .acquire_timeout(Duration::from_secs(10))
+                        .test_before_acquire(false)
+                        .after_connect(|conn, _| {
                         Box::pin(async move {
                             sqlx::raw_sql(
                                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
