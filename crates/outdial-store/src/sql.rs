@@ -60,6 +60,9 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// Set on every SQLite connection when it is opened.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;";
+
 impl SqlStore {
     /// Connects (`sqlite://FILE`, `sqlite::memory:`, `postgres://…`) and runs the migrations; secrets are stored
     /// as they are.
@@ -93,15 +96,11 @@ impl SqlStore {
                         .acquire_timeout(Duration::from_secs(10))
                         .test_before_acquire(false)
                         .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            sqlx::raw_sql(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
-                            )
-                            .execute(conn)
-                            .await?;
-                            Ok(())
+                            Box::pin(async move {
+                                sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                                Ok(())
+                            })
                         })
-                    })
                 };
                 let write = opts().max_connections(1).connect(&url).await?;
                 let (read, checkpoints) = if url.contains(":memory:") {
