@@ -70,6 +70,11 @@ pub(crate) struct Datagram {
 
 impl Reader {
     /// Asks the kernel to stamp the socket's datagrams (arrival times are "now" when it refuses).
+    ///
+    /// Linux turns stamping on for the whole system when the first socket asks, from a deferred work item: a
+    /// datagram that arrives before that runs is stamped when it is read, not when it arrived (`false_tstamp` in
+    /// `__sock_recv_timestamp`). A call's socket waits for the answer before its first packet, so in practice only
+    /// a socket's first instants after the node's first call could be affected.
     pub fn new(socket: &UdpSocket) -> Reader {
         if let Err(e) = setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
             tracing::debug!("no receive timestamps on the RTP socket ({e}): arrival is when it is read");
@@ -281,16 +286,35 @@ mod tests {
         }
     }
 
+    /// Until the kernel stamps datagrams when they arrive: it turns stamping on for the system from a deferred
+    /// work item when the first socket asks (see [`Reader::new`]), and stamps at the read until then.
+    fn until_arrivals_are_stamped(reader: &mut Reader, rx: &UdpSocket, tx: &UdpSocket) {
+        let mut buf = [0u8; 64];
+        for _ in 0..100 {
+            tx.send(b"probe").expect("send");
+            settle();
+            let probe = reader.next(rx, &mut buf).expect("probe");
+            // The tick ends (the batch was not full).
+            assert!(reader.next(rx, &mut buf).is_none());
+            if probe.at.elapsed() >= Duration::from_millis(15) {
+                return;
+            }
+        }
+        panic!("in 100 tries, no datagram had its arrival time: each was stamped when it was read");
+    }
+
     #[test]
     fn each_datagram_has_the_kernels_arrival_time() {
         let (rx, tx) = pair();
         let mut reader = Reader::new(&rx);
+        until_arrivals_are_stamped(&mut reader, &rx, &tx);
         tx.send(b"first").expect("send");
         std::thread::sleep(Duration::from_millis(40));
         tx.send(b"second").expect("send");
         settle();
         let mut buf = [0u8; 64];
         let first = reader.next(&rx, &mut buf).expect("first");
+        assert_eq!(&buf[..first.len], b"first");
         let second = reader.next(&rx, &mut buf).expect("second");
         let gap = second.at.saturating_duration_since(first.at);
         // Read together, they keep the 40 ms between their arrivals.
