@@ -67,13 +67,17 @@ impl Machine {
                 );
                 self.emit(Effect::Bot(BotEffect::Deliver(ToBot::DialoutInitiated(params))));
             }
-            Phase::Answered => self.bot_ready(streams),
+            Phase::Answered => {
+                self.bot_ready(streams);
+                self.send_waiting();
+            }
             _ => {}
         }
     }
 
     pub(crate) fn on_bot_open_failed(&mut self, why: String, refused: bool) {
         self.link = Link::None;
+        self.waiting.clear();
         match self.phase {
             // A bot that says no before the call stops it: the phone never rings.
             Phase::Initiating if refused => self.end(ReasonCode::Error, why, HangupBy::System, false),

@@ -14,6 +14,9 @@ use outdial_core::{Bot, Conversation, HangupBy, ReasonCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// At most this many events wait for a bot conversation that is being opened; later ones are dropped (logged).
+const MAX_WAITING: usize = 64;
+
 /// What the machine needs to know about the call beyond the conversation itself.
 #[derive(Debug, Clone)]
 pub struct CallSettings {
@@ -97,6 +100,8 @@ pub struct Machine {
     /// The far end holds the call; `listen_after_hold`: recognition was on when it did.
     pub(crate) held: bool,
     pub(crate) listen_after_hold: bool,
+    /// What came for the bot while its conversation was being opened (the message and its timeline record).
+    pub(crate) waiting: Vec<(ToBot, Value)>,
     next_job: u64,
     pub(crate) out: Vec<Effect>,
 }
@@ -124,6 +129,7 @@ impl Machine {
             user_stream: UserStream::Off,
             held: false,
             listen_after_hold: false,
+            waiting: Vec::new(),
             next_job: 0,
             out: Vec::new(),
         }
@@ -230,14 +236,34 @@ impl Machine {
 
     /// An event for the bot (when there is one), also kept in the timeline.
     pub(crate) fn tell_bot(&mut self, name: &'static str, value: Value) {
-        if !matches!(self.link, Link::Open { .. }) {
-            return;
+        let record = json!({"type": "event", "name": name, "value": value});
+        self.send_to_bot(ToBot::Event { name, value }, record);
+    }
+
+    /// What goes to the bot, kept in the timeline when it is sent: at once when the bot conversation is open;
+    /// after its `start` when it is being opened, so that a digit pressed, a verdict reached or words heard while
+    /// a slow bot answers its first request are not lost; nowhere when there is no bot conversation.
+    pub(crate) fn send_to_bot(&mut self, message: ToBot, record: Value) {
+        match self.link {
+            Link::Open { .. } => {
+                self.record(EventKind::BotEvent, record);
+                self.emit(Effect::Bot(BotEffect::Send(message)));
+            }
+            Link::Opening if self.waiting.len() < MAX_WAITING => self.waiting.push((message, record)),
+            Link::Opening => tracing::warn!(
+                conversation = %self.conv.id,
+                "the bot conversation is slow to open: more than {MAX_WAITING} events wait, one is dropped"
+            ),
+            Link::None => {}
         }
-        self.record(
-            EventKind::BotEvent,
-            json!({"type": "event", "name": name, "value": value}),
-        );
-        self.emit(Effect::Bot(BotEffect::Send(ToBot::Event { name, value })));
+    }
+
+    /// The bot conversation is open: what waited for it goes, in order.
+    pub(crate) fn send_waiting(&mut self) {
+        for (message, record) in std::mem::take(&mut self.waiting) {
+            self.record(EventKind::BotEvent, record);
+            self.emit(Effect::Bot(BotEffect::Send(message)));
+        }
     }
 
     pub(crate) fn invite(&mut self) {

@@ -264,11 +264,8 @@ impl Machine {
                 self.disarm_no_input();
                 let data = json!({"text": text, "confidence": confidence, "audioMs": audio_ms, "recognitionMs": took_ms});
                 self.record(EventKind::Recognition, data);
-                if matches!(self.link, Link::Open { .. }) {
-                    let data = json!({"type": "message", "text": text, "confidence": confidence});
-                    self.record(EventKind::BotEvent, data);
-                    self.emit(Effect::Bot(BotEffect::Send(ToBot::Message { text, confidence })));
-                }
+                let data = json!({"type": "message", "text": text, "confidence": confidence});
+                self.send_to_bot(ToBot::Message { text, confidence }, data);
             }
             SttInput::Failed(reason) => {
                 tracing::warn!(conversation = %self.conv.id, "speech recognition failed: {reason}");

@@ -2,7 +2,7 @@
 
 use crate::world::*;
 use outdial_conversation::{
-    BotInput, Effect, MediaEffect, MediaInput, SipEffect, SpeechEffect, SttInput, ToBot,
+    BotEffect, BotInput, Effect, MediaEffect, MediaInput, SipEffect, SpeechEffect, SttInput, ToBot,
 };
 use outdial_core::{ActivitySettings, BotAction, HangupBy, ReasonCode};
 use serde_json::json;
@@ -424,6 +424,64 @@ async fn dtmf_from_the_person_reaches_the_bot() {
     .await;
     assert_eq!(o.to_bot(), ["start", "DTMF"]);
     assert_eq!(o.events("dtmf")[0]["digit"], "5");
+}
+
+/// A bot that is slow to open its conversation (a Dialogflow agent's first token, say) still hears what happened
+/// meanwhile: the digit pressed, the hold and the machine's verdict go after its `start`, in order.
+#[tokio::test(start_paused = true)]
+async fn what_happens_while_a_slow_bot_opens_reaches_it_after_its_start() {
+    let mut media = caller(|i| i < 100);
+    media.push((
+        ms(500),
+        MediaInput::Dtmf {
+            digit: '5',
+            duration_ms: 100,
+        },
+    ));
+    media.push((ms(700), MediaInput::Hold(true)));
+    media.push((ms(900), MediaInput::Hold(false)));
+    media.sort_by_key(|(at, _)| *at);
+    let o = run(Script {
+        request: |r| r.machine_detection = outdial_core::MachineDetection::Detect,
+        media,
+        bot_open: (secs(8), Ok(false)),
+        api_hangup: Some(secs(12)),
+        ..Script::default()
+    })
+    .await;
+    let verdict = o.events("machine-detection");
+    assert_eq!(verdict[0]["result"], "machine", "{verdict:?}");
+    assert_eq!(
+        o.to_bot(),
+        ["start", "DTMF", "hold", "resume", "machineDetection"],
+        "{verdict:?}"
+    );
+    // The answer at 1 s, the bot conversation open 8 s later: nothing went to the bot before.
+    let first_sent = o.first(|e| matches!(e, Effect::Bot(BotEffect::Send(_)))).unwrap();
+    assert_eq!(first_sent, secs(9));
+    let told: Vec<_> = o.events("bot-event").iter().map(|e| e["name"].clone()).collect();
+    assert_eq!(told, ["start", "DTMF", "hold", "resume", "machineDetection"]);
+}
+
+/// What waited for a bot conversation that then fails to open is not sent, and not in the timeline as sent.
+#[tokio::test(start_paused = true)]
+async fn what_waited_for_a_bot_that_never_opens_is_not_sent() {
+    let o = run(Script {
+        media: vec![(
+            ms(500),
+            MediaInput::Dtmf {
+                digit: '5',
+                duration_ms: 100,
+            },
+        )],
+        bot_open: (secs(3), Err("bot unreachable: HTTP 503".into())),
+        ..Script::default()
+    })
+    .await;
+    assert!(o.to_bot().is_empty(), "{:?}", o.to_bot());
+    assert!(o.events("bot-event").is_empty());
+    assert_eq!(o.events("dtmf")[0]["digit"], "5");
+    assert_eq!(o.end().1, "bot unreachable: HTTP 503");
 }
 
 #[tokio::test(start_paused = true)]
