@@ -3,6 +3,7 @@
 //! concealment, G.711 µ-law and A-law, RFC 4733 DTMF both ways, media timeout, playout with interruption, and the
 //! caller's audio as 20 ms frames for the detectors and speech.
 
+mod commands;
 pub mod dtmf;
 pub mod g711;
 mod inbound;

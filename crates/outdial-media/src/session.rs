@@ -3,6 +3,7 @@
 //! jitter buffer, concealment, telephone-events), handing the caller's audio out as 20 ms frames of 8 kHz PCM
 //! and telling when no RTP has arrived for the media timeout.
 
+use crate::commands;
 use crate::dtmf::{self, Digit};
 use crate::g711::Law;
 use crate::inbound::Inbound;
@@ -162,36 +163,36 @@ pub struct Media {
     control: mpsc::UnboundedReceiver<Box<MediaEvent>>,
     audio: mpsc::Receiver<Box<MediaEvent>>,
     pub stats: Arc<Stats>,
-    commands: mpsc::UnboundedSender<Box<Command>>,
+    commands: commands::Sender<Command>,
 }
 
 impl Media {
     /// Queues 8 kHz PCM to be sent after what is already queued.
     pub fn play(&self, pcm: Vec<i16>) {
-        let _ = self.commands.send(Box::new(Command::Play(pcm)));
+        self.commands.send(Command::Play(pcm));
     }
 
     /// Whether the caller's audio is handed out as [`MediaEvent::Audio`] (on at the start). Turning it off when
     /// nobody listens saves a wake-up of the consumer every 20 ms.
     pub fn tap_audio(&self, on: bool) {
-        let _ = self.commands.send(Box::new(Command::TapAudio(on)));
+        self.commands.send(Command::TapAudio(on));
     }
 
     /// How many 20 ms frames each [`MediaEvent::Audio`] carries from now on (at least one; starts at
     /// [`MediaConfig::frames_per_event`]). Fewer frames: the audio comes sooner, at more wake-ups of the consumer —
     /// worth it while speech is recognised (docs/speech.md, "Turn-taking").
     pub fn frames_per_event(&self, frames: usize) {
-        let _ = self.commands.send(Box::new(Command::Batch(frames)));
+        self.commands.send(Command::Batch(frames));
     }
 
     /// Drops what is queued (barge-in).
     pub fn stop_playout(&self) {
-        let _ = self.commands.send(Box::new(Command::StopPlayout));
+        self.commands.send(Command::StopPlayout);
     }
 
     /// Sends a digit as RFC 4733 events (when the far end accepted telephone-event).
     pub fn send_dtmf(&self, digit: char) {
-        let _ = self.commands.send(Box::new(Command::Dtmf(digit)));
+        self.commands.send(Command::Dtmf(digit));
     }
 
     /// Follows the far end's new offer (docs/trunks.md, "Re-INVITE and hold"): RTP goes to `answer`'s address
@@ -204,7 +205,7 @@ impl Media {
             law: a.law,
             dtmf_pt: a.dtmf_payload_type,
         });
-        let _ = self.commands.send(Box::new(Command::Update(peer, hold)));
+        self.commands.send(Command::Update(peer, hold));
     }
 
     /// The next event that has already come, control events first; None when there is none now (or the loop
@@ -248,7 +249,7 @@ pub(crate) fn start(
 ) -> Media {
     let (control_tx, control) = mpsc::unbounded_channel();
     let (audio_tx, audio) = mpsc::channel(256);
-    let (commands, commands_rx) = mpsc::unbounded_channel();
+    let (commands, commands_rx) = commands::channel();
     let runtime = cfg
         .runtime
         .clone()
@@ -294,7 +295,7 @@ async fn run(
     cfg: MediaConfig,
     stats: Arc<Stats>,
     events: Events,
-    mut commands: mpsc::UnboundedReceiver<Box<Command>>,
+    mut commands: commands::Receiver<Command>,
 ) {
     let Peer {
         mut remote,
@@ -349,21 +350,21 @@ async fn run(
         let scheduled = tick.tick().await;
         ticks = ticks.wrapping_add(1);
         loop {
-            match commands.try_recv().map(|c| *c) {
-                Ok(Command::TapAudio(on)) => tap = on,
+            match commands.try_next() {
+                Ok(Some(Command::TapAudio(on))) => tap = on,
                 // What was collected goes out with the next frame when it already makes a batch.
-                Ok(Command::Batch(n)) => batch = n.max(1),
-                Ok(Command::Play(pcm)) => {
+                Ok(Some(Command::Batch(n))) => batch = n.max(1),
+                Ok(Some(Command::Play(pcm))) => {
                     tx.playing = true;
                     tx.playout.extend(pcm);
                 }
-                Ok(Command::StopPlayout) => tx.playout.clear(),
-                Ok(Command::Dtmf(d)) => {
+                Ok(Some(Command::StopPlayout)) => tx.playout.clear(),
+                Ok(Some(Command::Dtmf(d))) => {
                     if let (Some(_), Some(pkts)) = (dtmf_pt, dtmf::packets(d, 100, 10)) {
                         tx.dtmf.extend(pkts);
                     }
                 }
-                Ok(Command::Update(peer, hold)) => {
+                Ok(Some(Command::Update(peer, hold))) => {
                     if let Some(p) = peer {
                         // A new address is latched again from its first packet (symmetric RTP), but not to the old
                         // one, whose last packets may still be arriving.
@@ -382,9 +383,9 @@ async fn run(
                     }
                     held = hold;
                 }
-                Err(mpsc::error::TryRecvError::Empty) => break,
+                Ok(None) => break,
                 // The Media handle is gone: the call is over.
-                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(commands::Closed) => return,
             }
         }
         if tx.next_packet(law, dtmf_pt) {
