@@ -130,12 +130,11 @@ impl ToneTracker {
 
 /// Envelope flatness of a frame: RMS of its quietest quarter over its loudest.
 fn flatness(frame: &[i16]) -> f32 {
-    let rms: Vec<f32> = frame
-        .chunks(frame.len().div_ceil(4).max(1))
-        .map(|c| (c.iter().map(|&s| f32::from(s) * f32::from(s)).sum::<f32>() / c.len() as f32).sqrt())
-        .collect();
-    let max = rms.iter().copied().fold(0.0, f32::max);
-    let min = rms.iter().copied().fold(f32::MAX, f32::min);
+    let (mut min, mut max) = (f32::MAX, 0.0f32);
+    for c in frame.chunks(frame.len().div_ceil(4).max(1)) {
+        let rms = (crate::vad::energy(c) as f32 / c.len() as f32).sqrt();
+        (min, max) = (min.min(rms), max.max(rms));
+    }
     if max > 0.0 { min / max } else { 0.0 }
 }
 

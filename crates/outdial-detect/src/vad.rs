@@ -35,11 +35,21 @@ impl std::fmt::Debug for Vad {
 }
 
 /// Level of a frame in dBFS.
+/// The sum of the squares of the samples, exact (a frame of 2^33 samples would be needed to overflow it).
+pub(crate) fn energy(samples: &[i16]) -> u64 {
+    samples
+        .iter()
+        .map(|&s| (i32::from(s) * i32::from(s)) as u64)
+        .sum()
+}
+
 pub fn level_db(frame: &[i16]) -> f32 {
     if frame.is_empty() {
         return -120.0;
     }
-    let e: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / frame.len() as f64;
+    // Summed as integers: exact (as the f64 sum was, below 2^53) and in vector registers, where a float sum is a
+    // chain of dependent additions (this runs for every frame of every call being detected).
+    let e = energy(frame) as f64 / frame.len() as f64;
     (10.0 * (e / (32768.0 * 32768.0) + 1e-12).log10()) as f32
 }
 
@@ -99,5 +109,30 @@ impl Vad {
         self.floor().map_or(self.min_level_db, |f| {
             (f + NOISE_MARGIN_DB).clamp(self.min_level_db, cap)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The level from the integer sum is the level of the float sum it replaced, to the bit, on frames from
+    /// silence to full scale.
+    #[test]
+    fn the_level_is_the_float_sums_to_the_bit() {
+        let mut x: u32 = 12345;
+        for scale in [0i32, 1, 30, 1000, 32767, 65535] {
+            let frame: Vec<i16> = (0..160)
+                .map(|_| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((i64::from(x >> 16) * i64::from(scale) / 65536) - i64::from(scale) / 2) as i16
+                })
+                .chain([i16::MIN, i16::MAX])
+                .collect();
+            let e: f64 = frame.iter().map(|&s| f64::from(s) * f64::from(s)).sum::<f64>() / frame.len() as f64;
+            let float_sum = (10.0 * (e / (32768.0 * 32768.0) + 1e-12).log10()) as f32;
+            assert_eq!(level_db(&frame).to_bits(), float_sum.to_bits(), "scale {scale}");
+        }
+        assert_eq!(level_db(&[]), -120.0);
     }
 }
