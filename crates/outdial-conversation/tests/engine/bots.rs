@@ -18,6 +18,14 @@ fn caller(voiced: impl Fn(u64) -> bool) -> Vec<(Duration, MediaInput)> {
         .collect()
 }
 
+/// A key the person presses (100 ms).
+fn pressed(digit: char) -> MediaInput {
+    MediaInput::Dtmf {
+        digit,
+        duration_ms: 100,
+    }
+}
+
 fn tone(hz: f32, frames: usize) -> Vec<i16> {
     (0..frames * 160)
         .map(|i| (8000.0 * (2.0 * std::f32::consts::PI * hz * i as f32 / 8000.0).sin()) as i16)
@@ -411,13 +419,7 @@ async fn a_failed_play_url_goes_into_the_timeline_and_the_queue_goes_on() {
 #[tokio::test(start_paused = true)]
 async fn dtmf_from_the_person_reaches_the_bot() {
     let o = run(Script {
-        media: vec![(
-            ms(500),
-            MediaInput::Dtmf {
-                digit: '5',
-                duration_ms: 100,
-            },
-        )],
+        media: vec![(ms(500), pressed('5'))],
         api_hangup: Some(secs(3)),
         ..Script::default()
     })
@@ -431,13 +433,7 @@ async fn dtmf_from_the_person_reaches_the_bot() {
 #[tokio::test(start_paused = true)]
 async fn what_happens_while_a_slow_bot_opens_reaches_it_after_its_start() {
     let mut media = caller(|i| i < 100);
-    media.push((
-        ms(500),
-        MediaInput::Dtmf {
-            digit: '5',
-            duration_ms: 100,
-        },
-    ));
+    media.push((ms(500), pressed('5')));
     media.push((ms(700), MediaInput::Hold(true)));
     media.push((ms(900), MediaInput::Hold(false)));
     media.sort_by_key(|(at, _)| *at);
@@ -467,13 +463,7 @@ async fn what_happens_while_a_slow_bot_opens_reaches_it_after_its_start() {
 #[tokio::test(start_paused = true)]
 async fn what_waited_for_a_bot_that_never_opens_is_not_sent() {
     let o = run(Script {
-        media: vec![(
-            ms(500),
-            MediaInput::Dtmf {
-                digit: '5',
-                duration_ms: 100,
-            },
-        )],
+        media: vec![(ms(500), pressed('5'))],
         bot_open: (secs(3), Err("bot unreachable: HTTP 503".into())),
         ..Script::default()
     })
