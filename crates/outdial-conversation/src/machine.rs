@@ -245,10 +245,7 @@ impl Machine {
     /// a slow bot answers its first request are not lost; nowhere when there is no bot conversation.
     pub(crate) fn send_to_bot(&mut self, message: ToBot, record: Value) {
         match self.link {
-            Link::Open { .. } => {
-                self.record(EventKind::BotEvent, record);
-                self.emit(Effect::Bot(BotEffect::Send(message)));
-            }
+            Link::Open { .. } => self.send_now(message, record),
             Link::Opening if self.waiting.len() < MAX_WAITING => self.waiting.push((message, record)),
             Link::Opening => tracing::warn!(
                 conversation = %self.conv.id,
@@ -261,9 +258,13 @@ impl Machine {
     /// The bot conversation is open: what waited for it goes, in order.
     pub(crate) fn send_waiting(&mut self) {
         for (message, record) in std::mem::take(&mut self.waiting) {
-            self.record(EventKind::BotEvent, record);
-            self.emit(Effect::Bot(BotEffect::Send(message)));
+            self.send_now(message, record);
         }
+    }
+
+    fn send_now(&mut self, message: ToBot, record: Value) {
+        self.record(EventKind::BotEvent, record);
+        self.emit(Effect::Bot(BotEffect::Send(message)));
     }
 
     pub(crate) fn invite(&mut self) {

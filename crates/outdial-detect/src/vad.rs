@@ -34,7 +34,6 @@ impl std::fmt::Debug for Vad {
     }
 }
 
-/// Level of a frame in dBFS.
 /// The sum of the squares of the samples, exact (a frame of 2^33 samples would be needed to overflow it).
 pub(crate) fn energy(samples: &[i16]) -> u64 {
     samples
@@ -43,6 +42,7 @@ pub(crate) fn energy(samples: &[i16]) -> u64 {
         .sum()
 }
 
+/// Level of a frame in dBFS.
 pub fn level_db(frame: &[i16]) -> f32 {
     if frame.is_empty() {
         return -120.0;
