@@ -8,6 +8,7 @@ pub mod dtmf;
 pub mod g711;
 mod inbound;
 pub mod jitter;
+mod latch;
 mod outbound;
 pub mod ports;
 mod recv;

@@ -7,6 +7,7 @@ use crate::commands;
 use crate::dtmf::{self, Digit};
 use crate::g711::Law;
 use crate::inbound::Inbound;
+use crate::latch::Latch;
 use crate::outbound::Outbound;
 use crate::recv::Reader;
 use crate::rtcp::{self, SenderReport};
@@ -298,13 +299,13 @@ async fn run(
     mut commands: commands::Receiver<Command>,
 ) {
     let Peer {
-        mut remote,
+        remote,
         mut remote_rtcp,
         mut law,
         mut dtmf_pt,
     } = peer;
     let mut held = false;
-    let mut moved_from: Option<SocketAddr> = None;
+    let mut latch = Latch::new(remote);
     let mut rtp_reader = Reader::new(&socket);
     let mut rtcp_reader = Reader::new(&rtcp_socket);
     let mut rtcp_latched = false;
@@ -336,7 +337,6 @@ async fn run(
     let mut batch = cfg.frames_per_event.max(1);
     let mut audio: Vec<i16> = Vec::with_capacity(FRAME * batch);
     let mut wide_audio: Vec<i16> = Vec::new();
-    let mut latched = false;
     let mut last_rx = started;
     let mut timed_out = false;
     let mut buf = vec![0u8; 2048];
@@ -366,14 +366,12 @@ async fn run(
                 }
                 Ok(Some(Command::Update(peer, hold))) => {
                     if let Some(p) = peer {
-                        // A new address is latched again from its first packet (symmetric RTP), but not to the old
-                        // one, whose last packets may still be arriving.
-                        if p.remote != remote {
-                            latched = false;
+                        // Media that moved is latched again from its first packet ([`Latch`]).
+                        if latch.moved(&socket, p.remote) {
                             rtcp_latched = false;
-                            moved_from = Some(remote);
+                            remote_rtcp = p.remote_rtcp;
                         }
-                        (remote, remote_rtcp, dtmf_pt) = (p.remote, p.remote_rtcp, p.dtmf_pt);
+                        dtmf_pt = p.dtmf_pt;
                         // (Each packet sizes and fills its payload for the codec: nothing to reset.)
                         law = p.law;
                     }
@@ -396,7 +394,7 @@ async fn run(
         let wire: &[u8] = protected.as_deref().unwrap_or(&tx.out);
         // On hold we answered recvonly / inactive: nothing is sent (the schedule and sequence numbers go on). A
         // packet the kernel cannot take now (its send buffer full) is not sent late: the next one is due in 20 ms.
-        if !held && socket.send_to(wire, remote).is_ok() {
+        if !held && latch.send(&socket, wire).is_ok() {
             stats.sent.fetch_add(1, Ordering::Relaxed);
             tx.octets = tx.octets.wrapping_add((tx.out.len() - 12) as u32);
             let due = scheduled + TIMER_LEAD;
@@ -445,13 +443,7 @@ async fn run(
                 continue;
             }
             // Symmetric RTP: answer where the far end's media really comes from (NAT), once.
-            if !latched && moved_from != Some(d.from) {
-                latched = true;
-                if d.from != remote {
-                    tracing::debug!(from = %d.from, sdp = %remote, "RTP latched to the source address");
-                    remote = d.from;
-                }
-            }
+            latch.on_packet(&socket, d.from);
             stats.received.fetch_add(1, Ordering::Relaxed);
             last_rx = d.at;
             timed_out = false;

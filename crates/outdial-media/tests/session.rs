@@ -406,3 +406,95 @@ async fn g722_both_ways_with_the_wideband_audio_kept() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The answer of a far end whose SDP names `remote` (µ-law, telephone-event at 101).
+fn answer_at(remote: std::net::SocketAddr) -> Answer {
+    Answer {
+        remote,
+        rtcp: std::net::SocketAddr::new(remote.ip(), remote.port() + 1),
+        law: Law::Ulaw,
+        dtmf_payload_type: Some(101),
+        crypto: None,
+    }
+}
+
+/// Sends `n` packets of tone from `from` to `to`, one every 20 ms, numbered from `seq`.
+async fn talk(from: &UdpSocket, to: std::net::SocketAddr, seq: u16, n: u16) {
+    let payload: Vec<u8> = tone(440.0, 20).iter().map(|&s| Law::Ulaw.encode(s)).collect();
+    let mut out = Vec::new();
+    for i in seq..seq + n {
+        rtp::build(&mut out, 0, false, i, u32::from(i) * 160, 9, &payload);
+        from.send_to(&out, to).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many of our packets reach `socket` within `window`.
+async fn count_within(socket: &UdpSocket, window: Duration) -> usize {
+    let mut buf = [0u8; 1500];
+    let until = tokio::time::Instant::now() + window;
+    let mut n = 0;
+    while let Ok(Ok(_)) = tokio::time::timeout_at(until, socket.recv_from(&mut buf)).await {
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn once_latched_no_other_source_is_heard_and_a_refresh_keeps_the_latch() {
+    let sdp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (m, local) = session(&sdp, MediaConfig::default()).await;
+    // The far end is behind NAT: its media comes from another address than its SDP names.
+    let natted = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    talk(&natted, local, 100, 5).await;
+    assert!(
+        count_within(&natted, Duration::from_millis(200)).await >= 5,
+        "latched"
+    );
+    count_within(&sdp, Duration::from_millis(60)).await;
+    // Somebody else sends RTP to the call's port: it is not taken (nor latched to).
+    let intruder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    talk(&intruder, local, 7000, 5).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        m.stats.received.load(Ordering::Relaxed),
+        5,
+        "only the far end's packets"
+    );
+    assert_eq!(count_within(&intruder, Duration::from_millis(100)).await, 0);
+    // A session refresh (or a hold and its resume) names the same address: the latch stays.
+    m.update(Some(&answer_at(sdp.local_addr().unwrap())), false);
+    talk(&natted, local, 105, 3).await;
+    assert_eq!(
+        count_within(&sdp, Duration::from_millis(200)).await,
+        0,
+        "nothing to the SDP's address"
+    );
+    assert!(count_within(&natted, Duration::from_millis(200)).await >= 8);
+    assert_eq!(m.stats.received.load(Ordering::Relaxed), 8);
+}
+
+#[tokio::test]
+async fn media_that_moves_is_latched_again_but_not_to_the_old_address() {
+    let sdp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (m, local) = session(&sdp, MediaConfig::default()).await;
+    talk(&sdp, local, 1, 3).await;
+    assert!(count_within(&sdp, Duration::from_millis(100)).await >= 3);
+    // A re-INVITE moves the far end's media to another address.
+    let moved = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    m.update(Some(&answer_at(moved.local_addr().unwrap())), false);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    count_within(&sdp, Duration::from_millis(40)).await;
+    // The old address's last packets are still taken, but not latched to: ours go to the new address.
+    talk(&sdp, local, 4, 2).await;
+    assert_eq!(count_within(&sdp, Duration::from_millis(100)).await, 0);
+    assert!(count_within(&moved, Duration::from_millis(100)).await >= 4);
+    // The new address's first packet latches it.
+    talk(&moved, local, 6, 3).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(m.stats.received.load(Ordering::Relaxed), 8);
+    // From then on the old address is not heard.
+    talk(&sdp, local, 9, 2).await;
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(m.stats.received.load(Ordering::Relaxed), 8);
+}
