@@ -100,6 +100,8 @@ impl RtpSession {
         let rtcp = std::net::UdpSocket::bind((ip, port + 1)).ok()?;
         socket.set_nonblocking(true).ok()?;
         rtcp.set_nonblocking(true).ok()?;
+        recv::stamp_arrivals(&socket);
+        recv::stamp_arrivals(&rtcp);
         let local = socket.local_addr().ok()?;
         Some(RtpSession {
             socket,

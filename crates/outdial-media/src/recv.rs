@@ -73,12 +73,10 @@ impl Reader {
     ///
     /// Linux turns stamping on for the whole system when the first socket asks, from a deferred work item: a
     /// datagram that arrives before that runs is stamped when it is read, not when it arrived (`false_tstamp` in
-    /// `__sock_recv_timestamp`). A call's socket waits for the answer before its first packet, so in practice only
-    /// a socket's first instants after the node's first call could be affected.
+    /// `__sock_recv_timestamp`). A call's socket asks already when it is bound, at the offer ([`stamp_arrivals`]),
+    /// so in practice only the first instants after the node's first offer could be affected.
     pub fn new(socket: &UdpSocket) -> Reader {
-        if let Err(e) = setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
-            tracing::debug!("no receive timestamps on the RTP socket ({e}): arrival is when it is read");
-        }
+        stamp_arrivals(socket);
         Reader {
             batch: [None; BATCH],
             next: BATCH,
@@ -154,6 +152,14 @@ impl Reader {
         }
         self.drained = count < BATCH;
         Ok(())
+    }
+}
+
+/// Asks the kernel to stamp each datagram the socket receives with its arrival time (done when the socket is bound,
+/// so that what arrives before its reader starts, such as early media before the answer, has its true time too).
+pub(crate) fn stamp_arrivals(socket: &UdpSocket) {
+    if let Err(e) = setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
+        tracing::debug!("no receive timestamps on the RTP socket ({e}): arrival is when it is read");
     }
 }
 

@@ -442,8 +442,11 @@ async fn run(
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            // Symmetric RTP: answer where the far end's media really comes from (NAT), once.
-            latch.on_packet(&socket, d.from);
+            // Symmetric RTP: answer where the far end's media really comes from (NAT), once. What waited on the
+            // socket from before the answer (early media, from wherever it was played) is heard, never latched to.
+            if d.at >= started {
+                latch.on_packet(&socket, d.from);
+            }
             stats.received.fetch_add(1, Ordering::Relaxed);
             last_rx = d.at;
             timed_out = false;

@@ -498,3 +498,31 @@ async fn media_that_moves_is_latched_again_but_not_to_the_old_address() {
     tokio::time::sleep(Duration::from_millis(60)).await;
     assert_eq!(m.stats.received.load(Ordering::Relaxed), 8);
 }
+
+#[tokio::test]
+async fn early_media_from_elsewhere_is_not_latched_to() {
+    let sdp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let s = RtpSession::bind("127.0.0.1".parse().unwrap(), (31000, 31998))
+        .await
+        .unwrap();
+    let local = s.local;
+    // The time between an offer and its answer: the kernel turns arrival stamps on (recv.rs, `Reader::new`).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Before the answer, an announcement played from another box reaches the call's port.
+    let announcer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    talk(&announcer, local, 500, 3).await;
+    let m = s.start(&answer_at(sdp.local_addr().unwrap()), MediaConfig::default());
+    // The answered call's media comes from the far end (behind NAT), not from the announcer.
+    let natted = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    talk(&natted, local, 1, 5).await;
+    assert!(
+        count_within(&natted, Duration::from_millis(200)).await >= 5,
+        "latched to the far end"
+    );
+    assert_eq!(count_within(&announcer, Duration::from_millis(100)).await, 0);
+    assert_eq!(
+        m.stats.received.load(Ordering::Relaxed),
+        8,
+        "the early packets heard, and the far end's"
+    );
+}
