@@ -1,14 +1,16 @@
-//! Where a call's RTP goes, and from where it is taken: symmetric RTP latching (docs/trunks.md, "Media").
+//! Where a call's RTP goes, and from where it is taken: symmetric RTP latching (docs/operations.md, "Media and
+//! detection"; docs/trunks.md, "Re-INVITE and hold").
 //!
 //! RTP goes to the address of the far end's SDP until its first packet after the answer comes, and from then on to
 //! where that packet came from (a far end behind NAT sends from another address than its SDP says). Packets that
-//! were waiting from before the answer (early media, which another box may have played) are not latched to. Once latched, the
-//! socket is connected to that address: the kernel keeps the route instead of looking it up for every packet,
-//! and drops datagrams from any other source, so nobody else can play audio into the call (as Asterisk's
-//! `strictrtp`). A re-INVITE whose SDP names another address moves the far end's media: the socket is
-//! disconnected, and the new address is latched from its first packet, but not to the old one, whose last
-//! packets may still be arriving. A re-INVITE that names the same address (a session refresh, a hold with
-//! `a=sendonly`, the resume) keeps the latch: the far end behind NAT still sends from where it did.
+//! waited from before the answer (early media, which another box may have played) are not latched to.
+//!
+//! Once latched, the socket is connected to that address: the kernel keeps the route instead of looking it up for
+//! every packet, and drops datagrams from any other source, so nobody else can play audio into the call (as
+//! Asterisk's `strictrtp`). A re-INVITE whose SDP names another address moves the far end's media: the socket is
+//! disconnected, and the new address is latched from its first packet, but not to the old one, whose last packets
+//! may still be arriving. A re-INVITE that names the same address (a session refresh, a hold with `a=sendonly`, the
+//! resume) keeps the latch: the far end behind NAT still sends from where it did.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
