@@ -10,7 +10,8 @@
 //! Asterisk's `strictrtp`). A re-INVITE whose SDP names another address moves the far end's media: the socket is
 //! disconnected, and the new address is latched from its first packet, but not to the old one, whose last packets
 //! may still be arriving. A re-INVITE that names the same address (a session refresh, a hold with `a=sendonly`, the
-//! resume) keeps the latch: the far end behind NAT still sends from where it did.
+//! resume) keeps the latch: the far end behind NAT still sends from where it did. RTCP latches the same way on
+//! its own socket, to the source of the far end's first valid report.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -46,7 +47,7 @@ impl Latch {
         }
         self.latched = true;
         if from != self.remote {
-            tracing::debug!(%from, sdp = %self.remote, "RTP latched to the source address");
+            tracing::debug!(%from, sdp = %self.remote, "latched to the source address");
             self.remote = from;
         }
         match socket.connect(from) {

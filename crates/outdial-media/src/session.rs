@@ -300,7 +300,7 @@ async fn run(
 ) {
     let Peer {
         remote,
-        mut remote_rtcp,
+        remote_rtcp,
         mut law,
         mut dtmf_pt,
     } = peer;
@@ -308,7 +308,8 @@ async fn run(
     let mut latch = Latch::new(remote);
     let mut rtp_reader = Reader::new(&socket);
     let mut rtcp_reader = Reader::new(&rtcp_socket);
-    let mut rtcp_latched = false;
+    // RTCP latches the same way, on its own socket.
+    let mut rtcp_latch = Latch::new(remote_rtcp);
     let mut next_rtcp = Instant::now() + cfg.rtcp_interval;
     let cname = format!(
         "outdial@{}",
@@ -367,10 +368,8 @@ async fn run(
                 Ok(Some(Command::Update(peer, hold))) => {
                     if let Some(p) = peer {
                         // Media that moved is latched again from its first packet ([`Latch`]).
-                        if latch.moved(&socket, p.remote) {
-                            rtcp_latched = false;
-                            remote_rtcp = p.remote_rtcp;
-                        }
+                        latch.moved(&socket, p.remote);
+                        rtcp_latch.moved(&rtcp_socket, p.remote_rtcp);
                         dtmf_pt = p.dtmf_pt;
                         // (Each packet sizes and fills its payload for the codec: nothing to reset.)
                         law = p.law;
@@ -469,9 +468,8 @@ async fn run(
                 continue;
             };
             stats.rtcp.fetch_add(1, Ordering::Relaxed);
-            if !rtcp_latched {
-                rtcp_latched = true;
-                remote_rtcp = d.from;
+            if d.at >= started {
+                rtcp_latch.on_packet(&rtcp_socket, d.from);
             }
             if let Some((_, mid)) = report.sender_report {
                 inbound.last_sr = Some((mid, d.at));
@@ -545,7 +543,7 @@ async fn run(
                 Some(s) => s.protect_rtcp(&report).unwrap_or_default(),
                 None => report,
             };
-            if !report.is_empty() && rtcp_socket.send_to(&report, remote_rtcp).is_ok() {
+            if !report.is_empty() && rtcp_latch.send(&rtcp_socket, &report).is_ok() {
                 stats.rtcp_sent.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -321,6 +321,14 @@ async fn rtcp_reports_both_ways() {
     let rtt = m.stats.rtt_us.load(Ordering::Relaxed);
     assert!(rtt < 50_000, "round trip on loopback: {rtt} µs");
     assert!(m.stats.rtcp_sent.load(Ordering::Relaxed) >= 1);
+    // RTCP is latched too: a report from anyone else is not taken.
+    let taken = m.stats.rtcp.load(Ordering::Relaxed);
+    let intruder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    rr[12] = 200;
+    intruder.send_to(&rr, from).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(m.stats.remote_fraction_lost.load(Ordering::Relaxed), 26);
+    assert_eq!(m.stats.rtcp.load(Ordering::Relaxed), taken);
 }
 
 /// The loop reads its socket once per 20 ms; the interarrival jitter (RFC 3550) still comes from when each
