@@ -15,6 +15,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use tokio::time::Instant;
 
 pub(crate) struct Latch {
     /// The address of the far end's last SDP.
@@ -26,23 +27,27 @@ pub(crate) struct Latch {
     connected: bool,
     /// The address the far end left at its last move, which is not latched to again.
     moved_from: Option<SocketAddr>,
+    /// When the answer came: packets that arrived earlier are not latched to.
+    answered: Instant,
 }
 
 impl Latch {
-    /// Sending to `sdp`, the address of the far end's answer, until its first packet comes.
-    pub fn new(sdp: SocketAddr) -> Latch {
+    /// Sending to `sdp`, the address of the far end's answer (which came at `answered`), until its first packet
+    /// after the answer comes.
+    pub fn new(sdp: SocketAddr, answered: Instant) -> Latch {
         Latch {
             sdp,
             remote: sdp,
             latched: false,
             connected: false,
             moved_from: None,
+            answered,
         }
     }
 
-    /// A valid packet came from `from`: the first one latches (and connects the socket).
-    pub fn on_packet(&mut self, socket: &UdpSocket, from: SocketAddr) {
-        if self.latched || self.moved_from == Some(from) {
+    /// A valid packet from `from` arrived at `at`: the first one after the answer latches (and connects the socket).
+    pub fn on_packet(&mut self, socket: &UdpSocket, from: SocketAddr, at: Instant) {
+        if self.latched || self.moved_from == Some(from) || at < self.answered {
             return;
         }
         self.latched = true;
@@ -53,27 +58,26 @@ impl Latch {
         match socket.connect(from) {
             Ok(()) => self.connected = true,
             // Still latched: packets go out with their address, and other sources are not filtered.
-            Err(e) => tracing::debug!("the RTP socket stays unconnected ({e})"),
+            Err(e) => tracing::debug!("the media socket stays unconnected ({e})"),
         }
     }
 
     /// The far end's new SDP names `to` (a re-INVITE). When that is another address than its last SDP's, its
-    /// media moved: the socket takes every source again until `to`'s first packet, which latches anew, and this
-    /// returns true. The same address changes nothing.
-    pub fn moved(&mut self, socket: &UdpSocket, to: SocketAddr) -> bool {
+    /// media moved: the socket takes every source again until `to`'s first packet, which latches anew. The same
+    /// address changes nothing.
+    pub fn moved(&mut self, socket: &UdpSocket, to: SocketAddr) {
         if to == self.sdp {
-            return false;
+            return;
         }
         if self.connected {
             if let Err(e) = rustix::net::connect_unspec(socket) {
-                tracing::warn!("cannot disconnect the RTP socket: {e}");
+                tracing::warn!("cannot disconnect the media socket: {e}");
             }
             self.connected = false;
         }
         self.moved_from = Some(self.remote);
         (self.sdp, self.remote) = (to, to);
         self.latched = false;
-        true
     }
 
     /// Sends `packet` to the far end.

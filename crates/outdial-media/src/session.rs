@@ -305,11 +305,12 @@ async fn run(
         mut dtmf_pt,
     } = peer;
     let mut held = false;
-    let mut latch = Latch::new(remote);
+    let started = Instant::now();
+    let mut latch = Latch::new(remote, started);
     let mut rtp_reader = Reader::new(&socket);
     let mut rtcp_reader = Reader::new(&rtcp_socket);
     // RTCP latches the same way, on its own socket.
-    let mut rtcp_latch = Latch::new(remote_rtcp);
+    let mut rtcp_latch = Latch::new(remote_rtcp, started);
     let mut next_rtcp = Instant::now() + cfg.rtcp_interval;
     let cname = format!(
         "outdial@{}",
@@ -318,7 +319,6 @@ async fn run(
             .map(|a| a.ip().to_string())
             .unwrap_or_default()
     );
-    let started = Instant::now();
     let mut tx = Outbound {
         ssrc: rand::random(),
         seq: rand::random(),
@@ -443,9 +443,7 @@ async fn run(
             }
             // Symmetric RTP: answer where the far end's media really comes from (NAT), once. What waited on the
             // socket from before the answer (early media, from wherever it was played) is heard, never latched to.
-            if d.at >= started {
-                latch.on_packet(&socket, d.from);
-            }
+            latch.on_packet(&socket, d.from, d.at);
             stats.received.fetch_add(1, Ordering::Relaxed);
             last_rx = d.at;
             timed_out = false;
@@ -468,9 +466,7 @@ async fn run(
                 continue;
             };
             stats.rtcp.fetch_add(1, Ordering::Relaxed);
-            if d.at >= started {
-                rtcp_latch.on_packet(&rtcp_socket, d.from);
-            }
+            rtcp_latch.on_packet(&rtcp_socket, d.from, d.at);
             if let Some((_, mid)) = report.sender_report {
                 inbound.last_sr = Some((mid, d.at));
             }

@@ -23,13 +23,10 @@ async fn session_in(
         .await
         .unwrap();
     let local = s.local;
-    let remote = peer.local_addr().unwrap();
     let answer = Answer {
-        remote,
-        rtcp: std::net::SocketAddr::new(remote.ip(), remote.port() + 1),
         law,
         dtmf_payload_type: dtmf,
-        crypto: None,
+        ..answer_at(peer.local_addr().unwrap())
     };
     (s.start(&answer, cfg), local)
 }
