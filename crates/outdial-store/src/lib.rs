@@ -44,7 +44,8 @@ pub enum StoreError {
     TakenOver(String, String),
     #[error("{0} changes of a conversation at once; at most {MAX_CHANGES}")]
     TooManyChanges(usize),
-    /// SQLite's checkpoints fail for a full disk (`checkpoint.rs`): new conversations are refused until they pass.
+    /// SQLite's checkpoints or a commit failed for a full disk (`checkpoint.rs`): new conversations are refused until
+    /// a checkpoint passes with room for the log.
     #[error("database or disk is full: the database file cannot grow; new conversations wait for free space")]
     DiskFull,
     #[error("cannot set up the store file {path}: {why}")]

@@ -107,7 +107,7 @@ impl SqlStore {
                     (write.clone(), None)
                 } else {
                     let read = opts().max_connections(4).connect(&url).await?;
-                    let checkpoints = Arc::new(Checkpoints::spawn(read.clone()));
+                    let checkpoints = Arc::new(Checkpoints::spawn(read.clone(), sqlite_path(&url)));
                     (read, Some(checkpoints))
                 };
                 SqlStore {
@@ -203,6 +203,14 @@ impl SqlStore {
             Some(c) if c.disk_full() => Err(StoreError::DiskFull),
             _ => Ok(()),
         }
+    }
+
+    /// A write's result, after a failure for a full disk has marked the store full (`checkpoint.rs`).
+    fn noted<T>(&self, written: Result<T>) -> Result<T> {
+        if let (Err(e), Some(c)) = (&written, &self.checkpoints) {
+            c.note(e);
+        }
+        written
     }
 
     pub fn backend(&self) -> Backend {
@@ -377,13 +385,13 @@ impl Store for SqlStore {
         self.room_for_new()?;
         sqlx::query("SELECT 1").execute(&self.read).await?;
         // A store that reads but cannot write (a full disk) is not ready: one small write through the writers' pool.
-        sqlx::query(
+        let probe = sqlx::query(
             "INSERT INTO store_probe (id, at) VALUES ('probe', $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
         )
         .bind(now_ms())
         .execute(&self.write)
-        .await?;
-        Ok(())
+        .await;
+        self.noted(probe.map_err(StoreError::from)).map(drop)
     }
 
     async fn list_objects(&self, kind: Kind) -> Result<Vec<Value>> {
@@ -491,8 +499,8 @@ impl Store for SqlStore {
         let Some(k) = idempotency else {
             let data = serde_json::json!({"bot": conv.bot, "clientId": conv.client_id});
             let event = event_row(conv.id, conv.state.as_str(), &data, conv.created_at);
-            self.writer.write(Write::Create(conv_row(conv)?, event)).await?;
-            return Ok(Created::New);
+            let written = self.writer.write(Write::Create(conv_row(conv)?, event)).await;
+            return self.noted(written).map(|()| Created::New);
         };
         // A connection whose transaction failed (a full disk can fail the COMMIT and leave SQLite inside the
         // transaction) is closed, never given back to the pool: later writes would go into that transaction.
@@ -501,7 +509,7 @@ impl Store for SqlStore {
         if created.is_err() {
             conn.close_on_drop();
         }
-        created
+        self.noted(created)
     }
 
     async fn find_idempotency(
@@ -598,7 +606,8 @@ impl Store for SqlStore {
         data: &Value,
         outbox: &[OutboxRow],
     ) -> Result<()> {
-        self.writer.write(self.update(conv, kind, data, outbox)?).await
+        let written = self.writer.write(self.update(conv, kind, data, outbox)?).await;
+        self.noted(written)
     }
 
     async fn record(&self, id: Uuid, changes: &[Change<'_>]) -> Result<()> {
@@ -621,7 +630,8 @@ impl Store for SqlStore {
                 Change::Event { kind, data } => Ok(Write::Event(event_row(id, kind, data, now))),
             })
             .collect::<Result<Vec<_>>>()?;
-        self.writer.write_all(writes).await
+        let written = self.writer.write_all(writes).await;
+        self.noted(written)
     }
 
     async fn due_notifications(&self, now: i64, limit: u32, per_host: u32) -> Result<Vec<OutboxRow>> {
@@ -663,7 +673,8 @@ impl Store for SqlStore {
 
     async fn record_attempt(&self, row: &OutboxRow, event: &Value) -> Result<()> {
         let ev = event_row(row.conversation_id, "notification", event, now_ms());
-        self.writer.write(Write::Attempt(row.clone(), ev)).await
+        let written = self.writer.write(Write::Attempt(row.clone(), ev)).await;
+        self.noted(written)
     }
 
     async fn notifications(&self, conversation: Uuid) -> Result<Vec<OutboxRow>> {
@@ -675,9 +686,11 @@ impl Store for SqlStore {
     }
 
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()> {
-        self.writer
+        let written = self
+            .writer
             .write(Write::Event(event_row(id, kind, data, now_ms())))
-            .await
+            .await;
+        self.noted(written)
     }
 
     async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>> {

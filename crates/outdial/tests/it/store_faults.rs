@@ -51,7 +51,8 @@ impl Drop for SmallDisk {
     }
 }
 
-/// A far end that never answers: the Call-IDs of the INVITEs it received.
+/// A far end that never answers (it only sends `100 Trying`, so the trunk is not taken for down): the Call-IDs of
+/// the INVITEs it received.
 async fn silent_far_end() -> (u16, Arc<parking_lot::Mutex<HashSet<String>>>) {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = socket.local_addr().unwrap().port();
@@ -59,13 +60,24 @@ async fn silent_far_end() -> (u16, Arc<parking_lot::Mutex<HashSet<String>>>) {
     let s = seen.clone();
     tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
-        while let Ok((n, _)) = socket.recv_from(&mut buf).await {
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
             let text = String::from_utf8_lossy(&buf[..n]);
-            if text.starts_with("INVITE ")
-                && let Some(id) = text.lines().find_map(|l| l.strip_prefix("Call-ID: "))
-            {
+            if !text.starts_with("INVITE ") {
+                continue;
+            }
+            if let Some(id) = text.lines().find_map(|l| l.strip_prefix("Call-ID: ")) {
                 s.lock().insert(id.trim().to_string());
             }
+            let mut trying = String::from("SIP/2.0 100 Trying\r\n");
+            for line in text.lines() {
+                let name = line.split(':').next().unwrap_or_default();
+                if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name) {
+                    trying.push_str(line.trim_end());
+                    trying.push_str("\r\n");
+                }
+            }
+            trying.push_str("Content-Length: 0\r\n\r\n");
+            let _ = socket.send_to(trying.as_bytes(), from).await;
         }
     });
     (port, seen)
@@ -119,10 +131,17 @@ async fn a_full_disk_refuses_calls_it_cannot_record_and_recovers() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, ready) = readyz(&g).await;
-    assert_eq!(status, 503, "{ready}");
-    let store_check = ready["checks"]["store"].as_str().unwrap();
-    assert!(store_check.contains("full"), "{store_check}");
+    // And it stays so while the disk is full: a checkpoint that passes with nothing to copy does not end it
+    // (CI once saw `/readyz` ready again between refused dialouts). Five checkpoints' worth.
+    for _ in 0..10 {
+        let (status, ready) = readyz(&g).await;
+        assert_eq!(status, 503, "{ready}");
+        let store_check = ready["checks"]["store"].as_str().unwrap();
+        assert!(store_check.contains("full"), "{store_check}");
+        let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
+        assert_eq!(error_of(r).await, refused, "still refused while the disk is full");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         invites.lock().len(),
