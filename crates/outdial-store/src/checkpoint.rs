@@ -73,7 +73,9 @@ fn still_full(was_full: bool, outcome: Outcome, room: impl FnOnce() -> Option<Ro
     }
 }
 
-/// The room beside the database file at `db`: what an unprivileged writer may still use, and the log's size.
+/// The room beside the database file at `db`: what this process may still write (root also writes into the
+/// blocks a file system keeps for it, so that an operator who frees space below that reserve is not ignored), and
+/// the log's size.
 fn room(db: &Path) -> Option<Room> {
     let dir = db
         .parent()
@@ -83,8 +85,13 @@ fn room(db: &Path) -> Option<Room> {
     let mut log = db.as_os_str().to_owned();
     log.push("-wal");
     let log = std::fs::metadata(PathBuf::from(log)).map_or(0, |m| m.len());
+    let blocks = if rustix::process::geteuid().is_root() {
+        fs.f_bfree
+    } else {
+        fs.f_bavail
+    };
     Some(Room {
-        free: fs.f_bavail.saturating_mul(fs.f_frsize),
+        free: blocks.saturating_mul(fs.f_frsize),
         log,
     })
 }
