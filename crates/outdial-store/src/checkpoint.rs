@@ -168,14 +168,7 @@ mod tests {
         // Let the migrations' pages settle first.
         tokio::time::sleep(EVERY * 5).await;
         let before = std::fs::metadata(&path).unwrap().len();
-        sqlx::raw_sql(
-            "CREATE TABLE ballast (b BLOB); \
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 256) \
-             INSERT INTO ballast SELECT randomblob(4000) FROM n;",
-        )
-        .execute(&store.write)
-        .await
-        .unwrap();
+        ballast(&store, 256, 4000).await;
         let deadline = tokio::time::Instant::now() + EVERY * 30;
         let mut after = before;
         while tokio::time::Instant::now() < deadline {
@@ -229,30 +222,13 @@ mod tests {
     /// ready between two dialouts refused for a full disk.
     #[tokio::test]
     async fn a_little_space_back_is_not_the_end_of_a_full_disk() {
-        let dir = std::env::temp_dir().join(format!("outdial-full-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            mounted,
-            "this test mounts a tmpfs and needs root (as the test command runs in CI)"
-        );
-        let unmount = || std::process::Command::new("umount").arg("-l").arg(&dir).status();
+        let disk = Tmpfs::mount("2m");
+        let dir = disk.0.clone();
         let store = SqlStore::connect(&format!("sqlite://{}/o.db", dir.display()))
             .await
             .unwrap();
         // A log of ~300 KB, copied back: SQLite then writes into the log's file from its start again.
-        sqlx::raw_sql(
-            "CREATE TABLE ballast (b BLOB); \
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) \
-             INSERT INTO ballast SELECT randomblob(3000) FROM n;",
-        )
-        .execute(&store.write)
-        .await
-        .unwrap();
+        ballast(&store, 100, 3000).await;
         tokio::time::sleep(EVERY * 4).await;
         // The file system filled to the last block; then ~30 KB of new pages, which fit in the log's file but
         // not in the database file.
@@ -311,8 +287,48 @@ mod tests {
             store.ping().await
         );
         drop(store);
-        let _ = unmount();
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A table of `rows` random blobs of `size` bytes, in one transaction.
+    async fn ballast(store: &SqlStore, rows: u32, size: u32) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE ballast (b BLOB); \
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+             INSERT INTO ballast SELECT randomblob({size}) FROM n;"
+        )))
+        .execute(&store.write)
+        .await
+        .unwrap();
+    }
+
+    /// A tmpfs of the given size, unmounted (and its folder removed) on drop, also when the test fails.
+    struct Tmpfs(std::path::PathBuf);
+
+    impl Tmpfs {
+        fn mount(size: &str) -> Tmpfs {
+            let dir = std::env::temp_dir().join(format!("outdial-full-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                mounted,
+                "this test mounts a tmpfs and needs root (as the test command runs in CI)"
+            );
+            Tmpfs(dir)
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     fn log_len(dir: &std::path::Path) -> u64 {
