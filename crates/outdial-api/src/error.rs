@@ -72,7 +72,7 @@ impl From<outdial_store::StoreError> for ApiError {
         match e {
             E::Conflict(..) => ApiError::Conflict(e.to_string()),
             E::NotFound(..) => ApiError::NotFound(e.to_string()),
-            E::Db(_) | E::DiskFull => {
+            E::Db(_) | E::DiskFull | E::TimedOut(_) | E::Unreachable(_) => {
                 tracing::error!("store unavailable: {e}");
                 ApiError::Unavailable("the gateway's database is not available; try again shortly".into())
             }

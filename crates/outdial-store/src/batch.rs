@@ -7,6 +7,7 @@
 //! Callers still wait for their own commit; order is kept (one writer, FIFO), so event sequence numbers follow
 //! the order of the calls. Under load the writer waits a moment for more writes before it begins (`gather`).
 
+use crate::bounded::{ANSWER_WITHIN, until};
 use crate::gather::{self, Load};
 use crate::rows::Rows;
 use crate::sql::Backend;
@@ -16,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// At most this many jobs per transaction, of at most [`MAX_JOB`] writes each: bind parameters stay below
 /// SQLite's 32766 (256 × 8 writes × 13 parameters at worst, the outbox's).
@@ -55,8 +57,9 @@ pub(crate) enum Write {
     Event(EventRow),
 }
 
-/// A caller's writes (one conversation's changes, in order), committed all or none, and where their result goes.
-type Job = (Vec<Write>, oneshot::Sender<Result<()>>);
+/// A caller's writes (one conversation's changes, in order), committed all or none, where their result goes, and
+/// when the caller stops waiting (`bounded.rs`).
+type Job = (Vec<Write>, oneshot::Sender<Result<()>>, Instant);
 
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
@@ -115,7 +118,7 @@ impl Writer {
         debug_assert!(ws.len() <= MAX_JOB);
         let (reply, done) = oneshot::channel();
         self.tx
-            .send((ws, reply))
+            .send((ws, reply, Instant::now() + ANSWER_WITHIN))
             .await
             .map_err(|_| StoreError::Corrupt("the store writer has stopped".into()))?;
         done.await
@@ -125,42 +128,67 @@ impl Writer {
 
 async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
     // Every transaction is counted; a job written alone gets its own result.
-    let transaction = async |jobs: &[Vec<Write>]| {
+    let transaction = async |jobs: &[Vec<Write>], deadline: Instant| {
         transactions.fetch_add(1, Ordering::Relaxed);
-        write_batch(&pool, &author, jobs).await
+        write_batch(&pool, &author, jobs, deadline).await
     };
-    let alone = async |job: &Vec<Write>| {
-        transaction(std::slice::from_ref(job))
+    let alone = async |job: &Vec<Write>, deadline: Instant| {
+        transaction(std::slice::from_ref(job), deadline)
             .await
             .and_then(|mut v| v.remove(0))
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut load = Load::new(tokio::time::Instant::now());
+    let mut load = Load::new(Instant::now());
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        load.note(batch.len(), tokio::time::Instant::now());
+        load.note(batch.len(), Instant::now());
         if load.busy() {
             gather::linger(&mut rx, &mut batch, MAX_BATCH, &mut load).await;
         }
-        let n: usize = batch.iter().map(|(ws, _)| ws.len()).sum();
+        // A job whose caller stopped waiting (a stuck transaction ahead of it) is not written.
+        let now = Instant::now();
+        let (jobs, late): (Vec<Job>, Vec<Job>) = std::mem::take(&mut batch)
+            .into_iter()
+            .partition(|(.., deadline)| *deadline > now);
+        for (_, reply, _) in late {
+            let _ = reply.send(Err(StoreError::TimedOut(ANSWER_WITHIN)));
+        }
+        let n: usize = jobs.iter().map(|(ws, ..)| ws.len()).sum();
         metrics::histogram!("outdial_store_batch_writes").record(n as f64);
-        let jobs: Vec<Job> = std::mem::take(&mut batch);
+        let Some(first) = jobs.iter().map(|(.., deadline)| *deadline).min() else {
+            continue;
+        };
         if jobs.len() == 1 {
-            let (w, reply) = jobs.into_iter().next().expect("one job");
-            let _ = reply.send(alone(&w).await);
+            let (w, reply, deadline) = jobs.into_iter().next().expect("one job");
+            let _ = reply.send(alone(&w, deadline).await);
             continue;
         }
-        let (writes, replies): (Vec<Vec<Write>>, Vec<_>) = jobs.into_iter().unzip();
-        match transaction(&writes).await {
+        let mut writes = Vec::with_capacity(jobs.len());
+        let mut replies = Vec::with_capacity(jobs.len());
+        for (w, reply, deadline) in jobs {
+            writes.push(w);
+            replies.push((reply, deadline));
+        }
+        match transaction(&writes, first).await {
             Ok(results) => {
-                for (reply, r) in replies.into_iter().zip(results) {
+                for ((reply, _), r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }
             }
-            // The batch failed as a whole (nothing was committed): write each alone so one bad write
+            // The database refused a statement (nothing was committed): write each alone so one bad write
             // cannot fail the others.
-            Err(_) => {
-                for (w, reply) in writes.iter().zip(replies) {
-                    let _ = reply.send(alone(w).await);
+            Err(StoreError::Db(sqlx::Error::Database(_))) => {
+                for (w, (reply, deadline)) in writes.iter().zip(replies) {
+                    let _ = reply.send(alone(w, deadline).await);
+                }
+            }
+            // It did not answer, or cannot be reached: each write alone would wait as long again.
+            Err(e) => {
+                let why = e.to_string();
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(match e {
+                        StoreError::TimedOut(d) => StoreError::TimedOut(d),
+                        _ => StoreError::Unreachable(why.clone()),
+                    }));
                 }
             }
         }
@@ -211,12 +239,19 @@ fn refused(job: &[Write], known: &HashSet<String>, taken: &HashMap<String, Strin
 
 /// Writes the batch in one transaction; returns the result of each job (NotFound for writes of unknown
 /// conversations, TakenOver for updates of taken ones: such a job is left out whole).
-async fn write_batch(pool: &AnyPool, author: &Author, writes: &[Vec<Write>]) -> Result<Vec<Result<()>>> {
+async fn write_batch(
+    pool: &AnyPool,
+    author: &Author,
+    writes: &[Vec<Write>],
+    deadline: Instant,
+) -> Result<Vec<Result<()>>> {
     // docs/operations.md, "What happens when …": a connection whose transaction failed is closed, never reused.
     // A full disk can fail the COMMIT and leave SQLite inside the transaction; on that connection every later
     // "transaction" would be a savepoint of the failed one, answered as committed and never written.
-    let mut conn = pool.acquire().await?;
-    let result = write_on(&mut conn, author, writes).await;
+    // docs/operations.md: a database that stops answering fails the batch by its first caller's deadline, so the
+    // writes queued behind it are not held; its connection goes with it.
+    let mut conn = until(deadline, async { Ok(pool.acquire().await?) }).await?;
+    let result = until(deadline, write_on(&mut conn, author, writes)).await;
     if result.is_err() {
         conn.close_on_drop();
     }

@@ -6,6 +6,7 @@
 //! validated JSON documents; conversations as a document plus the columns that are queried.
 
 mod batch;
+mod bounded;
 mod checkpoint;
 mod cluster;
 mod file;
@@ -48,6 +49,12 @@ pub enum StoreError {
     /// a checkpoint passes with room for the log.
     #[error("database or disk is full: the database file cannot grow; new conversations wait for free space")]
     DiskFull,
+    /// The database could not be reached for a batch of writes (`batch.rs`).
+    #[error("the database cannot be reached: {0}")]
+    Unreachable(String),
+    /// The database did not answer in time (`bounded.rs`).
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     #[error("cannot set up the store file {path}: {why}")]
     File { path: String, why: String },
 }

@@ -1,6 +1,7 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::batch::{ConvRow, EventRow, Write, Writer};
+use crate::bounded::bounded;
 use crate::checkpoint::Checkpoints;
 use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
@@ -124,6 +125,7 @@ impl SqlStore {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
+                    .after_release(crate::bounded::released)
                     .connect(url)
                     .await?;
                 SqlStore {
@@ -382,111 +384,135 @@ fn idempotency_from(row: &AnyRow) -> Result<IdempotencyRecord> {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
-        self.room_for_new()?;
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        // A store that reads but cannot write (a full disk) is not ready: one small write through the writers' pool.
-        let probe = sqlx::query(
-            "INSERT INTO store_probe (id, at) VALUES ('probe', $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-        )
-        .bind(now_ms())
-        .execute(&self.write)
-        .await;
-        self.noted(probe.map_err(StoreError::from)).map(drop)
+        bounded(async {
+            self.room_for_new()?;
+            sqlx::query("SELECT 1").execute(&self.read).await?;
+            // A store that reads but cannot write (a full disk) is not ready: one small write through the writers' pool.
+            let probe = sqlx::query(
+                "INSERT INTO store_probe (id, at) VALUES ('probe', $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            )
+            .bind(now_ms())
+            .execute(&self.write)
+            .await;
+            self.noted(probe.map_err(StoreError::from)).map(drop)
+        })
+        .await
     }
 
     async fn list_objects(&self, kind: Kind) -> Result<Vec<Value>> {
-        let rows = sqlx::query(audited(format!(
-            "SELECT body FROM {} ORDER BY name",
-            kind.table()
-        )))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
-            .collect()
+        bounded(async {
+            let rows = sqlx::query(audited(format!(
+                "SELECT body FROM {} ORDER BY name",
+                kind.table()
+            )))
+            .fetch_all(&self.read)
+            .await?;
+            rows.iter()
+                .map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
+                .collect()
+        })
+        .await
     }
 
     async fn get_object(&self, kind: Kind, name: &str) -> Result<Option<Value>> {
-        let row = sqlx::query(audited(format!(
-            "SELECT body FROM {} WHERE name = $1",
-            kind.table()
-        )))
-        .bind(name)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
-            .transpose()
+        bounded(async {
+            let row = sqlx::query(audited(format!(
+                "SELECT body FROM {} WHERE name = $1",
+                kind.table()
+            )))
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+            row.map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
+                .transpose()
+        })
+        .await
     }
 
     async fn insert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-            kind.table()
-        );
-        let done = sqlx::query(audited(sql))
-            .bind(name)
-            .bind(self.seal_doc(kind, doc)?)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(kind.noun(), name.to_string()));
-        }
-        Ok(())
+        bounded(async {
+            let sql = format!(
+                "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                kind.table()
+            );
+            let done = sqlx::query(audited(sql))
+                .bind(name)
+                .bind(self.seal_doc(kind, doc)?)
+                .bind(now_ms())
+                .execute(&self.write)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Conflict(kind.noun(), name.to_string()));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn replace_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
-        let sql = format!(
-            "UPDATE {} SET body = $2, updated_at = $3 WHERE name = $1",
-            kind.table()
-        );
-        let done = sqlx::query(audited(sql))
-            .bind(name)
-            .bind(self.seal_doc(kind, doc)?)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(kind.noun(), name.to_string()));
-        }
-        Ok(())
+        bounded(async {
+            let sql = format!(
+                "UPDATE {} SET body = $2, updated_at = $3 WHERE name = $1",
+                kind.table()
+            );
+            let done = sqlx::query(audited(sql))
+                .bind(name)
+                .bind(self.seal_doc(kind, doc)?)
+                .bind(now_ms())
+                .execute(&self.write)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(kind.noun(), name.to_string()));
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn upsert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-            kind.table()
-        );
-        sqlx::query(audited(sql))
-            .bind(name)
-            .bind(self.seal_doc(kind, doc)?)
-            .bind(now_ms())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        bounded(async {
+            let sql = format!(
+                "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                kind.table()
+            );
+            sqlx::query(audited(sql))
+                .bind(name)
+                .bind(self.seal_doc(kind, doc)?)
+                .bind(now_ms())
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn delete_object(&self, kind: Kind, name: &str) -> Result<bool> {
-        let done = sqlx::query(audited(format!("DELETE FROM {} WHERE name = $1", kind.table())))
-            .bind(name)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        bounded(async {
+            let done = sqlx::query(audited(format!("DELETE FROM {} WHERE name = $1", kind.table())))
+                .bind(name)
+                .execute(&self.write)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
     }
 
     async fn objects_version(&self) -> Result<i64> {
-        // Counts change on deletes, maxima on updates: together they notice any change.
-        let row = sqlx::query(
-            "SELECT (SELECT COALESCE(MAX(updated_at), 0) FROM bots) + (SELECT COALESCE(MAX(updated_at), 0) FROM trunks) \
-             + (SELECT COALESCE(MAX(updated_at), 0) FROM applications) AS m, \
-             (SELECT COUNT(*) FROM bots) + (SELECT COUNT(*) FROM trunks) + (SELECT COUNT(*) FROM applications) AS n",
-        )
-        .fetch_one(&self.read)
-        .await?;
-        let m: i64 = row.try_get("m")?;
-        let n: i64 = row.try_get("n")?;
-        Ok(m.wrapping_mul(31).wrapping_add(n))
+        bounded(async {
+            // Counts change on deletes, maxima on updates: together they notice any change.
+            let row = sqlx::query(
+                "SELECT (SELECT COALESCE(MAX(updated_at), 0) FROM bots) + (SELECT COALESCE(MAX(updated_at), 0) FROM trunks) \
+                 + (SELECT COALESCE(MAX(updated_at), 0) FROM applications) AS m, \
+                 (SELECT COUNT(*) FROM bots) + (SELECT COUNT(*) FROM trunks) + (SELECT COUNT(*) FROM applications) AS n",
+            )
+            .fetch_one(&self.read)
+            .await?;
+            let m: i64 = row.try_get("m")?;
+            let n: i64 = row.try_get("n")?;
+            Ok(m.wrapping_mul(31).wrapping_add(n))
+        })
+        .await
     }
 
     async fn create_conversation(
@@ -504,8 +530,8 @@ impl Store for SqlStore {
         };
         // A connection whose transaction failed (a full disk can fail the COMMIT and leave SQLite inside the
         // transaction) is closed, never given back to the pool: later writes would go into that transaction.
-        let mut conn = self.write.acquire().await?;
-        let created = self.create_with_key(&mut conn, conv, k, idempotency_since).await;
+        let mut conn = bounded(async { Ok(self.write.acquire().await?) }).await?;
+        let created = bounded(self.create_with_key(&mut conn, conv, k, idempotency_since)).await;
         if created.is_err() {
             conn.close_on_drop();
         }
@@ -518,85 +544,94 @@ impl Store for SqlStore {
         key: &str,
         since: i64,
     ) -> Result<Option<IdempotencyRecord>> {
-        let row = sqlx::query(
-            "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
-             WHERE client_id = $1 AND key = $2 AND created_at >= $3",
-        )
-        .bind(client_id)
-        .bind(key)
-        .bind(since)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(idempotency_from).transpose()
+        bounded(async {
+            let row = sqlx::query(
+                "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
+                 WHERE client_id = $1 AND key = $2 AND created_at >= $3",
+            )
+            .bind(client_id)
+            .bind(key)
+            .bind(since)
+            .fetch_optional(&self.read)
+            .await?;
+            row.as_ref().map(idempotency_from).transpose()
+        })
+        .await
     }
 
     async fn get_conversation(&self, id: Uuid) -> Result<Option<Conversation>> {
-        let row = sqlx::query("SELECT body FROM conversations WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(conversation_from).transpose()
+        bounded(async {
+            let row = sqlx::query("SELECT body FROM conversations WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.read)
+                .await?;
+            row.as_ref().map(conversation_from).transpose()
+        })
+        .await
     }
 
     async fn list_conversations(&self, f: &ConversationFilter) -> Result<Vec<Conversation>> {
-        let mut sql = String::from("SELECT body FROM conversations WHERE 1 = 1");
-        let mut args: Vec<Arg> = Vec::new();
-        let mut push = |sql: &mut String, clause: &str, a: Arg| {
-            args.push(a);
-            sql.push_str(&clause.replace('?', &format!("${}", args.len())));
-        };
-        if let Some(b) = &f.bot {
-            push(&mut sql, " AND bot = ?", Arg::Text(b.clone()));
-        }
-        if let Some(bots) = &f.bots_in {
-            if bots.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push_str(" AND bot IN (");
-            for (i, b) in bots.iter().enumerate() {
-                push(&mut sql, if i == 0 { "?" } else { ", ?" }, Arg::Text(b.clone()));
-            }
-            sql.push(')');
-        }
-        if let Some(states) = &f.states {
-            if states.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push_str(" AND state IN (");
-            for (i, s) in states.iter().enumerate() {
-                push(
-                    &mut sql,
-                    if i == 0 { "?" } else { ", ?" },
-                    Arg::Text(s.as_str().into()),
-                );
-            }
-            sql.push(')');
-        }
-        if let Some(t) = f.since {
-            push(&mut sql, " AND created_at >= ?", Arg::Int(t));
-        }
-        if let Some(t) = f.until {
-            push(&mut sql, " AND created_at < ?", Arg::Int(t));
-        }
-        if let Some((t, id)) = f.after {
-            push(&mut sql, " AND (created_at < ?", Arg::Int(t));
-            push(&mut sql, " OR (created_at = ?", Arg::Int(t));
-            push(&mut sql, " AND id < ?))", Arg::Text(id.to_string()));
-        }
-        push(
-            &mut sql,
-            " ORDER BY created_at DESC, id DESC LIMIT ?",
-            Arg::Int(i64::from(f.limit.max(1))),
-        );
-        let mut q = sqlx::query(audited(sql));
-        for a in args {
-            q = match a {
-                Arg::Text(s) => q.bind(s),
-                Arg::Int(i) => q.bind(i),
+        bounded(async {
+            let mut sql = String::from("SELECT body FROM conversations WHERE 1 = 1");
+            let mut args: Vec<Arg> = Vec::new();
+            let mut push = |sql: &mut String, clause: &str, a: Arg| {
+                args.push(a);
+                sql.push_str(&clause.replace('?', &format!("${}", args.len())));
             };
-        }
-        let rows = q.fetch_all(&self.read).await?;
-        rows.iter().map(conversation_from).collect()
+            if let Some(b) = &f.bot {
+                push(&mut sql, " AND bot = ?", Arg::Text(b.clone()));
+            }
+            if let Some(bots) = &f.bots_in {
+                if bots.is_empty() {
+                    return Ok(Vec::new());
+                }
+                sql.push_str(" AND bot IN (");
+                for (i, b) in bots.iter().enumerate() {
+                    push(&mut sql, if i == 0 { "?" } else { ", ?" }, Arg::Text(b.clone()));
+                }
+                sql.push(')');
+            }
+            if let Some(states) = &f.states {
+                if states.is_empty() {
+                    return Ok(Vec::new());
+                }
+                sql.push_str(" AND state IN (");
+                for (i, s) in states.iter().enumerate() {
+                    push(
+                        &mut sql,
+                        if i == 0 { "?" } else { ", ?" },
+                        Arg::Text(s.as_str().into()),
+                    );
+                }
+                sql.push(')');
+            }
+            if let Some(t) = f.since {
+                push(&mut sql, " AND created_at >= ?", Arg::Int(t));
+            }
+            if let Some(t) = f.until {
+                push(&mut sql, " AND created_at < ?", Arg::Int(t));
+            }
+            if let Some((t, id)) = f.after {
+                push(&mut sql, " AND (created_at < ?", Arg::Int(t));
+                push(&mut sql, " OR (created_at = ?", Arg::Int(t));
+                push(&mut sql, " AND id < ?))", Arg::Text(id.to_string()));
+            }
+            push(
+                &mut sql,
+                " ORDER BY created_at DESC, id DESC LIMIT ?",
+                Arg::Int(i64::from(f.limit.max(1))),
+            );
+            let mut q = sqlx::query(audited(sql));
+            for a in args {
+                q = match a {
+                    Arg::Text(s) => q.bind(s),
+                    Arg::Int(i) => q.bind(i),
+                };
+            }
+            let rows = q.fetch_all(&self.read).await?;
+            rows.iter().map(conversation_from).collect()
+        })
+        .await
     }
 
     async fn transition(
@@ -635,40 +670,46 @@ impl Store for SqlStore {
     }
 
     async fn due_notifications(&self, now: i64, limit: u32, per_host: u32) -> Result<Vec<OutboxRow>> {
-        // The oldest due rows first (through the pending index, a bounded scan: 16 reads' worth), then at most
-        // `per_host` of them per receiver host.
-        //
-        // The limits are written into the text, not bound: SQLite plans a bound LIMIT with its value and marks the
-        // statement to be prepared again whenever that parameter is bound, so the notifier's every read parsed and
-        // planned this query anew (~4 % of the gateway's CPU at 500 calls/s, BENCHMARKS.md, "Call setup"). They
-        // are the notifier's settings: the text stays the same, and stays prepared.
-        let sql = format!(
-            "SELECT * FROM (SELECT w.*, ROW_NUMBER() OVER (PARTITION BY w.host ORDER BY w.next_attempt_at, \
-             w.created_at) AS host_rank FROM (SELECT o.* FROM outbox o WHERE o.status = 'pending' \
-             AND o.next_attempt_at <= $1 AND (o.claimed_until IS NULL OR o.claimed_until <= $1 OR o.claimed_by = $2) \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE \
-             p.conversation_id = o.conversation_id AND p.status = 'pending' AND p.sequence < o.sequence) \
-             ORDER BY o.next_attempt_at, o.created_at LIMIT {scan}) w) d \
-             WHERE d.host_rank <= {per_host} ORDER BY d.next_attempt_at, d.created_at LIMIT {limit}",
-            scan = u64::from(limit) * 16,
-        );
-        let rows = sqlx::query(audited(sql))
-            .bind(now)
-            .bind(self.node())
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
+        bounded(async {
+            // The oldest due rows first (through the pending index, a bounded scan: 16 reads' worth), then at most
+            // `per_host` of them per receiver host.
+            //
+            // The limits are written into the text, not bound: SQLite plans a bound LIMIT with its value and marks the
+            // statement to be prepared again whenever that parameter is bound, so the notifier's every read parsed and
+            // planned this query anew (~4 % of the gateway's CPU at 500 calls/s, BENCHMARKS.md, "Call setup"). They
+            // are the notifier's settings: the text stays the same, and stays prepared.
+            let sql = format!(
+                "SELECT * FROM (SELECT w.*, ROW_NUMBER() OVER (PARTITION BY w.host ORDER BY w.next_attempt_at, \
+                 w.created_at) AS host_rank FROM (SELECT o.* FROM outbox o WHERE o.status = 'pending' \
+                 AND o.next_attempt_at <= $1 AND (o.claimed_until IS NULL OR o.claimed_until <= $1 OR o.claimed_by = $2) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE \
+                 p.conversation_id = o.conversation_id AND p.status = 'pending' AND p.sequence < o.sequence) \
+                 ORDER BY o.next_attempt_at, o.created_at LIMIT {scan}) w) d \
+                 WHERE d.host_rank <= {per_host} ORDER BY d.next_attempt_at, d.created_at LIMIT {limit}",
+                scan = u64::from(limit) * 16,
+            );
+            let rows = sqlx::query(audited(sql))
+                .bind(now)
+                .bind(self.node())
+                .fetch_all(&self.read)
+                .await?;
+            rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
+        })
+        .await
     }
 
     async fn hurry_host(&self, host: &str, now: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $2 WHERE host = $1 AND status = 'pending' AND next_attempt_at > $2",
-        )
-        .bind(host)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected())
+        bounded(async {
+            let done = sqlx::query(
+                "UPDATE outbox SET next_attempt_at = $2 WHERE host = $1 AND status = 'pending' AND next_attempt_at > $2",
+            )
+            .bind(host)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     async fn record_attempt(&self, row: &OutboxRow, event: &Value) -> Result<()> {
@@ -678,11 +719,14 @@ impl Store for SqlStore {
     }
 
     async fn notifications(&self, conversation: Uuid) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE conversation_id = $1 ORDER BY sequence")
-            .bind(conversation.to_string())
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
+        bounded(async {
+            let rows = sqlx::query("SELECT * FROM outbox WHERE conversation_id = $1 ORDER BY sequence")
+                .bind(conversation.to_string())
+                .fetch_all(&self.read)
+                .await?;
+            rows.iter().map(|r| outbox_from(self.sealer(), r)).collect()
+        })
+        .await
     }
 
     async fn append_event(&self, id: Uuid, kind: &str, data: &Value) -> Result<()> {
@@ -694,27 +738,30 @@ impl Store for SqlStore {
     }
 
     async fn events(&self, id: Uuid) -> Result<Vec<ConversationEvent>> {
-        let rows = sqlx::query(
-            "SELECT seq, at, kind, data FROM conversation_events WHERE conversation_id = $1 ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let data: String = r.try_get("data")?;
-                Ok(ConversationEvent {
-                    seq: r.try_get("seq")?,
-                    at: iso(r.try_get("at")?),
-                    kind: r.try_get("kind")?,
-                    data: serde_json::from_str(&data).map_err(corrupt)?,
+        bounded(async {
+            let rows = sqlx::query(
+                "SELECT seq, at, kind, data FROM conversation_events WHERE conversation_id = $1 ORDER BY seq",
+            )
+            .bind(id.to_string())
+            .fetch_all(&self.read)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let data: String = r.try_get("data")?;
+                    Ok(ConversationEvent {
+                        seq: r.try_get("seq")?,
+                        at: iso(r.try_get("at")?),
+                        kind: r.try_get("kind")?,
+                        data: serde_json::from_str(&data).map_err(corrupt)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn live_conversations(&self) -> Result<Vec<Conversation>> {
-        self.own_live().await
+        bounded(async { self.own_live().await }).await
     }
 
     fn node(&self) -> &str {
@@ -722,45 +769,51 @@ impl Store for SqlStore {
     }
 
     async fn heartbeat(&self, node: &NodeRow) -> Result<()> {
-        self.beat(node).await
+        bounded(async { self.beat(node).await }).await
     }
 
     async fn nodes(&self) -> Result<Vec<NodeRow>> {
-        self.node_rows().await
+        bounded(async { self.node_rows().await }).await
     }
 
     async fn leave(&self, id: &str, instance: &str) -> Result<()> {
-        sqlx::query("DELETE FROM nodes WHERE id = $1 AND instance = $2")
-            .bind(id)
-            .bind(instance)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        bounded(async {
+            sqlx::query("DELETE FROM nodes WHERE id = $1 AND instance = $2")
+                .bind(id)
+                .bind(instance)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn take_over(&self, stale_before: i64) -> Result<Vec<(String, Conversation)>> {
-        self.take(stale_before).await
+        bounded(async { self.take(stale_before).await }).await
     }
 
     async fn claim_notifications(&self, ids: &[Uuid], now: i64, until: i64) -> Result<Vec<Uuid>> {
-        self.claim(ids, now, until).await
+        bounded(async { self.claim(ids, now, until).await }).await
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {
-        use base64::Engine as _;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        // Insert-if-absent then read, so concurrent first starts of several nodes agree on one key.
-        let candidate: [u8; 32] = rand::random();
-        sqlx::query("INSERT INTO signing_keys (id, secret, created_at) VALUES ('current', $1, $2) ON CONFLICT (id) DO NOTHING")
-            .bind(sealed::seal(self.sealer(), &b64.encode(candidate)))
-            .bind(now_ms())
-            .execute(&self.write)
-            .await?;
-        let row = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'")
-            .fetch_one(&self.write)
-            .await?;
-        let s = sealed::open(self.sealer(), &row.try_get::<String, _>("secret")?)?;
-        b64.decode(s).map_err(corrupt)
+        bounded(async {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            // Insert-if-absent then read, so concurrent first starts of several nodes agree on one key.
+            let candidate: [u8; 32] = rand::random();
+            sqlx::query("INSERT INTO signing_keys (id, secret, created_at) VALUES ('current', $1, $2) ON CONFLICT (id) DO NOTHING")
+                .bind(sealed::seal(self.sealer(), &b64.encode(candidate)))
+                .bind(now_ms())
+                .execute(&self.write)
+                .await?;
+            let row = sqlx::query("SELECT secret FROM signing_keys WHERE id = 'current'")
+                .fetch_one(&self.write)
+                .await?;
+            let s = sealed::open(self.sealer(), &row.try_get::<String, _>("secret")?)?;
+            b64.decode(s).map_err(corrupt)
+        })
+        .await
     }
 }
 

@@ -4,6 +4,10 @@
 //! before that are recorded (SQLite writes them into the log's space it already holds). From then every dialout
 //! gets a clear 503 and `/readyz` is not ready; when space comes back the gateway recovers by itself (a connection
 //! whose transaction failed is never reused). Needs root (a 2 MiB tmpfs is mounted), as CI runs.
+//!
+//! And PostgreSQL going away, through a TCP relay in front of the local server: down (connections closed), then
+//! silent (a partition; the old connections never answer again). Dialouts get the same 503, fast when it is down
+//! and within the store's 5 s when it is silent; the gateway recovers by itself.
 
 use crate::common::{self, ADMIN, Gateway, error_of, temp_dir};
 use serde_json::{Value, json};
@@ -172,4 +176,155 @@ async fn a_full_disk_refuses_calls_it_cannot_record_and_recovers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(invites.lock().len(), recorded.len());
     drop(g);
+}
+
+/// What the relay to PostgreSQL does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Up,
+    /// Every relayed connection is closed, and a new one as soon as it is accepted (the server is down).
+    Cut,
+    /// Connections are held open and nothing more is relayed either way, also once the relay is mended (a
+    /// network partition, or a failover: the old connections never answer again).
+    Hung,
+}
+
+/// A TCP relay to the local PostgreSQL that can be cut or hung, then mended.
+struct Relay {
+    port: u16,
+    link: tokio::sync::watch::Sender<Link>,
+}
+
+impl Relay {
+    async fn start() -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (link, watch) = tokio::sync::watch::channel(Link::Up);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let now = *watch.borrow_and_update();
+                    if now == Link::Up
+                        && let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                            _ = watch.wait_for(|l| *l != Link::Up) => {}
+                        }
+                    }
+                    // Closed when cut; held for good when hung.
+                    if *watch.borrow() == Link::Hung {
+                        std::future::pending::<()>().await;
+                    }
+                });
+            }
+        });
+        Relay { port, link }
+    }
+
+    fn set(&self, link: Link) {
+        self.link.send_replace(link);
+    }
+}
+
+/// docs/operations.md, "What happens when …": PostgreSQL goes away (every connection cut, new ones refused) while
+/// a call is up, then comes back. Meanwhile each dialout gets the clear 503 at once (not after the pool's wait)
+/// and places no call, and `/readyz` is not ready; afterwards the gateway recovers by itself, and what was
+/// recorded before is all there.
+// Two threads: the relay runs while `Gateway::start_on` blocks this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_going_away_refuses_calls_fast_and_recovers() {
+    let url = outdial_store::testing::fresh_postgres()
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test.sh starts it)");
+    let relay = Relay::start().await;
+    let (port, invites) = silent_far_end().await;
+    let config = format!(
+        "[[trunks]]\nname = \"t1\"\naddress = \"127.0.0.1:{port}\"\nkeepAliveSec = 0\n\
+         [[bots]]\nname = \"Bot1\"\nbotUrl = \"http://127.0.0.1:9/bot\"\n"
+    );
+    let via_relay = url.replacen(":5432/", &format!(":{}/", relay.port), 1);
+    let g = Gateway::start_on(temp_dir(), via_relay, &config, &[]);
+    let body = json!({"bot": "Bot1", "target": "tel:+15550100", "caller": "1"});
+    let first = common::dialout(&g, &body).await;
+
+    relay.set(Link::Cut);
+    let refused = (
+        503,
+        "the gateway's database is not available; try again shortly".to_string(),
+    );
+    for _ in 0..3 {
+        let asked = tokio::time::Instant::now();
+        let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
+        assert_eq!(error_of(r).await, refused, "a dialout while the store is away");
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "refused in {:?}: a dialer must not wait for the pool",
+            asked.elapsed()
+        );
+    }
+    let (status, ready) = readyz(&g).await;
+    assert_eq!(status, 503, "{ready}");
+    assert_ne!(ready["checks"]["store"], "ok", "{ready}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(invites.lock().len(), 1, "no INVITE for a refused dialout");
+
+    relay.set(Link::Up);
+    let mut back = false;
+    for _ in 0..100 {
+        if readyz(&g).await.0 == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        back,
+        "ready again once PostgreSQL is back: {:?}",
+        readyz(&g).await
+    );
+    let second = common::dialout(&g, &body).await;
+
+    // PostgreSQL stops answering: a dialout still gets its 503 within the store's limit (5 s), not when TCP gives
+    // up, and so does `/readyz`.
+    relay.set(Link::Hung);
+    for _ in 0..2 {
+        let asked = tokio::time::Instant::now();
+        let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
+        assert_eq!(error_of(r).await, refused, "a dialout while the store is silent");
+        assert!(
+            asked.elapsed() < Duration::from_secs(8),
+            "refused in {:?}",
+            asked.elapsed()
+        );
+    }
+    let asked = tokio::time::Instant::now();
+    assert_eq!(readyz(&g).await.0, 503);
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "/readyz in {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(invites.lock().len(), 2, "no INVITE for a refused dialout");
+
+    // The database answers again on new connections; the old ones stay silent. The gateway drops them and
+    // recovers by itself.
+    relay.set(Link::Up);
+    let mut back = false;
+    for _ in 0..100 {
+        if readyz(&g).await.0 == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(back, "ready again after the partition: {:?}", readyz(&g).await);
+    let third = common::dialout(&g, &body).await;
+    for id in [&first, &second, &third] {
+        let r = g.get(&format!("/api/v1/conversations/{id}"), ADMIN).await;
+        assert_eq!(r.status(), 200, "conversation {id} is recorded");
+    }
+    drop(g);
+    outdial_store::testing::drop_postgres(&url).await;
 }
