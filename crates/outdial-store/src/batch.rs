@@ -384,6 +384,9 @@ async fn write_on(
              next_attempt_at, last_error, created_at, delivered_at, host) ",
         );
         author.rows.insert_source(&mut sql, 13, outbox.len());
+        // A notification already written (a write again after its commit's answer was lost, docs/operations.md)
+        // is kept once: its row stays, the write goes on.
+        sql.push_str(" ON CONFLICT (conversation_id, sequence) DO NOTHING");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in &outbox {
             q = q

@@ -318,6 +318,31 @@ fn note(c: &Conversation, sequence: i64, at: i64) -> OutboxRow {
     }
 }
 
+/// A write whose commit the database made but whose answer was lost (a timeout, a cut connection) is written
+/// again by its caller, with a new row id for its notification: it succeeds, and the notification is kept once.
+/// Before, the retry hit the unique (conversation, sequence) and failed for the recorder's 5 minutes of retries,
+/// holding the conversation's later changes behind it.
+#[tokio::test]
+async fn a_notification_written_again_after_a_lost_answer_is_kept_once() {
+    on_both(|s| async move {
+        let mut c = conv("A", 1_000);
+        s.create_conversation(&c, None, 0).await.unwrap();
+        c.state = ConversationState::Answered;
+        c.updated_at = 2_000;
+        let first = note(&c, 1, 2_000);
+        s.transition(&c, "answered", &json!({}), std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        let again = note(&c, 1, 2_000);
+        s.transition(&c, "answered", &json!({}), std::slice::from_ref(&again))
+            .await
+            .expect("the write again succeeds");
+        let rows = s.notifications(c.id).await.unwrap();
+        assert_eq!(rows, vec![first], "one row for the notification, the first");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn outbox_rows_are_written_with_the_state_and_delivered_in_order() {
     on_both(|s| async move {
