@@ -1,4 +1,5 @@
-//! Group commit for conversation writes.
+//! Group commit for conversation writes: a batch of callers' writes in one transaction (the task that gathers
+//! them is `writer.rs`).
 //!
 //! Each statement sent to the database costs a round trip (for SQLite, a hop to sqlx's worker thread and back,
 //! ~0.1 ms on a busy 2-core machine): a conversation write in its own transaction costs four of them. Under load
@@ -7,21 +8,17 @@
 //! Callers still wait for their own commit; order is kept (one writer, FIFO), so event sequence numbers follow
 //! the order of the calls. Under load the writer waits a moment for more writes before it begins (`gather`).
 
-use crate::bounded::{ANSWER_WITHIN, until};
-use crate::gather::{self, Load};
+use crate::bounded::until;
 use crate::rows::Rows;
-use crate::sql::Backend;
 use crate::{OutboxRow, Result, StoreError};
 use sqlx::{AnyPool, Row};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// At most this many jobs per transaction, of at most [`MAX_JOB`] writes each: bind parameters stay below
 /// SQLite's 32766 (256 × 8 writes × 13 parameters at worst, the outbox's).
-const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 pub(crate) const MAX_JOB: usize = 8;
 
 /// The conversation columns of a write.
@@ -57,24 +54,13 @@ pub(crate) enum Write {
     Event(EventRow),
 }
 
-/// A caller's writes (one conversation's changes, in order), committed all or none, where their result goes, and
-/// when the caller stops waiting (`bounded.rs`).
-type Job = (Vec<Write>, oneshot::Sender<Result<()>>, Instant);
-
-#[derive(Clone, Debug)]
-pub(crate) struct Writer {
-    tx: mpsc::Sender<Job>,
-    /// Transactions begun so far.
-    transactions: Arc<AtomicU64>,
-}
-
 /// Who writes: the node that owns what it creates, whether the database locks the rows it checks, and how its
 /// bind parameters are written.
 #[derive(Clone)]
-struct Author {
-    node: Arc<str>,
-    lock_rows: bool,
-    rows: Rows,
+pub(crate) struct Author {
+    pub node: Arc<str>,
+    pub lock_rows: bool,
+    pub rows: Rows,
 }
 
 /// Binds the NULLs of the pad rows of a statement of `len` rows of `width` values ([`Rows::padded`]).
@@ -86,114 +72,6 @@ fn pad<'q>(mut q: AnyQuery<'q>, rows: Rows, len: usize, width: usize) -> AnyQuer
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-
-impl Writer {
-    /// The writer of node `node` (docs/cluster.md): it creates conversations owned by `node`, and refuses to
-    /// update one that another node owns (it was taken over).
-    pub fn spawn(pool: AnyPool, node: Arc<str>, backend: Backend) -> Writer {
-        let (tx, rx) = mpsc::channel(4096);
-        let author = Author {
-            node,
-            lock_rows: backend == Backend::Postgres,
-            rows: match backend {
-                Backend::Postgres => Rows::Exact,
-                Backend::Sqlite => Rows::Padded,
-            },
-        };
-        let transactions = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(pool, author, rx, transactions.clone()));
-        Writer { tx, transactions }
-    }
-
-    pub fn transactions(&self) -> u64 {
-        self.transactions.load(Ordering::Relaxed)
-    }
-
-    pub async fn write(&self, w: Write) -> Result<()> {
-        self.write_all(vec![w]).await
-    }
-
-    /// Writes `ws` (at most [`MAX_JOB`]) in one transaction, all or none: the first failing write fails them all.
-    pub async fn write_all(&self, ws: Vec<Write>) -> Result<()> {
-        debug_assert!(ws.len() <= MAX_JOB);
-        let (reply, done) = oneshot::channel();
-        self.tx
-            .send((ws, reply, Instant::now() + ANSWER_WITHIN))
-            .await
-            .map_err(|_| StoreError::Corrupt("the store writer has stopped".into()))?;
-        done.await
-            .map_err(|_| StoreError::Corrupt("the store writer has stopped".into()))?
-    }
-}
-
-async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
-    // Every transaction is counted; a job written alone gets its own result.
-    let transaction = async |jobs: &[Vec<Write>], deadline: Instant| {
-        transactions.fetch_add(1, Ordering::Relaxed);
-        write_batch(&pool, &author, jobs, deadline).await
-    };
-    let alone = async |job: &Vec<Write>, deadline: Instant| {
-        transaction(std::slice::from_ref(job), deadline)
-            .await
-            .and_then(|mut v| v.remove(0))
-    };
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    let mut load = Load::new(Instant::now());
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        load.note(batch.len(), Instant::now());
-        if load.busy() {
-            gather::linger(&mut rx, &mut batch, MAX_BATCH, &mut load).await;
-        }
-        // A job whose caller stopped waiting (a stuck transaction ahead of it) is not written.
-        let now = Instant::now();
-        let (jobs, late): (Vec<Job>, Vec<Job>) = std::mem::take(&mut batch)
-            .into_iter()
-            .partition(|(.., deadline)| *deadline > now);
-        for (_, reply, _) in late {
-            let _ = reply.send(Err(StoreError::TimedOut(ANSWER_WITHIN)));
-        }
-        let n: usize = jobs.iter().map(|(ws, ..)| ws.len()).sum();
-        metrics::histogram!("outdial_store_batch_writes").record(n as f64);
-        let Some(first) = jobs.iter().map(|(.., deadline)| *deadline).min() else {
-            continue;
-        };
-        if jobs.len() == 1 {
-            let (w, reply, deadline) = jobs.into_iter().next().expect("one job");
-            let _ = reply.send(alone(&w, deadline).await);
-            continue;
-        }
-        let mut writes = Vec::with_capacity(jobs.len());
-        let mut replies = Vec::with_capacity(jobs.len());
-        for (w, reply, deadline) in jobs {
-            writes.push(w);
-            replies.push((reply, deadline));
-        }
-        match transaction(&writes, first).await {
-            Ok(results) => {
-                for ((reply, _), r) in replies.into_iter().zip(results) {
-                    let _ = reply.send(r);
-                }
-            }
-            // The database refused a statement (nothing was committed): write each alone so one bad write
-            // cannot fail the others.
-            Err(StoreError::Db(sqlx::Error::Database(_))) => {
-                for (w, (reply, deadline)) in writes.iter().zip(replies) {
-                    let _ = reply.send(alone(w, deadline).await);
-                }
-            }
-            // It did not answer, or cannot be reached: each write alone would wait as long again.
-            Err(e) => {
-                let why = e.to_string();
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(match e {
-                        StoreError::TimedOut(d) => StoreError::TimedOut(d),
-                        _ => StoreError::Unreachable(why.clone()),
-                    }));
-                }
-            }
-        }
-    }
-}
 
 /// Adds `row` to `rows` in first-seen order of its `key`, replacing the row of the same key already there (the last
 /// write of a batch wins; `index` maps each key to its place).
@@ -239,7 +117,7 @@ fn refused(job: &[Write], known: &HashSet<String>, taken: &HashMap<String, Strin
 
 /// Writes the batch in one transaction; returns the result of each job (NotFound for writes of unknown
 /// conversations, TakenOver for updates of taken ones: such a job is left out whole).
-async fn write_batch(
+pub(crate) async fn write_batch(
     pool: &AnyPool,
     author: &Author,
     writes: &[Vec<Write>],

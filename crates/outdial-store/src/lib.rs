@@ -14,6 +14,7 @@ mod gather;
 mod rows;
 mod sealed;
 mod sql;
+mod writer;
 
 use async_trait::async_trait;
 use outdial_core::conversation::{Conversation, ConversationEvent, ConversationState};

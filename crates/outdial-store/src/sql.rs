@@ -1,10 +1,11 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
-use crate::batch::{ConvRow, EventRow, Write, Writer};
+use crate::batch::{ConvRow, EventRow, Write};
 use crate::bounded::bounded;
 use crate::checkpoint::Checkpoints;
 use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
+use crate::writer::Writer;
 use crate::{
     Change, ConversationFilter, Created, IdempotencyRecord, Kind, MAX_CHANGES, NodeRow, OutboxRow,
     OutboxStatus, Result, Store, StoreError,
