@@ -87,6 +87,18 @@ async fn silent_far_end() -> (u16, Arc<parking_lot::Mutex<HashSet<String>>>) {
     (port, seen)
 }
 
+/// Whether `/readyz` answers 200 within `limit` (asked every 100 ms).
+async fn ready_within(g: &Gateway, limit: Duration) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < until {
+        if readyz(g).await.0 == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 async fn readyz(g: &Gateway) -> (u16, Value) {
     let r = g.get("/readyz", ADMIN).await;
     (r.status().as_u16(), r.json().await.unwrap())
@@ -155,14 +167,7 @@ async fn a_full_disk_refuses_calls_it_cannot_record_and_recovers() {
 
     // Space comes back: ready again without a restart, and calls are recorded.
     std::fs::remove_file(filler).unwrap();
-    let mut back = false;
-    for _ in 0..50 {
-        if readyz(&g).await.0 == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = ready_within(&g, Duration::from_secs(5)).await;
     assert!(
         back,
         "ready again once the disk has space: {:?}",
@@ -271,14 +276,7 @@ async fn postgresql_going_away_refuses_calls_fast_and_recovers() {
     assert_eq!(invites.lock().len(), 1, "no INVITE for a refused dialout");
 
     relay.set(Link::Up);
-    let mut back = false;
-    for _ in 0..100 {
-        if readyz(&g).await.0 == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = ready_within(&g, Duration::from_secs(10)).await;
     assert!(
         back,
         "ready again once PostgreSQL is back: {:?}",
@@ -311,14 +309,7 @@ async fn postgresql_going_away_refuses_calls_fast_and_recovers() {
     // The database answers again on new connections; the old ones stay silent. The gateway drops them and
     // recovers by itself.
     relay.set(Link::Up);
-    let mut back = false;
-    for _ in 0..100 {
-        if readyz(&g).await.0 == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let back = ready_within(&g, Duration::from_secs(20)).await;
     assert!(back, "ready again after the partition: {:?}", readyz(&g).await);
     let third = common::dialout(&g, &body).await;
     for id in [&first, &second, &third] {
