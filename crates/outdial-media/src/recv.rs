@@ -69,14 +69,9 @@ pub(crate) struct Datagram {
 }
 
 impl Reader {
-    /// Asks the kernel to stamp the socket's datagrams (arrival times are "now" when it refuses).
-    ///
-    /// Linux turns stamping on for the whole system when the first socket asks, from a deferred work item: a
-    /// datagram that arrives before that runs is stamped when it is read, not when it arrived (`false_tstamp` in
-    /// `__sock_recv_timestamp`). A call's socket asks already when it is bound, at the offer ([`stamp_arrivals`]),
-    /// so in practice only the first instants after the node's first offer could be affected.
-    pub fn new(socket: &UdpSocket) -> Reader {
-        stamp_arrivals(socket);
+    /// A reader of a socket whose arrivals are stamped ([`stamp_arrivals`], done when a call's sockets are bound);
+    /// without stamps, a datagram's arrival is when it is read.
+    pub fn new() -> Reader {
         Reader {
             batch: [None; BATCH],
             next: BATCH,
@@ -157,6 +152,11 @@ impl Reader {
 
 /// Asks the kernel to stamp each datagram the socket receives with its arrival time (done when the socket is bound,
 /// so that what arrives before its reader starts, such as early media before the answer, has its true time too).
+///
+/// Linux turns stamping on for the whole system when the first socket asks, from a deferred work item: a datagram
+/// that arrives before that runs is stamped when it is read, not when it arrived (`false_tstamp` in
+/// `__sock_recv_timestamp`). A call's socket asks when it is bound, at the offer, so in practice only the first
+/// instants after the node's first offer could be affected.
 pub(crate) fn stamp_arrivals(socket: &UdpSocket) {
     if let Err(e) = setsockopt(socket, sockopt::ReceiveTimestampns, &true) {
         tracing::debug!("no receive timestamps on the RTP socket ({e}): arrival is when it is read");
@@ -232,6 +232,8 @@ mod tests {
     fn pair() -> (UdpSocket, UdpSocket) {
         let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
         rx.set_nonblocking(true).expect("non-blocking");
+        // As a call's sockets are bound (`RtpSession::bind`).
+        stamp_arrivals(&rx);
         let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
         tx.connect(rx.local_addr().expect("addr")).expect("connect");
         (rx, tx)
@@ -256,7 +258,7 @@ mod tests {
     fn a_tick_takes_every_datagram_that_waits_in_order_over_several_batches() {
         let (rx, tx) = pair();
         let from = tx.local_addr().expect("addr");
-        let mut reader = Reader::new(&rx);
+        let mut reader = Reader::new();
         for i in 0..(BATCH * 2 + 1) as u8 {
             tx.send(&[i; 20]).expect("send");
         }
@@ -278,7 +280,7 @@ mod tests {
     fn the_readers_of_one_thread_share_its_buffers_without_mixing_their_datagrams() {
         let (rx_a, tx_a) = pair();
         let (rx_b, tx_b) = pair();
-        let (mut a, mut b) = (Reader::new(&rx_a), Reader::new(&rx_b));
+        let (mut a, mut b) = (Reader::new(), Reader::new());
         for round in 0..3u8 {
             tx_a.send(&[b'a', round]).expect("send");
             tx_b.send(&[b'b', round]).expect("send");
@@ -293,7 +295,7 @@ mod tests {
     }
 
     /// Until the kernel stamps datagrams when they arrive: it turns stamping on for the system from a deferred
-    /// work item when the first socket asks (see [`Reader::new`]), and stamps at the read until then.
+    /// work item when the first socket asks (see [`stamp_arrivals`]), and stamps at the read until then.
     fn until_arrivals_are_stamped(reader: &mut Reader, rx: &UdpSocket, tx: &UdpSocket) {
         let mut buf = [0u8; 64];
         for _ in 0..100 {
@@ -312,7 +314,7 @@ mod tests {
     #[test]
     fn each_datagram_has_the_kernels_arrival_time() {
         let (rx, tx) = pair();
-        let mut reader = Reader::new(&rx);
+        let mut reader = Reader::new();
         until_arrivals_are_stamped(&mut reader, &rx, &tx);
         tx.send(b"first").expect("send");
         std::thread::sleep(Duration::from_millis(40));

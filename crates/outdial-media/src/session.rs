@@ -307,8 +307,9 @@ async fn run(
     let mut held = false;
     let started = Instant::now();
     let mut latch = Latch::new(remote, started);
-    let mut rtp_reader = Reader::new(&socket);
-    let mut rtcp_reader = Reader::new(&rtcp_socket);
+    // Their sockets stamp arrivals since they were bound (`RtpSession::bind`).
+    let mut rtp_reader = Reader::new();
+    let mut rtcp_reader = Reader::new();
     // RTCP latches the same way, on its own socket.
     let mut rtcp_latch = Latch::new(remote_rtcp, started);
     let mut next_rtcp = Instant::now() + cfg.rtcp_interval;

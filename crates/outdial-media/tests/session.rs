@@ -511,7 +511,7 @@ async fn early_media_from_elsewhere_is_not_latched_to() {
         .await
         .unwrap();
     let local = s.local;
-    // The time between an offer and its answer: the kernel turns arrival stamps on (recv.rs, `Reader::new`).
+    // The time between an offer and its answer: the kernel turns arrival stamps on (recv.rs, `stamp_arrivals`, at bind).
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Before the answer, an announcement played from another box reaches the call's port.
     let announcer = UdpSocket::bind("127.0.0.1:0").await.unwrap();

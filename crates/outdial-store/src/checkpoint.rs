@@ -55,7 +55,7 @@ enum Outcome {
     Failed,
 }
 
-/// Bytes the file system still gives and bytes the log holds; `None` when either cannot be read.
+/// Bytes the file system still gives, and bytes the log holds (0 without a log file).
 #[derive(Debug, Clone, Copy)]
 struct Room {
     free: u64,

@@ -11,6 +11,7 @@ mod checkpoint;
 mod cluster;
 mod file;
 mod gather;
+mod objects;
 mod rows;
 mod sealed;
 mod sql;

@@ -151,7 +151,7 @@ impl crate::SqlStore {
         let Some(sealer) = self.sealer() else {
             return Ok(0);
         };
-        let audited = |sql: String| sqlx::AssertSqlSafe(sql);
+        use crate::sql::audited;
         let mut n = 0;
         for kind in [crate::Kind::Bot, crate::Kind::Trunk, crate::Kind::Application] {
             let rows = sqlx::query(audited(format!("SELECT name, body FROM {}", kind.table())))

@@ -37,7 +37,7 @@ pub enum Backend {
 pub struct SqlStore {
     /// SQLite has one writer at a time: a single write connection avoids busy waits; reads go in parallel.
     pub(crate) write: AnyPool,
-    read: AnyPool,
+    pub(crate) read: AnyPool,
     backend: Backend,
     /// Group commit of conversation writes.
     writer: Writer,
@@ -58,7 +58,7 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
@@ -185,18 +185,6 @@ impl SqlStore {
 
     pub(crate) fn sealer(&self) -> Option<&Sealer> {
         self.sealer.as_deref()
-    }
-
-    fn open_doc(&self, kind: Kind, body: &str) -> Result<Value> {
-        let mut doc: Value = serde_json::from_str(body).map_err(corrupt)?;
-        sealed::map_secrets(kind, &mut doc, |s| sealed::open(self.sealer(), s))?;
-        Ok(doc)
-    }
-
-    fn seal_doc(&self, kind: Kind, doc: &Value) -> Result<String> {
-        let mut doc = doc.clone();
-        sealed::map_secrets(kind, &mut doc, |s| Ok(sealed::seal(self.sealer(), s)))?;
-        Ok(doc.to_string())
     }
 
     /// New conversations are refused while SQLite's checkpoints find the disk full: what is left of the log's
@@ -401,119 +389,31 @@ impl Store for SqlStore {
     }
 
     async fn list_objects(&self, kind: Kind) -> Result<Vec<Value>> {
-        bounded(async {
-            let rows = sqlx::query(audited(format!(
-                "SELECT body FROM {} ORDER BY name",
-                kind.table()
-            )))
-            .fetch_all(&self.read)
-            .await?;
-            rows.iter()
-                .map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
-                .collect()
-        })
-        .await
+        bounded(self.docs(kind)).await
     }
 
     async fn get_object(&self, kind: Kind, name: &str) -> Result<Option<Value>> {
-        bounded(async {
-            let row = sqlx::query(audited(format!(
-                "SELECT body FROM {} WHERE name = $1",
-                kind.table()
-            )))
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-            row.map(|r| self.open_doc(kind, &r.try_get::<String, _>("body")?))
-                .transpose()
-        })
-        .await
+        bounded(self.doc(kind, name)).await
     }
 
     async fn insert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
-        bounded(async {
-            let sql = format!(
-                "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                kind.table()
-            );
-            let done = sqlx::query(audited(sql))
-                .bind(name)
-                .bind(self.seal_doc(kind, doc)?)
-                .bind(now_ms())
-                .execute(&self.write)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict(kind.noun(), name.to_string()));
-            }
-            Ok(())
-        })
-        .await
+        bounded(self.insert_doc(kind, name, doc)).await
     }
 
     async fn replace_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
-        bounded(async {
-            let sql = format!(
-                "UPDATE {} SET body = $2, updated_at = $3 WHERE name = $1",
-                kind.table()
-            );
-            let done = sqlx::query(audited(sql))
-                .bind(name)
-                .bind(self.seal_doc(kind, doc)?)
-                .bind(now_ms())
-                .execute(&self.write)
-                .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(kind.noun(), name.to_string()));
-            }
-            Ok(())
-        })
-        .await
+        bounded(self.replace_doc(kind, name, doc)).await
     }
 
     async fn upsert_object(&self, kind: Kind, name: &str, doc: &Value) -> Result<()> {
-        bounded(async {
-            let sql = format!(
-                "INSERT INTO {} (name, body, updated_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                kind.table()
-            );
-            sqlx::query(audited(sql))
-                .bind(name)
-                .bind(self.seal_doc(kind, doc)?)
-                .bind(now_ms())
-                .execute(&self.write)
-                .await?;
-            Ok(())
-        })
-        .await
+        bounded(self.upsert_doc(kind, name, doc)).await
     }
 
     async fn delete_object(&self, kind: Kind, name: &str) -> Result<bool> {
-        bounded(async {
-            let done = sqlx::query(audited(format!("DELETE FROM {} WHERE name = $1", kind.table())))
-                .bind(name)
-                .execute(&self.write)
-                .await?;
-            Ok(done.rows_affected() > 0)
-        })
-        .await
+        bounded(self.delete_doc(kind, name)).await
     }
 
     async fn objects_version(&self) -> Result<i64> {
-        bounded(async {
-            // Counts change on deletes, maxima on updates: together they notice any change.
-            let row = sqlx::query(
-                "SELECT (SELECT COALESCE(MAX(updated_at), 0) FROM bots) + (SELECT COALESCE(MAX(updated_at), 0) FROM trunks) \
-                 + (SELECT COALESCE(MAX(updated_at), 0) FROM applications) AS m, \
-                 (SELECT COUNT(*) FROM bots) + (SELECT COUNT(*) FROM trunks) + (SELECT COUNT(*) FROM applications) AS n",
-            )
-            .fetch_one(&self.read)
-            .await?;
-            let m: i64 = row.try_get("m")?;
-            let n: i64 = row.try_get("n")?;
-            Ok(m.wrapping_mul(31).wrapping_add(n))
-        })
-        .await
+        bounded(self.docs_version()).await
     }
 
     async fn create_conversation(
@@ -819,7 +719,7 @@ impl Store for SqlStore {
 }
 
 /// Marks SQL built here from fixed table names and `$N` placeholders (never from input) as audited.
-fn audited(sql: String) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn audited(sql: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql)
 }
 

@@ -233,6 +233,16 @@ impl Relay {
     }
 }
 
+/// `times` dialouts in a row, each answered `refused` within `limit`.
+async fn refused_within(g: &Gateway, body: &Value, times: usize, limit: Duration, refused: &(u16, String)) {
+    for _ in 0..times {
+        let asked = tokio::time::Instant::now();
+        let r = g.post("/api/v1/actions/dialout", ADMIN, body).await;
+        assert_eq!(&error_of(r).await, refused, "a dialout while the store is away");
+        assert!(asked.elapsed() < limit, "refused in {:?}", asked.elapsed());
+    }
+}
+
 /// docs/operations.md, "What happens when …": PostgreSQL goes away (every connection cut, new ones refused) while
 /// a call is up, then comes back. Meanwhile each dialout gets the clear 503 at once (not after the pool's wait)
 /// and places no call, and `/readyz` is not ready; afterwards the gateway recovers by itself, and what was
@@ -259,16 +269,8 @@ async fn postgresql_going_away_refuses_calls_fast_and_recovers() {
         503,
         "the gateway's database is not available; try again shortly".to_string(),
     );
-    for _ in 0..3 {
-        let asked = tokio::time::Instant::now();
-        let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
-        assert_eq!(error_of(r).await, refused, "a dialout while the store is away");
-        assert!(
-            asked.elapsed() < Duration::from_secs(3),
-            "refused in {:?}: a dialer must not wait for the pool",
-            asked.elapsed()
-        );
-    }
+    // A dialer must not wait for the pool.
+    refused_within(&g, &body, 3, Duration::from_secs(3), &refused).await;
     let (status, ready) = readyz(&g).await;
     assert_eq!(status, 503, "{ready}");
     assert_ne!(ready["checks"]["store"], "ok", "{ready}");
@@ -287,16 +289,7 @@ async fn postgresql_going_away_refuses_calls_fast_and_recovers() {
     // PostgreSQL stops answering: a dialout still gets its 503 within the store's limit (5 s), not when TCP gives
     // up, and so does `/readyz`.
     relay.set(Link::Hung);
-    for _ in 0..2 {
-        let asked = tokio::time::Instant::now();
-        let r = g.post("/api/v1/actions/dialout", ADMIN, &body).await;
-        assert_eq!(error_of(r).await, refused, "a dialout while the store is silent");
-        assert!(
-            asked.elapsed() < Duration::from_secs(8),
-            "refused in {:?}",
-            asked.elapsed()
-        );
-    }
+    refused_within(&g, &body, 2, Duration::from_secs(8), &refused).await;
     let asked = tokio::time::Instant::now();
     assert_eq!(readyz(&g).await.0, 503);
     assert!(
