@@ -48,3 +48,34 @@ pub(crate) fn owner_only(path: &std::path::Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::SqlStore;
+
+    /// Every connection of both pools keeps a statement's temporary tables in memory (`temp_store` 2): no file is
+    /// created and deleted in the temporary folder for a sort or an `IN` list.
+    #[tokio::test]
+    async fn temporary_tables_stay_in_memory() {
+        let dir = std::env::temp_dir().join(format!("outdial-temp-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqlStore::connect(&format!("sqlite://{}/o.db", dir.display()))
+            .await
+            .unwrap();
+        for pool in [&store.write, &store.read] {
+            let mut conns = Vec::new();
+            for _ in 0..pool.options().get_max_connections() {
+                conns.push(pool.acquire().await.unwrap());
+            }
+            for conn in &mut conns {
+                let mode: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                    .fetch_one(&mut **conn)
+                    .await
+                    .unwrap();
+                assert_eq!(mode, 2, "temp_store of a connection");
+            }
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
