@@ -290,6 +290,11 @@ struct Events {
 /// The loop wakes once per 20 ms: it takes the commands that came, sends the packet due, reads what arrived on
 /// both sockets (with the kernel's arrival times), hands out a frame, and sends RTCP when it is due. (Waking for
 /// every received packet as well cost twice the wake-ups.)
+///
+/// The RTP socket is read once per audio event, not once per tick: when the far end's audio goes out three frames
+/// at a time ([`MediaConfig::frames_per_event`]), one read every third tick takes the three packets and makes the
+/// three frames. The audio leaves when it did before, the jitter buffer sees the same packets (with their arrival
+/// stamps), and the tick saves two system calls of three (BENCHMARKS.md, "Media", eighteenth sitting).
 async fn run(
     (socket, rtcp_socket): (UdpSocket, UdpSocket),
     (peer, mut srtp): (Peer, Option<crate::srtp::Srtp>),
@@ -348,6 +353,8 @@ async fn run(
     let mut tick = tokio::time::interval_at(started, Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut ticks: u32 = 0;
+    // Frames owed since the RTP socket was last read.
+    let mut owed: usize = 0;
     loop {
         let scheduled = tick.tick().await;
         ticks = ticks.wrapping_add(1);
@@ -408,8 +415,10 @@ async fn run(
                 t.record(off);
             }
         }
-        // What arrived since the last tick.
-        while let Some(d) = rtp_reader.next(&socket, &mut buf) {
+        // What arrived since the last read, once an audio event's frames are owed.
+        owed += 1;
+        let read = owed >= batch;
+        while read && let Some(d) = rtp_reader.next(&socket, &mut buf) {
             // SRTP: what fails authentication (or replays) is dropped.
             let plain;
             let data: &[u8] = match srtp.as_mut() {
@@ -490,8 +499,12 @@ async fn run(
                 }
             }
         }
-        // One frame out per tick, whatever arrived.
-        if tap {
+        // One frame out per tick, whatever arrived: the owed ones once read.
+        for _ in 0..if read { std::mem::take(&mut owed) } else { 0 } {
+            if !tap {
+                inbound.skip();
+                continue;
+            }
             inbound.frame(law, &mut audio, &mut wide_audio);
             if audio.len() >= FRAME * batch {
                 let full = std::mem::replace(&mut audio, Vec::with_capacity(FRAME * batch));
@@ -507,8 +520,6 @@ async fn run(
                     stats.frames_dropped.fetch_add(batch as u64, Ordering::Relaxed);
                 }
             }
-        } else {
-            inbound.skip();
         }
         let js = inbound.jb.stats;
         stats.lost.store(js.lost, Ordering::Relaxed);
