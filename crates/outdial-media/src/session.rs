@@ -294,7 +294,7 @@ struct Events {
 /// The RTP socket is read once per audio event, not once per tick: when the far end's audio goes out three frames
 /// at a time ([`MediaConfig::frames_per_event`]), one read every third tick takes the three packets and makes the
 /// three frames. The audio leaves when it did before, the jitter buffer sees the same packets (with their arrival
-/// stamps), and the tick saves two system calls of three (BENCHMARKS.md, "Media", eighteenth sitting).
+/// stamps), and two reads of three are saved (BENCHMARKS.md, "Media", eighteenth sitting).
 async fn run(
     (socket, rtcp_socket): (UdpSocket, UdpSocket),
     (peer, mut srtp): (Peer, Option<crate::srtp::Srtp>),
