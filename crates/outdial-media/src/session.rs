@@ -500,7 +500,8 @@ async fn run(
             }
         }
         // One frame out per tick, whatever arrived: the owed ones once read.
-        for _ in 0..if read { std::mem::take(&mut owed) } else { 0 } {
+        let frames = if read { std::mem::take(&mut owed) } else { 0 };
+        for _ in 0..frames {
             if !tap {
                 inbound.skip();
                 continue;
