@@ -79,6 +79,7 @@ pub struct Checked {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    pub runtime: Runtime,
     pub http: Http,
     pub sip: Sip,
     pub store: StoreCfg,
@@ -94,6 +95,19 @@ pub struct Config {
     pub applications: Vec<Value>,
     pub bots: Vec<Value>,
     pub trunks: Vec<Value>,
+}
+
+/// The threads of the gateway's async runtime (docs/operations.md, "Threads").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// Threads that run the API, SIP, the conversations and the notifications; 0 = one per core.
+    pub workers: usize,
+}
+
+impl Runtime {
+    /// The most workers accepted: more than this is a mistake, not a machine.
+    pub const MAX_WORKERS: usize = 256;
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -412,6 +426,12 @@ impl Config {
                 format!("should be a tracing filter such as info ({e})"),
             )
         })?;
+        if self.runtime.workers > Runtime::MAX_WORKERS {
+            return Err(bad(
+                "runtime.workers",
+                format!("should be 0 (one per core) to {}", Runtime::MAX_WORKERS),
+            ));
+        }
         let rtp_ports = self.sip.rtp_ports.parse().map_err(|m| bad("sip.rtp_ports", m))?;
         let rtp_ip = match (self.sip.listen.ip(), self.sip.public_address.as_deref()) {
             (_, Some(p)) => p

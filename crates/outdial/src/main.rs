@@ -153,7 +153,16 @@ fn main() -> std::process::ExitCode {
                 sip_listen,
                 store,
             };
-            tokio::runtime::Builder::new_multi_thread()
+            // `runtime.workers` sizes the runtime before it starts; a configuration that does not load is
+            // reported by `serve` itself.
+            let workers = config::Config::load(config.as_deref(), &overrides)
+                .map_or(0, |c| c.runtime.workers)
+                .min(config::Runtime::MAX_WORKERS);
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            if workers > 0 {
+                runtime.worker_threads(workers);
+            }
+            runtime
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)

@@ -92,7 +92,11 @@ pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool
     } else {
         ""
     };
-    tracing::info!("{} media thread(s){realtime}", media_threads.count());
+    tracing::info!(
+        "{} runtime worker(s), {} media thread(s){realtime}",
+        tokio::runtime::Handle::current().metrics().num_workers(),
+        media_threads.count()
+    );
     tokio::spawn(publish_sip_tables(agent.clone()));
     let engine = Arc::new(Engine::new(Ctx {
         store: store.clone(),

@@ -136,6 +136,10 @@ fn check_rejects_what_serve_would_reject() {
             "[sip]\nrtp_ports = \"40000\"\n",
             "sip.rtp_ports: should be FIRST-LAST",
         ),
+        (
+            "[runtime]\nworkers = 100000\n",
+            "runtime.workers: should be 0 (one per core) to 256",
+        ),
     ] {
         let dir = common::temp_dir();
         let file = dir.join("outdial.toml");

@@ -102,11 +102,17 @@ async fn every_kind_of_callee() {
 }
 
 /// `sip.media_threads`: the calls' RTP runs on threads of its own (at real-time priority when allowed). A person
-/// is found and the call's media figures add up: every packet sent is in its send-offset histogram.
+/// is found and the call's media figures add up: every packet sent is in its send-offset histogram. The runtime
+/// runs the `runtime.workers` it is given.
 #[tokio::test]
 async fn media_on_threads_of_its_own() {
-    let (sim, g) = setup_with("[sip]\nmedia_threads = 2\nmedia_realtime = true\n\n").await;
-    assert!(g.log().contains("2 media thread(s)"), "{}", g.log());
+    let (sim, g) =
+        setup_with("[runtime]\nworkers = 5\n\n[sip]\nmedia_threads = 2\nmedia_realtime = true\n\n").await;
+    assert!(
+        g.log().contains("5 runtime worker(s), 2 media thread(s)"),
+        "{}",
+        g.log()
+    );
     let (id, _) = a_person_answers(&g).await;
     let stats = common::events(&g, &id)
         .await
