@@ -153,13 +153,12 @@ fn main() -> std::process::ExitCode {
                 sip_listen,
                 store,
             };
-            // `runtime.workers` sizes the runtime before it starts; a configuration that does not load is
-            // reported by `serve` itself.
-            let workers = config::Config::load(config.as_deref(), &overrides)
-                .map_or(0, |c| c.runtime.workers)
-                .min(config::Runtime::MAX_WORKERS);
+            // `runtime.workers` sizes the runtime before it starts; a configuration that does not load, or a
+            // count out of bounds, is reported by `serve` itself (on a runtime of the default size).
+            let workers =
+                config::Config::load(config.as_deref(), &overrides).map_or(0, |c| c.runtime.workers);
             let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            if workers > 0 {
+            if (1..=config::Runtime::MAX_WORKERS).contains(&workers) {
                 runtime.worker_threads(workers);
             }
             runtime
