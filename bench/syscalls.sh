@@ -24,6 +24,10 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 [ -n "$gw" ] || { echo "the gateway did not start" >&2; cat "$out.calls" >&2; exit 1; }
+# Attached once the gateway's threads run, so that each is counted from its own counter (not only through the
+# counters a first thread's children inherit).
+for _ in $(seq 50); do [ "$(ls "/proc/$gw/task" 2>/dev/null | wc -l)" -ge 4 ] && break; sleep 0.1; done
+sleep 0.5
 # Until the gateway exits (bench/calls.sh stops it when its run is over).
 perf stat -x, -e 'syscalls:sys_enter_*' -p "$gw" -o "$out" 2>/dev/null || true
 wait $calls
