@@ -125,7 +125,8 @@ pub async fn demo(listen: Option<SocketAddr>) -> anyhow::Result<u8> {
         sip_listen: Some(sip),
         store: Some(format!("sqlite://{}", dir.join("demo.db").display())),
     };
-    let gateway = tokio::spawn(crate::serve::serve(Some(config), overrides, false));
+    let cfg = crate::config::Config::load(Some(&config), &overrides)?;
+    let gateway = tokio::spawn(crate::serve::serve(Some(config), cfg, false));
     let base = format!("http://{http}");
     let client = reqwest::Client::new();
     let mut ready = false;

@@ -153,19 +153,19 @@ fn main() -> std::process::ExitCode {
                 sip_listen,
                 store,
             };
-            // `runtime.workers` sizes the runtime before it starts; a configuration that does not load, or a
-            // count out of bounds, is reported by `serve` itself (on a runtime of the default size).
-            let workers =
-                config::Config::load(config.as_deref(), &overrides).map_or(0, |c| c.runtime.workers);
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            if (1..=config::Runtime::MAX_WORKERS).contains(&workers) {
-                runtime.worker_threads(workers);
-            }
-            runtime
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(serve::serve(config, overrides, check)))
+            // Loaded before the runtime, which `runtime.workers` sizes; a count out of bounds is reported by
+            // `serve`'s checks (on a runtime of the default size).
+            config::Config::load(config.as_deref(), &overrides).and_then(|cfg| {
+                let mut runtime = tokio::runtime::Builder::new_multi_thread();
+                if (1..=config::Runtime::MAX_WORKERS).contains(&cfg.runtime.workers) {
+                    runtime.worker_threads(cfg.runtime.workers);
+                }
+                runtime
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from)
+                    .and_then(|rt| rt.block_on(serve::serve(config, cfg, check)))
+            })
         }
         Command::Dial(args) => {
             let code = tokio::runtime::Builder::new_multi_thread()

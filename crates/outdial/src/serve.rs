@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn serve(file: Option<PathBuf>, overrides: Overrides, check_only: bool) -> anyhow::Result<()> {
+/// Serves `cfg`, loaded from `file` (named in its errors) before the runtime was built (`runtime.workers`).
+pub async fn serve(file: Option<PathBuf>, cfg: Config, check_only: bool) -> anyhow::Result<()> {
     let name = config::display_name(file.as_ref());
-    let cfg = Config::load(file.as_deref(), &overrides)?;
     let checked = cfg.validate(&name)?;
     if check_only {
         println!("{name}: configuration is valid");
