@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The gateway's system calls per call, by kind (BENCHMARKS.md, "Call setup"): bench/calls.sh at RATE calls/s for
-# SECONDS, with `perf stat` counting the gateway's system calls over the whole run (its start-up too: a few
-# thousand, under 1 % of a run of 5,000 calls). Counts move little between runs, unlike CPU time on a shared
+# SECONDS, with `perf stat` counting the gateway's system calls over the whole run (from half a second after its
+# threads start: most of the start-up's few thousand are left out). Counts move little between runs, unlike CPU time on a shared
 # machine, so they compare builds where a time cannot.
 #
 #   RATE=500 SECONDS=10 bench/syscalls.sh
