@@ -62,9 +62,9 @@ mod tests {
     use std::time::Duration;
     use uuid::Uuid;
 
-    /// The writer's one connection is held elsewhere (as a stuck transaction would hold it): a write given to the
-    /// writer is answered `TimedOut` by its deadline (not after the pool's 10 s wait), is not written later, and
-    /// the writer goes on once the connection is free.
+    /// SQLite's write lock is held elsewhere (as a stuck transaction would hold it): a write given to the writer
+    /// (on a file, its own thread's, `thread.rs`) is answered `TimedOut` by its deadline (not after SQLite's 10 s
+    /// `busy_timeout`), is not written later, and the writer goes on once the lock is free.
     #[tokio::test]
     async fn a_write_stuck_behind_the_database_is_answered_by_its_deadline_and_not_written() {
         let dir = std::env::temp_dir().join(format!("outdial-bounded-{}", Uuid::now_v7()));
@@ -76,7 +76,11 @@ mod tests {
             let req = serde_json::json!({"bot": "b", "target": "tel:+123", "caller": "100"});
             Conversation::new(Uuid::now_v7(), "app1", DialoutRequest::parse(&req).unwrap(), 1)
         };
-        let held = store.write.acquire().await.unwrap();
+        let mut held = store.write.acquire().await.unwrap();
+        sqlx::raw_sql("BEGIN IMMEDIATE")
+            .execute(&mut *held)
+            .await
+            .unwrap();
         let stuck = conv();
         let asked = tokio::time::Instant::now();
         let r = store.create_conversation(&stuck, None, 0).await;
@@ -86,6 +90,8 @@ mod tests {
             waited >= ANSWER_WITHIN && waited < ANSWER_WITHIN + Duration::from_secs(2),
             "answered after {waited:?}"
         );
+        // The thread gets the lock when it is given back, finds its batch's deadline past and rolls it back.
+        sqlx::raw_sql("ROLLBACK").execute(&mut *held).await.unwrap();
         drop(held);
         let next = conv();
         store.create_conversation(&next, None, 0).await.unwrap();

@@ -41,7 +41,7 @@ impl Drop for Checkpoints {
 }
 
 /// Whether `e` is SQLite's `SQLITE_FULL` (code 13).
-fn is_full(e: &sqlx::Error) -> bool {
+pub(crate) fn is_full(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("13"))
 }
 

@@ -15,6 +15,8 @@ mod objects;
 mod rows;
 mod sealed;
 mod sql;
+mod statement;
+mod thread;
 mod writer;
 
 use async_trait::async_trait;

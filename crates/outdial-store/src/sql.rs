@@ -16,6 +16,7 @@ use outdial_core::time::{iso, now_ms};
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -45,6 +46,9 @@ pub struct SqlStore {
     sealer: Option<Arc<Sealer>>,
     /// The node id written as the owner of new conversations (docs/cluster.md); `local` until set.
     node: Arc<str>,
+    /// The SQLite file, which the writer writes on a thread of its own (`thread.rs`); none in memory or on
+    /// PostgreSQL.
+    file: Option<PathBuf>,
     /// SQLite's checkpoints, beside the writer (`checkpoint.rs`); none in memory or on PostgreSQL. The task
     /// stops with the last clone of the store.
     checkpoints: Option<Arc<Checkpoints>>,
@@ -65,7 +69,7 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
 /// Set on every SQLite connection when it is opened. `temp_store=MEMORY`: the temporary tables of a statement (a
 /// sort, an `IN` list, a `VALUES` table) stay in memory instead of a file created and deleted in `/var/tmp` for each
 /// such statement, ~100 a second at 500 calls a second (BENCHMARKS.md, "Call setup", eighteenth sitting).
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY;";
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000; PRAGMA temp_store=MEMORY;";
 
 impl SqlStore {
     /// Connects (`sqlite://FILE`, `sqlite::memory:`, `postgres://…`) and runs the migrations; secrets are stored
@@ -114,13 +118,15 @@ impl SqlStore {
                     let checkpoints = Arc::new(Checkpoints::spawn(read.clone(), sqlite_path(&url)));
                     (read, Some(checkpoints))
                 };
+                let file = sqlite_path(&url);
                 SqlStore {
-                    writer: Writer::spawn(write.clone(), LOCAL_NODE.into(), backend),
+                    writer: Writer::spawn(write.clone(), file.clone(), LOCAL_NODE.into(), backend)?,
                     write,
                     read,
                     backend,
                     sealer: None,
                     node: LOCAL_NODE.into(),
+                    file,
                     checkpoints,
                 }
             }
@@ -132,12 +138,13 @@ impl SqlStore {
                     .connect(url)
                     .await?;
                 SqlStore {
-                    writer: Writer::spawn(pool.clone(), LOCAL_NODE.into(), backend),
+                    writer: Writer::spawn(pool.clone(), None, LOCAL_NODE.into(), backend)?,
                     write: pool.clone(),
                     read: pool,
                     backend,
                     sealer: None,
                     node: LOCAL_NODE.into(),
+                    file: None,
                     checkpoints: None,
                 }
             }
@@ -157,13 +164,13 @@ impl SqlStore {
 
     /// The same store, writing as node `node` of a cluster (docs/cluster.md): new conversations are owned by it,
     /// and a conversation another node took over is no longer written by it.
-    pub fn with_node(self, node: &str) -> SqlStore {
+    pub fn with_node(self, node: &str) -> Result<SqlStore> {
         let node: Arc<str> = node.into();
-        SqlStore {
-            writer: Writer::spawn(self.write.clone(), node.clone(), self.backend),
+        Ok(SqlStore {
+            writer: Writer::spawn(self.write.clone(), self.file.clone(), node.clone(), self.backend)?,
             node,
             ..self
-        }
+        })
     }
 
     /// The transactions the conversation writer has begun (docs/architecture.md, "The store"): with the writes

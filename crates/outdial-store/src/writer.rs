@@ -1,13 +1,16 @@
-//! The store's writer task (`batch.rs` writes what it gathers): callers hand it their writes and wait for their
-//! own commit, each with a deadline (`bounded.rs`).
+//! The store's writer task (`batch.rs` plans what it gathers): callers hand it their writes and wait for their
+//! own commit, each with a deadline (`bounded.rs`). Its transactions go through sqlx's pool, or for a SQLite file
+//! to the store's SQLite thread (`thread.rs`).
 
 use crate::batch::{Author, MAX_BATCH, MAX_JOB, Write, write_batch};
 use crate::bounded::ANSWER_WITHIN;
 use crate::gather::{self, Load};
 use crate::rows::Rows;
 use crate::sql::Backend;
+use crate::thread::{Answer, Thread};
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -26,8 +29,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// The writer of node `node` (docs/cluster.md): it creates conversations owned by `node`, and refuses to
-    /// update one that another node owns (it was taken over).
-    pub fn spawn(pool: AnyPool, node: Arc<str>, backend: Backend) -> Writer {
+    /// update one that another node owns (it was taken over). It writes the SQLite file `file` on a thread of its
+    /// own, anything else through `pool`.
+    pub fn spawn(pool: AnyPool, file: Option<PathBuf>, node: Arc<str>, backend: Backend) -> Result<Writer> {
         let (tx, rx) = mpsc::channel(4096);
         let author = Author {
             node,
@@ -37,9 +41,19 @@ impl Writer {
                 Backend::Sqlite => Rows::Padded,
             },
         };
+        let engine = match file {
+            Some(path) if backend == Backend::Sqlite => {
+                let thread = Thread::spawn(path.clone(), author.clone()).map_err(|e| StoreError::File {
+                    path: path.display().to_string(),
+                    why: format!("cannot start the store's thread: {e}"),
+                })?;
+                Engine::Thread(thread)
+            }
+            _ => Engine::Pool(pool, author),
+        };
         let transactions = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(pool, author, rx, transactions.clone()));
-        Writer { tx, transactions }
+        tokio::spawn(run(engine, rx, transactions.clone()));
+        Ok(Writer { tx, transactions })
     }
 
     pub fn transactions(&self) -> u64 {
@@ -63,15 +77,35 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
+/// Where the writer's transactions go.
+enum Engine {
+    Pool(AnyPool, Author),
+    Thread(Thread),
+}
+
+impl Engine {
+    /// Writes `jobs` in one transaction by `deadline`; gives them back with the answer.
+    async fn write(&self, jobs: Vec<Vec<Write>>, deadline: Instant) -> Answer {
+        match self {
+            Engine::Pool(pool, author) => {
+                let result = write_batch(pool, author, &jobs, deadline).await;
+                (jobs, result)
+            }
+            Engine::Thread(thread) => thread.write(jobs, deadline).await,
+        }
+    }
+}
+
+async fn run(engine: Engine, mut rx: mpsc::Receiver<Job>, transactions: Arc<AtomicU64>) {
     // Every transaction is counted; a job written alone gets its own result.
-    let transaction = async |jobs: &[Vec<Write>], deadline: Instant| {
+    let transaction = async |jobs: Vec<Vec<Write>>, deadline: Instant| {
         transactions.fetch_add(1, Ordering::Relaxed);
-        write_batch(&pool, &author, jobs, deadline).await
+        engine.write(jobs, deadline).await
     };
-    let alone = async |job: &Vec<Write>, deadline: Instant| {
-        transaction(std::slice::from_ref(job), deadline)
+    let alone = async |job: Vec<Write>, deadline: Instant| {
+        transaction(vec![job], deadline)
             .await
+            .1
             .and_then(|mut v| v.remove(0))
     };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -96,7 +130,7 @@ async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transac
         };
         if jobs.len() == 1 {
             let (w, reply, deadline) = jobs.into_iter().next().expect("one job");
-            let _ = reply.send(alone(&w, deadline).await);
+            let _ = reply.send(alone(w, deadline).await);
             continue;
         }
         let mut writes = Vec::with_capacity(jobs.len());
@@ -105,21 +139,21 @@ async fn run(pool: AnyPool, author: Author, mut rx: mpsc::Receiver<Job>, transac
             writes.push(w);
             replies.push((reply, deadline));
         }
-        match transaction(&writes, first).await {
-            Ok(results) => {
+        match transaction(writes, first).await {
+            (_, Ok(results)) => {
                 for ((reply, _), r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }
             }
             // The database refused a statement (nothing was committed): write each alone so one bad write
             // cannot fail the others.
-            Err(StoreError::Db(sqlx::Error::Database(_))) => {
-                for (w, (reply, deadline)) in writes.iter().zip(replies) {
+            (writes, Err(StoreError::Db(sqlx::Error::Database(_)))) => {
+                for (w, (reply, deadline)) in writes.into_iter().zip(replies) {
                     let _ = reply.send(alone(w, deadline).await);
                 }
             }
             // It did not answer, or cannot be reached: each write alone would wait as long again.
-            Err(e) => {
+            (_, Err(e)) => {
                 let why = e.to_string();
                 for (reply, _) in replies {
                     let _ = reply.send(Err(match e {

@@ -29,7 +29,7 @@ fn beat(id: &str, at: i64) -> NodeRow {
 async fn nodes(url: &str, ids: &[&str]) -> Vec<SqlStore> {
     let mut out = Vec::new();
     for id in ids {
-        out.push(SqlStore::connect(url).await.unwrap().with_node(id));
+        out.push(SqlStore::connect(url).await.unwrap().with_node(id).unwrap());
     }
     out
 }

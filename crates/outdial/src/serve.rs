@@ -30,7 +30,7 @@ pub async fn serve(file: Option<PathBuf>, cfg: Config, check_only: bool) -> anyh
     let node = checked.node.clone();
     let sql = crate::secrets::open_store(&cfg.store.url, &cfg.secrets)
         .await?
-        .with_node(&node.id);
+        .with_node(&node.id)?;
     let shared_store = sql.backend() == outdial_store::Backend::Postgres;
     let store: Arc<dyn Store> = Arc::new(sql);
     apply_declared(&*store, declared, &name).await?;

@@ -567,7 +567,7 @@ async fn two_nodes_deliver_one_backlog_once_and_in_order() {
         );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     }
-    let seed = SqlStore::connect(&pg).await.unwrap().with_node("seed");
+    let seed = SqlStore::connect(&pg).await.unwrap().with_node("seed").unwrap();
     for _ in 0..500 {
         let req = outdial_core::dialout::DialoutRequest::parse(
             &json!({"bot": "Bot1", "target": "tel:+1", "caller": "1"}),
