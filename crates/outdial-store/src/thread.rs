@@ -213,6 +213,17 @@ mod tests {
             .count()
     }
 
+    /// The threads named `name` once there are `want` of them, or after 2 s.
+    async fn settled(name: &str, want: usize) -> usize {
+        for _ in 0..40 {
+            if threads_named(name) == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        threads_named(name)
+    }
+
     /// On a SQLite file the conversations' writes are committed on a thread of the store's own, which goes with
     /// the store; in memory there is none (the pool's one connection holds the database).
     #[tokio::test]
@@ -245,24 +256,17 @@ mod tests {
         assert_eq!(kinds, ["accepted", "note"]);
         // A node's writer replaces the first one, and its thread.
         let store = store.with_node("n1").unwrap();
-        let mut left = usize::MAX;
-        for _ in 0..40 {
-            left = threads_named("outdial-store");
-            if left == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(left, 1, "the replaced writer's thread ended");
+        assert_eq!(
+            settled("outdial-store", 1).await,
+            1,
+            "the replaced writer's thread ended"
+        );
         drop(store);
-        for _ in 0..40 {
-            left = threads_named("outdial-store");
-            if left == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(left, 0, "the thread ends with the store");
+        assert_eq!(
+            settled("outdial-store", 0).await,
+            0,
+            "the thread ends with the store"
+        );
         let memory = SqlStore::connect("sqlite::memory:").await.unwrap();
         assert_eq!(threads_named("outdial-store"), 0);
         drop(memory);
