@@ -1,7 +1,7 @@
 //! [`SqlStore`]: the [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver.
 
 use crate::batch::{ConvRow, EventRow, Write};
-use crate::bounded::bounded;
+use crate::bounded::{ANSWER_WITHIN, bounded, until};
 use crate::checkpoint::Checkpoints;
 use crate::file::{create_private, owner_only, sqlite_path};
 use crate::sealed::{self, Sealer};
@@ -225,7 +225,14 @@ impl SqlStore {
         k: &IdempotencyRecord,
         idempotency_since: i64,
     ) -> Result<Created> {
-        let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+        // SQLite: the write lock is taken (or waited for) at the start. Another connection may commit between this
+        // transaction's read of the key and its first write (the writer's thread, `thread.rs`, if not for its turn;
+        // another process): a deferred transaction could not upgrade to writing then, and would fail at once
+        // (`SQLITE_BUSY_SNAPSHOT`) instead of waiting.
+        let mut tx = match self.backend {
+            Backend::Sqlite => sqlx::Connection::begin_with(&mut **conn, "BEGIN IMMEDIATE").await?,
+            Backend::Postgres => sqlx::Connection::begin(&mut **conn).await?,
+        };
         let existing = sqlx::query(
             "SELECT client_id, key, body_hash, conversation_id, created_at FROM idempotency_keys \
              WHERE client_id = $1 AND key = $2",
@@ -440,8 +447,18 @@ impl Store for SqlStore {
         };
         // A connection whose transaction failed (a full disk can fail the COMMIT and leave SQLite inside the
         // transaction) is closed, never given back to the pool: later writes would go into that transaction.
-        let mut conn = bounded(async { Ok(self.write.acquire().await?) }).await?;
-        let created = bounded(self.create_with_key(&mut conn, conv, k, idempotency_since)).await;
+        let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
+        // On a SQLite file, in turn with the writer's thread (`thread.rs`).
+        let _turn = match self.writer.turn() {
+            Some(turn) => Some(until(deadline, async { Ok(turn.lock().await) }).await?),
+            None => None,
+        };
+        let mut conn = until(deadline, async { Ok(self.write.acquire().await?) }).await?;
+        let created = until(
+            deadline,
+            self.create_with_key(&mut conn, conv, k, idempotency_since),
+        )
+        .await;
         if created.is_err() {
             conn.close_on_drop();
         }

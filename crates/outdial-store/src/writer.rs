@@ -7,7 +7,7 @@ use crate::bounded::ANSWER_WITHIN;
 use crate::gather::{self, Load};
 use crate::rows::Rows;
 use crate::sql::Backend;
-use crate::thread::{Answer, Thread};
+use crate::thread::{Answer, Thread, Turn};
 use crate::{Result, StoreError};
 use sqlx::AnyPool;
 use std::path::PathBuf;
@@ -25,6 +25,8 @@ pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
     /// Transactions begun so far.
     transactions: Arc<AtomicU64>,
+    /// The turn to write a SQLite file, when the writer has a thread (`thread.rs`).
+    turn: Option<Turn>,
 }
 
 impl Writer {
@@ -51,9 +53,22 @@ impl Writer {
             }
             _ => Engine::Pool(pool, author),
         };
+        let turn = match &engine {
+            Engine::Thread(thread) => Some(thread.turn()),
+            Engine::Pool(..) => None,
+        };
         let transactions = Arc::new(AtomicU64::new(0));
         tokio::spawn(run(engine, rx, transactions.clone()));
-        Ok(Writer { tx, transactions })
+        Ok(Writer {
+            tx,
+            transactions,
+            turn,
+        })
+    }
+
+    /// The turn to write the SQLite file, for writes made beside the writer (`thread.rs`).
+    pub fn turn(&self) -> Option<&Turn> {
+        self.turn.as_ref()
     }
 
     pub fn transactions(&self) -> u64 {

@@ -173,6 +173,41 @@ async fn list_filters_and_cursor() {
     .await;
 }
 
+/// Dialouts with idempotency keys and without, all at once: every one is created. On a SQLite file the keyed
+/// ones commit on a connection of their own beside the writer's thread, and must wait their turn for the write
+/// lock rather than fail with "database is locked".
+#[tokio::test]
+async fn keyed_and_unkeyed_dialouts_at_once_are_all_created() {
+    on_both(|s| async move {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..1000 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                let c = conv("A", 100_000 + i);
+                let key = IdempotencyRecord {
+                    client_id: "app1".into(),
+                    key: format!("k-{i}"),
+                    body_hash: "h".into(),
+                    conversation_id: c.id,
+                    created_at: 100_000 + i,
+                };
+                let created = s.create_conversation(&c, (i % 4 == 0).then_some(&key), 0).await;
+                (c.id, created.map_err(|e| e.to_string()))
+            });
+        }
+        let mut ids = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (id, created) = done.unwrap();
+            assert_eq!(created, Ok(Created::New));
+            ids.push(id);
+        }
+        for id in ids {
+            assert!(s.get_conversation(id).await.unwrap().is_some(), "{id} is stored");
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn idempotency_keys_return_the_first_conversation() {
     on_both(|s| async move {
