@@ -116,11 +116,12 @@ fn run(path: &std::path::Path, author: &Author, rx: &mpsc::Receiver<Batch>, turn
     }
 }
 
-/// The thread's connection, set up as sqlx's are (`sql.rs`), with room to keep the statements prepared: a
-/// table's statements have a dozen texts (`rows.rs`).
+/// The thread's connection, set up as sqlx's are (`sql.rs`; sqlx also turns foreign keys on), with room to keep
+/// the statements prepared: a table's statements have a dozen texts (`rows.rs`).
 fn open(path: &std::path::Path) -> Result<Connection> {
     let c = Connection::open(path).map_err(db)?;
     c.execute_batch(crate::sql::SQLITE_PRAGMAS).map_err(db)?;
+    c.execute_batch("PRAGMA foreign_keys=ON;").map_err(db)?;
     c.set_prepared_statement_cache_capacity(64);
     Ok(c)
 }
