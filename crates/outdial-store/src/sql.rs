@@ -445,14 +445,14 @@ impl Store for SqlStore {
             let written = self.writer.write(Write::Create(conv_row(conv)?, event)).await;
             return self.noted(written).map(|()| Created::New);
         };
-        // A connection whose transaction failed (a full disk can fail the COMMIT and leave SQLite inside the
-        // transaction) is closed, never given back to the pool: later writes would go into that transaction.
         let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
         // On a SQLite file, in turn with the writer's thread (`thread.rs`).
         let _turn = match self.writer.turn() {
             Some(turn) => Some(until(deadline, async { Ok(turn.lock().await) }).await?),
             None => None,
         };
+        // A connection whose transaction failed (a full disk can fail the COMMIT and leave SQLite inside the
+        // transaction) is closed, never given back to the pool: later writes would go into that transaction.
         let mut conn = until(deadline, async { Ok(self.write.acquire().await?) }).await?;
         let created = until(
             deadline,
