@@ -17,9 +17,8 @@ CONNS=${CONNS:-32}
 RUNS=${RUNS:-5}
 CALLS=${CALLS:-20}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
-# The same packages as every bench script builds: outdial-bench's dependencies change the features of the gateway's
-# own crates, so building outdial alone would make (and measure) a second gateway binary, compiled apart after each change.
-cargo build --quiet --release -p outdial -p outdial-bench
+# shellcheck source=bench/build.sh
+source bench/build.sh
 BIN=${CARGO_TARGET_DIR:-target}/release/outdial
 work=$(mktemp -d)
 pids=()

@@ -25,9 +25,8 @@ THREADS=${THREADS:-1}
 LIMIT=${LIMIT:-2000}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v sipp >/dev/null || { echo "sipp is not installed (apt-get install sip-tester)" >&2; exit 1; }
-# The same packages as every bench script builds: outdial-bench's dependencies change the features of the gateway's
-# own crates, so building outdial alone would make (and measure) a second gateway binary, compiled apart after each change.
-[ -n "${OUTDIAL_BIN:-}" ] || cargo build --quiet --release -p outdial -p outdial-bench
+# shellcheck source=bench/build.sh
+[ -n "${OUTDIAL_BIN:-}" ] || source bench/build.sh
 BIN=${OUTDIAL_BIN:-${CARGO_TARGET_DIR:-target}/release/outdial}
 work=$(mktemp -d)
 pid='' sp='' sink=''

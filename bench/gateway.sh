@@ -3,7 +3,8 @@
 # In: SIPP_STAT=1 (sipp writes its statistics to $work/sipp_stat.csv), TRUNK_EXTRA (extra lines of the trunk).
 # OUTDIAL_BIN: another gateway binary to measure (an older build, for a ratio in one sitting).
 # Out: T (release folder), work (temporary folder, removed on exit), gw (gateway pid), base (API URL).
-cargo build --quiet --release -p outdial -p outdial-bench
+# shellcheck source=bench/build.sh
+source bench/build.sh
 T=${CARGO_TARGET_DIR:-target}/release
 GW=${OUTDIAL_BIN:-$T/outdial}
 work=$(mktemp -d)

@@ -14,9 +14,8 @@ cd "$(dirname "$0")/.."
 CALLS=${CALLS:-1000}
 RATE=${RATE:-100}
 WINDOW=${WINDOW:-20}
-# The same packages as every bench script builds: outdial-bench's dependencies change the features of the gateway's
-# own crates, so building outdial alone would make (and measure) a second gateway binary, compiled apart after each change.
-cargo build --quiet --release -p outdial -p outdial-bench
+# shellcheck source=bench/build.sh
+source bench/build.sh
 T=${CARGO_TARGET_DIR:-target}/release
 work=$(mktemp -d)
 trap 'kill $gw $sp $bt 2>/dev/null || true; rm -rf "$work"' EXIT

@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/outdial/target}
 ./scripts/install.sh
-cargo build --release -q -p outdial -p outdial-bench
+# shellcheck source=bench/build.sh
+source bench/build.sh
 "$CARGO_TARGET_DIR/release/outdial-bench-speech" "$CARGO_TARGET_DIR/release/outdial" "${1:-10}" ${2:+"$2"}

@@ -15,7 +15,8 @@ reference=bench/reference.txt
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/outdial/target}
 # The load generators: Debian's wrk and sipp.
 command -v wrk >/dev/null && command -v sipp >/dev/null || apt-get install -y -q wrk sip-tester >/dev/null
-cargo build --quiet --release -p outdial -p outdial-bench
+# shellcheck source=bench/build.sh
+source bench/build.sh
 export OUTDIAL_BIN=$CARGO_TARGET_DIR/release/outdial
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -16,7 +16,8 @@ what=${1:-all}
 RATE=${RATE:-50}
 DURATION=${DURATION:-20}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/outdial/target}
-cargo build --quiet --release -p outdial -p outdial-bench
+# shellcheck source=bench/build.sh
+source bench/build.sh
 T=$CARGO_TARGET_DIR/release
 free_port() { python3 -c "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_$1); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"; }
 

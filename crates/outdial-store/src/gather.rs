@@ -4,9 +4,9 @@
 //! statement (BEGIN, the existence check, an insert per table, COMMIT); on a SQLite file a hop to the store's thread
 //! (`thread.rs`) and the pages each commit writes to the log (the tables' and indexes' last pages, again and again).
 //! Without waiting, the writer commits whatever is queued the moment it is free; at 500 calls/s that was a few
-//! writes per transaction, and the round trips (then sqlx's hops, one per statement) were most of the store's CPU. Under load it now waits up to [`LINGER`] after a batch's
-//! first write, so that one transaction carries the writes of many calls. Under light load it never waits: a
-//! lone conversation's writes are committed at once.
+//! writes per transaction, and the round trips (then sqlx's hops, one per statement) were most of the store's CPU.
+//! Under load it now waits up to [`LINGER`] after a batch's first write, so that one transaction carries the writes
+//! of many calls. Under light load it never waits: a lone conversation's writes are committed at once.
 
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
